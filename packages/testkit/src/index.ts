@@ -1,0 +1,11 @@
+export { atExit, atExitKill, atExitRemoveDir } from './cleanup.js';
+export { startNats, startNatsCluster, natsServerBinary } from './nats.js';
+export type { NatsCluster, NatsServer } from './nats.js';
+export { NetScope, TEST_PREFIX, inNetns, ip, listNetns } from './netns.js';
+export type { Netns, VethEnd } from './netns.js';
+export { freePort } from './ports.js';
+export { TIERS, parseTiers, tierOf } from './tiers.js';
+export type { Tier } from './tiers.js';
+export { sleep, waitFor } from './wait.js';
+export { spawnNode } from './process.js';
+export type { NodeProcess } from './process.js';

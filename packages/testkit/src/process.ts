@@ -1,0 +1,67 @@
+// Child Node processes for tests that need a real crash (SIGKILL) rather than a polite stop.
+import { spawn, type ChildProcess } from 'node:child_process';
+
+import { atExitKill } from './cleanup.js';
+import { sleep } from './wait.js';
+
+export interface NodeProcess {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  /** Everything written to stdout so far. */
+  output(): string;
+  /** Lines of stdout parsed as JSON (lines that are not JSON are skipped). */
+  jsonLines<T = unknown>(): T[];
+  kill(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function spawnNode(
+  script: string,
+  args: string[] = [],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): NodeProcess {
+  const child = spawn(process.execPath, ['--enable-source-maps', script, ...args], {
+    env: { ...process.env, ...opts.env },
+    cwd: opts.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-8000)));
+  const forget = atExitKill(child.pid!);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => {
+      forget();
+      resolve({ code, signal });
+    }),
+  );
+  return {
+    child,
+    pid: child.pid!,
+    output: () => out + err,
+    jsonLines<T>() {
+      const lines: T[] = [];
+      for (const line of out.split('\n')) {
+        if (!line.startsWith('{')) continue;
+        try {
+          lines.push(JSON.parse(line) as T);
+        } catch {
+          // partial line still being written
+        }
+      }
+      return lines;
+    },
+    async kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill(signal);
+      const res = await Promise.race([exited, sleep(10_000).then(() => undefined)]);
+      if (res === undefined) {
+        child.kill('SIGKILL');
+        return (await exited).code;
+      }
+      return res.code;
+    },
+    exited,
+  };
+}
