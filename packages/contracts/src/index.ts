@@ -1,0 +1,31 @@
+export { CONTRACTS_VERSION, PROJECT, WIRE_VERSION } from './version.js';
+export { InvalidTokenError, natsName, token } from './tokens.js';
+export {
+  SERVICE_NAME_PREFIX,
+  componentOf,
+  serviceMetadataKeys,
+  serviceName,
+  subjects,
+} from './subjects.js';
+export { buckets, leaseKey } from './buckets.js';
+export { CiliateError, asCiliateError, errorCodes, isErrorCode } from './errors.js';
+export type { ErrorCode, WireError } from './errors.js';
+export { fieldPath, parseWire } from './validate.js';
+export {
+  HealthCheckSchema,
+  HealthReportSchema,
+  LeaseRecordSchema,
+  StatusInstanceSchema,
+  StatusReportSchema,
+  WireErrorSchema,
+  jsonSchemaOf,
+  wireSchema,
+  wireSchemaNames,
+} from './schemas.js';
+export type {
+  HealthReport,
+  LeaseRecord,
+  StatusInstance,
+  StatusReport,
+  WireSchemaName,
+} from './schemas.js';

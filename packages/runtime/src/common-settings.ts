@@ -1,0 +1,70 @@
+import { hostname } from 'node:os';
+
+import { LOG_LEVELS } from './log.js';
+import { setting } from './config.js';
+
+/** Settings every Ciliate service has, before its own. */
+export function commonSettings(defaults: { httpAddress: string }) {
+  return {
+    natsUrl: setting.natsUrls({
+      flag: 'nats-url',
+      env: 'CILIATE_NATS_URL',
+      default: 'nats://127.0.0.1:4222',
+      describe: 'NATS server URLs, comma separated',
+    }),
+    natsCreds: setting.readableFile({
+      flag: 'nats-creds',
+      env: 'CILIATE_NATS_CREDS',
+      describe: 'NATS credentials file (JWT and nkey seed)',
+    }),
+    natsNkey: setting.readableFile({
+      flag: 'nats-nkey',
+      env: 'CILIATE_NATS_NKEY',
+      describe: 'NATS nkey seed file (when not using a credentials file)',
+    }),
+    natsTlsCa: setting.readableFile({
+      flag: 'nats-tls-ca',
+      env: 'CILIATE_NATS_TLS_CA',
+      describe: 'CA certificate to verify the NATS server',
+    }),
+    natsTlsCert: setting.readableFile({
+      flag: 'nats-tls-cert',
+      env: 'CILIATE_NATS_TLS_CERT',
+      describe: 'client certificate for NATS mutual TLS',
+    }),
+    natsTlsKey: setting.readableFile({
+      flag: 'nats-tls-key',
+      env: 'CILIATE_NATS_TLS_KEY',
+      describe: 'client key for NATS mutual TLS',
+    }),
+    kvReplicas: setting.int({
+      flag: 'kv-replicas',
+      env: 'CILIATE_KV_REPLICAS',
+      default: 1,
+      min: 1,
+      max: 5,
+      describe: 'replicas of the JetStream KV buckets this service creates (3 on a NATS cluster)',
+    }),
+    node: setting.string({
+      flag: 'node',
+      env: 'CILIATE_NODE',
+      default: () => hostname(),
+      pattern: /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/,
+      hint: 'a DNS-1123 label: lower-case letters, digits and "-"',
+      describe: 'name of the node this instance runs on',
+    }),
+    httpAddress: setting.listenAddress({
+      flag: 'http-address',
+      env: 'CILIATE_HTTP_ADDRESS',
+      default: defaults.httpAddress,
+      describe: 'listener for /metrics, /healthz and /readyz (port 0: any free port; empty: off)',
+    }),
+    logLevel: setting.oneOf({
+      flag: 'log-level',
+      env: 'CILIATE_LOG_LEVEL',
+      values: LOG_LEVELS,
+      default: 'info',
+      describe: 'log level',
+    }),
+  };
+}

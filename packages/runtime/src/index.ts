@@ -1,0 +1,36 @@
+export { ConfigError, describeSettings, loadConfig, parseDuration, setting } from './config.js';
+export type { ConfigOf, ConfigSource, Setting, Settings } from './config.js';
+export { commonSettings } from './common-settings.js';
+export { Readiness } from './health.js';
+export type { ReadinessCheck } from './health.js';
+export { Lease } from './lease.js';
+export type { LeaseOptions, LeaseState } from './lease.js';
+export type { Component } from './lifecycle.js';
+export { LOG_LEVELS, createLogger } from './log.js';
+export type { Logger } from './log.js';
+export { Counter, Gauge, Histogram, Registry } from './metrics.js';
+export type { RuntimeMetrics } from './metrics.js';
+export { connectNats, natsConnectionOptions } from './nats.js';
+export type { NatsLink, NatsSettings } from './nats.js';
+export { addEndpoint, createRpcClient } from './rpc.js';
+export type { EndpointDefinition, RpcClient } from './rpc.js';
+export { allSettings, createService, runMain } from './service.js';
+export type {
+  RunningService,
+  ServiceConfig,
+  ServiceContext,
+  ServiceDefinition,
+  ServiceRunOptions,
+} from './service.js';
+export {
+  SpanKind,
+  disabledTracing,
+  extractContext,
+  inSpan,
+  injectContext,
+  setupTracing,
+  tracesExporterFromEnv,
+} from './tracing.js';
+export type { Span, Tracer, Tracing } from './tracing.js';
+export { discoverInstances, fetchHealth } from './discovery.js';
+export type { DiscoveredInstance } from './discovery.js';

@@ -1,0 +1,50 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export { Counter, Gauge, Histogram, Registry };
+
+/** The metrics the runtime keeps for every service, registered on the service's own registry. */
+export interface RuntimeMetrics {
+  registry: Registry;
+  natsConnected: Gauge;
+  ready: Gauge;
+  requests: Counter<'endpoint' | 'outcome'>;
+  requestSeconds: Histogram<'endpoint'>;
+  natsReconnects: Counter;
+}
+
+export function createRuntimeMetrics(labels: { component: string; node: string }): RuntimeMetrics {
+  const registry = new Registry();
+  registry.setDefaultLabels(labels);
+  collectDefaultMetrics({ register: registry, prefix: 'ciliate_' });
+  return {
+    registry,
+    natsConnected: new Gauge({
+      name: 'ciliate_runtime_nats_connected',
+      help: '1 while the NATS connection is up',
+      registers: [registry],
+    }),
+    ready: new Gauge({
+      name: 'ciliate_runtime_ready',
+      help: '1 while every readiness check passes',
+      registers: [registry],
+    }),
+    requests: new Counter({
+      name: 'ciliate_runtime_requests_total',
+      help: 'Requests handled by this service, by endpoint and outcome (ok or an error code)',
+      labelNames: ['endpoint', 'outcome'],
+      registers: [registry],
+    }),
+    requestSeconds: new Histogram({
+      name: 'ciliate_runtime_request_duration_seconds',
+      help: 'Time to handle one request',
+      labelNames: ['endpoint'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+    natsReconnects: new Counter({
+      name: 'ciliate_runtime_nats_reconnects_total',
+      help: 'Times the NATS connection was re-established',
+      registers: [registry],
+    }),
+  };
+}

@@ -1,0 +1,201 @@
+// Request/reply over NATS with validation at both ends, typed errors in the micro service error
+// headers, metrics per endpoint, and W3C trace context in the headers.
+import {
+  CiliateError,
+  WireErrorSchema,
+  asCiliateError,
+  isErrorCode,
+  parseWire,
+} from '@ciliate/contracts';
+import {
+  NoRespondersError,
+  TimeoutError,
+  headers,
+  type Msg,
+  type NatsConnection,
+} from '@nats-io/transport-node';
+import type { Service, ServiceMsg } from '@nats-io/services';
+import type { z } from 'zod';
+
+import type { Logger } from './log.js';
+import type { RuntimeMetrics } from './metrics.js';
+import { SpanKind, extractContext, inSpan, injectContext, type Tracing } from './tracing.js';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+const ERROR_HEADER = 'Nats-Service-Error';
+const ERROR_CODE_HEADER = 'Nats-Service-Error-Code';
+
+function decodeJson(data: Uint8Array, what: string): unknown {
+  if (data.length === 0) return undefined;
+  try {
+    return JSON.parse(decoder.decode(data)) as unknown;
+  } catch (err) {
+    throw new CiliateError('bad_request', `${what} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+export interface EndpointDefinition<Req extends z.ZodType, Res extends z.ZodType> {
+  /** Endpoint name inside the micro service (one subject token). */
+  name: string;
+  subject: string;
+  request: Req;
+  reply: Res;
+  /** Queue group; the default spreads requests over instances, '' sends each to every one. */
+  queue?: string;
+  handler: (req: z.output<Req>, meta: { msg: Msg }) => Promise<z.input<Res>> | z.input<Res>;
+}
+
+export function addEndpoint<Req extends z.ZodType, Res extends z.ZodType>(
+  service: Service,
+  def: EndpointDefinition<Req, Res>,
+  deps: { tracing: Tracing; metrics: RuntimeMetrics; log: Logger },
+): void {
+  const { tracing, metrics, log } = deps;
+  const handle = async (msg: ServiceMsg): Promise<void> => {
+    const stopTimer = metrics.requestSeconds.startTimer({ endpoint: def.name });
+    const run = async (): Promise<void> => {
+      try {
+        const req = parseWire(def.request, decodeJson(msg.data, 'request'), `${def.name} request`);
+        const res = await def.handler(req, { msg });
+        const checked = parseWire(def.reply, res, `${def.name} reply`);
+        msg.respond(encoder.encode(JSON.stringify(checked)));
+        metrics.requests.inc({ endpoint: def.name, outcome: 'ok' });
+      } catch (err) {
+        const e = asCiliateError(err);
+        metrics.requests.inc({ endpoint: def.name, outcome: e.code });
+        if (e.code === 'internal') {
+          log.error({ event: 'rpc.failed', endpoint: def.name, err }, 'request handler failed');
+        }
+        msg.respondError(
+          e.status,
+          e.message,
+          encoder.encode(JSON.stringify({ error: e.toWire() })),
+        );
+        throw e;
+      }
+    };
+    try {
+      if (tracing.enabled) {
+        await inSpan(
+          tracing.tracer,
+          `${def.subject} process`,
+          {
+            kind: SpanKind.SERVER,
+            parent: extractContext(msg.headers),
+            attributes: { 'messaging.system': 'nats', 'messaging.destination.name': def.subject },
+          },
+          run,
+        );
+      } else {
+        await run();
+      }
+    } catch {
+      // Already answered and counted: a failing request never takes the service down.
+    } finally {
+      stopTimer();
+    }
+  };
+  service.addEndpoint(def.name, {
+    subject: def.subject,
+    ...(def.queue !== undefined ? { queue: def.queue } : {}),
+    handler: (err, msg) => {
+      if (err) {
+        log.error(
+          { event: 'rpc.subscription_failed', endpoint: def.name, err },
+          'endpoint subscription failed',
+        );
+        return;
+      }
+      void handle(msg);
+    },
+  });
+}
+
+/** Typed requests to micro service endpoints. */
+export interface RpcClient {
+  request<Res extends z.ZodType>(
+    subject: string,
+    body: unknown,
+    reply: Res,
+    opts?: { timeoutMs?: number },
+  ): Promise<z.output<Res>>;
+}
+
+function errorFromReply(msg: Msg): CiliateError | undefined {
+  const code = msg.headers?.get(ERROR_CODE_HEADER);
+  if (!code) return undefined;
+  const description = msg.headers?.get(ERROR_HEADER) ?? 'request failed';
+  try {
+    const body = JSON.parse(decoder.decode(msg.data)) as { error?: unknown };
+    const parsed = WireErrorSchema.safeParse(body.error);
+    if (parsed.success) return CiliateError.fromWire(parsed.data);
+  } catch {
+    // Not one of ours: fall back to the headers.
+  }
+  const status = Number(code);
+  const known = Object.entries({
+    400: 'bad_request',
+    404: 'not_found',
+    409: 'conflict',
+    503: 'unavailable',
+  }).find(([s]) => Number(s) === status)?.[1];
+  return new CiliateError(isErrorCode(known) ? known : 'internal', description);
+}
+
+export function createRpcClient(nc: NatsConnection, tracing: Tracing): RpcClient {
+  return {
+    async request(subject, body, reply, opts = {}) {
+      const send = async (): Promise<Msg> => {
+        const hdrs = tracing.enabled ? headers() : undefined;
+        const payload = encoder.encode(JSON.stringify(body ?? null));
+        const call = async (): Promise<Msg> => {
+          try {
+            return await nc.request(subject, payload, {
+              timeout: opts.timeoutMs ?? 5_000,
+              ...(hdrs ? { headers: hdrs } : {}),
+            });
+          } catch (err) {
+            if (
+              err instanceof NoRespondersError ||
+              (err instanceof Error && err.cause instanceof NoRespondersError)
+            ) {
+              throw new CiliateError('unavailable', `no service answers on ${subject}`, {
+                cause: err,
+              });
+            }
+            if (
+              err instanceof TimeoutError ||
+              (err instanceof Error && err.cause instanceof TimeoutError)
+            ) {
+              throw new CiliateError(
+                'timeout',
+                `no reply on ${subject} within ${opts.timeoutMs ?? 5_000} ms`,
+                { cause: err },
+              );
+            }
+            throw err;
+          }
+        };
+        if (!hdrs) return call();
+        return inSpan(
+          tracing.tracer,
+          `${subject} send`,
+          {
+            kind: SpanKind.CLIENT,
+            attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject },
+          },
+          async (_span, ctx) => {
+            injectContext(ctx, hdrs);
+            return call();
+          },
+        );
+      };
+      const msg = await send();
+      const failure = errorFromReply(msg);
+      if (failure) throw failure;
+      return parseWire(reply, decodeJson(msg.data, 'reply'), `reply from ${subject}`);
+    },
+  };
+}
