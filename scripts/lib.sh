@@ -55,6 +55,29 @@ ensure_npm_deps() {
   fi
 }
 
+CACHE_DIR="${CILIATE_CACHE:-$HOME/.cache/ciliate}"
+export CACHE_DIR
+
+# Debian's nats-server (2.9) lets two concurrent compare-and-set writes to a replicated KV key both
+# succeed; Ciliate's allocations depend on that check, so a pinned newer release is built from
+# the Go module proxy (once, then cached) and used by the tests and the lab.
+nats_server_path() {
+  echo "$CACHE_DIR/nats-server/$(cat "$ROOT/tools/nats-server.version")/nats-server"
+}
+
+ensure_nats_server() {
+  local version bin
+  version="$(cat "$ROOT/tools/nats-server.version")"
+  bin="$(nats_server_path)"
+  if [ ! -x "$bin" ]; then
+    command -v go >/dev/null || die "Go is needed once to build nats-server $version (apt-get install golang, or set NATS_SERVER_BIN)"
+    log "building nats-server $version from the Go module proxy (once)"
+    mkdir -p "$(dirname "$bin")"
+    GOBIN="$(dirname "$bin")" GOFLAGS=-trimpath CGO_ENABLED=0 go install "github.com/nats-io/nats-server/v2@$version"
+  fi
+  export NATS_SERVER_BIN="${NATS_SERVER_BIN:-$bin}"
+}
+
 build_all() {
   cd "$ROOT"
   log "building"
@@ -63,6 +86,7 @@ build_all() {
 
 setup_all() {
   ensure_system_packages
+  ensure_nats_server
   ensure_node
   ensure_npm_deps
   build_all

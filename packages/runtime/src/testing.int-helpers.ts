@@ -19,6 +19,15 @@ export async function startProbe(env: Record<string, string>, args: string[] = [
       ...env,
     },
   });
+  try {
+    return { proc, httpAddress: await waitUntilStarted(proc) };
+  } catch (err) {
+    await proc.kill('SIGKILL');
+    throw err;
+  }
+}
+
+async function waitUntilStarted(proc: NodeProcess): Promise<string> {
   const httpAddress = await waitFor(
     'the probe to listen',
     () => {
@@ -35,7 +44,7 @@ export async function startProbe(env: Record<string, string>, args: string[] = [
       proc.jsonLines<{ event?: string }>().some((l) => l.event === 'started') ? true : undefined,
     { timeoutMs: 15_000 },
   );
-  return { proc, httpAddress };
+  return httpAddress;
 }
 
 export async function getStatus(url: string): Promise<{ status: number; body: unknown }> {

@@ -2,15 +2,31 @@
 // ports in a temporary directory, always torn down (also when the test process dies).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { atExitKill, atExitRemoveDir } from './cleanup.js';
 import { freePort } from './ports.js';
 import { sleep, waitFor } from './wait.js';
 
+/**
+ * The nats-server to run: NATS_SERVER_BIN, else the pinned release that scripts/setup.sh builds
+ * into the cache, else whatever `nats-server` is on the PATH.
+ */
 export function natsServerBinary(): string {
-  return process.env.NATS_SERVER_BIN ?? 'nats-server';
+  if (process.env.NATS_SERVER_BIN) return process.env.NATS_SERVER_BIN;
+  try {
+    const root = fileURLToPath(new URL('../../../', import.meta.url));
+    const version = readFileSync(join(root, 'tools', 'nats-server.version'), 'utf8').trim();
+    const cache = process.env.CILIATE_CACHE ?? join(homedir(), '.cache', 'ciliate');
+    const pinned = join(cache, 'nats-server', version, 'nats-server');
+    if (existsSync(pinned)) return pinned;
+  } catch {
+    // not inside the repository: fall through to the PATH
+  }
+  return 'nats-server';
 }
 
 export interface NatsServer {

@@ -30,6 +30,10 @@ export function spawnNode(
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-8000)));
   const forget = atExitKill(child.pid!);
+  // A child a test forgot must not keep the test process alive: it is killed at exit instead.
+  child.unref();
+  (child.stdout as unknown as { unref?: () => void }).unref?.();
+  (child.stderr as unknown as { unref?: () => void }).unref?.();
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => {
       forget();

@@ -1,0 +1,9 @@
+import { runCli } from './cli.js';
+import { commands } from './commands/index.js';
+
+process.exitCode = await runCli(process.argv.slice(2), commands, {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  interactive: process.stderr.isTTY === true,
+  env: process.env,
+});
