@@ -44,13 +44,16 @@ ensure_node() {
 
 ensure_npm_deps() {
   cd "$ROOT"
-  # npm ci only when the lock changed since the last install: a fast no-op otherwise.
+  # Install only when the lock changed since the last install: a fast no-op otherwise.
+  # `npm install` rather than `npm ci`: npm 11.19's `ci` rejects the lock it writes itself (it
+  # asks for other platforms' optional packages, such as turbo's); with the lock present,
+  # `install` still installs exactly the locked versions.
   local stamp="node_modules/.ciliate-lock-hash"
   local want
   want="$(sha256sum package-lock.json | cut -d' ' -f1)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     log "installing npm dependencies"
-    npm ci --no-audit --no-fund --loglevel=error
+    npm install --no-audit --no-fund --loglevel=error
     echo "$want" >"$stamp"
   fi
 }
