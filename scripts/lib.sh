@@ -19,6 +19,8 @@ SYSTEM_PACKAGES=(
   iputils-ping   # ping inside namespaces
   curl
   ca-certificates
+  etcd-server    # the store behind kube-apiserver in the kubernetes test tier
+  openssl        # certificates for that kube-apiserver, generated per test run
 )
 
 ensure_system_packages() {
@@ -87,10 +89,93 @@ build_all() {
   npx --no-install turbo run build --output-logs=errors-only
 }
 
+# kube-apiserver and kubectl for the kubernetes test tier, built from the Go module proxy at the
+# release pinned in tools/kube-apiserver/go.mod (the only place it is written), cached per version.
+KUBE_TOOL_DIR="$ROOT/tools/kube-apiserver"
+
+ciliate_cache_dir() {
+  printf '%s\n' "${CILIATE_CACHE:-$HOME/.cache/ciliate}"
+}
+
+# The pinned release, e.g. v1.34.4. packages/testkit/src/kube.ts reads go.mod the same way.
+kube_version() {
+  local v
+  v="$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v[0-9]/ { print $2; exit }' "$KUBE_TOOL_DIR/go.mod")"
+  [ -n "$v" ] || die "no k8s.io/kubernetes requirement in $KUBE_TOOL_DIR/go.mod"
+  printf '%s\n' "$v"
+}
+
+kube_bin_dir() {
+  printf '%s/kube/%s/bin\n' "$(ciliate_cache_dir)" "$(kube_version)"
+}
+
+# Every staging module (k8s.io/api, ...) must be replaced with v0.Y.Z of release v1.Y.Z: a mix
+# of releases may build but is not an API server anyone tested.
+check_kube_replaces() {
+  local want bad
+  want="v0.${1#v1.}"
+  bad="$(awk -v want="$want" '$1 ~ /^k8s\.io\// && $2 == "=>" && $4 != want { print "  " $1 " => " $3 " " $4 }' \
+    "$KUBE_TOOL_DIR/go.mod")"
+  [ -z "$bad" ] || die "tools/kube-apiserver/go.mod pins k8s.io/kubernetes $1, so every staging module must be replaced with $want; these are not:
+$bad"
+}
+
+ensure_go() {
+  command -v go >/dev/null || [ ! -x /usr/local/go/bin/go ] || PATH="$PATH:/usr/local/go/bin"
+  command -v go >/dev/null ||
+    die "Go 1.24 or newer is needed to build kube-apiserver for the kubernetes test tier (go not found; see https://go.dev/doc/install), or set CILIATE_KUBE_BIN_DIR to a directory holding kube-apiserver and kubectl"
+  local minor
+  minor="$(go env GOVERSION | sed -n 's/^go1\.\([0-9]*\).*/\1/p')"
+  # From 1.21 on, the go command fetches the toolchain go.mod asks for by itself.
+  [ -n "$minor" ] && [ "$minor" -ge 21 ] ||
+    die "Go 1.21 or newer is needed to build kube-apiserver (found $(go env GOVERSION))"
+}
+
+# Builds the binaries only when the cached ones for the pinned release are missing; prints the
+# directory that holds them. Safe to run concurrently: the build happens under a lock and the
+# directory appears with a rename, so nobody sees half of it.
+ensure_kube_binaries() {
+  local version bin cache
+  version="$(kube_version)"
+  bin="$(kube_bin_dir)"
+  if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kubectl" ]; then
+    printf '%s\n' "$bin"
+    return 0
+  fi
+  check_kube_replaces "$version"
+  ensure_go
+  cache="$(dirname "$bin")"
+  mkdir -p "$cache"
+  (
+    flock 9
+    if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kubectl" ]; then exit 0; fi
+    log "building kube-apiserver and kubectl $version (once per release; takes a while)"
+    local staging="$cache/.bin.$$" gocache="$cache/.gocache" minor="${version#v1.}"
+    minor="${minor%%.*}"
+    rm -rf "$staging"
+    local pkg=k8s.io/component-base/version
+    local ldflags="-s -w -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ldflags+=" -X $pkg.gitTreeState=clean"
+    local started=$SECONDS
+    # A private build cache, removed afterwards: it is only useful again for this very release,
+    # and kube-apiserver's would otherwise leave gigabytes in the user's Go cache.
+    (cd "$KUBE_TOOL_DIR" &&
+      CGO_ENABLED=0 GOCACHE="$gocache" GOFLAGS=-mod=readonly go build \
+        -p "${CILIATE_KUBE_BUILD_JOBS:-2}" -trimpath -ldflags="$ldflags" -o "$staging/" \
+        k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl) ||
+      { rm -rf "$staging"; die "building kube-apiserver $version failed"; }
+    rm -rf "$bin" "$gocache"
+    mv "$staging" "$bin"
+    log "built kube-apiserver and kubectl $version in $((SECONDS - started)) s into $bin"
+  ) 9>"$cache/.lock" || exit 1
+  printf '%s\n' "$bin"
+}
+
 setup_all() {
   ensure_system_packages
   ensure_nats_server
   ensure_node
   ensure_npm_deps
+  ensure_kube_binaries >/dev/null
   build_all
 }

@@ -3,6 +3,8 @@ export { startNats, startNatsCluster, natsServerBinary } from './nats.js';
 export type { NatsCluster, NatsServer } from './nats.js';
 export { NetScope, TEST_PREFIX, inNetns, ip, listNetns } from './netns.js';
 export type { Netns, VethEnd } from './netns.js';
+export { KubectlError, kubeBinDir, kubeVersion, startKubeApiserver } from './kube.js';
+export type { KubeApiserver, KubeApiserverOptions, KubectlOptions, KubectlResult } from './kube.js';
 export { freePort } from './ports.js';
 export { TIERS, parseTiers, tierOf } from './tiers.js';
 export type { Tier } from './tiers.js';
