@@ -320,15 +320,14 @@ export function parseManifests(text: string, source: string = DEFAULT_SOURCE, op
 
   let n = 0;
   for (const doc of docs) {
-    if (doc.contents === null && doc.errors.length === 0) continue;
-    n++;
     const startOffset = doc.contents?.range?.[0] ?? doc.range[0];
-    const where: ManifestLocation = { source, document: n, line: lineCounter.linePos(startOffset).line };
+    const line = lineCounter.linePos(startOffset).line;
     if (doc.errors.length > 0) {
+      n++;
       for (const err of doc.errors) {
         const pos = lineCounter.linePos(err.pos[0]);
         errors.push(
-          problem(ManifestErrorCode.syntax, { ...where, line: pos.line }, {}, [], [err.message], 'parsing', pos.col),
+          problem(ManifestErrorCode.syntax, { source, document: n, line: pos.line }, {}, [], [err.message], 'parsing', pos.col),
         );
       }
       continue;
@@ -337,11 +336,15 @@ export function parseManifests(text: string, source: string = DEFAULT_SOURCE, op
     try {
       value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
     } catch (e) {
+      n++;
       const detail = e instanceof Error ? e.message : String(e);
-      errors.push(problem(ManifestErrorCode.syntax, where, {}, [], [detail], 'parsing'));
+      errors.push(problem(ManifestErrorCode.syntax, { source, document: n, line }, {}, [], [detail], 'parsing'));
       continue;
     }
+    // Empty documents (nothing, a comment, an explicit null) are skipped and not counted, like kubectl.
     if (value === null || value === undefined) continue;
+    n++;
+    const where: ManifestLocation = { source, document: n, line };
     const expanded = expandList(value, where);
     if (expanded.problem) errors.push(expanded.problem);
     for (const item of expanded.items) {

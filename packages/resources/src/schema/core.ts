@@ -313,7 +313,7 @@ const serviceSpec = crossCheck(
         for (const d of dns1123Label(p.name)) report(ctx, 'Invalid value', `ports[${i}].name`, d, p.name);
       }
       if (p.targetPort !== undefined) checkIntOrStringPort(ctx, p.targetPort, `ports[${i}].targetPort`);
-      if (p.nodePort !== undefined && p.nodePort !== 0 && type !== 'NodePort' && type !== 'LoadBalancer') {
+      if (p.nodePort !== undefined && p.nodePort !== 0 && (type === 'ClusterIP' || type === 'ExternalName')) {
         report(ctx, 'Forbidden', `ports[${i}].nodePort`, 'may not be used when `type` is ' + `'${type}'`);
       }
     });

@@ -31,6 +31,8 @@ interface CustomParams {
   readonly supported?: readonly string[];
   /** Path below the refined value, already in kubectl form (`matchLabels`, `[0].cidr`). */
   readonly sub?: string;
+  /** The reason; kept here because zod replaces an empty message with its own default. */
+  readonly detail?: string;
 }
 
 export type Ctx = z.RefinementCtx;
@@ -44,8 +46,8 @@ export function report(
   value?: unknown,
   supported?: readonly string[],
 ): void {
-  const params: CustomParams = { k8s: type, value, sub, ...(supported ? { supported } : {}) };
-  ctx.addIssue({ code: 'custom', message: detail, params, input: value });
+  const params: CustomParams = { k8s: type, value, sub, detail, ...(supported ? { supported } : {}) };
+  ctx.addIssue({ code: 'custom', message: detail || type, params, input: value });
 }
 
 /** Reports issues produced by a plain validator whose paths are relative to the refined value. */
@@ -99,7 +101,7 @@ export function fieldIssuesFromZod(issues: readonly z.core.$ZodIssue[], input: u
             path: appendPath(path, p.sub ?? ''),
             type: p.k8s,
             value: p.value,
-            detail: issue.message,
+            ...(p.detail ? { detail: p.detail } : {}),
             ...(p.supported ? { supported: p.supported } : {}),
           });
         } else {
