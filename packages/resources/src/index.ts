@@ -1,0 +1,89 @@
+// @ciliate/resources: the Kubernetes and cilium.io objects Ciliate handles, validated the way
+// kube-apiserver validates them, and label selectors with Cilium's label sources.
+
+export {
+  ManifestError,
+  ManifestErrorCode,
+  formatFieldIssue,
+  type FieldErrorType,
+  type FieldIssue,
+  type ManifestProblem,
+} from './errors.js';
+export {
+  loadManifests,
+  parseManifests,
+  toJson,
+  toYaml,
+  validateObject,
+  type FieldValidation,
+  type ManifestLocation,
+  type ParseOptions,
+  type ParseResult,
+  type ValidateResult,
+} from './manifest.js';
+export {
+  apiVersionOf,
+  kindDescriptor,
+  lookupKind,
+  resolveResource,
+  splitApiVersion,
+  storageApiVersion,
+  supportedKinds,
+  unsupportedKinds,
+  type KindDescriptor,
+  type KindLookup,
+  type KnownKind,
+  type PrinterColumn,
+  type UnsupportedKindDescriptor,
+  type VersionDescriptor,
+} from './registry.js';
+export {
+  objectRef,
+  parseStoreKey,
+  storeKey,
+  toStorageVersion,
+  type KubeObject,
+  type ObjectRef,
+  type ResourceKind,
+  type ResourceObject,
+} from './objects.js';
+export {
+  LabelSource,
+  formatLabel,
+  labelsFromMap,
+  labelsToMap,
+  parseLabel,
+  parseSourcedKey,
+  type Label,
+  type SourcedKey,
+} from './labels.js';
+export {
+  SELECTOR_OPERATORS,
+  compileSelector,
+  selectorIsEmpty,
+  selectorMatches,
+  selectorToString,
+  validateSelector,
+  type LabelMatcher,
+  type LabelSelector,
+  type LabelSelectorRequirement,
+  type LabelsInput,
+  type SelectorOperator,
+} from './selector.js';
+export { parseCidr, parseIp, prefixContains, type IpAddress, type IpFamily, type IpPrefix } from './validation.js';
+export type { ObjectMeta } from './schema/kit.js';
+export type { Namespace, Node, Pod, Service } from './schema/core.js';
+export type { EndpointSlice } from './schema/discovery.js';
+export type { NetworkPolicy } from './schema/networking.js';
+export type {
+  CiliumClusterwideNetworkPolicy,
+  CiliumNetworkPolicy,
+  PolicyRule,
+} from './schema/policy.js';
+export type { CiliumL2AnnouncementPolicy, CiliumLoadBalancerIPPool } from './schema/lb.js';
+export type {
+  CiliumBGPAdvertisement,
+  CiliumBGPClusterConfig,
+  CiliumBGPPeerConfig,
+} from './schema/bgp.js';
+export type { CiliumEndpoint, CiliumIdentity, CiliumNode } from './schema/cilium.js';
