@@ -7,7 +7,14 @@ export {
   serviceName,
   subjects,
 } from './subjects.js';
-export { buckets, leaseKey } from './buckets.js';
+export {
+  CLUSTER_SCOPE,
+  buckets,
+  leaseKey,
+  parseResourceKey,
+  resourceKey,
+  resourceKeyFilter,
+} from './buckets.js';
 export { CiliateError, asCiliateError, errorCodes, isErrorCode } from './errors.js';
 export type { ErrorCode, WireError } from './errors.js';
 export { fieldPath, parseWire } from './validate.js';

@@ -1,0 +1,210 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+
+import { CiliateError } from '@ciliate/contracts';
+import type { KubeObject } from '@ciliate/resources';
+import { startNats, waitFor, type NatsServer } from '@ciliate/testkit';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+
+import { Informer, type InformerEvent } from './informer.js';
+import { ResourceStore, type RawEvent } from './store.js';
+
+const ns = (name: string, labels: Record<string, string> = {}): unknown => ({
+  apiVersion: 'v1',
+  kind: 'Namespace',
+  metadata: { name, labels },
+});
+const svc = (name: string, port = 80): unknown => ({
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { name, namespace: 'app' },
+  spec: { type: 'ClusterIP', ports: [{ port, protocol: 'TCP' }], selector: { app: name } },
+});
+
+describe('resource store on JetStream KV', () => {
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  let store: ResourceStore;
+  before(async () => {
+    nats = await startNats();
+    nc = await connect({ servers: nats.url });
+    store = await ResourceStore.open(nc);
+  });
+  after(async () => {
+    await nc.close();
+    await nats.close();
+  });
+
+  it('stores, reads, lists and deletes objects with revisions, uid and generation', async () => {
+    const a = await store.apply(svc('web'));
+    assert.equal(a.changed, true);
+    assert.equal(a.object.metadata.resourceVersion, String(a.revision));
+    assert.equal(a.object.metadata.generation, 1);
+    const uid = a.object.metadata.uid;
+    assert.ok(uid);
+
+    const same = await store.apply(svc('web'));
+    assert.equal(same.changed, false, 'an unchanged apply writes nothing');
+    assert.equal(same.revision, a.revision);
+
+    const b = await store.apply(svc('web', 8080));
+    assert.ok(b.revision > a.revision);
+    assert.equal(b.object.metadata.uid, uid, 'uid survives updates');
+    assert.equal(b.object.metadata.generation, 2);
+
+    await store.setStatus(
+      { kind: 'Service', namespace: 'app', name: 'web' },
+      { loadBalancer: { ingress: [{ ip: '10.0.6.1' }] } },
+    );
+    const got = await store.get<
+      KubeObject & { status?: unknown; spec: { ports: { port: number }[] } }
+    >({ kind: 'Service', namespace: 'app', name: 'web' });
+    assert.equal(got?.object.spec.ports[0]!.port, 8080);
+    assert.deepEqual(got?.object.status, { loadBalancer: { ingress: [{ ip: '10.0.6.1' }] } });
+
+    await store.apply(svc('api'));
+    assert.deepEqual(
+      (await store.list('Service', 'app')).map((s) => s.object.metadata.name),
+      ['api', 'web'],
+    );
+    assert.equal(await store.delete({ kind: 'Service', namespace: 'app', name: 'web' }), true);
+    assert.equal(await store.delete({ kind: 'Service', namespace: 'app', name: 'web' }), false);
+    assert.equal(await store.get({ kind: 'Service', namespace: 'app', name: 'web' }), undefined);
+    assert.equal(
+      await store.getStatus({ kind: 'Service', namespace: 'app', name: 'web' }),
+      undefined,
+      'status goes with the object',
+    );
+
+    const again = await store.apply(svc('web'));
+    assert.notEqual(again.object.metadata.uid, uid, 'a recreated object is a new object');
+  });
+
+  it('refuses invalid objects with the field path, and unsupported kinds as not supported', async () => {
+    await assert.rejects(
+      store.apply({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'x', namespace: 'app' },
+        spec: { ports: [{ port: 70000 }] },
+      }),
+      (err: unknown) => {
+        assert.ok(err instanceof CiliateError);
+        assert.equal(err.code, 'bad_request');
+        assert.equal(err.field, 'spec.ports[0].port');
+        return true;
+      },
+    );
+    await assert.rejects(
+      store.apply({
+        apiVersion: 'cilium.io/v2',
+        kind: 'CiliumEnvoyConfig',
+        metadata: { name: 'x', namespace: 'app' },
+        spec: {},
+      }),
+      (err: unknown) => {
+        assert.ok(err instanceof CiliateError);
+        assert.equal(err.code, 'not_supported');
+        return true;
+      },
+    );
+  });
+
+  it('compare-and-set: a write against a stale revision is a conflict', async () => {
+    const a = await store.apply(ns('cas'));
+    await store.apply(ns('cas', { changed: 'yes' }), { expectRevision: a.revision });
+    await assert.rejects(
+      store.apply(ns('cas', { changed: 'again' }), { expectRevision: a.revision }),
+      /conflict|is at revision/,
+    );
+    assert.equal((await store.apply(ns('cas'))).changed, true, 'a plain apply re-reads and wins');
+    await assert.rejects(
+      store.apply(ns('brand-new'), { expectRevision: 5 }),
+      (e: unknown) => e instanceof CiliateError && e.code === 'conflict',
+    );
+    await store.apply(ns('brand-new-2'), { expectRevision: 0 });
+  });
+
+  it('a watch resumed from a revision sees every change after it, deletes included', async () => {
+    await store.apply(ns('w1'));
+    const seen: RawEvent[] = [];
+    const first = await store.watch({ kind: 'Namespace' }, {}, (e) => seen.push(e));
+    await first.synced;
+    const resumeFrom = first.revision + 1;
+    await first.stop();
+
+    // While nobody watches: a create, an update, a delete.
+    await store.apply(ns('w2'));
+    await store.apply(ns('w1', { v: '2' }));
+    await store.delete({ kind: 'Namespace', namespace: '', name: 'w2' });
+
+    const resumed: RawEvent[] = [];
+    const second = await store.watch({ kind: 'Namespace' }, { fromRevision: resumeFrom }, (e) =>
+      resumed.push(e),
+    );
+    await second.synced;
+    await second.stop();
+    const names = resumed.map((e) => `${e.ref.name}:${e.value === undefined ? 'deleted' : 'put'}`);
+    assert.ok(names.includes('w1:put'), names.join(','));
+    assert.ok(names.includes('w2:deleted'), `the delete is seen: ${names.join(',')}`);
+    assert.ok(resumed.every((e) => e.revision >= resumeFrom));
+  });
+
+  it('an informer signals initial sync (also when empty), then delivers changes', async () => {
+    const empty = new Informer(store, { kind: 'CiliumNode' });
+    await empty.start();
+    assert.equal(empty.synced, true);
+    assert.deepEqual(empty.list(), []);
+    await empty.stop();
+
+    await store.apply(svc('one'));
+    const events: InformerEvent<KubeObject>[] = [];
+    const inf = new Informer(store, { kind: 'Service', namespace: 'app' }).on((e) =>
+      events.push(e),
+    );
+    await inf.start();
+    assert.ok(inf.get('app', 'one'));
+    assert.ok(events.some((e) => e.type === 'ADDED' && e.object.metadata.name === 'one'));
+    await store.apply(svc('one', 9090));
+    await store.delete({ kind: 'Service', namespace: 'app', name: 'one' });
+    await waitFor('the delete', () =>
+      events.some((e) => e.type === 'DELETED' && e.object.metadata.name === 'one')
+        ? true
+        : undefined,
+    );
+    assert.ok(events.some((e) => e.type === 'MODIFIED' && e.object.metadata.name === 'one'));
+    inf.resync();
+    assert.ok(events.some((e) => e.type === 'RESYNC'));
+    await inf.stop();
+  });
+
+  it('the watch survives a NATS restart and misses nothing', async () => {
+    const events: InformerEvent<KubeObject>[] = [];
+    const inf = new Informer(store, { kind: 'Namespace' }).on((e) => events.push(e));
+    await inf.start();
+    await nats.stop();
+    await nats.start();
+    await waitFor(
+      'reconnect',
+      async () => {
+        try {
+          await store.apply(ns('after-restart'));
+          return true;
+        } catch {
+          return undefined;
+        }
+      },
+      { timeoutMs: 20_000, intervalMs: 250 },
+    );
+    await store.delete({ kind: 'Namespace', namespace: '', name: 'after-restart' });
+    await waitFor(
+      'events after the restart',
+      () =>
+        events.some((e) => e.type === 'DELETED' && e.object.metadata.name === 'after-restart')
+          ? true
+          : undefined,
+      { timeoutMs: 20_000 },
+    );
+    await inf.stop();
+  });
+});
