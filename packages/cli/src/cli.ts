@@ -19,6 +19,7 @@ export interface Io {
   /** True when stderr is a terminal, so progress may be redrawn in place. */
   interactive: boolean;
   env: NodeJS.ProcessEnv;
+  readStdin: () => Promise<string>;
 }
 
 export interface Globals {
@@ -138,7 +139,8 @@ export async function runCli(argv: string[], commands: Command[], io: Io): Promi
       io.err(`error: ${err.message}\nUsage: ${cmd.usage}\n`);
       return 2;
     }
-    io.err(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+    const message = err instanceof Error ? err.message : String(err);
+    io.err(/^(error\b|Error from server)/.test(message) ? `${message}\n` : `error: ${message}\n`);
     return 1;
   } finally {
     if (nc && !nc.isClosed()) await nc.close().catch(() => undefined);

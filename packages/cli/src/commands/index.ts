@@ -1,4 +1,5 @@
 import type { Command } from '../cli.js';
+import { applyCommand, deleteCommand, getCommand } from './resources.js';
 import { statusCommand } from './status.js';
 
-export const commands: Command[] = [statusCommand];
+export const commands: Command[] = [statusCommand, applyCommand, getCommand, deleteCommand];
