@@ -194,7 +194,7 @@ function cell(obj: KubeObject, col: PrinterColumn, now: number): string {
   const show = (x: unknown): string =>
     typeof x === 'object' || typeof x === 'undefined'
       ? JSON.stringify(x)
-      : String(x as string | number | boolean);
+      : String(x);
   return Array.isArray(v) ? v.map(show).join(',') : show(v);
 }
 
