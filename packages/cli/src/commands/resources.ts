@@ -191,10 +191,11 @@ function cell(obj: KubeObject, col: PrinterColumn, now: number): string {
     const t = Date.parse(v);
     return Number.isNaN(t) ? v : formatDuration(Math.max(0, (now - t) / 1000));
   }
-  const show = (x: unknown): string =>
-    typeof x === 'object' || typeof x === 'undefined'
-      ? JSON.stringify(x)
-      : String(x);
+  const show = (x: unknown): string => {
+    if (typeof x === 'string') return x;
+    if (typeof x === 'number' || typeof x === 'boolean') return x.toString();
+    return JSON.stringify(x) ?? '';
+  };
   return Array.isArray(v) ? v.map(show).join(',') : show(v);
 }
 
