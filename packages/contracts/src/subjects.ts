@@ -19,6 +19,10 @@ export const subjects = {
   endpoint(component: string, name: string): string {
     return `${ROOT}.${token('component', component)}.${token('endpoint', name)}`;
   },
+  /** An event a component publishes: `ciliate.v1.<component>.events.<name>`. */
+  event(component: string, name: string): string {
+    return `${ROOT}.${token('component', component)}.events.${token('event', name)}`;
+  },
 } as const;
 
 /** Micro service names: discoverable through $SRV.PING/INFO/STATS. */

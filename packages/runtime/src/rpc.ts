@@ -19,6 +19,8 @@ import type { z } from 'zod';
 
 import type { Logger } from './log.js';
 import type { RuntimeMetrics } from './metrics.js';
+import { context, trace } from '@opentelemetry/api';
+
 import { SpanKind, extractContext, inSpan, injectContext, type Tracing } from './tracing.js';
 
 const encoder = new TextEncoder();
@@ -113,8 +115,10 @@ export function addEndpoint<Req extends z.ZodType, Res extends z.ZodType>(
   });
 }
 
-/** Typed requests to micro service endpoints. */
+/** Typed requests to micro service endpoints, and publishes that carry the trace. */
 export interface RpcClient {
+  /** Publishes one JSON event; with tracing on, a PRODUCER span and its context in the headers. */
+  publish(subject: string, body: unknown): void;
   request<Res extends z.ZodType>(
     subject: string,
     body: unknown,
@@ -146,6 +150,24 @@ function errorFromReply(msg: Msg): CiliateError | undefined {
 
 export function createRpcClient(nc: NatsConnection, tracing: Tracing): RpcClient {
   return {
+    publish(subject, body) {
+      const payload = encoder.encode(JSON.stringify(body ?? null));
+      if (!tracing.enabled) {
+        nc.publish(subject, payload);
+        return;
+      }
+      const span = tracing.tracer.startSpan(`${subject} publish`, {
+        kind: SpanKind.PRODUCER,
+        attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject },
+      });
+      const hdrs = headers();
+      injectContext(trace.setSpan(context.active(), span), hdrs);
+      try {
+        nc.publish(subject, payload, { headers: hdrs });
+      } finally {
+        span.end();
+      }
+    },
     async request(subject, body, reply, opts = {}) {
       const send = async (): Promise<Msg> => {
         const hdrs = tracing.enabled ? headers() : undefined;
@@ -198,4 +220,56 @@ export function createRpcClient(nc: NatsConnection, tracing: Tracing): RpcClient
       return parseWire(reply, decodeJson(msg.data, 'reply'), `reply from ${subject}`);
     },
   };
+}
+
+/**
+ * Subscribes to JSON events on `subject`, validating each with `schema`; with tracing on, each
+ * message is handled in a CONSUMER span continuing the publisher's trace. A message that fails
+ * validation or a handler that throws is logged and counted, never fatal.
+ */
+export function subscribeEvents<S extends z.ZodType>(
+  nc: NatsConnection,
+  subject: string,
+  schema: S,
+  handler: (event: z.output<S>, msg: Msg) => Promise<void> | void,
+  deps: { tracing: Tracing; metrics: RuntimeMetrics; log: Logger; queue?: string },
+): { unsubscribe(): void } {
+  const { tracing, metrics, log } = deps;
+  const sub = nc.subscribe(subject, {
+    ...(deps.queue ? { queue: deps.queue } : {}),
+    callback: (err, msg) => {
+      if (err) {
+        log.error({ event: 'events.subscription_failed', subject, err }, 'subscription failed');
+        return;
+      }
+      const run = async (): Promise<void> => {
+        const event = parseWire(schema, decodeJson(msg.data, 'event'), `event on ${msg.subject}`);
+        await handler(event, msg);
+      };
+      const wrapped = tracing.enabled
+        ? inSpan(
+            tracing.tracer,
+            `${subject} process`,
+            {
+              kind: SpanKind.CONSUMER,
+              parent: extractContext(msg.headers),
+              attributes: { 'messaging.system': 'nats', 'messaging.destination.name': msg.subject },
+            },
+            run,
+          )
+        : run();
+      wrapped.then(
+        () => metrics.requests.inc({ endpoint: `sub:${subject}`, outcome: 'ok' }),
+        (e: unknown) => {
+          const ce = asCiliateError(e);
+          metrics.requests.inc({ endpoint: `sub:${subject}`, outcome: ce.code });
+          log.warn(
+            { event: 'events.rejected', subject: msg.subject, err: ce },
+            'event not handled',
+          );
+        },
+      );
+    },
+  });
+  return { unsubscribe: () => sub.unsubscribe() };
 }

@@ -32,7 +32,13 @@ import { Lifecycle, type Component } from './lifecycle.js';
 import { createLogger, type Logger } from './log.js';
 import { createRuntimeMetrics, type RuntimeMetrics } from './metrics.js';
 import { connectNats, type NatsLink } from './nats.js';
-import { addEndpoint, createRpcClient, type EndpointDefinition, type RpcClient } from './rpc.js';
+import {
+  addEndpoint,
+  createRpcClient,
+  subscribeEvents,
+  type EndpointDefinition,
+  type RpcClient,
+} from './rpc.js';
 import { disabledTracing, setupTracing, tracesExporterFromEnv, type Tracing } from './tracing.js';
 
 type Common = ReturnType<typeof commonSettings>;
@@ -53,6 +59,13 @@ export interface ServiceContext<S extends Settings> {
   readonly readiness: Readiness;
   /** Adds a part that starts after those added before it and stops before them. */
   add(component: Component): void;
+  /** Subscribes to JSON events (CONSUMER spans continue the publisher's trace). */
+  subscribe<E extends z.ZodType>(
+    subject: string,
+    schema: E,
+    handler: (event: z.output<E>) => Promise<void> | void,
+    opts?: { queue?: string },
+  ): void;
   /** Adds a request/reply endpoint to this service's micro service. */
   endpoint<Req extends z.ZodType, Res extends z.ZodType>(def: EndpointDefinition<Req, Res>): void;
   /** Opens (or creates) a JetStream KV bucket with this service's replica count. */
@@ -248,6 +261,15 @@ export async function createService<S extends Settings>(
       rpc,
       readiness,
       add: (c) => lifecycle.add(c),
+      subscribe: (subject, schema, handler, o = {}) => {
+        const sub = subscribeEvents(nc, subject, schema, handler, {
+          tracing,
+          metrics,
+          log: log.child({ subsys: 'events' }),
+          ...o,
+        });
+        lifecycle.add({ name: `sub:${subject}`, stop: () => sub.unsubscribe() });
+      },
       endpoint: (e) =>
         addEndpoint(service!, e, { tracing, metrics, log: log.child({ subsys: 'rpc' }) }),
       kv: async (bucket, o = {}) =>

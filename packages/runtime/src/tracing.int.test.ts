@@ -73,7 +73,7 @@ describe('tracing across services', () => {
       OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
       OTEL_BSP_SCHEDULE_DELAY: '100',
     };
-    probes.push(await startProbe({ ...otel, PROBE_COMPONENT: 'back' }));
+    probes.push(await startProbe({ ...otel, PROBE_COMPONENT: 'back', PROBE_LISTEN_TO: 'front' }));
     probes.push(await startProbe({ ...otel, PROBE_COMPONENT: 'front', PROBE_RELAY_TO: 'back' }));
 
     const nc = await connect({ servers: nats.url });
