@@ -192,9 +192,43 @@ export function validateObject(
   }
 }
 
+const MAX_DEPTH = 64;
+const MAX_NODES = 1_000_000;
+
+/**
+ * Objects must be finite trees of plain JSON: YAML anchors can build cycles (`&a [*a]`), which no
+ * JSON encoder or store survives. Iterative, so absurd nesting cannot overflow the stack.
+ */
+function treeProblem(value: unknown): string | undefined {
+  const stack: [unknown, number][] = [[value, 0]];
+  let nodes = 0;
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (++nodes > MAX_NODES) return `has more than ${MAX_NODES} values`;
+    if (typeof v === 'number' && !Number.isFinite(v)) return 'contains a number JSON cannot represent (.inf or .nan)';
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth >= MAX_DEPTH) return `is nested more than ${MAX_DEPTH} levels deep (or contains itself through a YAML alias)`;
+    if (Array.isArray(v)) for (const x of v) stack.push([x, depth + 1]);
+    else if (isPlainObject(v) && Object.getPrototypeOf(v) === Object.prototype) {
+      for (const x of Object.values(v)) stack.push([x, depth + 1]);
+    } else if (!(v instanceof Uint8Array) && !(v instanceof Date)) {
+      // Maps, Sets and other non-JSON values from YAML tags (!!set, !!omap) are refused here;
+      // binary and timestamps are left for the schema to reject by type.
+      return `contains a ${Object.prototype.toString.call(v).slice(8, -1)}, which JSON cannot represent`;
+    }
+  }
+  return undefined;
+}
+
 function validateUnsafe(value: unknown, where: ManifestLocation, options: ParseOptions): ValidateResult {
   if (!isPlainObject(value)) {
     const detail = `a manifest must be an object with apiVersion and kind, not ${typeName(value)}`;
+    const issue: FieldIssue = { path: '', type: 'Invalid value', value, detail };
+    return { ok: false, problem: problem(ManifestErrorCode.notAnObject, where, {}, [issue], [detail]) };
+  }
+  const shape = treeProblem(value);
+  if (shape !== undefined) {
+    const detail = `the document ${shape}`;
     const issue: FieldIssue = { path: '', type: 'Invalid value', value, detail };
     return { ok: false, problem: problem(ManifestErrorCode.notAnObject, where, {}, [issue], [detail]) };
   }
@@ -297,6 +331,21 @@ function expandList(
   };
 }
 
+/** JavaScript would turn a `__proto__` key into a prototype change and drop it silently. */
+function findProtoKey(doc: YAML.Document.Parsed): number | undefined {
+  let at: number | undefined;
+  YAML.visit(doc, {
+    Pair(_, pair) {
+      if (YAML.isScalar(pair.key) && pair.key.value === '__proto__') {
+        at = pair.key.range?.[0] ?? 0;
+        return YAML.visit.BREAK;
+      }
+      return undefined;
+    },
+  });
+  return at;
+}
+
 /**
  * Parses a stream of YAML/JSON documents into validated objects. Returns every problem (syntax,
  * unsupported kinds, invalid fields) with its document, object and field path; valid documents
@@ -330,6 +379,23 @@ export function parseManifests(text: string, source: string = DEFAULT_SOURCE, op
           problem(ManifestErrorCode.syntax, { source, document: n, line: pos.line }, {}, [], [err.message], 'parsing', pos.col),
         );
       }
+      continue;
+    }
+    const protoKey = findProtoKey(doc);
+    if (protoKey !== undefined) {
+      n++;
+      const pos = lineCounter.linePos(protoKey);
+      errors.push(
+        problem(
+          ManifestErrorCode.syntax,
+          { source, document: n, line: pos.line },
+          {},
+          [],
+          ['the key "__proto__" is not allowed'],
+          'parsing',
+          pos.col,
+        ),
+      );
       continue;
     }
     let value: unknown;

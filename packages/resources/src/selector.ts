@@ -122,7 +122,7 @@ export function selectorIsEmpty(selector: LabelSelector): boolean {
   );
 }
 
-/** Kubernetes' string form (`app=web,tier in (a,b),!legacy`), requirements sorted by key. */
+/** Kubernetes' string form (`app=web,tier in (a,b),!legacy`), requirements sorted by key, then text. */
 export function selectorToString(selector: LabelSelector): string {
   const parts: [string, string][] = [];
   for (const [k, v] of Object.entries(selector.matchLabels ?? {})) parts.push([k, `${k}=${v}`]);
@@ -143,7 +143,8 @@ export function selectorToString(selector: LabelSelector): string {
         break;
     }
   }
-  parts.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const cmp = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
+  parts.sort((a, b) => cmp(a[0], b[0]) || cmp(a[1], b[1]));
   return parts.map((p) => p[1]).join(',');
 }
 

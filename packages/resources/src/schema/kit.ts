@@ -90,9 +90,19 @@ const EXPECTED_NAMES: Record<string, string> = {
 /** Translates zod issues (with the input they came from) into field issues. */
 export function fieldIssuesFromZod(issues: readonly z.core.$ZodIssue[], input: unknown): FieldIssue[] {
   const out: FieldIssue[] = [];
+  // A value of the wrong type is reported once: semantic checks that stumbled over it are dropped.
+  const badTypes = issues
+    .filter((i) => i.code === 'invalid_type')
+    .map((i) => pathOf(i.path.filter((s): s is string | number => typeof s !== 'symbol')));
+  const underBadType = (p: string): boolean =>
+    badTypes.some((b) => p === b || p.startsWith(`${b}.`) || p.startsWith(`${b}[`));
   for (const issue of issues) {
     const segs = issue.path.filter((s): s is string | number => typeof s !== 'symbol');
     const path = pathOf(segs);
+    if (issue.code === 'custom') {
+      const p = issue.params as CustomParams | undefined;
+      if (underBadType(appendPath(path, p?.sub ?? ''))) continue;
+    }
     switch (issue.code) {
       case 'custom': {
         const p = issue.params as CustomParams | undefined;
@@ -197,7 +207,15 @@ export function crossCheck<T extends z.ZodType>(schema: T, fn: (value: z.output<
       (value: z.output<T>, ctx) => {
         // When the value is not even an object, its type error has been reported already.
         if (value === null || typeof value !== 'object') return;
-        fn(value, ctx);
+        // Checks run even when fields failed (to report everything at once), so they may meet
+        // values of the wrong shape. A check tripping over one is moot: the shape error is
+        // reported. On a value without issues an exception is a bug and must surface.
+        const hadIssues = ctx.issues.length > 0;
+        try {
+          fn(value, ctx);
+        } catch (e) {
+          if (!hadIssues) throw e;
+        }
       },
       { when: () => true },
     ),
