@@ -70,7 +70,14 @@ export {
   type LabelsInput,
   type SelectorOperator,
 } from './selector.js';
-export { parseCidr, parseIp, prefixContains, type IpAddress, type IpFamily, type IpPrefix } from './validation.js';
+export {
+  parseCidr,
+  parseIp,
+  prefixContains,
+  type IpAddress,
+  type IpFamily,
+  type IpPrefix,
+} from './validation.js';
 export type { ObjectMeta } from './schema/kit.js';
 export type { Namespace, Node, Pod, Service } from './schema/core.js';
 export type { EndpointSlice } from './schema/discovery.js';

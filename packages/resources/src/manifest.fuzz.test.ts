@@ -49,10 +49,15 @@ function parseChecked(text: string): ParseResult {
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
-function paths(v: Json, prefix: (string | number)[] = [], out: (string | number)[][] = []): (string | number)[][] {
+function paths(
+  v: Json,
+  prefix: (string | number)[] = [],
+  out: (string | number)[][] = [],
+): (string | number)[][] {
   out.push(prefix);
   if (Array.isArray(v)) v.forEach((x, i) => paths(x, [...prefix, i], out));
-  else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) paths(x, [...prefix, k], out);
+  else if (v !== null && typeof v === 'object')
+    for (const [k, x] of Object.entries(v)) paths(x, [...prefix, k], out);
   return out;
 }
 
@@ -67,11 +72,13 @@ function applyMutation(doc: Json, m: Mutation): Json {
   const root: Json = structuredClone(doc);
   if (path.length === 0) {
     if (m.op === 'set') return m.value;
-    if (m.op === 'add' && root !== null && typeof root === 'object' && !Array.isArray(root)) root[m.key] = m.value;
+    if (m.op === 'add' && root !== null && typeof root === 'object' && !Array.isArray(root))
+      root[m.key] = m.value;
     return root;
   }
   let parent: Json = root;
-  for (const seg of path.slice(0, -1)) parent = (parent as Record<string | number, Json>)[seg] as Json;
+  for (const seg of path.slice(0, -1))
+    parent = (parent as Record<string | number, Json>)[seg] as Json;
   const last = path[path.length - 1] as string | number;
   const container = parent as Record<string | number, Json>;
   if (m.op === 'set') container[last] = m.value;
@@ -90,10 +97,44 @@ function applyMutation(doc: Json, m: Mutation): Json {
 // Values that hit validators' edges: ports, CIDRs, names, selector operators, odd types.
 const interestingValue: fc.Arbitrary<Json> = fc.oneof(
   fc.constantFrom<Json>(
-    0, -1, 65535, 65536, 4294967296, 1.5, '', ' ', '0', '80', 'http', '10.0.0.0/8', '10.0.0.0/33',
-    '::/0', '10.0.0.1', 'fe80::1', 'In', 'NotIn', 'Exists', 'Gt', 'TCP', 'ICMP', 'k8s:app', '$host',
-    'reserved:host', 'a/b/c', 'UPPER', null, true, false, [], {}, [{}], { matchLabels: {} },
-    { key: 'a', operator: 'In' }, { cidr: '10.0.0.0/24', start: '10.0.0.1' }, 'None', 'LoadBalancer',
+    0,
+    -1,
+    65535,
+    65536,
+    4294967296,
+    1.5,
+    '',
+    ' ',
+    '0',
+    '80',
+    'http',
+    '10.0.0.0/8',
+    '10.0.0.0/33',
+    '::/0',
+    '10.0.0.1',
+    'fe80::1',
+    'In',
+    'NotIn',
+    'Exists',
+    'Gt',
+    'TCP',
+    'ICMP',
+    'k8s:app',
+    '$host',
+    'reserved:host',
+    'a/b/c',
+    'UPPER',
+    null,
+    true,
+    false,
+    [],
+    {},
+    [{}],
+    { matchLabels: {} },
+    { key: 'a', operator: 'In' },
+    { cidr: '10.0.0.0/24', start: '10.0.0.1' },
+    'None',
+    'LoadBalancer',
   ),
   fc.jsonValue({ maxDepth: 2 }) as fc.Arbitrary<Json>,
 );
@@ -104,7 +145,10 @@ const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({
     op: fc.constant('add' as const),
     at: fc.nat(),
-    key: fc.oneof(fc.constantFrom('spec', 'status', 'metadata', 'foo', 'items', 'name', 'cidr'), fc.string({ maxLength: 8 })),
+    key: fc.oneof(
+      fc.constantFrom('spec', 'status', 'metadata', 'foo', 'items', 'name', 'cidr'),
+      fc.string({ maxLength: 8 }),
+    ),
     value: interestingValue,
   }),
 );
@@ -118,24 +162,66 @@ function knownGoodDocuments(): Json[] {
 
 describe('fuzzing the manifest reader', () => {
   it('arbitrary strings never make it throw', () => {
-    fc.assert(fc.property(fc.string({ unit: 'grapheme', maxLength: 200 }), (s) => void parseChecked(s)), { numRuns: RUNS });
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', maxLength: 200 }), (s) => void parseChecked(s)),
+      { numRuns: RUNS },
+    );
   });
 
   it('YAML-shaped noise never makes it throw', () => {
     const token = fc.constantFrom(
-      'apiVersion: v1\n', 'kind: Service\n', 'kind: List\n', 'items:\n', 'metadata:\n', '  name: a\n', 'spec:\n',
-      '---\n', '- ', '  ', ': ', '{', '}', '[', ']', ',', '&a ', '*a', '<<: ', '!!str ', '!!binary ', '? ', '|\n',
-      '"', "'", '#', '%YAML 1.1\n', '~', '.inf', '\t', '\n', 'ports: [{port: 0}]\n', 'cidr: 10.0.0.0/33\n',
+      'apiVersion: v1\n',
+      'kind: Service\n',
+      'kind: List\n',
+      'items:\n',
+      'metadata:\n',
+      '  name: a\n',
+      'spec:\n',
+      '---\n',
+      '- ',
+      '  ',
+      ': ',
+      '{',
+      '}',
+      '[',
+      ']',
+      ',',
+      '&a ',
+      '*a',
+      '<<: ',
+      '!!str ',
+      '!!binary ',
+      '? ',
+      '|\n',
+      '"',
+      "'",
+      '#',
+      '%YAML 1.1\n',
+      '~',
+      '.inf',
+      '\t',
+      '\n',
+      'ports: [{port: 0}]\n',
+      'cidr: 10.0.0.0/33\n',
     );
-    fc.assert(fc.property(fc.array(token, { maxLength: 40 }).map((a) => a.join('')), (s) => void parseChecked(s)), {
-      numRuns: RUNS,
-    });
+    fc.assert(
+      fc.property(
+        fc.array(token, { maxLength: 40 }).map((a) => a.join('')),
+        (s) => void parseChecked(s),
+      ),
+      {
+        numRuns: RUNS,
+      },
+    );
   });
 
   it('random JSON values, as YAML and as JSON, give objects or typed problems', () => {
     const kinds = supportedKinds();
     const withType = fc
-      .tuple(fc.constantFrom(...kinds), fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue({ maxDepth: 3 })))
+      .tuple(
+        fc.constantFrom(...kinds),
+        fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue({ maxDepth: 3 })),
+      )
       .map(([k, rest]) => ({
         ...rest,
         apiVersion: k.group === '' ? k.versions[0]?.name : `${k.group}/${k.versions[0]?.name}`,
@@ -156,12 +242,16 @@ describe('fuzzing the manifest reader', () => {
     const docs = knownGoodDocuments();
     assert.ok(docs.length > 10);
     fc.assert(
-      fc.property(fc.constantFrom(...docs), fc.array(mutationArb, { minLength: 1, maxLength: 4 }), (doc, mutations) => {
-        const mutated = mutations.reduce(applyMutation, doc);
-        const r = parseChecked(YAML.stringify(mutated));
-        checkRoundTrip(r);
-        checkRoundTrip(parseChecked(JSON.stringify(mutated)));
-      }),
+      fc.property(
+        fc.constantFrom(...docs),
+        fc.array(mutationArb, { minLength: 1, maxLength: 4 }),
+        (doc, mutations) => {
+          const mutated = mutations.reduce(applyMutation, doc);
+          const r = parseChecked(YAML.stringify(mutated));
+          checkRoundTrip(r);
+          checkRoundTrip(parseChecked(JSON.stringify(mutated)));
+        },
+      ),
       { numRuns: RUNS * 3 },
     );
   });

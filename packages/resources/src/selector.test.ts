@@ -33,7 +33,10 @@ const requirementArb: fc.Arbitrary<LabelSelectorRequirement> = fc.oneof(
     operator: fc.constantFrom('In' as const, 'NotIn' as const),
     values: fc.uniqueArray(valueArb, { minLength: 1, maxLength: 3 }),
   }),
-  fc.record({ key: selectorKeyArb, operator: fc.constantFrom('Exists' as const, 'DoesNotExist' as const) }),
+  fc.record({
+    key: selectorKeyArb,
+    operator: fc.constantFrom('Exists' as const, 'DoesNotExist' as const),
+  }),
 );
 
 const selectorArb: fc.Arbitrary<LabelSelector> = fc.record(
@@ -59,7 +62,8 @@ const labelsArb = fc.oneof(sourcedLabelsArb, plainLabelsArb);
 /** Kubernetes' own semantics (k8s.io/apimachinery/pkg/labels), for labels without sources. */
 function k8sReference(sel: LabelSelector, labels: Record<string, string>): boolean {
   const has = (k: string): boolean => Object.prototype.hasOwnProperty.call(labels, k);
-  for (const [k, v] of Object.entries(sel.matchLabels ?? {})) if (!has(k) || labels[k] !== v) return false;
+  for (const [k, v] of Object.entries(sel.matchLabels ?? {}))
+    if (!has(k) || labels[k] !== v) return false;
   for (const e of sel.matchExpressions ?? []) {
     const vals = e.values ?? [];
     switch (e.operator) {
@@ -90,7 +94,10 @@ const plainSelectorArb: fc.Arbitrary<LabelSelector> = fc.record(
           operator: fc.constantFrom('In' as const, 'NotIn' as const),
           values: fc.uniqueArray(valueArb, { minLength: 1, maxLength: 3 }),
         }),
-        fc.record({ key: keyArb, operator: fc.constantFrom('Exists' as const, 'DoesNotExist' as const) }),
+        fc.record({
+          key: keyArb,
+          operator: fc.constantFrom('Exists' as const, 'DoesNotExist' as const),
+        }),
       ),
       { maxLength: 3 },
     ),
@@ -118,11 +125,22 @@ describe('selectorMatches: properties', () => {
 
   it('In and NotIn over the same key and values are complements', () => {
     fc.assert(
-      fc.property(selectorKeyArb, fc.uniqueArray(valueArb, { minLength: 1 }), labelsArb, (key, values, labels) => {
-        const inSel = selectorMatches({ matchExpressions: [{ key, operator: 'In', values }] }, labels);
-        const notInSel = selectorMatches({ matchExpressions: [{ key, operator: 'NotIn', values }] }, labels);
-        assert.notEqual(inSel, notInSel);
-      }),
+      fc.property(
+        selectorKeyArb,
+        fc.uniqueArray(valueArb, { minLength: 1 }),
+        labelsArb,
+        (key, values, labels) => {
+          const inSel = selectorMatches(
+            { matchExpressions: [{ key, operator: 'In', values }] },
+            labels,
+          );
+          const notInSel = selectorMatches(
+            { matchExpressions: [{ key, operator: 'NotIn', values }] },
+            labels,
+          );
+          assert.notEqual(inSel, notInSel);
+        },
+      ),
     );
   });
 
@@ -130,7 +148,10 @@ describe('selectorMatches: properties', () => {
     fc.assert(
       fc.property(selectorKeyArb, labelsArb, (key, labels) => {
         const exists = selectorMatches({ matchExpressions: [{ key, operator: 'Exists' }] }, labels);
-        const absent = selectorMatches({ matchExpressions: [{ key, operator: 'DoesNotExist' }] }, labels);
+        const absent = selectorMatches(
+          { matchExpressions: [{ key, operator: 'DoesNotExist' }] },
+          labels,
+        );
         assert.notEqual(exists, absent);
       }),
     );
@@ -138,12 +159,21 @@ describe('selectorMatches: properties', () => {
 
   it('NotIn holds when the key is absent; In does not', () => {
     fc.assert(
-      fc.property(keyArb, fc.uniqueArray(valueArb, { minLength: 1 }), plainLabelsArb, (key, values, labels) => {
-        const without = { ...labels };
-        delete without[key];
-        assert.ok(selectorMatches({ matchExpressions: [{ key, operator: 'NotIn', values }] }, without));
-        assert.ok(!selectorMatches({ matchExpressions: [{ key, operator: 'In', values }] }, without));
-      }),
+      fc.property(
+        keyArb,
+        fc.uniqueArray(valueArb, { minLength: 1 }),
+        plainLabelsArb,
+        (key, values, labels) => {
+          const without = { ...labels };
+          delete without[key];
+          assert.ok(
+            selectorMatches({ matchExpressions: [{ key, operator: 'NotIn', values }] }, without),
+          );
+          assert.ok(
+            !selectorMatches({ matchExpressions: [{ key, operator: 'In', values }] }, without),
+          );
+        },
+      ),
     );
   });
 
@@ -167,16 +197,19 @@ describe('selectorMatches: properties', () => {
         };
         // Merging matchLabels can drop a's value for a key b also sets; only compare without overlap.
         fc.pre(Object.keys(a.matchLabels ?? {}).every((k) => !(k in (b.matchLabels ?? {}))));
-        assert.equal(selectorMatches(both, labels), selectorMatches(a, labels) && selectorMatches(b, labels));
+        assert.equal(
+          selectorMatches(both, labels),
+          selectorMatches(a, labels) && selectorMatches(b, labels),
+        );
       }),
     );
   });
 
   it('adding labels with keys the selector does not mention never changes the result', () => {
     const unrelated = fc.dictionary(
-      fc.tuple(fc.constantFrom('any', ...SOURCES), fc.constantFrom('zone', 'rack', 'x.io/y')).map(([s, k]) =>
-        s === 'any' ? k : `${s}:${k}`,
-      ),
+      fc
+        .tuple(fc.constantFrom('any', ...SOURCES), fc.constantFrom('zone', 'rack', 'x.io/y'))
+        .map(([s, k]) => (s === 'any' ? k : `${s}:${k}`)),
       valueArb,
     );
     fc.assert(
@@ -189,7 +222,9 @@ describe('selectorMatches: properties', () => {
   it('a matchLabels selector matches its own labels, under any source when it names none', () => {
     fc.assert(
       fc.property(fc.dictionary(keyArb, valueArb), sourceArb, (ml, source) => {
-        const labels = Object.fromEntries(Object.entries(ml).map(([k, v]) => [`${source}:${k}`, v]));
+        const labels = Object.fromEntries(
+          Object.entries(ml).map(([k, v]) => [`${source}:${k}`, v]),
+        );
         assert.ok(selectorMatches({ matchLabels: ml }, labels));
         assert.ok(selectorMatches({ matchLabels: ml }, ml));
       }),
@@ -200,7 +235,10 @@ describe('selectorMatches: properties', () => {
     fc.assert(
       fc.property(sourceArb, sourceArb, keyArb, valueArb, (selSource, labelSource, key, value) => {
         const labels = { [`${labelSource}:${key}`]: value };
-        assert.equal(selectorMatches({ matchLabels: { [`${selSource}:${key}`]: value } }, labels), selSource === labelSource);
+        assert.equal(
+          selectorMatches({ matchLabels: { [`${selSource}:${key}`]: value } }, labels),
+          selSource === labelSource,
+        );
         assert.ok(selectorMatches({ matchLabels: { [`any:${key}`]: value } }, labels));
         assert.ok(selectorMatches({ matchLabels: { [key]: value } }, labels));
       }),
@@ -238,16 +276,56 @@ describe('selectorMatches: Cilium label sources, by example', () => {
     ['plain key matches the k8s label', { matchLabels: { app: 'web' } }, pod, true],
     ['plain key matches any source', { matchLabels: { app: 'sidecar' } }, pod, true],
     ['k8s: key ignores the container label', { matchLabels: { 'k8s:app': 'sidecar' } }, pod, false],
-    ['container: key sees only the container label', { matchLabels: { 'container:app': 'sidecar' } }, pod, true],
-    ['special namespace key is just a key', { matchLabels: { 'k8s:io.kubernetes.pod.namespace': 'shop' } }, pod, true],
-    ['NotIn with one source in the set fails', { matchExpressions: [{ key: 'app', operator: 'NotIn', values: ['sidecar'] }] }, pod, false],
-    ['NotIn scoped to k8s passes', { matchExpressions: [{ key: 'k8s:app', operator: 'NotIn', values: ['sidecar'] }] }, pod, true],
-    ['reserved:host selects the host', { matchLabels: { 'reserved:host': '' } }, [parseLabel('reserved:host')], true],
+    [
+      'container: key sees only the container label',
+      { matchLabels: { 'container:app': 'sidecar' } },
+      pod,
+      true,
+    ],
+    [
+      'special namespace key is just a key',
+      { matchLabels: { 'k8s:io.kubernetes.pod.namespace': 'shop' } },
+      pod,
+      true,
+    ],
+    [
+      'NotIn with one source in the set fails',
+      { matchExpressions: [{ key: 'app', operator: 'NotIn', values: ['sidecar'] }] },
+      pod,
+      false,
+    ],
+    [
+      'NotIn scoped to k8s passes',
+      { matchExpressions: [{ key: 'k8s:app', operator: 'NotIn', values: ['sidecar'] }] },
+      pod,
+      true,
+    ],
+    [
+      'reserved:host selects the host',
+      { matchLabels: { 'reserved:host': '' } },
+      [parseLabel('reserved:host')],
+      true,
+    ],
     ['$host shorthand', { matchLabels: { $host: '' } }, [parseLabel('reserved:host')], true],
-    ['reserved:host does not select a k8s host label', { matchLabels: { 'reserved:host': '' } }, { 'k8s:host': '' }, false],
+    [
+      'reserved:host does not select a k8s host label',
+      { matchLabels: { 'reserved:host': '' } },
+      { 'k8s:host': '' },
+      false,
+    ],
     ['unsourced labels are unspec', { matchLabels: { 'unspec:app': 'web' } }, { app: 'web' }, true],
-    ['k8s: key does not match an unsourced label', { matchLabels: { 'k8s:app': 'web' } }, { app: 'web' }, false],
-    ['cidr labels', { matchExpressions: [{ key: 'cidr:10.0.0.0/8', operator: 'Exists' }] }, [parseLabel('cidr:10.0.0.0/8'), parseLabel('reserved:world')], true],
+    [
+      'k8s: key does not match an unsourced label',
+      { matchLabels: { 'k8s:app': 'web' } },
+      { app: 'web' },
+      false,
+    ],
+    [
+      'cidr labels',
+      { matchExpressions: [{ key: 'cidr:10.0.0.0/8', operator: 'Exists' }] },
+      [parseLabel('cidr:10.0.0.0/8'), parseLabel('reserved:world')],
+      true,
+    ],
   ];
   for (const [title, sel, labels, expected] of table) {
     it(title, () => assert.equal(selectorMatches(sel, labels), expected));
@@ -260,11 +338,14 @@ describe('labels', () => {
     assert.deepEqual(parseLabel('app=web'), { source: 'unspec', key: 'app', value: 'web' });
     assert.deepEqual(parseLabel('$host'), { source: 'reserved', key: 'host', value: '' });
     assert.deepEqual(parseLabel('reserved:=host'), { source: 'reserved', key: 'host', value: '' });
-    assert.deepEqual(parseLabel('k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name=shop'), {
-      source: 'k8s',
-      key: 'io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name',
-      value: 'shop',
-    });
+    assert.deepEqual(
+      parseLabel('k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name=shop'),
+      {
+        source: 'k8s',
+        key: 'io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name',
+        value: 'shop',
+      },
+    );
     assert.deepEqual(parseSourcedKey('app', 'any'), { source: 'any', key: 'app' });
     assert.equal(formatLabel({ source: 'k8s', key: 'app', value: 'web' }), 'k8s:app=web');
     assert.equal(formatLabel({ source: 'reserved', key: 'world', value: '' }), 'reserved:world');
@@ -281,7 +362,9 @@ describe('labels', () => {
 
 describe('validateSelector', () => {
   it('accepts sourced keys only where Cilium allows them', () => {
-    const sel = { matchLabels: { 'k8s:app': 'web', 'reserved:host': '', 'cidr:2001-db8--/32': '' } };
+    const sel = {
+      matchLabels: { 'k8s:app': 'web', 'reserved:host': '', 'cidr:2001-db8--/32': '' },
+    };
     assert.deepEqual(validateSelector(sel, 'spec.endpointSelector', { sources: true }), []);
     const issues = validateSelector(sel, 'spec.podSelector', { sources: false });
     assert.ok(issues.length >= 3);
@@ -309,7 +392,10 @@ describe('validateSelector', () => {
 
   it('refuses operators Kubernetes does not define', () => {
     assert.throws(
-      () => compileSelector({ matchExpressions: [{ key: 'a', operator: 'Gt' as 'In', values: ['1'] }] }),
+      () =>
+        compileSelector({
+          matchExpressions: [{ key: 'a', operator: 'Gt' as 'In', values: ['1'] }],
+        }),
       /operator "Gt"/,
     );
   });

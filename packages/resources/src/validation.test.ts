@@ -20,14 +20,34 @@ describe('IP addresses', () => {
     assert.deepEqual(parseIp('10.0.6.14'), { family: 4, value: 0x0a00060en });
     assert.deepEqual(parseIp('::'), { family: 6, value: 0n });
     assert.deepEqual(parseIp('::1'), { family: 6, value: 1n });
-    assert.deepEqual(parseIp('2001:db8::1'), { family: 6, value: 0x20010db8000000000000000000000001n });
+    assert.deepEqual(parseIp('2001:db8::1'), {
+      family: 6,
+      value: 0x20010db8000000000000000000000001n,
+    });
     assert.deepEqual(parseIp('::ffff:10.0.0.1'), { family: 6, value: 0xffff0a000001n });
-    assert.deepEqual(parseIp('1:2:3:4:5:6:7:8'), { family: 6, value: 0x00010002000300040005000600070008n });
+    assert.deepEqual(parseIp('1:2:3:4:5:6:7:8'), {
+      family: 6,
+      value: 0x00010002000300040005000600070008n,
+    });
     assert.deepEqual(parseIp('1::'), { family: 6, value: 1n << 112n });
   });
 
-  it('rejects what Go\'s netip rejects', () => {
-    for (const bad of ['', '1.2.3', '1.2.3.4.5', '256.0.0.1', '01.2.3.4', '1.2.3.-1', ':::', '1::2::3', '12345::', '1:2:3:4:5:6:7:8:9', 'fe80::1%eth0', 'g::1', ' 1.2.3.4']) {
+  it("rejects what Go's netip rejects", () => {
+    for (const bad of [
+      '',
+      '1.2.3',
+      '1.2.3.4.5',
+      '256.0.0.1',
+      '01.2.3.4',
+      '1.2.3.-1',
+      ':::',
+      '1::2::3',
+      '12345::',
+      '1:2:3:4:5:6:7:8:9',
+      'fe80::1%eth0',
+      'g::1',
+      ' 1.2.3.4',
+    ]) {
       assert.equal(parseIp(bad), undefined, bad);
     }
   });
@@ -57,21 +77,29 @@ describe('CIDRs', () => {
     assert.equal(p.last, 0x0a0006ffn);
     assert.equal(parseCidr('10.0.6.0/33'), 'prefix length must be 0-32');
     assert.equal(parseCidr('2001:db8::/129'), 'prefix length must be 0-128');
-    assert.equal(parseCidr('10.0.6.0'), 'must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)');
+    assert.equal(
+      parseCidr('10.0.6.0'),
+      'must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)',
+    );
     assert.equal(parseCidr('10.0.6.0/024'), 'prefix length must be 0-32');
   });
 
   it('containment is reflexive and follows prefix length', () => {
     fc.assert(
-      fc.property(fc.ipV4(), fc.integer({ min: 0, max: 32 }), fc.integer({ min: 0, max: 32 }), (ip, a, b) => {
-        fc.pre(!/(^|\.)0\d/.test(ip));
-        const outer = parseCidr(`${ip}/${Math.min(a, b)}`);
-        const inner = parseCidr(`${ip}/${Math.max(a, b)}`);
-        assert.ok(typeof outer !== 'string' && typeof inner !== 'string');
-        assert.ok(prefixContains(outer, outer));
-        assert.ok(prefixContains(outer, inner));
-        if (a !== b) assert.ok(!prefixContains(inner, outer));
-      }),
+      fc.property(
+        fc.ipV4(),
+        fc.integer({ min: 0, max: 32 }),
+        fc.integer({ min: 0, max: 32 }),
+        (ip, a, b) => {
+          fc.pre(!/(^|\.)0\d/.test(ip));
+          const outer = parseCidr(`${ip}/${Math.min(a, b)}`);
+          const inner = parseCidr(`${ip}/${Math.max(a, b)}`);
+          assert.ok(typeof outer !== 'string' && typeof inner !== 'string');
+          assert.ok(prefixContains(outer, outer));
+          assert.ok(prefixContains(outer, inner));
+          if (a !== b) assert.ok(!prefixContains(inner, outer));
+        },
+      ),
     );
   });
 });

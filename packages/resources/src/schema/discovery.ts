@@ -70,15 +70,22 @@ export const endpointSliceV1 = crossCheck(
         }
       });
       if (typeof ep?.hostname === 'string') {
-        for (const d of dns1123Label(ep.hostname)) report(ctx, 'Invalid value', `endpoints[${i}].hostname`, d, ep.hostname);
+        for (const d of dns1123Label(ep.hostname))
+          report(ctx, 'Invalid value', `endpoints[${i}].hostname`, d, ep.hostname);
       }
     });
     (es.ports ?? []).forEach((p, i) => {
       if (typeof p?.name === 'string' && p.name !== '') {
-        for (const d of dns1123Label(p.name)) report(ctx, 'Invalid value', `ports[${i}].name`, d, p.name);
+        for (const d of dns1123Label(p.name))
+          report(ctx, 'Invalid value', `ports[${i}].name`, d, p.name);
       }
     });
-    uniqueBy(es.ports, (p) => p.name ?? '', ctx, (i) => `ports[${i}].name`);
+    uniqueBy(
+      es.ports,
+      (p) => p.name ?? '',
+      ctx,
+      (i) => `ports[${i}].name`,
+    );
   },
 );
 export type EndpointSlice = z.output<typeof endpointSliceV1>;
