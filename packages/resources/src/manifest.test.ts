@@ -673,6 +673,53 @@ metadata:
     roundTrip([ns]);
   });
 
+  it('accepts objects as the API server returns them (kubectl get -o yaml)', () => {
+    const text = `apiVersion: v1
+kind: List
+metadata: { resourceVersion: "" }
+items:
+  - apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata:
+      name: web-x7k2p
+      namespace: shop
+      generateName: web-
+      uid: 0b6c7f0e-1111-2222-3333-444455556666
+      resourceVersion: "1234"
+      generation: 3
+      creationTimestamp: "2025-01-01T00:00:00Z"
+      labels: { kubernetes.io/service-name: web, endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io }
+      ownerReferences:
+        - { apiVersion: v1, kind: Service, name: web, uid: 0b6c7f0e-aaaa, controller: true, blockOwnerDeletion: true }
+      managedFields:
+        - { manager: kube-controller-manager, operation: Update, apiVersion: discovery.k8s.io/v1, time: "2025-01-01T00:00:00Z", fieldsType: FieldsV1, fieldsV1: { "f:addressType": {} } }
+    addressType: IPv4
+    endpoints: null
+    ports: null
+  - apiVersion: v1
+    kind: Service
+    metadata: { name: web, namespace: shop, creationTimestamp: null }
+    spec:
+      clusterIP: 10.96.12.7
+      clusterIPs: [10.96.12.7]
+      internalTrafficPolicy: Cluster
+      ipFamilies: [IPv4]
+      ipFamilyPolicy: SingleStack
+      ports: [{ name: http, port: 80, protocol: TCP, targetPort: 8080 }]
+      selector: { app: web }
+      sessionAffinity: None
+      type: ClusterIP
+    status: { loadBalancer: {} }
+`;
+    const r = parseManifests(text, 'get.yaml');
+    assert.ok(r.ok, r.ok ? '' : r.errors.map((e) => e.message).join('\n'));
+    assert.deepEqual(
+      r.objects.map((o) => storeKey(o)),
+      ['EndpointSlice/shop/web-x7k2p', 'Service/shop/web'],
+    );
+    roundTrip(r.objects);
+  });
+
   it('validateObject never throws, whatever it is given', () => {
     for (const v of [
       undefined,

@@ -16,9 +16,9 @@ import {
 } from './schema/bgp.js';
 import { ciliumEndpointV2, ciliumIdentityV2, ciliumNodeV2 } from './schema/cilium.js';
 import {
-  defaultNamespace,
-  defaultPod,
-  defaultService,
+  applyNamespaceDefaults,
+  applyPodDefaults,
+  applyServiceDefaults,
   namespaceV1,
   nodeV1,
   podV1,
@@ -30,7 +30,7 @@ import {
   ciliumLoadBalancerIPPoolV2,
   ciliumLoadBalancerIPPoolV2alpha1,
 } from './schema/lb.js';
-import { defaultNetworkPolicy, networkPolicyV1 } from './schema/networking.js';
+import { applyNetworkPolicyDefaults, networkPolicyV1 } from './schema/networking.js';
 import { ciliumClusterwideNetworkPolicyV2, ciliumNetworkPolicyV2 } from './schema/policy.js';
 
 export interface PrinterColumn {
@@ -108,7 +108,7 @@ const SUPPORTED: readonly KindDescriptor[] = [
       AGE,
     ],
     crd: false,
-    applyDefaults: defaultPod,
+    applyDefaults: applyPodDefaults,
   },
   {
     supported: true,
@@ -124,7 +124,7 @@ const SUPPORTED: readonly KindDescriptor[] = [
     statusSubresource: true,
     printerColumns: [{ name: 'Status', type: 'string', jsonPath: '.status.phase' }, AGE],
     crd: false,
-    applyDefaults: defaultNamespace,
+    applyDefaults: applyNamespaceDefaults,
   },
   {
     supported: true,
@@ -167,7 +167,7 @@ const SUPPORTED: readonly KindDescriptor[] = [
       AGE,
     ],
     crd: false,
-    applyDefaults: defaultService,
+    applyDefaults: applyServiceDefaults,
   },
   {
     supported: true,
@@ -206,7 +206,7 @@ const SUPPORTED: readonly KindDescriptor[] = [
     statusSubresource: false,
     printerColumns: [AGE],
     crd: false,
-    applyDefaults: defaultNetworkPolicy,
+    applyDefaults: applyNetworkPolicyDefaults,
   },
   {
     supported: true,

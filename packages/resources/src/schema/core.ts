@@ -179,7 +179,7 @@ export type Pod = z.output<typeof podV1>;
  * the deprecated `serviceAccount` field is copied over). Cilium derives an identity label from it,
  * so standalone Ciliate must see the same value a cluster would.
  */
-export function defaultPod(pod: Pod): void {
+export function applyPodDefaults(pod: Pod): void {
   const spec = pod.spec;
   if (!spec.serviceAccountName) spec.serviceAccountName = spec.serviceAccount || 'default';
 }
@@ -205,7 +205,7 @@ export type Namespace = z.output<typeof namespaceV1>;
  * The label the API server puts on every namespace (NamespaceDefaultLabelName, Kubernetes 1.21+);
  * Cilium's identities include it as `io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name`.
  */
-export function defaultNamespace(ns: Namespace): void {
+export function applyNamespaceDefaults(ns: Namespace): void {
   ns.metadata.labels = {
     ...(ns.metadata.labels ?? {}),
     'kubernetes.io/metadata.name': ns.metadata.name ?? '',
@@ -480,7 +480,7 @@ export const serviceV1 = z.strictObject({
 export type Service = z.output<typeof serviceV1>;
 
 /** The API server's defaults for the fields whose default depends on other fields. */
-export function defaultService(svc: Service): void {
+export function applyServiceDefaults(svc: Service): void {
   const spec = svc.spec;
   for (const p of spec.ports ?? []) p.targetPort ??= p.port;
   if (spec.type !== 'ExternalName') spec.internalTrafficPolicy ??= 'Cluster';

@@ -51,8 +51,9 @@ export const endpointSliceV1 = crossCheck(
     kind: z.literal('EndpointSlice'),
     metadata: objectMeta('subdomain'),
     addressType: z.enum(['IPv4', 'IPv6', 'FQDN']),
-    endpoints: z.array(endpoint).max(1000),
-    ports: z.array(endpointPort).max(100).optional(),
+    // `null` is how the API server writes an empty slice (Go nil, no omitempty).
+    endpoints: z.array(endpoint).max(1000).nullable(),
+    ports: z.array(endpointPort).max(100).nullable().optional(),
   }),
   (es, ctx) => {
     const family = es.addressType === 'IPv4' ? 4 : es.addressType === 'IPv6' ? 6 : undefined;

@@ -69,7 +69,7 @@ export function reportAll(ctx: Ctx, issues: readonly FieldIssue[]): void {
 
 function appendPath(base: string, sub: string): string {
   if (sub === '') return base;
-  if (base === '') return sub.startsWith('[') ? sub : sub;
+  if (base === '') return sub;
   return sub.startsWith('[') ? `${base}${sub}` : `${base}.${sub}`;
 }
 
@@ -484,7 +484,7 @@ export function opaque() {
 
 /** Fails for duplicate values of `key` among list items (a list-map key, like `name`). */
 export function uniqueBy<T>(
-  items: readonly T[] | undefined,
+  items: readonly T[] | null | undefined,
   key: (item: T) => unknown,
   ctx: Ctx,
   sub: (index: number) => string,

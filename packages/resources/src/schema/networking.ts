@@ -145,7 +145,7 @@ export const networkPolicyV1 = z.strictObject({
 export type NetworkPolicy = z.output<typeof networkPolicyV1>;
 
 /** The API server's default: Ingress always, Egress when egress rules are present. */
-export function defaultNetworkPolicy(np: NetworkPolicy): void {
+export function applyNetworkPolicyDefaults(np: NetworkPolicy): void {
   if (np.spec.policyTypes === undefined || np.spec.policyTypes.length === 0) {
     np.spec.policyTypes =
       np.spec.egress && np.spec.egress.length > 0 ? ['Ingress', 'Egress'] : ['Ingress'];
