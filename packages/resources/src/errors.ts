@@ -76,7 +76,8 @@ export function formatFieldIssue(issue: FieldIssue): string {
 /** Appends a path segment: identifiers as `.name`, indexes as `[i]`, other map keys as `[key]`. */
 export function joinPath(base: string, segment: string | number): string {
   if (typeof segment === 'number') return `${base}[${segment}]`;
-  if (/^[A-Za-z_$][A-Za-z0-9_$-]*$/.test(segment)) return base === '' ? segment : `${base}.${segment}`;
+  if (/^[A-Za-z_$][A-Za-z0-9_$-]*$/.test(segment))
+    return base === '' ? segment : `${base}.${segment}`;
   return `${base}[${segment}]`;
 }
 

@@ -70,7 +70,23 @@ export {
   type LabelsInput,
   type SelectorOperator,
 } from './selector.js';
-export { parseCidr, parseIp, prefixContains, type IpAddress, type IpFamily, type IpPrefix } from './validation.js';
+export {
+  parseCidr,
+  parseIp,
+  prefixContains,
+  type IpAddress,
+  type IpFamily,
+  type IpPrefix,
+} from './validation.js';
+export {
+  CRD_GENERATE_COMMAND,
+  crdFor,
+  generateCrds,
+  openApiSchemaFor,
+  type CustomResourceDefinition,
+  type GeneratedCrd,
+} from './crd/generate.js';
+export { structuralViolations, type OpenApiSchema } from './crd/structural.js';
 export type { ObjectMeta } from './schema/kit.js';
 export type { Namespace, Node, Pod, Service } from './schema/core.js';
 export type { EndpointSlice } from './schema/discovery.js';

@@ -12,7 +12,9 @@ function errorLines(text: string, source = 'test.yaml'): string[] {
   const r = parseManifests(text, source);
   assert.equal(r.ok, false, 'expected the manifest to be rejected');
   if (r.ok) return [];
-  return r.errors.flatMap((e) => e.message.split('\n')).map((l) => l.replace(/^error: error \w+ "[^"]*" \([^)]*\): /, ''));
+  return r.errors
+    .flatMap((e) => e.message.split('\n'))
+    .map((l) => l.replace(/^error: error \w+ "[^"]*" \([^)]*\): /, ''));
 }
 
 function parseOne(text: string): ResourceObject {
@@ -53,7 +55,10 @@ describe('seed manifests', () => {
         const [p] = r.errors;
         assert.equal(p?.code, ManifestErrorCode.kindNotSupported);
         assert.equal(p?.kind, 'CiliumEnvoyConfig');
-        assert.match(p?.message ?? '', /^error: error validating "08-envoy-config\.yaml" \(document 1, line 2, CiliumEnvoyConfig "rate-limit-api"\): kind "CiliumEnvoyConfig" \(cilium\.io\/v2\) is not supported by Ciliate: /);
+        assert.match(
+          p?.message ?? '',
+          /^error: error validating "08-envoy-config\.yaml" \(document 1, line 2, CiliumEnvoyConfig "rate-limit-api"\): kind "CiliumEnvoyConfig" \(cilium\.io\/v2\) is not supported by Ciliate: /,
+        );
       });
       continue;
     }
@@ -78,7 +83,10 @@ describe('seed manifests', () => {
     });
     const svcs = byFile.get('07-lb-services.yaml');
     assert.ok(svcs?.ok);
-    assert.deepEqual(svcs.objects.map((o) => storeKey(o)), ['Service/media/plex', 'Service/mail/smtp-relay']);
+    assert.deepEqual(
+      svcs.objects.map((o) => storeKey(o)),
+      ['Service/media/plex', 'Service/mail/smtp-relay'],
+    );
     const fqdn = byFile.get('04-cnp-allow-external-apis-fqdn.yaml');
     assert.ok(fqdn?.ok);
     const cnp = fqdn.objects[0];
@@ -129,7 +137,9 @@ kind: CiliumLoadBalancerIPPool
 metadata: { name: p }
 spec:
   blocks: [{ cidr: 10.0.6.0/24, start: 10.0.6.1 }]`,
-      ['spec.blocks[0]: Invalid value: "object": a block has either `cidr` or `start`/`stop`, not both'],
+      [
+        'spec.blocks[0]: Invalid value: "object": a block has either `cidr` or `start`/`stop`, not both',
+      ],
     ],
     [
       'LB pool range running backwards and mixing families',
@@ -153,7 +163,11 @@ metadata: { name: p, labelz: { a: b } }
 spec:
   blocks: [{ cidr: 10.0.6.0/24, cird: x }]
   foo: 1`,
-      ['unknown field "metadata.labelz"', 'unknown field "spec.blocks[0].cird"', 'unknown field "spec.foo"'],
+      [
+        'unknown field "metadata.labelz"',
+        'unknown field "spec.blocks[0].cird"',
+        'unknown field "spec.foo"',
+      ],
     ],
     [
       'a CNP port written as a number',
@@ -197,8 +211,8 @@ spec:
       - { key: a, operator: In }
       - { key: b, operator: Exists, values: [x] }`,
       [
-        'spec.endpointSelector.matchLabels: Invalid value: "bad key": name part must consist of alphanumeric characters, \'-\', \'_\' or \'.\', and must start and end with an alphanumeric character (e.g. \'MyName\',  or \'my.name\',  or \'123-abc\', regex used for validation is \'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]\')',
-        'spec.endpointSelector.matchLabels: Invalid value: "not ok!": a valid label must be an empty string or consist of alphanumeric characters, \'-\', \'_\' or \'.\', and must start and end with an alphanumeric character (e.g. \'MyValue\',  or \'my_value\',  or \'12345\', regex used for validation is \'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?\')',
+        "spec.endpointSelector.matchLabels: Invalid value: \"bad key\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+        "spec.endpointSelector.matchLabels: Invalid value: \"not ok!\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
         "spec.endpointSelector.matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn'",
         "spec.endpointSelector.matchExpressions[1].values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
       ],
@@ -374,7 +388,10 @@ spec: { blocks: [{ cidr: nope }] }
     const r = parseManifests(text, 'multi.yaml');
     assert.equal(r.ok, false);
     if (r.ok) return;
-    assert.deepEqual(r.objects.map((o) => o.metadata.name), ['good']);
+    assert.deepEqual(
+      r.objects.map((o) => o.metadata.name),
+      ['good'],
+    );
     assert.deepEqual(
       r.errors.map((e) => [e.document, e.line, e.kind, e.name]),
       [
@@ -421,19 +438,34 @@ metadata: { name: typeless }
       ],
     );
     const lines = errorLines(text, 'kinds.yaml');
-    assert.equal(lines[0], 'kind "Deployment" in version "apps/v1" is not supported by Ciliate (not a kind it knows)');
-    assert.match(lines[1] ?? '', /^kind "CiliumClusterwideEnvoyConfig" \(cilium\.io\/v2\) is not supported by Ciliate: /);
-    assert.equal(lines[2], 'no matches for kind "CiliumNetworkPolicy" in version "cilium.io/v1" (served: cilium.io/v2)');
+    assert.equal(
+      lines[0],
+      'kind "Deployment" in version "apps/v1" is not supported by Ciliate (not a kind it knows)',
+    );
+    assert.match(
+      lines[1] ?? '',
+      /^kind "CiliumClusterwideEnvoyConfig" \(cilium\.io\/v2\) is not supported by Ciliate: /,
+    );
+    assert.equal(
+      lines[2],
+      'no matches for kind "CiliumNetworkPolicy" in version "cilium.io/v1" (served: cilium.io/v2)',
+    );
     assert.match(lines[3] ?? '', /EndpointSlice/);
     assert.deepEqual(lines.slice(4), ['apiVersion: Required value', 'kind: Required value']);
   });
 
   it('reports YAML syntax errors with line and column', () => {
-    const r = parseManifests('apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n  name: b\n', 'dup.yaml');
+    const r = parseManifests(
+      'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n  name: b\n',
+      'dup.yaml',
+    );
     assert.equal(r.ok, false);
     if (r.ok) return;
     assert.equal(r.errors[0]?.code, ManifestErrorCode.syntax);
-    assert.match(r.errors[0]?.message ?? '', /^error: error parsing "dup\.yaml" \(document 1, line 5, column 3\): Map keys must be unique/);
+    assert.match(
+      r.errors[0]?.message ?? '',
+      /^error: error parsing "dup\.yaml" \(document 1, line 5, column 3\): Map keys must be unique/,
+    );
 
     const bad = parseManifests('a: [1, 2\n', 'b.yaml');
     assert.equal(bad.ok, false);
@@ -460,7 +492,10 @@ metadata: { name: typeless }
     const r = parseManifests(JSON.stringify(list), 'list.json');
     assert.equal(r.ok, false);
     if (r.ok) return;
-    assert.deepEqual(r.objects.map((o) => o.metadata.name), ['a']);
+    assert.deepEqual(
+      r.objects.map((o) => o.metadata.name),
+      ['a'],
+    );
     assert.equal(r.errors[0]?.item, 1);
     assert.match(r.errors[0]?.message ?? '', /\(document 1 items\[1\], line 1, Namespace "B"\)/);
 
@@ -475,7 +510,9 @@ items:
   });
 
   it('reads JSON documents', () => {
-    const obj = parseOne('{"apiVersion":"cilium.io/v2","kind":"CiliumNode","metadata":{"name":"n1"},"spec":{}}');
+    const obj = parseOne(
+      '{"apiVersion":"cilium.io/v2","kind":"CiliumNode","metadata":{"name":"n1"},"spec":{}}',
+    );
     assert.equal(storeKey(obj), 'CiliumNode//n1');
   });
 
@@ -485,10 +522,14 @@ kind: NetworkPolicy
 metadata: { name: p }
 spec: { podSelector: {} }`);
     assert.equal(np.metadata.namespace, 'default');
-    const r = parseManifests(`apiVersion: networking.k8s.io/v1
+    const r = parseManifests(
+      `apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: { name: p }
-spec: { podSelector: {} }`, 'x', { defaultNamespace: 'shop' });
+spec: { podSelector: {} }`,
+      'x',
+      { defaultNamespace: 'shop' },
+    );
     assert.ok(r.ok);
     assert.equal(r.objects[0]?.metadata.namespace, 'shop');
     const cn = parseOne(`apiVersion: cilium.io/v2
@@ -509,7 +550,13 @@ spec:
     assert.equal(svc.kind, 'Service');
     if (svc.kind !== 'Service') return;
     assert.equal(svc.spec.type, 'ClusterIP');
-    assert.deepEqual(svc.spec.ports?.map((p) => [p.protocol, p.targetPort]), [['UDP', 53], ['TCP', 80]]);
+    assert.deepEqual(
+      svc.spec.ports?.map((p) => [p.protocol, p.targetPort]),
+      [
+        ['UDP', 53],
+        ['TCP', 80],
+      ],
+    );
     assert.equal(svc.spec.internalTrafficPolicy, 'Cluster');
     assert.equal(svc.spec.externalTrafficPolicy, undefined);
     assert.equal(svc.spec.sessionAffinityConfig?.clientIP?.timeoutSeconds, 10800);
@@ -546,16 +593,29 @@ spec: { containers: [{ name: c, ports: [{ containerPort: 80 }] }] }`);
   });
 
   it('warns about deprecated versions and converts them to the storage version', () => {
-    const r = parseManifests(EXAMPLES['cilium.io/v2alpha1/CiliumBGPClusterConfig'] ?? '', 'bgp.yaml');
+    const r = parseManifests(
+      EXAMPLES['cilium.io/v2alpha1/CiliumBGPClusterConfig'] ?? '',
+      'bgp.yaml',
+    );
     assert.ok(r.ok);
-    assert.match(r.warnings[0] ?? '', /^Warning: "bgp\.yaml" \(document 1, line 2, CiliumBGPClusterConfig "tor-old"\): cilium\.io\/v2alpha1 CiliumBGPClusterConfig is deprecated/);
+    assert.match(
+      r.warnings[0] ?? '',
+      /^Warning: "bgp\.yaml" \(document 1, line 2, CiliumBGPClusterConfig "tor-old"\): cilium\.io\/v2alpha1 CiliumBGPClusterConfig is deprecated/,
+    );
     const obj = r.objects[0];
     assert.ok(obj);
-    const peer = (obj as { spec: { bgpInstances: { peers: { peerConfigRef?: unknown }[] }[] } }).spec.bgpInstances[0]?.peers[0];
-    assert.deepEqual(peer?.peerConfigRef, { group: 'cilium.io', kind: 'CiliumBGPPeerConfig', name: 'cilium-peer' });
+    const peer = (obj as { spec: { bgpInstances: { peers: { peerConfigRef?: unknown }[] }[] } })
+      .spec.bgpInstances[0]?.peers[0];
+    assert.deepEqual(peer?.peerConfigRef, {
+      group: 'cilium.io',
+      kind: 'CiliumBGPPeerConfig',
+      name: 'cilium-peer',
+    });
     const stored = toStorageVersion(obj);
     assert.equal(stored.apiVersion, 'cilium.io/v2');
-    const storedPeer = (stored as { spec: { bgpInstances: { peers: { peerConfigRef?: unknown }[] }[] } }).spec.bgpInstances[0]?.peers[0];
+    const storedPeer = (
+      stored as { spec: { bgpInstances: { peers: { peerConfigRef?: unknown }[] }[] } }
+    ).spec.bgpInstances[0]?.peers[0];
     assert.deepEqual(storedPeer?.peerConfigRef, { name: 'cilium-peer' });
     // The converted object is a valid v2 object.
     const again = validateObject(stored);
@@ -578,13 +638,16 @@ spec: { finalizers: [kubernetes], other: true }`;
     const ignore = parseManifests(text, 'w.yaml', { fieldValidation: 'Ignore' });
     assert.ok(ignore.ok);
     assert.deepEqual(ignore.warnings, []);
-    const stillBad = parseManifests(text.replace('name: shop', 'name: Shop'), 'w.yaml', { fieldValidation: 'Ignore' });
+    const stillBad = parseManifests(text.replace('name: shop', 'name: Shop'), 'w.yaml', {
+      fieldValidation: 'Ignore',
+    });
     assert.equal(stillBad.ok, false);
   });
 
   it('loadManifests throws one ManifestError carrying every problem', () => {
     assert.throws(
-      () => loadManifests('apiVersion: v1\nkind: Namespace\nmetadata: {}\n---\nkind: X\n', 'f.yaml'),
+      () =>
+        loadManifests('apiVersion: v1\nkind: Namespace\nmetadata: {}\n---\nkind: X\n', 'f.yaml'),
       (e: unknown) => {
         assert.ok(e instanceof ManifestError);
         assert.equal(e.problems.length, 2);
@@ -610,8 +673,64 @@ metadata:
     roundTrip([ns]);
   });
 
+  it('accepts objects as the API server returns them (kubectl get -o yaml)', () => {
+    const text = `apiVersion: v1
+kind: List
+metadata: { resourceVersion: "" }
+items:
+  - apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata:
+      name: web-x7k2p
+      namespace: shop
+      generateName: web-
+      uid: 0b6c7f0e-1111-2222-3333-444455556666
+      resourceVersion: "1234"
+      generation: 3
+      creationTimestamp: "2025-01-01T00:00:00Z"
+      labels: { kubernetes.io/service-name: web, endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io }
+      ownerReferences:
+        - { apiVersion: v1, kind: Service, name: web, uid: 0b6c7f0e-aaaa, controller: true, blockOwnerDeletion: true }
+      managedFields:
+        - { manager: kube-controller-manager, operation: Update, apiVersion: discovery.k8s.io/v1, time: "2025-01-01T00:00:00Z", fieldsType: FieldsV1, fieldsV1: { "f:addressType": {} } }
+    addressType: IPv4
+    endpoints: null
+    ports: null
+  - apiVersion: v1
+    kind: Service
+    metadata: { name: web, namespace: shop, creationTimestamp: null }
+    spec:
+      clusterIP: 10.96.12.7
+      clusterIPs: [10.96.12.7]
+      internalTrafficPolicy: Cluster
+      ipFamilies: [IPv4]
+      ipFamilyPolicy: SingleStack
+      ports: [{ name: http, port: 80, protocol: TCP, targetPort: 8080 }]
+      selector: { app: web }
+      sessionAffinity: None
+      type: ClusterIP
+    status: { loadBalancer: {} }
+`;
+    const r = parseManifests(text, 'get.yaml');
+    assert.ok(r.ok, r.ok ? '' : r.errors.map((e) => e.message).join('\n'));
+    assert.deepEqual(
+      r.objects.map((o) => storeKey(o)),
+      ['EndpointSlice/shop/web-x7k2p', 'Service/shop/web'],
+    );
+    roundTrip(r.objects);
+  });
+
   it('validateObject never throws, whatever it is given', () => {
-    for (const v of [undefined, null, 1, 'x', [], {}, { kind: 1 }, { apiVersion: 'v1', kind: 'Pod', metadata: 'x' }]) {
+    for (const v of [
+      undefined,
+      null,
+      1,
+      'x',
+      [],
+      {},
+      { kind: 1 },
+      { apiVersion: 'v1', kind: 'Pod', metadata: 'x' },
+    ]) {
       const r = validateObject(v);
       assert.equal(r.ok, false);
     }

@@ -78,11 +78,14 @@ interface Identity {
 }
 
 function locate(where: ManifestLocation, id: Identity, column?: number): string {
-  const parts = [`document ${where.document}${where.item !== undefined ? ` items[${where.item}]` : ''}`];
+  const parts = [
+    `document ${where.document}${where.item !== undefined ? ` items[${where.item}]` : ''}`,
+  ];
   if (where.line !== undefined) parts.push(`line ${where.line}`);
   if (column !== undefined) parts.push(`column ${column}`);
   if (id.kind !== undefined) {
-    const name = id.name === undefined ? '' : id.namespace ? ` "${id.namespace}/${id.name}"` : ` "${id.name}"`;
+    const name =
+      id.name === undefined ? '' : id.namespace ? ` "${id.namespace}/${id.name}"` : ` "${id.name}"`;
     parts.push(`${id.kind}${name}`);
   }
   return parts.join(', ');
@@ -163,7 +166,8 @@ function placeNamespace(obj: KubeObject, kind: KindDescriptor, defaultNs: string
   for (const k of Object.keys(md)) delete md[k];
   if (name !== undefined) md.name = name;
   // The API server clears the namespace of cluster-scoped objects; namespaced ones get the default.
-  if (kind.namespaced) md.namespace = typeof namespace === 'string' && namespace !== '' ? namespace : defaultNs;
+  if (kind.namespaced)
+    md.namespace = typeof namespace === 'string' && namespace !== '' ? namespace : defaultNs;
   Object.assign(md, rest);
 }
 
@@ -192,11 +196,57 @@ export function validateObject(
   }
 }
 
-function validateUnsafe(value: unknown, where: ManifestLocation, options: ParseOptions): ValidateResult {
+const MAX_DEPTH = 64;
+const MAX_NODES = 1_000_000;
+
+/**
+ * Objects must be finite trees of plain JSON: YAML anchors can build cycles (`&a [*a]`), which no
+ * JSON encoder or store survives. Iterative, so absurd nesting cannot overflow the stack.
+ */
+function treeProblem(value: unknown): string | undefined {
+  const stack: [unknown, number][] = [[value, 0]];
+  let nodes = 0;
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (++nodes > MAX_NODES) return `has more than ${MAX_NODES} values`;
+    if (typeof v === 'number' && !Number.isFinite(v))
+      return 'contains a number JSON cannot represent (.inf or .nan)';
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth >= MAX_DEPTH)
+      return `is nested more than ${MAX_DEPTH} levels deep (or contains itself through a YAML alias)`;
+    if (Array.isArray(v)) for (const x of v) stack.push([x, depth + 1]);
+    else if (isPlainObject(v) && Object.getPrototypeOf(v) === Object.prototype) {
+      for (const x of Object.values(v)) stack.push([x, depth + 1]);
+    } else if (!(v instanceof Uint8Array) && !(v instanceof Date)) {
+      // Maps, Sets and other non-JSON values from YAML tags (!!set, !!omap) are refused here;
+      // binary and timestamps are left for the schema to reject by type.
+      return `contains a ${Object.prototype.toString.call(v).slice(8, -1)}, which JSON cannot represent`;
+    }
+  }
+  return undefined;
+}
+
+function validateUnsafe(
+  value: unknown,
+  where: ManifestLocation,
+  options: ParseOptions,
+): ValidateResult {
   if (!isPlainObject(value)) {
     const detail = `a manifest must be an object with apiVersion and kind, not ${typeName(value)}`;
     const issue: FieldIssue = { path: '', type: 'Invalid value', value, detail };
-    return { ok: false, problem: problem(ManifestErrorCode.notAnObject, where, {}, [issue], [detail]) };
+    return {
+      ok: false,
+      problem: problem(ManifestErrorCode.notAnObject, where, {}, [issue], [detail]),
+    };
+  }
+  const shape = treeProblem(value);
+  if (shape !== undefined) {
+    const detail = `the document ${shape}`;
+    const issue: FieldIssue = { path: '', type: 'Invalid value', value, detail };
+    return {
+      ok: false,
+      problem: problem(ManifestErrorCode.notAnObject, where, {}, [issue], [detail]),
+    };
   }
   const id = identityOf(value);
   const typeIssues: FieldIssue[] = [];
@@ -204,13 +254,24 @@ function validateUnsafe(value: unknown, where: ManifestLocation, options: ParseO
     const v = value[field];
     if (v === undefined || v === '') typeIssues.push({ path: field, type: 'Required value' });
     else if (typeof v !== 'string') {
-      typeIssues.push({ path: field, type: 'Invalid value', value: v, detail: 'must be of type string' });
+      typeIssues.push({
+        path: field,
+        type: 'Invalid value',
+        value: v,
+        detail: 'must be of type string',
+      });
     }
   }
   if (typeIssues.length > 0) {
     return {
       ok: false,
-      problem: problem(ManifestErrorCode.missingType, where, id, typeIssues, typeIssues.map(formatFieldIssue)),
+      problem: problem(
+        ManifestErrorCode.missingType,
+        where,
+        id,
+        typeIssues,
+        typeIssues.map(formatFieldIssue),
+      ),
     };
   }
   const apiVersion = value.apiVersion as string;
@@ -223,19 +284,33 @@ function validateUnsafe(value: unknown, where: ManifestLocation, options: ParseO
       text = `kind "${kindName}" (${apiVersion}) is not supported by Ciliate: ${found.kind.reason}`;
     } else if (found.status === 'version-not-served') {
       code = ManifestErrorCode.versionNotServed;
-      const served = found.kind.versions.map((v) => apiVersionOf(found.kind.group, v.name)).join(', ');
+      const served = found.kind.versions
+        .map((v) => apiVersionOf(found.kind.group, v.name))
+        .join(', ');
       text = `no matches for kind "${kindName}" in version "${apiVersion}" (served: ${served})`;
     } else {
       text = `kind "${kindName}" in version "${apiVersion}" is not supported by Ciliate (not a kind it knows)`;
     }
-    const issue: FieldIssue = { path: 'kind', type: 'Unsupported value', value: kindName, detail: text };
+    const issue: FieldIssue = {
+      path: 'kind',
+      type: 'Unsupported value',
+      value: kindName,
+      detail: text,
+    };
     return { ok: false, problem: problem(code, where, id, [issue], [text]) };
   }
 
   const { kind, version } = found;
   const fieldValidation = options.fieldValidation ?? 'Strict';
   const warnings: string[] = [];
-  if (version.deprecated) warnings.push(warningLine(where, id, version.deprecationWarning ?? `${apiVersion} ${kindName} is deprecated`));
+  if (version.deprecated)
+    warnings.push(
+      warningLine(
+        where,
+        id,
+        version.deprecationWarning ?? `${apiVersion} ${kindName} is deprecated`,
+      ),
+    );
 
   let input: unknown = value;
   let result = version.schema.safeParse(input);
@@ -243,7 +318,8 @@ function validateUnsafe(value: unknown, where: ManifestLocation, options: ParseO
     const unknown = result.error.issues.filter((i) => i.code === 'unrecognized_keys');
     if (unknown.length > 0) {
       if (fieldValidation === 'Warn') {
-        for (const i of fieldIssuesFromZod(unknown, input)) warnings.push(warningLine(where, id, formatFieldIssue(i)));
+        for (const i of fieldIssuesFromZod(unknown, input))
+          warnings.push(warningLine(where, id, formatFieldIssue(i)));
       }
       input = structuredClone(value);
       stripUnknown(input, unknown);
@@ -274,14 +350,27 @@ function expandList(
     return { items: [{ value, where }] };
   }
   const listKind = value.kind;
-  if (listKind !== 'List' && lookupKind(String(value.apiVersion), listKind.slice(0, -4)).status === 'unknown') {
+  if (
+    listKind !== 'List' &&
+    lookupKind(String(value.apiVersion), listKind.slice(0, -4)).status === 'unknown'
+  ) {
     return { items: [{ value, where }] };
   }
   if (!Array.isArray(value.items)) {
-    const issue: FieldIssue = { path: 'items', type: 'Required value', detail: 'a List needs an items array' };
+    const issue: FieldIssue = {
+      path: 'items',
+      type: 'Required value',
+      detail: 'a List needs an items array',
+    };
     return {
       items: [],
-      problem: problem(ManifestErrorCode.invalid, where, { kind: listKind }, [issue], [formatFieldIssue(issue)]),
+      problem: problem(
+        ManifestErrorCode.invalid,
+        where,
+        { kind: listKind },
+        [issue],
+        [formatFieldIssue(issue)],
+      ),
     };
   }
   const itemKind = listKind === 'List' ? undefined : listKind.slice(0, -4);
@@ -297,19 +386,43 @@ function expandList(
   };
 }
 
+/** JavaScript would turn a `__proto__` key into a prototype change and drop it silently. */
+function findProtoKey(doc: YAML.Document.Parsed): number | undefined {
+  let at: number | undefined;
+  YAML.visit(doc, {
+    Pair(_, pair) {
+      if (YAML.isScalar(pair.key) && pair.key.value === '__proto__') {
+        at = pair.key.range?.[0] ?? 0;
+        return YAML.visit.BREAK;
+      }
+      return undefined;
+    },
+  });
+  return at;
+}
+
 /**
  * Parses a stream of YAML/JSON documents into validated objects. Returns every problem (syntax,
  * unsupported kinds, invalid fields) with its document, object and field path; valid documents
  * are returned too, in order. Never throws.
  */
-export function parseManifests(text: string, source: string = DEFAULT_SOURCE, options: ParseOptions = {}): ParseResult {
+export function parseManifests(
+  text: string,
+  source: string = DEFAULT_SOURCE,
+  options: ParseOptions = {},
+): ParseResult {
   const objects: ResourceObject[] = [];
   const errors: ManifestProblem[] = [];
   const warnings: string[] = [];
   const lineCounter = new LineCounter();
   let docs: YAML.Document.Parsed[];
   try {
-    docs = YAML.parseAllDocuments(text, { lineCounter, merge: true, uniqueKeys: true, prettyErrors: false }) as YAML.Document.Parsed[];
+    docs = YAML.parseAllDocuments(text, {
+      lineCounter,
+      merge: true,
+      uniqueKeys: true,
+      prettyErrors: false,
+    }) as YAML.Document.Parsed[];
     if (!Array.isArray(docs)) docs = [docs];
   } catch (e) {
     const where = { source, document: 1 };
@@ -327,9 +440,34 @@ export function parseManifests(text: string, source: string = DEFAULT_SOURCE, op
       for (const err of doc.errors) {
         const pos = lineCounter.linePos(err.pos[0]);
         errors.push(
-          problem(ManifestErrorCode.syntax, { source, document: n, line: pos.line }, {}, [], [err.message], 'parsing', pos.col),
+          problem(
+            ManifestErrorCode.syntax,
+            { source, document: n, line: pos.line },
+            {},
+            [],
+            [err.message],
+            'parsing',
+            pos.col,
+          ),
         );
       }
+      continue;
+    }
+    const protoKey = findProtoKey(doc);
+    if (protoKey !== undefined) {
+      n++;
+      const pos = lineCounter.linePos(protoKey);
+      errors.push(
+        problem(
+          ManifestErrorCode.syntax,
+          { source, document: n, line: pos.line },
+          {},
+          [],
+          ['the key "__proto__" is not allowed'],
+          'parsing',
+          pos.col,
+        ),
+      );
       continue;
     }
     let value: unknown;
@@ -338,7 +476,16 @@ export function parseManifests(text: string, source: string = DEFAULT_SOURCE, op
     } catch (e) {
       n++;
       const detail = e instanceof Error ? e.message : String(e);
-      errors.push(problem(ManifestErrorCode.syntax, { source, document: n, line }, {}, [], [detail], 'parsing'));
+      errors.push(
+        problem(
+          ManifestErrorCode.syntax,
+          { source, document: n, line },
+          {},
+          [],
+          [detail],
+          'parsing',
+        ),
+      );
       continue;
     }
     // Empty documents (nothing, a comment, an explicit null) are skipped and not counted, like kubectl.
@@ -357,11 +504,17 @@ export function parseManifests(text: string, source: string = DEFAULT_SOURCE, op
       }
     }
   }
-  return errors.length === 0 ? { ok: true, objects, warnings } : { ok: false, objects, errors, warnings };
+  return errors.length === 0
+    ? { ok: true, objects, warnings }
+    : { ok: false, objects, errors, warnings };
 }
 
 /** parseManifests for all-or-nothing callers: the objects, or a ManifestError with every problem. */
-export function loadManifests(text: string, source?: string, options?: ParseOptions): ResourceObject[] {
+export function loadManifests(
+  text: string,
+  source?: string,
+  options?: ParseOptions,
+): ResourceObject[] {
   const r = parseManifests(text, source, options);
   if (!r.ok) throw new ManifestError(r.errors);
   return r.objects;
@@ -376,7 +529,9 @@ export function loadManifests(text: string, source?: string, options?: ParseOpti
  * kubectl and to parseManifests.
  */
 export function toYaml(objects: KubeObject | readonly KubeObject[]): string {
-  const list = Array.isArray(objects) ? (objects as readonly KubeObject[]) : [objects as KubeObject];
+  const list = Array.isArray(objects)
+    ? (objects as readonly KubeObject[])
+    : [objects as KubeObject];
   return list.map((o) => YAML.stringify(o, { version: '1.1', lineWidth: 0 })).join('---\n');
 }
 

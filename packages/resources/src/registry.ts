@@ -5,12 +5,32 @@
 
 import type { z } from 'zod';
 
-import { bgpClusterConfigToV2, ciliumBGPAdvertisementV2, ciliumBGPAdvertisementV2alpha1, ciliumBGPClusterConfigV2, ciliumBGPClusterConfigV2alpha1, ciliumBGPPeerConfigV2, ciliumBGPPeerConfigV2alpha1 } from './schema/bgp.js';
+import {
+  bgpClusterConfigToV2,
+  ciliumBGPAdvertisementV2,
+  ciliumBGPAdvertisementV2alpha1,
+  ciliumBGPClusterConfigV2,
+  ciliumBGPClusterConfigV2alpha1,
+  ciliumBGPPeerConfigV2,
+  ciliumBGPPeerConfigV2alpha1,
+} from './schema/bgp.js';
 import { ciliumEndpointV2, ciliumIdentityV2, ciliumNodeV2 } from './schema/cilium.js';
-import { defaultNamespace, defaultPod, defaultService, namespaceV1, nodeV1, podV1, serviceV1 } from './schema/core.js';
+import {
+  applyNamespaceDefaults,
+  applyPodDefaults,
+  applyServiceDefaults,
+  namespaceV1,
+  nodeV1,
+  podV1,
+  serviceV1,
+} from './schema/core.js';
 import { endpointSliceV1 } from './schema/discovery.js';
-import { ciliumL2AnnouncementPolicyV2alpha1, ciliumLoadBalancerIPPoolV2, ciliumLoadBalancerIPPoolV2alpha1 } from './schema/lb.js';
-import { defaultNetworkPolicy, networkPolicyV1 } from './schema/networking.js';
+import {
+  ciliumL2AnnouncementPolicyV2alpha1,
+  ciliumLoadBalancerIPPoolV2,
+  ciliumLoadBalancerIPPoolV2alpha1,
+} from './schema/lb.js';
+import { applyNetworkPolicyDefaults, networkPolicyV1 } from './schema/networking.js';
 import { ciliumClusterwideNetworkPolicyV2, ciliumNetworkPolicyV2 } from './schema/policy.js';
 
 export interface PrinterColumn {
@@ -88,7 +108,7 @@ const SUPPORTED: readonly KindDescriptor[] = [
       AGE,
     ],
     crd: false,
-    applyDefaults: defaultPod as (obj: never) => void,
+    applyDefaults: applyPodDefaults,
   },
   {
     supported: true,
@@ -104,7 +124,7 @@ const SUPPORTED: readonly KindDescriptor[] = [
     statusSubresource: true,
     printerColumns: [{ name: 'Status', type: 'string', jsonPath: '.status.phase' }, AGE],
     crd: false,
-    applyDefaults: defaultNamespace as (obj: never) => void,
+    applyDefaults: applyNamespaceDefaults,
   },
   {
     supported: true,
@@ -119,7 +139,11 @@ const SUPPORTED: readonly KindDescriptor[] = [
     storageVersion: 'v1',
     statusSubresource: true,
     printerColumns: [
-      { name: 'Internal-IP', type: 'string', jsonPath: '.status.addresses[?(@.type=="InternalIP")].address' },
+      {
+        name: 'Internal-IP',
+        type: 'string',
+        jsonPath: '.status.addresses[?(@.type=="InternalIP")].address',
+      },
       AGE,
     ],
     crd: false,
@@ -143,7 +167,7 @@ const SUPPORTED: readonly KindDescriptor[] = [
       AGE,
     ],
     crd: false,
-    applyDefaults: defaultService as (obj: never) => void,
+    applyDefaults: applyServiceDefaults,
   },
   {
     supported: true,
@@ -159,7 +183,11 @@ const SUPPORTED: readonly KindDescriptor[] = [
     statusSubresource: false,
     printerColumns: [
       { name: 'AddressType', type: 'string', jsonPath: '.addressType' },
-      { name: 'Service', type: 'string', jsonPath: '.metadata.labels.kubernetes\\.io/service-name' },
+      {
+        name: 'Service',
+        type: 'string',
+        jsonPath: '.metadata.labels.kubernetes\\.io/service-name',
+      },
       AGE,
     ],
     crd: false,
@@ -178,7 +206,7 @@ const SUPPORTED: readonly KindDescriptor[] = [
     statusSubresource: false,
     printerColumns: [AGE],
     crd: false,
-    applyDefaults: defaultNetworkPolicy as (obj: never) => void,
+    applyDefaults: applyNetworkPolicyDefaults,
   },
   {
     supported: true,
@@ -231,7 +259,8 @@ const SUPPORTED: readonly KindDescriptor[] = [
         name: 'v2alpha1',
         storage: false,
         deprecated: true,
-        deprecationWarning: 'cilium.io/v2alpha1 CiliumLoadBalancerIPPool is deprecated; use cilium.io/v2',
+        deprecationWarning:
+          'cilium.io/v2alpha1 CiliumLoadBalancerIPPool is deprecated; use cilium.io/v2',
         schema: ciliumLoadBalancerIPPoolV2alpha1,
       },
     ],
@@ -283,7 +312,8 @@ const SUPPORTED: readonly KindDescriptor[] = [
         name: 'v2alpha1',
         storage: false,
         deprecated: true,
-        deprecationWarning: 'cilium.io/v2alpha1 CiliumBGPClusterConfig is deprecated; use cilium.io/v2',
+        deprecationWarning:
+          'cilium.io/v2alpha1 CiliumBGPClusterConfig is deprecated; use cilium.io/v2',
         schema: ciliumBGPClusterConfigV2alpha1,
       },
     ],
@@ -291,7 +321,7 @@ const SUPPORTED: readonly KindDescriptor[] = [
     statusSubresource: true,
     printerColumns: [AGE],
     crd: true,
-    convertToStorage: bgpClusterConfigToV2 as (obj: never) => unknown,
+    convertToStorage: bgpClusterConfigToV2,
   },
   {
     supported: true,
@@ -308,7 +338,8 @@ const SUPPORTED: readonly KindDescriptor[] = [
         name: 'v2alpha1',
         storage: false,
         deprecated: true,
-        deprecationWarning: 'cilium.io/v2alpha1 CiliumBGPPeerConfig is deprecated; use cilium.io/v2',
+        deprecationWarning:
+          'cilium.io/v2alpha1 CiliumBGPPeerConfig is deprecated; use cilium.io/v2',
         schema: ciliumBGPPeerConfigV2alpha1,
       },
     ],
@@ -332,7 +363,8 @@ const SUPPORTED: readonly KindDescriptor[] = [
         name: 'v2alpha1',
         storage: false,
         deprecated: true,
-        deprecationWarning: 'cilium.io/v2alpha1 CiliumBGPAdvertisement is deprecated; use cilium.io/v2',
+        deprecationWarning:
+          'cilium.io/v2alpha1 CiliumBGPAdvertisement is deprecated; use cilium.io/v2',
         schema: ciliumBGPAdvertisementV2alpha1,
       },
     ],
@@ -406,10 +438,30 @@ const SUPPORTED: readonly KindDescriptor[] = [
     storageVersion: 'v2',
     statusSubresource: false,
     printerColumns: [
-      { name: 'Security Identity', type: 'integer', jsonPath: '.status.identity.id', description: 'Security Identity' },
-      { name: 'Endpoint State', type: 'string', jsonPath: '.status.state', description: 'Endpoint current state' },
-      { name: 'IPv4', type: 'string', jsonPath: '.status.networking.addressing[0].ipv4', description: 'Endpoint IPv4 address' },
-      { name: 'IPv6', type: 'string', jsonPath: '.status.networking.addressing[0].ipv6', description: 'Endpoint IPv6 address' },
+      {
+        name: 'Security Identity',
+        type: 'integer',
+        jsonPath: '.status.identity.id',
+        description: 'Security Identity',
+      },
+      {
+        name: 'Endpoint State',
+        type: 'string',
+        jsonPath: '.status.state',
+        description: 'Endpoint current state',
+      },
+      {
+        name: 'IPv4',
+        type: 'string',
+        jsonPath: '.status.networking.addressing[0].ipv4',
+        description: 'Endpoint IPv4 address',
+      },
+      {
+        name: 'IPv6',
+        type: 'string',
+        jsonPath: '.status.networking.addressing[0].ipv6',
+        description: 'Endpoint IPv6 address',
+      },
     ],
     crd: true,
   },
@@ -427,7 +479,8 @@ const UNSUPPORTED: readonly UnsupportedKindDescriptor[] = [
     shortNames: ['ep'],
     namespaced: true,
     versions: ['v1'],
-    reason: 'Ciliate reads Service backends from discovery.k8s.io/v1 EndpointSlice; use endpointslices',
+    reason:
+      'Ciliate reads Service backends from discovery.k8s.io/v1 EndpointSlice; use endpointslices',
   },
   {
     supported: false,
@@ -482,7 +535,8 @@ const UNSUPPORTED: readonly UnsupportedKindDescriptor[] = [
     shortNames: ['ccg'],
     namespaced: false,
     versions: ['v2', 'v2alpha1'],
-    reason: 'CIDR groups are not implemented by Ciliate; list the CIDRs in the policy (fromCIDRSet/toCIDRSet)',
+    reason:
+      'CIDR groups are not implemented by Ciliate; list the CIDRs in the policy (fromCIDRSet/toCIDRSet)',
   },
   {
     supported: false,
@@ -504,7 +558,8 @@ const UNSUPPORTED: readonly UnsupportedKindDescriptor[] = [
     shortNames: ['ces'],
     namespaced: false,
     versions: ['v2alpha1'],
-    reason: 'Ciliate distributes endpoints through its own store; CiliumEndpointSlice batching is not used',
+    reason:
+      'Ciliate distributes endpoints through its own store; CiliumEndpointSlice batching is not used',
   },
   {
     supported: false,
@@ -515,7 +570,8 @@ const UNSUPPORTED: readonly UnsupportedKindDescriptor[] = [
     shortNames: ['bgpp'],
     namespaced: false,
     versions: ['v2alpha1'],
-    reason: 'the legacy BGP v1 API is not supported; use CiliumBGPClusterConfig, CiliumBGPPeerConfig and CiliumBGPAdvertisement',
+    reason:
+      'the legacy BGP v1 API is not supported; use CiliumBGPClusterConfig, CiliumBGPPeerConfig and CiliumBGPAdvertisement',
   },
   {
     supported: false,
@@ -526,7 +582,8 @@ const UNSUPPORTED: readonly UnsupportedKindDescriptor[] = [
     shortNames: ['cbgpnode'],
     namespaced: false,
     versions: ['v2', 'v2alpha1'],
-    reason: 'per-node BGP configuration is derived from CiliumBGPClusterConfig, not accepted as input',
+    reason:
+      'per-node BGP configuration is derived from CiliumBGPClusterConfig, not accepted as input',
   },
   {
     supported: false,
@@ -561,7 +618,9 @@ export function apiVersionOf(group: string, version: string): string {
 
 export function splitApiVersion(apiVersion: string): { group: string; version: string } {
   const i = apiVersion.lastIndexOf('/');
-  return i < 0 ? { group: '', version: apiVersion } : { group: apiVersion.slice(0, i), version: apiVersion.slice(i + 1) };
+  return i < 0
+    ? { group: '', version: apiVersion }
+    : { group: apiVersion.slice(0, i), version: apiVersion.slice(i + 1) };
 }
 
 /** The kinds Ciliate handles, in a stable order. */
@@ -575,7 +634,11 @@ export function unsupportedKinds(): readonly UnsupportedKindDescriptor[] {
 }
 
 export type KindLookup =
-  | { readonly status: 'supported'; readonly kind: KindDescriptor; readonly version: VersionDescriptor }
+  | {
+      readonly status: 'supported';
+      readonly kind: KindDescriptor;
+      readonly version: VersionDescriptor;
+    }
   | { readonly status: 'unsupported'; readonly kind: UnsupportedKindDescriptor }
   | { readonly status: 'version-not-served'; readonly kind: KindDescriptor }
   | { readonly status: 'unknown' };
@@ -591,7 +654,9 @@ export function lookupKind(apiVersion: string, kind: string): KindLookup {
   }
   if (!inGroup.supported) return { status: 'unsupported', kind: inGroup };
   const v = inGroup.versions.find((x) => x.name === version);
-  return v ? { status: 'supported', kind: inGroup, version: v } : { status: 'version-not-served', kind: inGroup };
+  return v
+    ? { status: 'supported', kind: inGroup, version: v }
+    : { status: 'version-not-served', kind: inGroup };
 }
 
 /**

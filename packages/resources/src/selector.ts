@@ -98,7 +98,9 @@ export function compileSelector(selector: LabelSelector): LabelMatcher {
   }
   for (const e of selector.matchExpressions ?? []) {
     if (!(SELECTOR_OPERATORS as readonly string[]).includes(e.operator)) {
-      throw new TypeError(`label selector operator "${String(e.operator)}" is not one of ${SELECTOR_OPERATORS.join(', ')}`);
+      throw new TypeError(
+        `label selector operator "${String(e.operator)}" is not one of ${SELECTOR_OPERATORS.join(', ')}`,
+      );
     }
     reqs.push(compileRequirement(e.key, e.operator, e.values ?? []));
   }
@@ -122,7 +124,7 @@ export function selectorIsEmpty(selector: LabelSelector): boolean {
   );
 }
 
-/** Kubernetes' string form (`app=web,tier in (a,b),!legacy`), requirements sorted by key. */
+/** Kubernetes' string form (`app=web,tier in (a,b),!legacy`), requirements sorted by key, then text. */
 export function selectorToString(selector: LabelSelector): string {
   const parts: [string, string][] = [];
   for (const [k, v] of Object.entries(selector.matchLabels ?? {})) parts.push([k, `${k}=${v}`]);
@@ -143,7 +145,8 @@ export function selectorToString(selector: LabelSelector): string {
         break;
     }
   }
-  parts.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const cmp = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
+  parts.sort((a, b) => cmp(a[0], b[0]) || cmp(a[1], b[1]));
   return parts.map((p) => p[1]).join(',');
 }
 
@@ -171,18 +174,42 @@ export function validateSelectorKey(
   options: SelectorValidationOptions,
 ): FieldIssue[] {
   if (!options.sources) {
-    return qualifiedName(key).map((detail) => ({ path, type: 'Invalid value', value: key, detail }));
+    return qualifiedName(key).map((detail) => ({
+      path,
+      type: 'Invalid value',
+      value: key,
+      detail,
+    }));
   }
   const sk = parseSourcedKey(key, LabelSource.any);
   if (sk.source === '') {
-    return [{ path, type: 'Invalid value', value: key, detail: 'label source before ":" must not be empty' }];
+    return [
+      {
+        path,
+        type: 'Invalid value',
+        value: key,
+        detail: 'label source before ":" must not be empty',
+      },
+    ];
   }
   if (!K8S_SHAPED_SOURCES.has(sk.source)) {
     return sk.key === ''
-      ? [{ path, type: 'Invalid value', value: key, detail: 'label key after the source must not be empty' }]
+      ? [
+          {
+            path,
+            type: 'Invalid value',
+            value: key,
+            detail: 'label key after the source must not be empty',
+          },
+        ]
       : [];
   }
-  return qualifiedName(sk.key).map((detail) => ({ path, type: 'Invalid value', value: key, detail }));
+  return qualifiedName(sk.key).map((detail) => ({
+    path,
+    type: 'Invalid value',
+    value: key,
+    detail,
+  }));
 }
 
 /** Issues for a selector that already has the right shape (strings, known operators). */
@@ -196,12 +223,14 @@ export function validateSelector(
   for (const [k, v] of Object.entries(selector.matchLabels ?? {})) {
     issues.push(...validateSelectorKey(k, mlPath, options));
     if (typeof v === 'string') {
-      for (const detail of labelValue(v)) issues.push({ path: mlPath, type: 'Invalid value', value: v, detail });
+      for (const detail of labelValue(v))
+        issues.push({ path: mlPath, type: 'Invalid value', value: v, detail });
     }
   }
   (selector.matchExpressions ?? []).forEach((e, i) => {
     const ePath = joinPath(joinPath(path, 'matchExpressions'), i);
-    if (typeof e.key === 'string') issues.push(...validateSelectorKey(e.key, joinPath(ePath, 'key'), options));
+    if (typeof e.key === 'string')
+      issues.push(...validateSelectorKey(e.key, joinPath(ePath, 'key'), options));
     const values = e.values ?? [];
     const vPath = joinPath(ePath, 'values');
     if (e.operator === 'In' || e.operator === 'NotIn') {

@@ -31,7 +31,13 @@ export interface CustomResourceDefinition {
       storage: boolean;
       deprecated?: boolean;
       deprecationWarning?: string;
-      additionalPrinterColumns?: { name: string; type: string; jsonPath: string; description?: string; priority?: number }[];
+      additionalPrinterColumns?: {
+        name: string;
+        type: string;
+        jsonPath: string;
+        description?: string;
+        priority?: number;
+      }[];
       schema: { openAPIV3Schema: OpenApiSchema };
       subresources?: { status?: Record<string, never> };
     }[];
@@ -42,11 +48,17 @@ export interface CustomResourceDefinition {
 export function openApiSchemaFor(kind: KindDescriptor, version: string): OpenApiSchema {
   const v = kind.versions.find((x) => x.name === version);
   if (!v) throw new Error(`${kind.kind} has no version ${version}`);
-  const json = z.toJSONSchema(v.schema, { io: 'input', unrepresentable: 'throw', target: 'draft-2020-12' });
+  const json = z.toJSONSchema(v.schema, {
+    io: 'input',
+    unrepresentable: 'throw',
+    target: 'draft-2020-12',
+  });
   const schema = toStructuralSchema(json);
   const problems = structuralViolations(schema);
   if (problems.length > 0) {
-    throw new Error(`generated schema for ${kind.kind} ${version} is not structural:\n  ${problems.join('\n  ')}`);
+    throw new Error(
+      `generated schema for ${kind.kind} ${version} is not structural:\n  ${problems.join('\n  ')}`,
+    );
   }
   return schema;
 }
@@ -91,7 +103,8 @@ function sortKeysDeep(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortKeysDeep);
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const k of Object.keys(value).sort()) out[k] = sortKeysDeep((value as Record<string, unknown>)[k]);
+    for (const k of Object.keys(value).sort())
+      out[k] = sortKeysDeep((value as Record<string, unknown>)[k]);
     return out;
   }
   return value;

@@ -69,8 +69,23 @@ const INT32_MAX = 2147483647;
 
 /** Formats kube-apiserver knows; anything else would be ignored there, so we do not emit it. */
 const KNOWN_FORMATS = new Set([
-  'int32', 'int64', 'float', 'double', 'byte', 'date', 'date-time', 'duration', 'password',
-  'ipv4', 'ipv6', 'cidr', 'mac', 'uuid', 'hostname', 'uri', 'email',
+  'int32',
+  'int64',
+  'float',
+  'double',
+  'byte',
+  'date',
+  'date-time',
+  'duration',
+  'password',
+  'ipv4',
+  'ipv6',
+  'cidr',
+  'mac',
+  'uuid',
+  'hostname',
+  'uri',
+  'email',
 ]);
 
 const CARRIED_EXTENSIONS = [
@@ -85,7 +100,11 @@ function isObject(v: unknown): v is Json {
 }
 
 function isEmptySchema(s: Json): boolean {
-  return Object.keys(s).filter((k) => k !== 'description' && k !== 'x-kubernetes-preserve-unknown-fields').length === 0;
+  return (
+    Object.keys(s).filter(
+      (k) => k !== 'description' && k !== 'x-kubernetes-preserve-unknown-fields',
+    ).length === 0
+  );
 }
 
 function copyCommon(s: Json, out: OpenApiSchema): void {
@@ -133,9 +152,10 @@ function convertNode(input: unknown, path: string): OpenApiSchema {
 
   // Nullability: `type: [T, "null"]` or `anyOf: [X, {type: null}]`.
   if (Array.isArray(s.type)) {
-    const types = s.type.filter((t) => t !== 'null');
-    if (types.length !== 1 || types.length === s.type.length) {
-      throw new CrdSchemaError(path, `a union of types (${s.type.join(', ')}) has no structural form`);
+    const all = (s.type as unknown[]).map(String);
+    const types = all.filter((t) => t !== 'null');
+    if (types.length !== 1 || types.length === all.length) {
+      throw new CrdSchemaError(path, `a union of types (${all.join(', ')}) has no structural form`);
     }
     const out = convertNode({ ...s, type: types[0] }, path);
     out.nullable = true;
@@ -154,11 +174,17 @@ function convertNode(input: unknown, path: string): OpenApiSchema {
     if (nonNull.every((b) => 'const' in b) && new Set(nonNull.map((b) => b.type)).size === 1) {
       const rest = { ...s };
       delete rest.anyOf;
-      const out = convertNode({ ...rest, type: nonNull[0]?.type, enum: nonNull.map((b) => b.const) }, path);
+      const out = convertNode(
+        { ...rest, type: nonNull[0]?.type, enum: nonNull.map((b) => b.const) },
+        path,
+      );
       if (nonNull.length < branches.length) out.nullable = true;
       return out;
     }
-    throw new CrdSchemaError(path, 'unions other than int-or-string, enums and nullable have no structural form');
+    throw new CrdSchemaError(
+      path,
+      'unions other than int-or-string, enums and nullable have no structural form',
+    );
   }
 
   const type = s.type;
@@ -167,13 +193,38 @@ function convertNode(input: unknown, path: string): OpenApiSchema {
 
   for (const key of Object.keys(s)) {
     const handled = [
-      'type', 'description', 'title', 'default', 'properties', 'required', 'additionalProperties',
-      'propertyNames', 'items', 'enum', 'const', 'format', 'pattern', 'minLength', 'maxLength',
-      'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf', 'minItems',
-      'maxItems', 'uniqueItems', 'minProperties', 'maxProperties', 'oneOf', '$schema',
-      'x-kubernetes-preserve-unknown-fields', ...CARRIED_EXTENSIONS,
+      'type',
+      'description',
+      'title',
+      'default',
+      'properties',
+      'required',
+      'additionalProperties',
+      'propertyNames',
+      'items',
+      'enum',
+      'const',
+      'format',
+      'pattern',
+      'minLength',
+      'maxLength',
+      'minimum',
+      'maximum',
+      'exclusiveMinimum',
+      'exclusiveMaximum',
+      'multipleOf',
+      'minItems',
+      'maxItems',
+      'uniqueItems',
+      'minProperties',
+      'maxProperties',
+      'oneOf',
+      '$schema',
+      'x-kubernetes-preserve-unknown-fields',
+      ...CARRIED_EXTENSIONS,
     ];
-    if (!handled.includes(key)) throw new CrdSchemaError(path, `JSON Schema keyword "${key}" is not supported`);
+    if (!handled.includes(key))
+      throw new CrdSchemaError(path, `JSON Schema keyword "${key}" is not supported`);
   }
 
   switch (type) {
@@ -183,8 +234,10 @@ function convertNode(input: unknown, path: string): OpenApiSchema {
       const addl = s.additionalProperties;
       if (props && Object.keys(props).length > 0) {
         out.properties = {};
-        for (const [k, v] of Object.entries(props)) out.properties[k] = convertNode(v, `${path}.${k}`);
-        if (Array.isArray(s.required) && s.required.length > 0) out.required = s.required.map(String);
+        for (const [k, v] of Object.entries(props))
+          out.properties[k] = convertNode(v, `${path}.${k}`);
+        if (Array.isArray(s.required) && s.required.length > 0)
+          out.required = s.required.map(String);
         if (isObject(addl)) {
           // A loose object: known fields typed, unknown ones kept.
           out['x-kubernetes-preserve-unknown-fields'] = true;
@@ -194,8 +247,10 @@ function convertNode(input: unknown, path: string): OpenApiSchema {
         else out.additionalProperties = convertNode(addl, `${path}.*`);
       }
       // No additionalProperties at all (zod's stripping object) means pruning: the structural default.
-      if (s['x-kubernetes-preserve-unknown-fields'] === true) out['x-kubernetes-preserve-unknown-fields'] = true;
-      if (Array.isArray(s.oneOf)) out.oneOf = s.oneOf.map((b, i) => convertJunctorBranch(b, `${path}.oneOf[${i}]`));
+      if (s['x-kubernetes-preserve-unknown-fields'] === true)
+        out['x-kubernetes-preserve-unknown-fields'] = true;
+      if (Array.isArray(s.oneOf))
+        out.oneOf = s.oneOf.map((b, i) => convertJunctorBranch(b, `${path}.oneOf[${i}]`));
       if (typeof s.minProperties === 'number') out.minProperties = s.minProperties;
       if (typeof s.maxProperties === 'number') out.maxProperties = s.maxProperties;
       return out;
@@ -226,7 +281,8 @@ function convertNode(input: unknown, path: string): OpenApiSchema {
       const min = typeof s.minimum === 'number' ? s.minimum : undefined;
       const max = typeof s.maximum === 'number' ? s.maximum : undefined;
       // zod states the safe-integer (or int32) range explicitly; the format already implies it.
-      if (min !== undefined && min !== -SAFE_INT && !(int32 && min === INT32_MIN)) out.minimum = min;
+      if (min !== undefined && min !== -SAFE_INT && !(int32 && min === INT32_MIN))
+        out.minimum = min;
       if (max !== undefined && max !== SAFE_INT && !(int32 && max === INT32_MAX)) out.maximum = max;
       if (typeof s.exclusiveMinimum === 'number') {
         out.minimum = s.exclusiveMinimum;
@@ -280,14 +336,48 @@ export function toStructuralSchema(jsonSchema: unknown): OpenApiSchema {
 // ---------------------------------------------------------------------------------------------
 // A checker for the rules above, used by the tests and by the generator as a last guard.
 
-const JUNCTOR_FORBIDDEN = ['type', 'description', 'default', 'additionalProperties', 'nullable', 'x-kubernetes-preserve-unknown-fields'];
+const JUNCTOR_FORBIDDEN = [
+  'type',
+  'description',
+  'default',
+  'additionalProperties',
+  'nullable',
+  'x-kubernetes-preserve-unknown-fields',
+];
 const ALLOWED_KEYS = new Set<string>([
-  'type', 'format', 'title', 'description', 'default', 'nullable', 'enum', 'pattern', 'minLength',
-  'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf', 'minItems',
-  'maxItems', 'minProperties', 'maxProperties', 'required', 'items', 'properties',
-  'additionalProperties', 'oneOf', 'anyOf', 'allOf', 'not', 'x-kubernetes-preserve-unknown-fields',
-  'x-kubernetes-int-or-string', 'x-kubernetes-map-type', 'x-kubernetes-list-type',
-  'x-kubernetes-list-map-keys', 'x-kubernetes-embedded-resource',
+  'type',
+  'format',
+  'title',
+  'description',
+  'default',
+  'nullable',
+  'enum',
+  'pattern',
+  'minLength',
+  'maxLength',
+  'minimum',
+  'maximum',
+  'exclusiveMinimum',
+  'exclusiveMaximum',
+  'multipleOf',
+  'minItems',
+  'maxItems',
+  'minProperties',
+  'maxProperties',
+  'required',
+  'items',
+  'properties',
+  'additionalProperties',
+  'oneOf',
+  'anyOf',
+  'allOf',
+  'not',
+  'x-kubernetes-preserve-unknown-fields',
+  'x-kubernetes-int-or-string',
+  'x-kubernetes-map-type',
+  'x-kubernetes-list-type',
+  'x-kubernetes-list-map-keys',
+  'x-kubernetes-embedded-resource',
 ]);
 
 function isIntOrStringAnyOf(branches: readonly OpenApiSchema[] | undefined): boolean {
@@ -302,21 +392,32 @@ function isIntOrStringAnyOf(branches: readonly OpenApiSchema[] | undefined): boo
 export function structuralViolations(schema: OpenApiSchema, path = ''): string[] {
   const out: string[] = [];
   const at = path || '<root>';
-  for (const k of Object.keys(schema)) if (!ALLOWED_KEYS.has(k)) out.push(`${at}: keyword "${k}" is not allowed`);
-  const special = schema['x-kubernetes-int-or-string'] === true || schema['x-kubernetes-preserve-unknown-fields'] === true;
+  for (const k of Object.keys(schema))
+    if (!ALLOWED_KEYS.has(k)) out.push(`${at}: keyword "${k}" is not allowed`);
+  const special =
+    schema['x-kubernetes-int-or-string'] === true ||
+    schema['x-kubernetes-preserve-unknown-fields'] === true;
   if (!schema.type && !special) out.push(`${at}: type must not be empty`);
   if (schema.properties && schema.additionalProperties) {
     out.push(`${at}: properties and additionalProperties are mutually exclusive`);
   }
-  if (schema['x-kubernetes-int-or-string'] === true && schema.type) out.push(`${at}: int-or-string must not have a type`);
+  if (schema['x-kubernetes-int-or-string'] === true && schema.type)
+    out.push(`${at}: int-or-string must not have a type`);
   for (const j of ['oneOf', 'anyOf', 'allOf'] as const) {
     // The one exception Kubernetes makes: int-or-string may spell out anyOf integer|string.
-    if (j === 'anyOf' && schema['x-kubernetes-int-or-string'] === true && isIntOrStringAnyOf(schema.anyOf)) continue;
+    if (
+      j === 'anyOf' &&
+      schema['x-kubernetes-int-or-string'] === true &&
+      isIntOrStringAnyOf(schema.anyOf)
+    )
+      continue;
     (schema[j] ?? []).forEach((b, i) => {
-      for (const f of JUNCTOR_FORBIDDEN) if (f in b) out.push(`${at}.${j}[${i}]: "${f}" is not allowed inside ${j}`);
+      for (const f of JUNCTOR_FORBIDDEN)
+        if (f in b) out.push(`${at}.${j}[${i}]: "${f}" is not allowed inside ${j}`);
       if (b.properties) out.push(`${at}.${j}[${i}]: junctors may not specify properties`);
       for (const r of b.required ?? []) {
-        if (!schema.properties?.[r]) out.push(`${at}.${j}[${i}]: required field "${r}" is not specified outside the junctor`);
+        if (!schema.properties?.[r])
+          out.push(`${at}.${j}[${i}]: required field "${r}" is not specified outside the junctor`);
       }
     });
   }
@@ -328,7 +429,8 @@ export function structuralViolations(schema: OpenApiSchema, path = ''): string[]
     if (keys.length === 0) out.push(`${at}: a list-type map needs x-kubernetes-list-map-keys`);
     for (const k of keys) {
       const item = schema.items;
-      if (!item?.properties?.[k]) out.push(`${at}: list-map key "${k}" is not a property of the items`);
+      if (!item?.properties?.[k])
+        out.push(`${at}: list-map key "${k}" is not a property of the items`);
       else if (!(item.required ?? []).includes(k) && item.properties[k]?.default === undefined) {
         out.push(`${at}: list-map key "${k}" must be required or have a default`);
       }
@@ -337,8 +439,10 @@ export function structuralViolations(schema: OpenApiSchema, path = ''): string[]
   if (schema['x-kubernetes-map-type'] !== undefined && schema.type !== 'object') {
     out.push(`${at}: x-kubernetes-map-type applies to objects only`);
   }
-  for (const [k, v] of Object.entries(schema.properties ?? {})) out.push(...structuralViolations(v, `${path}.${k}`));
-  if (schema.additionalProperties) out.push(...structuralViolations(schema.additionalProperties, `${path}.*`));
+  for (const [k, v] of Object.entries(schema.properties ?? {}))
+    out.push(...structuralViolations(v, `${path}.${k}`));
+  if (schema.additionalProperties)
+    out.push(...structuralViolations(schema.additionalProperties, `${path}.*`));
   if (schema.items) out.push(...structuralViolations(schema.items, `${path}[*]`));
   if (path === '' && schema.properties?.metadata) {
     const md = schema.properties.metadata;

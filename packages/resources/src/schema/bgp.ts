@@ -5,7 +5,16 @@
 import { z } from 'zod';
 
 import { parseIp } from '../validation.js';
-import { conditions, crossCheck, int32, int64, k8sSelector, objectMeta, report, uniqueBy } from './kit.js';
+import {
+  conditions,
+  crossCheck,
+  int32,
+  int64,
+  k8sSelector,
+  objectMeta,
+  report,
+  uniqueBy,
+} from './kit.js';
 
 const MAX_ASN = 4294967295;
 
@@ -44,7 +53,12 @@ function peer(version: 'v2' | 'v2alpha1') {
     }),
     (p, ctx) => {
       if (p.peerAddress === undefined && p.autoDiscovery === undefined) {
-        report(ctx, 'Required value', 'peerAddress', 'one of `peerAddress` or `autoDiscovery` must be set');
+        report(
+          ctx,
+          'Required value',
+          'peerAddress',
+          'one of `peerAddress` or `autoDiscovery` must be set',
+        );
       }
     },
   );
@@ -61,7 +75,13 @@ function instance(version: 'v2' | 'v2alpha1') {
         .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] })
         .optional(),
     }),
-    (inst, ctx) => uniqueBy(inst.peers, (p) => p.name, ctx, (i) => `peers[${i}].name`),
+    (inst, ctx) =>
+      uniqueBy(
+        inst.peers,
+        (p) => p.name,
+        ctx,
+        (i) => `peers[${i}].name`,
+      ),
   );
 }
 
@@ -79,7 +99,13 @@ function clusterConfig<V extends string>(apiVersion: V, version: 'v2' | 'v2alpha
           .max(16)
           .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] }),
       }),
-      (s, ctx) => uniqueBy(s.bgpInstances, (i) => i.name, ctx, (i) => `bgpInstances[${i}].name`),
+      (s, ctx) =>
+        uniqueBy(
+          s.bgpInstances,
+          (i) => i.name,
+          ctx,
+          (i) => `bgpInstances[${i}].name`,
+        ),
     ),
     status: z.looseObject({ conditions: conditions().optional() }).optional(),
   });
@@ -88,15 +114,26 @@ function clusterConfig<V extends string>(apiVersion: V, version: 'v2' | 'v2alpha
 export const ciliumBGPClusterConfigV2 = clusterConfig('cilium.io/v2', 'v2');
 export const ciliumBGPClusterConfigV2alpha1 = clusterConfig('cilium.io/v2alpha1', 'v2alpha1');
 export type CiliumBGPClusterConfig =
-  | z.output<typeof ciliumBGPClusterConfigV2>
-  | z.output<typeof ciliumBGPClusterConfigV2alpha1>;
+  z.output<typeof ciliumBGPClusterConfigV2> | z.output<typeof ciliumBGPClusterConfigV2alpha1>;
 
 // ---------------------------------------------------------------------------------------------
 
 const AFIS = ['ipv4', 'ipv6', 'l2vpn', 'ls', 'opaque'] as const;
 const SAFIS = [
-  'unicast', 'multicast', 'mpls_label', 'encapsulation', 'vpls', 'evpn', 'ls', 'sr_policy', 'mup',
-  'mpls_vpn', 'mpls_vpn_multicast', 'route_target_constraints', 'flowspec_unicast', 'flowspec_vpn',
+  'unicast',
+  'multicast',
+  'mpls_label',
+  'encapsulation',
+  'vpls',
+  'evpn',
+  'ls',
+  'sr_policy',
+  'mup',
+  'mpls_vpn',
+  'mpls_vpn_multicast',
+  'route_target_constraints',
+  'flowspec_unicast',
+  'flowspec_vpn',
   'key_value',
 ] as const;
 
@@ -155,29 +192,48 @@ function peerConfig<V extends string>(apiVersion: V) {
 export const ciliumBGPPeerConfigV2 = peerConfig('cilium.io/v2');
 export const ciliumBGPPeerConfigV2alpha1 = peerConfig('cilium.io/v2alpha1');
 export type CiliumBGPPeerConfig =
-  | z.output<typeof ciliumBGPPeerConfigV2>
-  | z.output<typeof ciliumBGPPeerConfigV2alpha1>;
+  z.output<typeof ciliumBGPPeerConfigV2> | z.output<typeof ciliumBGPPeerConfigV2alpha1>;
 
 // ---------------------------------------------------------------------------------------------
 
-const U32 = '([0-9]|[1-9][0-9]{1,8}|[1-3][0-9]{9}|4[01][0-9]{8}|42[0-8][0-9]{7}|429[0-3][0-9]{6}|4294[0-8][0-9]{5}|42949[0-5][0-9]{4}|429496[0-6][0-9]{3}|4294967[01][0-9]{2}|42949672[0-8][0-9]|429496729[0-5])';
-const U16 = '([0-9]|[1-9][0-9]{1,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])';
+const U32 =
+  '([0-9]|[1-9][0-9]{1,8}|[1-3][0-9]{9}|4[01][0-9]{8}|42[0-8][0-9]{7}|429[0-3][0-9]{6}|4294[0-8][0-9]{5}|42949[0-5][0-9]{4}|429496[0-6][0-9]{3}|4294967[01][0-9]{2}|42949672[0-8][0-9]|429496729[0-5])';
+const U16 =
+  '([0-9]|[1-9][0-9]{1,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])';
 const STANDARD_COMMUNITY = new RegExp(`^${U32}$|^${U16}:${U16}$`);
 const LARGE_COMMUNITY = new RegExp(`^${U32}:${U32}:${U32}$`);
 
 const WELL_KNOWN_COMMUNITIES = [
-  'internet', 'planned-shut', 'accept-own', 'route-filter-translated-v4', 'route-filter-v4',
-  'route-filter-translated-v6', 'route-filter-v6', 'llgr-stale', 'no-llgr', 'blackhole', 'no-export',
-  'no-advertise', 'no-export-subconfed', 'no-peer',
+  'internet',
+  'planned-shut',
+  'accept-own',
+  'route-filter-translated-v4',
+  'route-filter-v4',
+  'route-filter-translated-v6',
+  'route-filter-v6',
+  'llgr-stale',
+  'no-llgr',
+  'blackhole',
+  'no-export',
+  'no-advertise',
+  'no-export-subconfed',
+  'no-peer',
 ] as const;
 
 const standardCommunity = z.string().superRefine((v, ctx) => {
   if (!STANDARD_COMMUNITY.test(v)) {
-    report(ctx, 'Invalid value', '', 'must be a 32-bit decimal number or two 16-bit numbers as "a:b"', v);
+    report(
+      ctx,
+      'Invalid value',
+      '',
+      'must be a 32-bit decimal number or two 16-bit numbers as "a:b"',
+      v,
+    );
   }
 });
 const largeCommunity = z.string().superRefine((v, ctx) => {
-  if (!LARGE_COMMUNITY.test(v)) report(ctx, 'Invalid value', '', 'must be three 32-bit decimal numbers as "a:b:c"', v);
+  if (!LARGE_COMMUNITY.test(v))
+    report(ctx, 'Invalid value', '', 'must be three 32-bit decimal numbers as "a:b:c"', v);
 });
 
 const advertisement = z.strictObject({
@@ -214,8 +270,7 @@ function advertisementObject<V extends string>(apiVersion: V) {
 export const ciliumBGPAdvertisementV2 = advertisementObject('cilium.io/v2');
 export const ciliumBGPAdvertisementV2alpha1 = advertisementObject('cilium.io/v2alpha1');
 export type CiliumBGPAdvertisement =
-  | z.output<typeof ciliumBGPAdvertisementV2>
-  | z.output<typeof ciliumBGPAdvertisementV2alpha1>;
+  z.output<typeof ciliumBGPAdvertisementV2> | z.output<typeof ciliumBGPAdvertisementV2alpha1>;
 
 /** v2alpha1 -> v2: the peer config reference loses group and kind (always cilium.io's peer config). */
 export function bgpClusterConfigToV2(

@@ -88,13 +88,22 @@ const ciliumNodeStatus = z.looseObject({
       'ipv6-used': z.record(z.string(), allocationIP).optional(),
       'operator-status': z.looseObject({ error: z.string().optional() }).optional(),
       'release-ips': z
-        .record(z.string(), z.enum(['marked-for-release', 'ready-for-release', 'do-not-release', 'released']))
+        .record(
+          z.string(),
+          z.enum(['marked-for-release', 'ready-for-release', 'do-not-release', 'released']),
+        )
         .optional(),
       'ipv6-release-ips': z
-        .record(z.string(), z.enum(['marked-for-release', 'ready-for-release', 'do-not-release', 'released']))
+        .record(
+          z.string(),
+          z.enum(['marked-for-release', 'ready-for-release', 'do-not-release', 'released']),
+        )
         .optional(),
       'pod-cidrs': z
-        .record(z.string(), z.looseObject({ status: z.enum(['released', 'depleted', 'in-use']).optional() }))
+        .record(
+          z.string(),
+          z.looseObject({ status: z.enum(['released', 'depleted', 'in-use']).optional() }),
+        )
         .optional(),
     })
     .optional(),

@@ -66,7 +66,10 @@ const containerFields = {
 };
 
 const container = z.strictObject(containerFields);
-const ephemeralContainer = z.strictObject({ ...containerFields, targetContainerName: z.string().optional() });
+const ephemeralContainer = z.strictObject({
+  ...containerFields,
+  targetContainerName: z.string().optional(),
+});
 
 const podSpec = crossCheck(
   z.strictObject({
@@ -77,7 +80,9 @@ const podSpec = crossCheck(
     restartPolicy: z.enum(['Always', 'OnFailure', 'Never']).default('Always'),
     terminationGracePeriodSeconds: int64(0).optional(),
     activeDeadlineSeconds: int64(1).optional(),
-    dnsPolicy: z.enum(['ClusterFirstWithHostNet', 'ClusterFirst', 'Default', 'None']).default('ClusterFirst'),
+    dnsPolicy: z
+      .enum(['ClusterFirstWithHostNet', 'ClusterFirst', 'Default', 'None'])
+      .default('ClusterFirst'),
     nodeSelector: labelMap().optional(),
     serviceAccountName: z.string().optional(),
     serviceAccount: z.string().optional(),
@@ -113,11 +118,18 @@ const podSpec = crossCheck(
     resources: opaque().optional(),
   }),
   (spec, ctx) => {
-    const all = [...(Array.isArray(spec.containers) ? spec.containers : []), ...(spec.initContainers ?? [])];
-    uniqueBy(all, (c) => c.name, ctx, (i) =>
-      i < (spec.containers?.length ?? 0)
-        ? `containers[${i}].name`
-        : `initContainers[${i - (spec.containers?.length ?? 0)}].name`,
+    const all = [
+      ...(Array.isArray(spec.containers) ? spec.containers : []),
+      ...(spec.initContainers ?? []),
+    ];
+    uniqueBy(
+      all,
+      (c) => c.name,
+      ctx,
+      (i) =>
+        i < (spec.containers?.length ?? 0)
+          ? `containers[${i}].name`
+          : `initContainers[${i - (spec.containers?.length ?? 0)}].name`,
     );
     if (spec.hostNetwork === true) {
       (spec.containers ?? []).forEach((c, i) =>
@@ -167,7 +179,7 @@ export type Pod = z.output<typeof podV1>;
  * the deprecated `serviceAccount` field is copied over). Cilium derives an identity label from it,
  * so standalone Ciliate must see the same value a cluster would.
  */
-export function defaultPod(pod: Pod): void {
+export function applyPodDefaults(pod: Pod): void {
   const spec = pod.spec;
   if (!spec.serviceAccountName) spec.serviceAccountName = spec.serviceAccount || 'default';
 }
@@ -193,8 +205,11 @@ export type Namespace = z.output<typeof namespaceV1>;
  * The label the API server puts on every namespace (NamespaceDefaultLabelName, Kubernetes 1.21+);
  * Cilium's identities include it as `io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name`.
  */
-export function defaultNamespace(ns: Namespace): void {
-  ns.metadata.labels = { ...(ns.metadata.labels ?? {}), 'kubernetes.io/metadata.name': ns.metadata.name ?? '' };
+export function applyNamespaceDefaults(ns: Namespace): void {
+  ns.metadata.labels = {
+    ...(ns.metadata.labels ?? {}),
+    'kubernetes.io/metadata.name': ns.metadata.name ?? '',
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -220,13 +235,25 @@ const nodeSpec = crossCheck(
   (spec, ctx) => {
     const cidrs = spec.podCIDRs ?? [];
     if (spec.podCIDR && cidrs.length > 0 && cidrs[0] !== spec.podCIDR) {
-      report(ctx, 'Invalid value', 'podCIDR', 'must match the first entry of podCIDRs', spec.podCIDR);
+      report(
+        ctx,
+        'Invalid value',
+        'podCIDR',
+        'must match the first entry of podCIDRs',
+        spec.podCIDR,
+      );
     }
     if (cidrs.length === 2) {
       const a = typeof cidrs[0] === 'string' ? parseCidr(cidrs[0]) : undefined;
       const b = typeof cidrs[1] === 'string' ? parseCidr(cidrs[1]) : undefined;
       if (a && b && typeof a !== 'string' && typeof b !== 'string' && a.family === b.family) {
-        report(ctx, 'Invalid value', 'podCIDRs', 'may specify no more than one CIDR for each IP family', cidrs);
+        report(
+          ctx,
+          'Invalid value',
+          'podCIDRs',
+          'may specify no more than one CIDR for each IP family',
+          cidrs,
+        );
       }
     }
   },
@@ -291,7 +318,10 @@ const serviceSpec = crossCheck(
     internalTrafficPolicy: z.enum(['Cluster', 'Local']).optional(),
     healthCheckNodePort: int32(0, 65535).optional(),
     publishNotReadyAddresses: z.boolean().optional(),
-    ipFamilies: z.array(z.enum(['IPv4', 'IPv6'])).max(2).optional(),
+    ipFamilies: z
+      .array(z.enum(['IPv4', 'IPv6']))
+      .max(2)
+      .optional(),
     ipFamilyPolicy: z.enum(['SingleStack', 'PreferDualStack', 'RequireDualStack']).optional(),
     allocateLoadBalancerNodePorts: z.boolean().optional(),
     trafficDistribution: z.string().optional(),
@@ -310,20 +340,50 @@ const serviceSpec = crossCheck(
       if (!p || typeof p !== 'object') return;
       if (ports.length > 1 && !p.name) report(ctx, 'Required value', `ports[${i}].name`, '');
       if (typeof p.name === 'string' && p.name !== '') {
-        for (const d of dns1123Label(p.name)) report(ctx, 'Invalid value', `ports[${i}].name`, d, p.name);
+        for (const d of dns1123Label(p.name))
+          report(ctx, 'Invalid value', `ports[${i}].name`, d, p.name);
       }
-      if (p.targetPort !== undefined) checkIntOrStringPort(ctx, p.targetPort, `ports[${i}].targetPort`);
-      if (p.nodePort !== undefined && p.nodePort !== 0 && (type === 'ClusterIP' || type === 'ExternalName')) {
-        report(ctx, 'Forbidden', `ports[${i}].nodePort`, 'may not be used when `type` is ' + `'${type}'`);
+      if (p.targetPort !== undefined)
+        checkIntOrStringPort(ctx, p.targetPort, `ports[${i}].targetPort`);
+      if (
+        p.nodePort !== undefined &&
+        p.nodePort !== 0 &&
+        (type === 'ClusterIP' || type === 'ExternalName')
+      ) {
+        report(
+          ctx,
+          'Forbidden',
+          `ports[${i}].nodePort`,
+          'may not be used when `type` is ' + `'${type}'`,
+        );
       }
     });
-    uniqueBy(ports, (p) => p.name || undefined, ctx, (i) => `ports[${i}].name`);
-    uniqueBy(ports, (p) => `${p.port}/${p.protocol}`, ctx, (i) => `ports[${i}]`);
-    const ips = [...(spec.clusterIP !== undefined ? [spec.clusterIP] : []), ...(spec.clusterIPs ?? [])];
+    uniqueBy(
+      ports,
+      (p) => p.name || undefined,
+      ctx,
+      (i) => `ports[${i}].name`,
+    );
+    uniqueBy(
+      ports,
+      (p) => `${p.port}/${p.protocol}`,
+      ctx,
+      (i) => `ports[${i}]`,
+    );
+    const ips = [
+      ...(spec.clusterIP !== undefined ? [spec.clusterIP] : []),
+      ...(spec.clusterIPs ?? []),
+    ];
     ips.forEach((ip) => {
       if (typeof ip !== 'string' || ip === '' || ip === 'None') return;
       if (!parseIp(ip)) {
-        report(ctx, 'Invalid value', 'clusterIP', 'must be empty, \'None\', or a valid IP address', ip);
+        report(
+          ctx,
+          'Invalid value',
+          'clusterIP',
+          "must be empty, 'None', or a valid IP address",
+          ip,
+        );
       }
     });
     if (
@@ -332,20 +392,43 @@ const serviceSpec = crossCheck(
       spec.clusterIPs.length > 0 &&
       spec.clusterIPs[0] !== spec.clusterIP
     ) {
-      report(ctx, 'Invalid value', 'clusterIPs', 'first value must match `clusterIP`', spec.clusterIPs);
+      report(
+        ctx,
+        'Invalid value',
+        'clusterIPs',
+        'first value must match `clusterIP`',
+        spec.clusterIPs,
+      );
     }
     (spec.loadBalancerSourceRanges ?? []).forEach((r, i) => {
       if (typeof r !== 'string') return;
       const c = parseCidr(r.trim());
-      if (typeof c === 'string') report(ctx, 'Invalid value', `loadBalancerSourceRanges[${i}]`, c, r);
+      if (typeof c === 'string')
+        report(ctx, 'Invalid value', `loadBalancerSourceRanges[${i}]`, c, r);
     });
     if (spec.loadBalancerIP && !parseIp(spec.loadBalancerIP)) {
-      report(ctx, 'Invalid value', 'loadBalancerIP', 'must be a valid IP address', spec.loadBalancerIP);
+      report(
+        ctx,
+        'Invalid value',
+        'loadBalancerIP',
+        'must be a valid IP address',
+        spec.loadBalancerIP,
+      );
     }
     if (spec.loadBalancerClass !== undefined && type !== 'LoadBalancer') {
-      report(ctx, 'Forbidden', 'loadBalancerClass', 'may only be used when `type` is \'LoadBalancer\'');
+      report(
+        ctx,
+        'Forbidden',
+        'loadBalancerClass',
+        "may only be used when `type` is 'LoadBalancer'",
+      );
     }
-    if (spec.externalTrafficPolicy !== undefined && type !== 'NodePort' && type !== 'LoadBalancer' && (spec.externalIPs ?? []).length === 0) {
+    if (
+      spec.externalTrafficPolicy !== undefined &&
+      type !== 'NodePort' &&
+      type !== 'LoadBalancer' &&
+      (spec.externalIPs ?? []).length === 0
+    ) {
       report(
         ctx,
         'Invalid value',
@@ -354,7 +437,12 @@ const serviceSpec = crossCheck(
         spec.externalTrafficPolicy,
       );
     }
-    uniqueBy(spec.ipFamilies, (f) => f, ctx, (i) => `ipFamilies[${i}]`);
+    uniqueBy(
+      spec.ipFamilies,
+      (f) => f,
+      ctx,
+      (i) => `ipFamilies[${i}]`,
+    );
   },
 );
 
@@ -392,11 +480,12 @@ export const serviceV1 = z.strictObject({
 export type Service = z.output<typeof serviceV1>;
 
 /** The API server's defaults for the fields whose default depends on other fields. */
-export function defaultService(svc: Service): void {
+export function applyServiceDefaults(svc: Service): void {
   const spec = svc.spec;
   for (const p of spec.ports ?? []) p.targetPort ??= p.port;
   if (spec.type !== 'ExternalName') spec.internalTrafficPolicy ??= 'Cluster';
-  if (spec.type === 'NodePort' || spec.type === 'LoadBalancer') spec.externalTrafficPolicy ??= 'Cluster';
+  if (spec.type === 'NodePort' || spec.type === 'LoadBalancer')
+    spec.externalTrafficPolicy ??= 'Cluster';
   if (spec.type === 'LoadBalancer') spec.allocateLoadBalancerNodePorts ??= true;
   if (spec.sessionAffinity === 'ClientIP') {
     spec.sessionAffinityConfig ??= {};

@@ -51,8 +51,9 @@ export const endpointSliceV1 = crossCheck(
     kind: z.literal('EndpointSlice'),
     metadata: objectMeta('subdomain'),
     addressType: z.enum(['IPv4', 'IPv6', 'FQDN']),
-    endpoints: z.array(endpoint).max(1000),
-    ports: z.array(endpointPort).max(100).optional(),
+    // `null` is how the API server writes an empty slice (Go nil, no omitempty).
+    endpoints: z.array(endpoint).max(1000).nullable(),
+    ports: z.array(endpointPort).max(100).nullable().optional(),
   }),
   (es, ctx) => {
     const family = es.addressType === 'IPv4' ? 4 : es.addressType === 'IPv6' ? 6 : undefined;
@@ -70,15 +71,22 @@ export const endpointSliceV1 = crossCheck(
         }
       });
       if (typeof ep?.hostname === 'string') {
-        for (const d of dns1123Label(ep.hostname)) report(ctx, 'Invalid value', `endpoints[${i}].hostname`, d, ep.hostname);
+        for (const d of dns1123Label(ep.hostname))
+          report(ctx, 'Invalid value', `endpoints[${i}].hostname`, d, ep.hostname);
       }
     });
     (es.ports ?? []).forEach((p, i) => {
       if (typeof p?.name === 'string' && p.name !== '') {
-        for (const d of dns1123Label(p.name)) report(ctx, 'Invalid value', `ports[${i}].name`, d, p.name);
+        for (const d of dns1123Label(p.name))
+          report(ctx, 'Invalid value', `ports[${i}].name`, d, p.name);
       }
     });
-    uniqueBy(es.ports, (p) => p.name ?? '', ctx, (i) => `ports[${i}].name`);
+    uniqueBy(
+      es.ports,
+      (p) => p.name ?? '',
+      ctx,
+      (i) => `ports[${i}].name`,
+    );
   },
 );
 export type EndpointSlice = z.output<typeof endpointSliceV1>;

@@ -9,7 +9,13 @@
 
 import { z } from 'zod';
 
-import { formatBadValue, joinPath, pathOf, type FieldErrorType, type FieldIssue } from '../errors.js';
+import {
+  formatBadValue,
+  joinPath,
+  pathOf,
+  type FieldErrorType,
+  type FieldIssue,
+} from '../errors.js';
 import { validateSelector, type SelectorValidationOptions } from '../selector.js';
 import {
   cidrError,
@@ -46,7 +52,13 @@ export function report(
   value?: unknown,
   supported?: readonly string[],
 ): void {
-  const params: CustomParams = { k8s: type, value, sub, detail, ...(supported ? { supported } : {}) };
+  const params: CustomParams = {
+    k8s: type,
+    value,
+    sub,
+    detail,
+    ...(supported ? { supported } : {}),
+  };
   ctx.addIssue({ code: 'custom', message: detail || type, params, input: value });
 }
 
@@ -57,7 +69,7 @@ export function reportAll(ctx: Ctx, issues: readonly FieldIssue[]): void {
 
 function appendPath(base: string, sub: string): string {
   if (sub === '') return base;
-  if (base === '') return sub.startsWith('[') ? sub : sub;
+  if (base === '') return sub;
   return sub.startsWith('[') ? `${base}${sub}` : `${base}.${sub}`;
 }
 
@@ -88,11 +100,24 @@ const EXPECTED_NAMES: Record<string, string> = {
 };
 
 /** Translates zod issues (with the input they came from) into field issues. */
-export function fieldIssuesFromZod(issues: readonly z.core.$ZodIssue[], input: unknown): FieldIssue[] {
+export function fieldIssuesFromZod(
+  issues: readonly z.core.$ZodIssue[],
+  input: unknown,
+): FieldIssue[] {
   const out: FieldIssue[] = [];
+  // A value of the wrong type is reported once: semantic checks that stumbled over it are dropped.
+  const badTypes = issues
+    .filter((i) => i.code === 'invalid_type')
+    .map((i) => pathOf(i.path.filter((s): s is string | number => typeof s !== 'symbol')));
+  const underBadType = (p: string): boolean =>
+    badTypes.some((b) => p === b || p.startsWith(`${b}.`) || p.startsWith(`${b}[`));
   for (const issue of issues) {
     const segs = issue.path.filter((s): s is string | number => typeof s !== 'symbol');
     const path = pathOf(segs);
+    if (issue.code === 'custom') {
+      const p = issue.params as CustomParams | undefined;
+      if (underBadType(appendPath(path, p?.sub ?? ''))) continue;
+    }
     switch (issue.code) {
       case 'custom': {
         const p = issue.params as CustomParams | undefined;
@@ -105,7 +130,12 @@ export function fieldIssuesFromZod(issues: readonly z.core.$ZodIssue[], input: u
             ...(p.supported ? { supported: p.supported } : {}),
           });
         } else {
-          out.push({ path, type: 'Invalid value', value: valueAt(input, issue.path), detail: issue.message });
+          out.push({
+            path,
+            type: 'Invalid value',
+            value: valueAt(input, issue.path),
+            detail: issue.message,
+          });
         }
         break;
       }
@@ -145,26 +175,43 @@ export function fieldIssuesFromZod(issues: readonly z.core.$ZodIssue[], input: u
       case 'too_big': {
         const actual = valueAt(input, issue.path);
         const small = issue.code === 'too_small';
-        const bound = small ? (issue as z.core.$ZodIssueTooSmall).minimum : (issue as z.core.$ZodIssueTooBig).maximum;
+        const bound = small ? issue.minimum : issue.maximum;
         if (issue.origin === 'array' || issue.origin === 'set') {
           const n = Array.isArray(actual) ? actual.length : 0;
           out.push(
             small
-              ? { path, type: 'Invalid value', value: n, detail: `must have at least ${bound} items` }
+              ? {
+                  path,
+                  type: 'Invalid value',
+                  value: n,
+                  detail: `must have at least ${bound} items`,
+                }
               : { path, type: 'Too many', value: n, detail: `must have at most ${bound} items` },
           );
         } else if (issue.origin === 'string') {
           out.push(
             small
-              ? { path, type: 'Invalid value', value: actual, detail: `must be at least ${bound} characters long` }
-              : { path, type: 'Too long', value: actual, detail: `may not be more than ${bound} characters` },
+              ? {
+                  path,
+                  type: 'Invalid value',
+                  value: actual,
+                  detail: `must be at least ${bound} characters long`,
+                }
+              : {
+                  path,
+                  type: 'Too long',
+                  value: actual,
+                  detail: `may not be more than ${bound} characters`,
+                },
           );
         } else {
           out.push({
             path,
             type: 'Invalid value',
             value: actual,
-            detail: small ? `must be greater than or equal to ${bound}` : `must be less than or equal to ${bound}`,
+            detail: small
+              ? `must be greater than or equal to ${bound}`
+              : `must be less than or equal to ${bound}`,
           });
         }
         break;
@@ -191,17 +238,28 @@ export { formatBadValue };
 // Scalars
 
 /** Cross-field checks that run even when some fields already failed, so all errors come at once. */
-export function crossCheck<T extends z.ZodType>(schema: T, fn: (value: z.output<T>, ctx: Ctx) => void): T {
+export function crossCheck<T extends z.ZodType>(
+  schema: T,
+  fn: (value: z.output<T>, ctx: Ctx) => void,
+): T {
   return schema.check(
     z.superRefine(
       (value: z.output<T>, ctx) => {
         // When the value is not even an object, its type error has been reported already.
         if (value === null || typeof value !== 'object') return;
-        fn(value, ctx);
+        // Checks run even when fields failed (to report everything at once), so they may meet
+        // values of the wrong shape. A check tripping over one is moot: the shape error is
+        // reported. On a value without issues an exception is a bug and must surface.
+        const hadIssues = ctx.issues.length > 0;
+        try {
+          fn(value, ctx);
+        } catch (e) {
+          if (!hadIssues) throw e;
+        }
       },
       { when: () => true },
     ),
-  ) as T;
+  );
 }
 
 export function int32(min?: number, max?: number): z.ZodInt {
@@ -223,7 +281,8 @@ export function portNumber() {
     .int()
     .meta({ format: 'int32', minimum: 1, maximum: 65535 })
     .superRefine((v, ctx) => {
-      if (v < 1 || v > 65535) report(ctx, 'Invalid value', '', 'must be between 1 and 65535, inclusive', v);
+      if (v < 1 || v > 65535)
+        report(ctx, 'Invalid value', '', 'must be between 1 and 65535, inclusive', v);
     });
 }
 
@@ -253,7 +312,13 @@ export const ianaServiceNameString = () => checkedString(ianaServiceName);
 export function checkIntOrStringPort(ctx: Ctx, v: unknown, sub = '', allowZero = false): void {
   if (typeof v === 'number') {
     if (!Number.isInteger(v) || v < (allowZero ? 0 : 1) || v > 65535) {
-      report(ctx, 'Invalid value', sub, `must be between ${allowZero ? 0 : 1} and 65535, inclusive`, v);
+      report(
+        ctx,
+        'Invalid value',
+        sub,
+        `must be between ${allowZero ? 0 : 1} and 65535, inclusive`,
+        v,
+      );
     }
   } else if (typeof v === 'string') {
     for (const d of ianaServiceName(v)) report(ctx, 'Invalid value', sub, d, v);
@@ -385,7 +450,8 @@ export function objectMeta(rule: NameRule) {
         for (const d of nameErrors(rule, m.name)) report(ctx, 'Invalid value', 'name', d, m.name);
       }
       if (typeof m.namespace === 'string' && m.namespace !== '') {
-        for (const d of dns1123Label(m.namespace)) report(ctx, 'Invalid value', 'namespace', d, m.namespace);
+        for (const d of dns1123Label(m.namespace))
+          report(ctx, 'Invalid value', 'namespace', d, m.namespace);
       }
     },
   );
@@ -407,7 +473,9 @@ export const condition = z.looseObject({
 });
 
 export const conditions = () =>
-  z.array(condition).meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] });
+  z
+    .array(condition)
+    .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] });
 
 /** A subtree whose content Ciliate keeps but does not interpret. */
 export function opaque() {
@@ -416,7 +484,7 @@ export function opaque() {
 
 /** Fails for duplicate values of `key` among list items (a list-map key, like `name`). */
 export function uniqueBy<T>(
-  items: readonly T[] | undefined,
+  items: readonly T[] | null | undefined,
   key: (item: T) => unknown,
   ctx: Ctx,
   sub: (index: number) => string,

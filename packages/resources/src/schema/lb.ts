@@ -20,7 +20,12 @@ const ipBlock = crossCheck(
     if (hasCidr && hasRange) {
       report(ctx, 'Invalid value', '', 'a block has either `cidr` or `start`/`stop`, not both', b);
     } else if (!hasCidr && !hasRange) {
-      report(ctx, 'Required value', 'cidr', 'a block needs `cidr`, or `start` (and optionally `stop`)');
+      report(
+        ctx,
+        'Required value',
+        'cidr',
+        'a block needs `cidr`, or `start` (and optionally `stop`)',
+      );
     }
     if (typeof b.cidr === 'string') {
       const c = parseCidr(b.cidr);
@@ -31,8 +36,10 @@ const ipBlock = crossCheck(
     }
     const start = typeof b.start === 'string' ? parseIp(b.start) : undefined;
     const stop = typeof b.stop === 'string' ? parseIp(b.stop) : undefined;
-    if (typeof b.start === 'string' && !start) report(ctx, 'Invalid value', 'start', 'must be a valid IP address', b.start);
-    if (typeof b.stop === 'string' && !stop) report(ctx, 'Invalid value', 'stop', 'must be a valid IP address', b.stop);
+    if (typeof b.start === 'string' && !start)
+      report(ctx, 'Invalid value', 'start', 'must be a valid IP address', b.start);
+    if (typeof b.stop === 'string' && !stop)
+      report(ctx, 'Invalid value', 'stop', 'must be a valid IP address', b.stop);
     if (start && stop) {
       if (start.family !== stop.family) {
         report(ctx, 'Invalid value', 'stop', 'must be of the same IP family as `start`', b.stop);
@@ -65,14 +72,19 @@ function pool<V extends string>(apiVersion: V) {
 export const ciliumLoadBalancerIPPoolV2 = pool('cilium.io/v2');
 export const ciliumLoadBalancerIPPoolV2alpha1 = pool('cilium.io/v2alpha1');
 export type CiliumLoadBalancerIPPool =
-  | z.output<typeof ciliumLoadBalancerIPPoolV2>
-  | z.output<typeof ciliumLoadBalancerIPPoolV2alpha1>;
+  z.output<typeof ciliumLoadBalancerIPPoolV2> | z.output<typeof ciliumLoadBalancerIPPoolV2alpha1>;
 
 const interfaceRegex = z.string().superRefine((v, ctx) => {
   try {
     new RegExp(v);
   } catch (e) {
-    report(ctx, 'Invalid value', '', `must be a valid regular expression: ${(e as Error).message}`, v);
+    report(
+      ctx,
+      'Invalid value',
+      '',
+      `must be a valid regular expression: ${(e as Error).message}`,
+      v,
+    );
   }
 });
 

@@ -49,7 +49,9 @@ function checkPeers(ctx: Ctx, peers: readonly Peer[] | undefined, base: string):
   (peers ?? []).forEach((p, i) => {
     if (!p || typeof p !== 'object') return;
     const at = `${base}[${i}]`;
-    const set = [p.podSelector, p.namespaceSelector, p.ipBlock].filter((x) => x !== undefined).length;
+    const set = [p.podSelector, p.namespaceSelector, p.ipBlock].filter(
+      (x) => x !== undefined,
+    ).length;
     if (set === 0) {
       report(ctx, 'Required value', at, 'must specify a peer');
     } else if (p.ipBlock !== undefined && set > 1) {
@@ -66,8 +68,17 @@ function checkPeers(ctx: Ctx, peers: readonly Peer[] | undefined, base: string):
         const inner = parseCidr(e);
         if (typeof inner === 'string') {
           report(ctx, 'Invalid value', `${at}.ipBlock.except[${j}]`, inner, e);
-        } else if (typeof outer !== 'string' && !(prefixContains(outer, inner) && inner.prefixLength > outer.prefixLength)) {
-          report(ctx, 'Invalid value', `${at}.ipBlock.except[${j}]`, 'must be a strict subset of `cidr`', e);
+        } else if (
+          typeof outer !== 'string' &&
+          !(prefixContains(outer, inner) && inner.prefixLength > outer.prefixLength)
+        ) {
+          report(
+            ctx,
+            'Invalid value',
+            `${at}.ipBlock.except[${j}]`,
+            'must be a strict subset of `cidr`',
+            e,
+          );
         }
       });
     }
@@ -83,9 +94,21 @@ function checkPorts(ctx: Ctx, ports: readonly PolicyPort[] | undefined, base: st
       if (p.port === undefined) {
         report(ctx, 'Required value', `${at}.port`, 'must be specified when endPort is specified');
       } else if (typeof p.port === 'string') {
-        report(ctx, 'Invalid value', `${at}.endPort`, 'may not be specified when `port` is non-numeric', p.endPort);
+        report(
+          ctx,
+          'Invalid value',
+          `${at}.endPort`,
+          'may not be specified when `port` is non-numeric',
+          p.endPort,
+        );
       } else if (typeof p.port === 'number' && p.endPort < p.port) {
-        report(ctx, 'Invalid value', `${at}.endPort`, 'must be greater than or equal to `port`', p.endPort);
+        report(
+          ctx,
+          'Invalid value',
+          `${at}.endPort`,
+          'must be greater than or equal to `port`',
+          p.endPort,
+        );
       }
     }
   });
@@ -96,7 +119,10 @@ const spec = crossCheck(
     podSelector: k8sSelector(),
     ingress: z.array(ingressRule).optional(),
     egress: z.array(egressRule).optional(),
-    policyTypes: z.array(z.enum(['Ingress', 'Egress'])).max(2).optional(),
+    policyTypes: z
+      .array(z.enum(['Ingress', 'Egress']))
+      .max(2)
+      .optional(),
   }),
   (s, ctx) => {
     (s.ingress ?? []).forEach((r, i) => {
@@ -119,8 +145,9 @@ export const networkPolicyV1 = z.strictObject({
 export type NetworkPolicy = z.output<typeof networkPolicyV1>;
 
 /** The API server's default: Ingress always, Egress when egress rules are present. */
-export function defaultNetworkPolicy(np: NetworkPolicy): void {
+export function applyNetworkPolicyDefaults(np: NetworkPolicy): void {
   if (np.spec.policyTypes === undefined || np.spec.policyTypes.length === 0) {
-    np.spec.policyTypes = np.spec.egress && np.spec.egress.length > 0 ? ['Ingress', 'Egress'] : ['Ingress'];
+    np.spec.policyTypes =
+      np.spec.egress && np.spec.egress.length > 0 ? ['Ingress', 'Egress'] : ['Ingress'];
   }
 }

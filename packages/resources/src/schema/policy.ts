@@ -52,12 +52,22 @@ const cidrRule = crossCheck(
       except: z.array(z.string()).optional(),
     })
     .meta({
-      oneOf: [{ required: ['cidr'] }, { required: ['cidrGroupRef'] }, { required: ['cidrGroupSelector'] }],
+      oneOf: [
+        { required: ['cidr'] },
+        { required: ['cidrGroupRef'] },
+        { required: ['cidrGroupSelector'] },
+      ],
     }),
   (r, ctx) => {
     const set = [r.cidr, r.cidrGroupRef, r.cidrGroupSelector].filter((x) => x !== undefined).length;
     if (set !== 1) {
-      report(ctx, 'Invalid value', '', 'exactly one of `cidr`, `cidrGroupRef` or `cidrGroupSelector` must be set', r);
+      report(
+        ctx,
+        'Invalid value',
+        '',
+        'exactly one of `cidr`, `cidrGroupRef` or `cidrGroupSelector` must be set',
+        r,
+      );
     }
     const outer = typeof r.cidr === 'string' ? parseCidr(r.cidr) : undefined;
     if (typeof outer === 'string') report(ctx, 'Invalid value', 'cidr', outer, r.cidr);
@@ -68,7 +78,12 @@ const cidrRule = crossCheck(
       else if (outer !== undefined && typeof outer !== 'string' && !prefixContains(outer, inner)) {
         report(ctx, 'Invalid value', `except[${i}]`, `must be contained in ${String(r.cidr)}`, e);
       } else if (outer === undefined && r.cidrGroupRef !== undefined) {
-        report(ctx, 'Forbidden', `except[${i}]`, '`except` cannot be used together with `cidrGroupRef`');
+        report(
+          ctx,
+          'Forbidden',
+          `except[${i}]`,
+          '`except` cannot be used together with `cidrGroupRef`',
+        );
       }
     });
   },
@@ -101,19 +116,49 @@ const groups = z.strictObject({
 });
 
 const ICMP_V4_TYPES = [
-  'EchoReply', 'DestinationUnreachable', 'Redirect', 'Echo', 'EchoRequest', 'RouterAdvertisement',
-  'RouterSelection', 'TimeExceeded', 'ParameterProblem', 'Timestamp', 'TimestampReply', 'Photuris',
-  'ExtendedEchoRequest', 'ExtendedEchoReply',
+  'EchoReply',
+  'DestinationUnreachable',
+  'Redirect',
+  'Echo',
+  'EchoRequest',
+  'RouterAdvertisement',
+  'RouterSelection',
+  'TimeExceeded',
+  'ParameterProblem',
+  'Timestamp',
+  'TimestampReply',
+  'Photuris',
+  'ExtendedEchoRequest',
+  'ExtendedEchoReply',
 ];
 const ICMP_V6_TYPES = [
-  'DestinationUnreachable', 'PacketTooBig', 'TimeExceeded', 'ParameterProblem', 'EchoRequest',
-  'EchoReply', 'MulticastListenerQuery', 'MulticastListenerReport', 'MulticastListenerDone',
-  'RouterSolicitation', 'RouterAdvertisement', 'NeighborSolicitation', 'NeighborAdvertisement',
-  'RedirectMessage', 'RouterRenumbering', 'ICMPNodeInformationQuery', 'ICMPNodeInformationResponse',
-  'InverseNeighborDiscoverySolicitation', 'InverseNeighborDiscoveryAdvertisement',
-  'HomeAgentAddressDiscoveryRequest', 'HomeAgentAddressDiscoveryReply', 'MobilePrefixSolicitation',
-  'MobilePrefixAdvertisement', 'DuplicateAddressRequestCodeSuffix',
-  'DuplicateAddressConfirmationCodeSuffix', 'ExtendedEchoRequest', 'ExtendedEchoReply',
+  'DestinationUnreachable',
+  'PacketTooBig',
+  'TimeExceeded',
+  'ParameterProblem',
+  'EchoRequest',
+  'EchoReply',
+  'MulticastListenerQuery',
+  'MulticastListenerReport',
+  'MulticastListenerDone',
+  'RouterSolicitation',
+  'RouterAdvertisement',
+  'NeighborSolicitation',
+  'NeighborAdvertisement',
+  'RedirectMessage',
+  'RouterRenumbering',
+  'ICMPNodeInformationQuery',
+  'ICMPNodeInformationResponse',
+  'InverseNeighborDiscoverySolicitation',
+  'InverseNeighborDiscoveryAdvertisement',
+  'HomeAgentAddressDiscoveryRequest',
+  'HomeAgentAddressDiscoveryReply',
+  'MobilePrefixSolicitation',
+  'MobilePrefixAdvertisement',
+  'DuplicateAddressRequestCodeSuffix',
+  'DuplicateAddressConfirmationCodeSuffix',
+  'ExtendedEchoRequest',
+  'ExtendedEchoReply',
 ];
 
 const icmpField = crossCheck(
@@ -123,7 +168,8 @@ const icmpField = crossCheck(
   }),
   (f, ctx) => {
     if (typeof f.type === 'number') {
-      if (f.type < 0 || f.type > 255) report(ctx, 'Invalid value', 'type', 'must be between 0 and 255, inclusive', f.type);
+      if (f.type < 0 || f.type > 255)
+        report(ctx, 'Invalid value', 'type', 'must be between 0 and 255, inclusive', f.type);
     } else if (typeof f.type === 'string') {
       const names = f.family === 'IPv6' ? ICMP_V6_TYPES : ICMP_V4_TYPES;
       if (!/^(0|[1-9][0-9]{0,2})$/.test(f.type) || Number(f.type) > 255) {
@@ -146,14 +192,21 @@ const authentication = z.strictObject({
 // ---------------------------------------------------------------------------------------------
 // Ports and L7
 
-const PORT_PATTERN = /^(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})$/;
+const PORT_PATTERN =
+  /^(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})$/;
 const NAMED_PORT_PATTERN = /^([a-zA-Z0-9]-?)*[a-zA-Z](-?[a-zA-Z0-9])*$/;
 
 const portProtocol = crossCheck(
   z.strictObject({
     port: z.string().superRefine((v, ctx) => {
       if (!PORT_PATTERN.test(v) && !NAMED_PORT_PATTERN.test(v)) {
-        report(ctx, 'Invalid value', '', 'must be a port number 0-65535 (as a string) or a port name', v);
+        report(
+          ctx,
+          'Invalid value',
+          '',
+          'must be a port number 0-65535 (as a string) or a port name',
+          v,
+        );
       }
     }),
     endPort: int32(0, 65535).optional(),
@@ -162,7 +215,13 @@ const portProtocol = crossCheck(
   (p, ctx) => {
     if (p.endPort === undefined || typeof p.port !== 'string') return;
     if (!PORT_PATTERN.test(p.port)) {
-      report(ctx, 'Invalid value', 'endPort', 'may not be specified when `port` is a port name', p.endPort);
+      report(
+        ctx,
+        'Invalid value',
+        'endPort',
+        'may not be specified when `port` is a port name',
+        p.endPort,
+      );
     } else if (p.endPort !== 0 && p.endPort < Number(p.port)) {
       report(ctx, 'Invalid value', 'endPort', 'must be greater than or equal to `port`', p.endPort);
     }
@@ -206,7 +265,13 @@ const kafkaRule = z.strictObject({
     .max(255)
     .superRefine((v, ctx) => {
       if (!/^[a-zA-Z0-9._-]*$/.test(v)) {
-        report(ctx, 'Invalid value', '', "may only contain alphanumeric characters, '.', '_' and '-'", v);
+        report(
+          ctx,
+          'Invalid value',
+          '',
+          "may only contain alphanumeric characters, '.', '_' and '-'",
+          v,
+        );
       }
     })
     .optional(),
@@ -221,7 +286,14 @@ const fqdnSelector = crossCheck(
       .string()
       .max(255)
       .superRefine((v, ctx) => {
-        if (!FQDN_NAME.test(v)) report(ctx, 'Invalid value', '', 'must be a DNS name (letters, digits, "-", "_" and ".")', v);
+        if (!FQDN_NAME.test(v))
+          report(
+            ctx,
+            'Invalid value',
+            '',
+            'must be a DNS name (letters, digits, "-", "_" and ".")',
+            v,
+          );
       })
       .optional(),
     matchPattern: z
@@ -229,15 +301,23 @@ const fqdnSelector = crossCheck(
       .max(255)
       .superRefine((v, ctx) => {
         if (!FQDN_PATTERN.test(v)) {
-          report(ctx, 'Invalid value', '', 'must be a DNS name pattern (letters, digits, "-", "_", "." and "*")', v);
+          report(
+            ctx,
+            'Invalid value',
+            '',
+            'must be a DNS name pattern (letters, digits, "-", "_", "." and "*")',
+            v,
+          );
         }
       })
       .optional(),
   }),
   (s, ctx) => {
     const n = (s.matchName ? 1 : 0) + (s.matchPattern ? 1 : 0);
-    if (n === 0) report(ctx, 'Required value', '', 'one of `matchName` or `matchPattern` must be set');
-    if (n === 2) report(ctx, 'Invalid value', '', 'only one of `matchName` or `matchPattern` may be set', s);
+    if (n === 0)
+      report(ctx, 'Required value', '', 'one of `matchName` or `matchPattern` must be set');
+    if (n === 2)
+      report(ctx, 'Invalid value', '', 'only one of `matchName` or `matchPattern` may be set', s);
   },
 );
 
@@ -252,7 +332,13 @@ const l7Rules = crossCheck(
   (r, ctx) => {
     const kinds = (['http', 'kafka', 'dns', 'l7'] as const).filter((k) => r[k] !== undefined);
     if (kinds.length > 1) {
-      report(ctx, 'Invalid value', '', `multiple L7 protocol rule types specified in a single rule: ${kinds.join(', ')}`, r);
+      report(
+        ctx,
+        'Invalid value',
+        '',
+        `multiple L7 protocol rule types specified in a single rule: ${kinds.join(', ')}`,
+        r,
+      );
     }
     if (r.l7 !== undefined && !r.l7proto) {
       report(ctx, 'Required value', 'l7proto', 'must be set when `l7` rules are given');
@@ -308,8 +394,24 @@ const egressCommon = {
   toNodes: z.array(ciliumSelector()).optional(),
 };
 
-const INGRESS_L3 = ['fromEndpoints', 'fromCIDR', 'fromCIDRSet', 'fromEntities', 'fromGroups', 'fromNodes'] as const;
-const EGRESS_L3 = ['toEndpoints', 'toCIDR', 'toCIDRSet', 'toEntities', 'toServices', 'toFQDNs', 'toGroups', 'toNodes'] as const;
+const INGRESS_L3 = [
+  'fromEndpoints',
+  'fromCIDR',
+  'fromCIDRSet',
+  'fromEntities',
+  'fromGroups',
+  'fromNodes',
+] as const;
+const EGRESS_L3 = [
+  'toEndpoints',
+  'toCIDR',
+  'toCIDRSet',
+  'toEntities',
+  'toServices',
+  'toFQDNs',
+  'toGroups',
+  'toNodes',
+] as const;
 
 interface PortRuleLike {
   ports?: unknown[] | undefined;
@@ -324,11 +426,20 @@ function checkRuleSection(
 ): void {
   const present = l3.filter((k) => Array.isArray(r[k]) && (r[k] as unknown[]).length > 0);
   if (present.length > 1) {
-    report(ctx, 'Invalid value', '', `combining ${present.join(' and ')} is not supported`, present);
+    report(
+      ctx,
+      'Invalid value',
+      '',
+      `combining ${present.join(' and ')} is not supported`,
+      present,
+    );
   }
   const toPorts = Array.isArray(r.toPorts) ? (r.toPorts as PortRuleLike[]) : [];
   if (Array.isArray(r.icmps) && r.icmps.length > 0 && toPorts.length > 0) {
-    report(ctx, 'Invalid value', '', '`icmps` cannot be combined with `toPorts`', ['icmps', 'toPorts']);
+    report(ctx, 'Invalid value', '', '`icmps` cannot be combined with `toPorts`', [
+      'icmps',
+      'toPorts',
+    ]);
   }
   if (ingress) {
     toPorts.forEach((pr, i) => {
@@ -407,11 +518,26 @@ function rule(clusterwide: boolean) {
       const hasEp = r.endpointSelector !== undefined;
       const hasNode = r.nodeSelector !== undefined;
       if (!hasEp && !hasNode) {
-        report(ctx, 'Required value', 'endpointSelector', 'one of `endpointSelector` or `nodeSelector` is required');
+        report(
+          ctx,
+          'Required value',
+          'endpointSelector',
+          'one of `endpointSelector` or `nodeSelector` is required',
+        );
       } else if (hasEp && hasNode) {
-        report(ctx, 'Forbidden', 'nodeSelector', '`endpointSelector` and `nodeSelector` are mutually exclusive');
+        report(
+          ctx,
+          'Forbidden',
+          'nodeSelector',
+          '`endpointSelector` and `nodeSelector` are mutually exclusive',
+        );
       } else if (hasNode && !clusterwide) {
-        report(ctx, 'Forbidden', 'nodeSelector', 'only a CiliumClusterwideNetworkPolicy may select nodes');
+        report(
+          ctx,
+          'Forbidden',
+          'nodeSelector',
+          'only a CiliumClusterwideNetworkPolicy may select nodes',
+        );
       }
     },
   );
@@ -446,6 +572,9 @@ function policyObject<K extends string>(kind: K, clusterwide: boolean) {
 }
 
 export const ciliumNetworkPolicyV2 = policyObject('CiliumNetworkPolicy', false);
-export const ciliumClusterwideNetworkPolicyV2 = policyObject('CiliumClusterwideNetworkPolicy', true);
+export const ciliumClusterwideNetworkPolicyV2 = policyObject(
+  'CiliumClusterwideNetworkPolicy',
+  true,
+);
 export type CiliumNetworkPolicy = z.output<typeof ciliumNetworkPolicyV2>;
 export type CiliumClusterwideNetworkPolicy = z.output<typeof ciliumClusterwideNetworkPolicyV2>;
