@@ -92,6 +92,7 @@ export {
 } from './core/local-allocator.js';
 export {
   KV_PREFIX,
+  auditIdentityStore,
   bindingKey,
   bindingKeyForLabels,
   bindingRecord,
@@ -115,6 +116,7 @@ export {
   type IdentityRecord,
   type LeaseRecord,
   type ParsedKey,
+  type StoreAudit,
   type ReferenceRecord,
 } from './core/kv.js';
 export {
@@ -122,6 +124,7 @@ export {
   DEFAULT_ALLOCATION_MAX_STEPS,
   IdentityTable,
   allocationError,
+  enforceDeadline,
   planAllocate,
   probeCandidate,
   probeSequence,
@@ -144,6 +147,10 @@ export {
   liveReferenceCounts,
   startRelease,
   stepRelease,
+  withIdentities,
+  withLease,
+  withReference,
+  withoutReference,
   type GcResult,
   type ReferenceState,
   type ReleasePhase,

@@ -16,14 +16,13 @@ import {
   type AllocationView,
 } from './allocation.js';
 import {
+  auditIdentityStore,
   bindingKey,
   bindingRecord,
   decodeBindingRecord,
-  decodeIdentityRecord,
   encodeRecord,
   identityKey,
   identityRecord,
-  parseKey,
 } from './kv.js';
 import { labelSetHash } from './labels.js';
 import { MemoryKv, runMachine } from './memory-kv.js';
@@ -64,18 +63,8 @@ function allocate(
 
 /** Invariants of the bucket that must hold after every single operation. */
 function checkStore(kv: MemoryKv): void {
-  const boundIds = new Map<number, string>();
-  for (const [key, { value }] of kv.entries()) {
-    const parsed = parseKey(key);
-    if (parsed?.kind !== 'binding') continue;
-    const b = decodeBindingRecord(value);
-    assert.equal(labelSetHash(b.labels), parsed.hash, `${key} holds the labels it hashes`);
-    const id = kv.get(identityKey(b.id));
-    assert.ok(id !== undefined, `${key} -> ${b.id} but id.${b.id} does not exist`);
-    assert.equal(decodeIdentityRecord(id.value).labels, b.labels, `id.${b.id} has other labels`);
-    assert.ok(!boundIds.has(b.id), `number ${b.id} bound to two label sets`);
-    boundIds.set(b.id, b.labels);
-  }
+  const audit = auditIdentityStore(kv.entries().map(([k, e]) => [k, e.value] as const));
+  assert.deepEqual(audit.violations, []);
 }
 
 describe('planAllocate', () => {
@@ -153,11 +142,11 @@ describe('allocation machine, one allocator at a time', () => {
     assert.equal(a.phase, 'done');
     assert.equal(a.result?.outcome, 'created');
     const again = allocate(kv, table, setOf('web'));
-    assert.deepEqual(again.result, { id: a.result!.id, outcome: 'existing', conflicts: 0 });
+    assert.deepEqual(again.result, { id: a.result.id, outcome: 'existing', conflicts: 0 });
     // Answered from the mirror without touching the store.
     assert.equal(again.steps, 0);
     const cold = allocate(kv, new IdentityTable(), setOf('web'));
-    assert.equal(cold.result?.id, a.result!.id);
+    assert.equal(cold.result?.id, a.result.id);
     const b = allocate(kv, table, setOf('db'));
     assert.notEqual(b.result?.id, a.result?.id);
     checkStore(kv);

@@ -502,11 +502,16 @@ function advance(
       if (r.kind !== 'value') return unexpected(s, r);
       const rec = decodeIdentityRecord(r.value, identityKey(n));
       if (rec.labels === s.labels) {
-        // Another allocator of the same set reserved this number: adopt it, rewriting it so a
-        // GC delete decided on the old revision fails.
+        // Another allocator of the same set reserved this number: adopt it, rewriting it
+        // (without any GC mark) so that a GC delete decided on an older revision fails.
         return issue(
           s,
-          { op: 'update', key: identityKey(n), value: r.value, revision: r.revision },
+          {
+            op: 'update',
+            key: identityKey(n),
+            value: encodeRecord(identityRecord(n, s.labels)),
+            revision: r.revision,
+          },
           'touch-id',
           now,
         );
@@ -648,6 +653,22 @@ function unexpected(s: AllocationState, r: KvResult): AllocationStep {
     new IdentityError(
       'INVALID_ARGUMENT',
       `allocation in phase ${s.phase} cannot use a KV result of kind ${r.kind}`,
+    ),
+  );
+}
+
+/**
+ * Fails an allocation whose next operation would be sent after its deadline. The service calls
+ * this right before sending each operation (a machine checks the deadline when it issues the
+ * operation, but a busy process may send it later).
+ */
+export function enforceDeadline(step: AllocationStep, now: number): AllocationStep {
+  if (step.op === undefined || now <= step.state.deadlineAt) return step;
+  return fail(
+    step.state,
+    new IdentityError(
+      'ALLOCATION_TIMEOUT',
+      `allocation of ${step.state.labels} passed its deadline before phase ${step.state.phase} was sent`,
     ),
   );
 }

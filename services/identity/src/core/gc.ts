@@ -15,6 +15,7 @@ import {
   decodeIdentityRecord,
   encodeRecord,
   identityKey,
+  identityRecord,
   referencesOfIdentityFilter,
 } from './kv.js';
 import { labelSetHash } from './labels.js';
@@ -36,6 +37,68 @@ export interface ReferenceState {
 
 export function emptyReferenceState(): ReferenceState {
   return { identities: [], leases: {}, references: {}, idleSince: {} };
+}
+
+/** The identities the GC owns, replacing the list (from the `id.*` keys). */
+export function withIdentities(state: ReferenceState, ids: Iterable<number>): ReferenceState {
+  const identities = [...new Set(ids)].sort((a, b) => a - b);
+  const keep = new Set(identities);
+  const idleSince: Record<string, number> = {};
+  for (const [id, t] of Object.entries(state.idleSince))
+    if (keep.has(Number(id))) idleSince[id] = t;
+  return { ...state, identities, idleSince };
+}
+
+/** A node's lease was written or renewed. */
+export function withLease(state: ReferenceState, node: string, expiresAt: number): ReferenceState {
+  return { ...state, leases: { ...state.leases, [node]: expiresAt } };
+}
+
+/** A node took a reference; the identity is no longer idle if the node's lease is live. */
+export function withReference(
+  state: ReferenceState,
+  node: string,
+  id: number,
+  now: number,
+): ReferenceState {
+  const held = state.references[node] ?? [];
+  const references = held.includes(id)
+    ? state.references
+    : { ...state.references, [node]: [...held, id] };
+  if (!isLive(state.leases, node, now) || state.idleSince[id] === undefined) {
+    return { ...state, references };
+  }
+  const idleSince = { ...state.idleSince };
+  delete idleSince[id];
+  return { ...state, references, idleSince };
+}
+
+/**
+ * A node dropped a reference at `now`. When no node with a live lease holds the identity any
+ * more, it is idle from the moment its last live holder let go: `now`, or the expiry of the
+ * lease that made this reference dead already.
+ */
+export function withoutReference(
+  state: ReferenceState,
+  node: string,
+  id: number,
+  now: number,
+): ReferenceState {
+  const held = state.references[node] ?? [];
+  if (!held.includes(id)) return state;
+  const rest = held.filter((x) => x !== id);
+  const references = { ...state.references };
+  if (rest.length === 0) delete references[node];
+  else references[node] = rest;
+  const stillHeld = Object.entries(references).some(
+    ([n, ids]) => isLive(state.leases, n, now) && ids.includes(id),
+  );
+  if (stillHeld) return { ...state, references };
+  const since = isLive(state.leases, node, now)
+    ? now
+    : Math.max(state.idleSince[id] ?? -Infinity, state.leases[node] ?? -Infinity);
+  if (since === -Infinity) return { ...state, references };
+  return { ...state, references, idleSince: { ...state.idleSince, [id]: since } };
 }
 
 export interface GcResult {
@@ -137,6 +200,7 @@ export type ReleasePhase =
   | 'mark'
   | 'hold'
   | 'check-references'
+  | 'recheck-binding'
   | 'unmark'
   | 'delete-binding'
   | 'delete-id'
@@ -150,12 +214,13 @@ export interface ReleaseState {
   readonly phase: ReleasePhase;
   readonly labels?: string;
   readonly idRevision?: number;
-  /** Revision of the binding once marked releasing by this machine. */
+  /** What this machine marked releasing: the binding (bound number) or the reservation. */
+  readonly marked?: 'binding' | 'id';
   readonly markedRevision?: number;
   readonly holdUntil?: number;
   /**
-   * freed: binding and number deleted. revived: someone used it meanwhile; nothing deleted
-   * that matters. gone: `id.<N>` did not exist.
+   * freed: binding (if any) and number deleted. revived: someone used it meanwhile, nothing
+   * that matters was deleted. gone: `id.<N>` did not exist.
    */
   readonly result?: 'freed' | 'revived' | 'gone';
   readonly error?: { readonly code: string; readonly message: string };
@@ -167,14 +232,17 @@ export interface ReleaseStep {
 }
 
 /**
- * Starts freeing identity `id`. If it is bound, the binding is first marked releasing
- * (compare-and-set); after `holdMs` the references are checked once more straight from the
- * store, then the binding and the number are deleted, each conditional on the revision seen.
- * An allocator that finds the mark clears it, and one adopting the number rewrites it; either
- * makes a conditional delete fail and the release ends as `revived`.
+ * Starts freeing identity `id`, as decided by collectGarbage. The key that makes the number
+ * reachable is marked releasing first (compare-and-set): the binding when the number is bound,
+ * the `id.<N>` reservation when it is not. After `holdMs` the references are checked straight
+ * from the store (and, for a reservation, whether someone bound it meanwhile); then the binding
+ * and the number are deleted, each only at the revision this machine saw. An allocator that
+ * meets a mark clears it, and one adopting a reservation rewrites it; either makes a
+ * conditional delete fail, and the release ends as `revived`.
  *
- * holdMs must exceed the allocation deadline plus the lag of allocators' views: an allocator
- * that read the binding before the mark has then written its reference.
+ * holdMs must exceed the allocation deadline plus the longest a KV request may be in flight
+ * plus the lag of allocators' mirrors: an allocation that started before the mark has then
+ * finished, its binding or reference visible.
  */
 export function startRelease(input: { id: number; holdMs: number }): ReleaseStep {
   if (!Number.isFinite(input.holdMs) || input.holdMs < 0) {
@@ -210,6 +278,17 @@ function end(s: ReleaseState, result: 'freed' | 'revived' | 'gone'): ReleaseStep
   return { state: { ...s, phase: 'done', result } };
 }
 
+function hold(s: ReleaseState, now: number): ReleaseStep {
+  const holdUntil = now + s.holdMs;
+  return at({ ...s, holdUntil }, 'hold', { op: 'wait', until: holdUntil });
+}
+
+function boundHere(s: ReleaseState, r: KvResult, key: string): boolean {
+  if (r.kind !== 'value') return false;
+  const b = decodeBindingRecord(r.value, key);
+  return b.id === s.id && b.labels === s.labels;
+}
+
 function advanceRelease(s: ReleaseState, r: KvResult, now: number): ReleaseStep {
   const bad = (): never => {
     throw new IdentityError(
@@ -217,40 +296,50 @@ function advanceRelease(s: ReleaseState, r: KvResult, now: number): ReleaseStep 
       `release in phase ${s.phase} cannot use a KV result of kind ${r.kind}`,
     );
   };
+  const bKey = (): string => bindingKey(labelSetHash(s.labels!));
   switch (s.phase) {
     case 'read-id': {
       if (r.kind === 'missing') return end(s, 'gone');
       if (r.kind !== 'value') return bad();
       const rec = decodeIdentityRecord(r.value, identityKey(s.id));
-      const next = { ...s, labels: rec.labels, idRevision: r.revision };
+      const next: ReleaseState = { ...s, labels: rec.labels, idRevision: r.revision };
+      if (rec.releasing === true) {
+        // A previous GC run marked the reservation and stopped; continue from its mark.
+        return at({ ...next, marked: 'id', markedRevision: r.revision }, 'read-binding', {
+          op: 'get',
+          key: bindingKey(labelSetHash(rec.labels)),
+        });
+      }
       return at(next, 'read-binding', { op: 'get', key: bindingKey(labelSetHash(rec.labels)) });
     }
     case 'read-binding': {
-      const key = bindingKey(labelSetHash(s.labels!));
-      if (r.kind === 'value') {
-        const b = decodeBindingRecord(r.value, key);
-        if (b.id === s.id && b.labels === s.labels) {
-          if (b.releasing === true) {
-            // A previous GC run marked it and stopped; continue from its mark.
-            return hold({ ...s, markedRevision: r.revision }, now);
-          }
-          return at(s, 'mark', {
-            op: 'update',
-            key,
-            value: encodeRecord(bindingRecord(s.id, s.labels, true)),
-            revision: r.revision,
-          });
+      if (r.kind !== 'value' && r.kind !== 'missing') return bad();
+      if (boundHere(s, r, bKey())) {
+        const value = r as { value: string; revision: number };
+        if (decodeBindingRecord(value.value).releasing === true) {
+          return hold({ ...s, marked: 'binding', markedRevision: value.revision }, now);
         }
-      } else if (r.kind !== 'missing') {
-        return bad();
+        return at({ ...s, marked: 'binding' }, 'mark', {
+          op: 'update',
+          key: bKey(),
+          value: encodeRecord(bindingRecord(s.id, s.labels!, true)),
+          revision: value.revision,
+        });
       }
-      // Not bound to this number: an orphaned reservation. Nothing to mark.
-      return at(s, 'check-references', { op: 'keys', filter: referencesOfIdentityFilter(s.id) });
+      // Not bound to this number: a reservation nobody bound (in flight, or orphaned).
+      if (s.marked === 'id') return hold(s, now);
+      return at({ ...s, marked: 'id' }, 'mark', {
+        op: 'update',
+        key: identityKey(s.id),
+        value: encodeRecord(identityRecord(s.id, s.labels!, true)),
+        revision: s.idRevision!,
+      });
     }
     case 'mark': {
-      if (r.kind === 'written') return hold({ ...s, markedRevision: r.revision }, now);
       if (r.kind === 'conflict') return end(s, 'revived');
-      return bad();
+      if (r.kind !== 'written') return bad();
+      const marked = { ...s, markedRevision: r.revision };
+      return hold(s.marked === 'id' ? { ...marked, idRevision: r.revision } : marked, now);
     }
     case 'hold': {
       if (r.kind !== 'waited') return bad();
@@ -259,20 +348,21 @@ function advanceRelease(s: ReleaseState, r: KvResult, now: number): ReleaseStep 
     }
     case 'check-references': {
       if (r.kind !== 'keys') return bad();
-      const key = bindingKey(labelSetHash(s.labels!));
-      if (r.keys.length > 0) {
-        if (s.markedRevision === undefined) return end(s, 'revived');
-        return at(s, 'unmark', {
-          op: 'update',
-          key,
-          value: encodeRecord(bindingRecord(s.id, s.labels!)),
-          revision: s.markedRevision,
-        });
+      if (r.keys.length > 0) return unmark(s);
+      if (s.marked === 'binding') {
+        return at(s, 'delete-binding', { op: 'delete', key: bKey(), revision: s.markedRevision! });
       }
-      if (s.markedRevision !== undefined) {
-        return at(s, 'delete-binding', { op: 'delete', key, revision: s.markedRevision });
-      }
-      return at(s, 'delete-id', { op: 'delete', key: identityKey(s.id), revision: s.idRevision! });
+      return at(s, 'recheck-binding', { op: 'get', key: bKey() });
+    }
+    case 'recheck-binding': {
+      if (r.kind !== 'value' && r.kind !== 'missing') return bad();
+      // Someone bound the reservation during the hold: it is in use.
+      if (boundHere(s, r, bKey())) return unmark(s);
+      return at(s, 'delete-id', {
+        op: 'delete',
+        key: identityKey(s.id),
+        revision: s.markedRevision!,
+      });
     }
     case 'unmark': {
       if (r.kind === 'written' || r.kind === 'conflict') return end(s, 'revived');
@@ -285,7 +375,7 @@ function advanceRelease(s: ReleaseState, r: KvResult, now: number): ReleaseStep 
     }
     case 'delete-id': {
       if (r.kind === 'written') return end(s, 'freed');
-      // An allocator adopted the number after the binding went; it will bind it again.
+      // An allocator adopted the number meanwhile; it binds it again.
       if (r.kind === 'conflict') return end(s, 'revived');
       return bad();
     }
@@ -295,7 +385,19 @@ function advanceRelease(s: ReleaseState, r: KvResult, now: number): ReleaseStep 
   }
 }
 
-function hold(s: ReleaseState, now: number): ReleaseStep {
-  const holdUntil = now + s.holdMs;
-  return at({ ...s, holdUntil }, 'hold', { op: 'wait', until: holdUntil });
+function unmark(s: ReleaseState): ReleaseStep {
+  if (s.marked === 'binding') {
+    return at(s, 'unmark', {
+      op: 'update',
+      key: bindingKey(labelSetHash(s.labels!)),
+      value: encodeRecord(bindingRecord(s.id, s.labels!)),
+      revision: s.markedRevision!,
+    });
+  }
+  return at(s, 'unmark', {
+    op: 'update',
+    key: identityKey(s.id),
+    value: encodeRecord(identityRecord(s.id, s.labels!)),
+    revision: s.markedRevision!,
+  });
 }

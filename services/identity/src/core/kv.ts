@@ -18,6 +18,11 @@ export interface IdentityRecord {
   readonly id: number;
   /** KV label-set key (Cilium's SortedList). */
   readonly labels: string;
+  /**
+   * Set by the GC (compare-and-set) before it deletes a reservation nobody bound; an allocator
+   * adopting the reservation rewrites the record without it, which makes that delete fail.
+   */
+  readonly releasing?: boolean;
 }
 
 export interface BindingRecord {
@@ -193,19 +198,10 @@ function checkLabels(labels: unknown, field: string): string {
 }
 
 /** Parses and checks an `id.<N>` value (a JSON string or an already parsed object). */
-export function decodeIdentityRecord(value: unknown, field = 'record'): IdentityRecord {
+function decodeNumbered(value: unknown, field: string): IdentityRecord & BindingRecord {
   const o = asObject(value, field);
-  return {
-    v: 1,
-    id: checkGlobalId(o.id, `${field}.id`),
-    labels: checkLabels(o.labels, `${field}.labels`),
-  };
-}
-
-export function decodeBindingRecord(value: unknown, field = 'record'): BindingRecord {
-  const o = asObject(value, field);
-  const r: BindingRecord = {
-    v: 1,
+  const r = {
+    v: 1 as const,
     id: checkGlobalId(o.id, `${field}.id`),
     labels: checkLabels(o.labels, `${field}.labels`),
   };
@@ -213,6 +209,16 @@ export function decodeBindingRecord(value: unknown, field = 'record'): BindingRe
     throw invalid('INVALID_RECORD', `${field}.releasing`, o.releasing, 'must be a boolean');
   }
   return o.releasing === true ? { ...r, releasing: true } : r;
+}
+
+/** Parses and checks an `id.<N>` value (a JSON string or an already parsed object). */
+export function decodeIdentityRecord(value: unknown, field = 'record'): IdentityRecord {
+  return decodeNumbered(value, field);
+}
+
+/** Parses and checks a `labels.<hash>` value. */
+export function decodeBindingRecord(value: unknown, field = 'record'): BindingRecord {
+  return decodeNumbered(value, field);
 }
 
 export function decodeReferenceRecord(value: unknown, field = 'record'): ReferenceRecord {
@@ -241,8 +247,8 @@ export function decodeLeaseRecord(value: unknown, field = 'record'): LeaseRecord
   return { v: 1, node: o.node, expiresAt: o.expiresAt };
 }
 
-export function identityRecord(id: number, labels: string): IdentityRecord {
-  return { v: 1, id, labels };
+export function identityRecord(id: number, labels: string, releasing = false): IdentityRecord {
+  return releasing ? { v: 1, id, labels, releasing: true } : { v: 1, id, labels };
 }
 
 export function bindingRecord(id: number, labels: string, releasing = false): BindingRecord {
@@ -266,8 +272,57 @@ export function encodeRecord(
 ): string {
   if ('expiresAt' in record) return JSON.stringify(leaseRecord(record.node, record.expiresAt));
   if ('node' in record) return JSON.stringify(referenceRecord(record.id, record.node));
-  if ('releasing' in record) {
-    return JSON.stringify(bindingRecord(record.id, record.labels, record.releasing === true));
+  return JSON.stringify(bindingRecord(record.id, record.labels, record.releasing === true));
+}
+
+export interface StoreAudit {
+  /** Broken invariants, each a sentence naming the keys; empty when the store is sound. */
+  readonly violations: string[];
+  /** Number of label sets bound to a number. */
+  readonly bound: number;
+  /** Numbers reserved (`id.<N>` present) but bound to nothing: in flight or orphaned. */
+  readonly reservations: number[];
+}
+
+/**
+ * Checks the invariants allocation relies on over a bucket's entries: every binding points at
+ * an existing `id.<N>` with the same labels and hashes to its key, no number is bound twice,
+ * every record sits under its own key. Used by tests against real buckets and by `ciliate
+ * identity` diagnostics.
+ */
+export function auditIdentityStore(entries: Iterable<readonly [string, string]>): StoreAudit {
+  const violations: string[] = [];
+  const ids = new Map<number, IdentityRecord>();
+  const bindings: [string, BindingRecord][] = [];
+  for (const [key, value] of entries) {
+    const parsed = parseKey(key);
+    try {
+      if (parsed?.kind === 'identity') {
+        const rec = decodeIdentityRecord(value, key);
+        if (rec.id !== parsed.id) violations.push(`${key} holds identity ${rec.id}`);
+        ids.set(parsed.id, rec);
+      } else if (parsed?.kind === 'binding') {
+        const rec = decodeBindingRecord(value, key);
+        if (labelSetHash(rec.labels) !== parsed.hash) {
+          violations.push(`${key} holds labels that do not hash to it`);
+        }
+        bindings.push([key, rec]);
+      }
+    } catch (err) {
+      violations.push((err as Error).message);
+    }
   }
-  return JSON.stringify(identityRecord(record.id, record.labels));
+  const boundIds = new Map<number, string>();
+  for (const [key, b] of bindings) {
+    const rec = ids.get(b.id);
+    if (rec === undefined) violations.push(`${key} binds ${b.id} but id.${b.id} does not exist`);
+    else if (rec.labels !== b.labels) {
+      violations.push(`${key} binds ${b.id} but id.${b.id} holds other labels`);
+    }
+    const other = boundIds.get(b.id);
+    if (other !== undefined) violations.push(`number ${b.id} is bound by ${other} and ${key}`);
+    boundIds.set(b.id, key);
+  }
+  const reservations = [...ids.keys()].filter((id) => !boundIds.has(id)).sort((a, b) => a - b);
+  return { violations, bound: bindings.length, reservations };
 }
