@@ -85,6 +85,7 @@ export interface AllocationView {
 export class IdentityTable implements AllocationView {
   readonly #byId = new Map<number, IdentityRecord>();
   readonly #byHash = new Map<string, BindingRecord>();
+  readonly #blocks = new Map<number, number>();
 
   get size(): number {
     return this.#byId.size;
@@ -107,11 +108,23 @@ export class IdentityTable implements AllocationView {
   }
 
   takenCount(range: IdentityRange): number {
-    // The table normally mirrors one cluster's range, so the size is the answer; count only
-    // when other numbers are present.
-    let outside = 0;
-    for (const id of this.#byId.keys()) if (id < range.min || id > range.max) outside++;
-    return this.#byId.size - outside;
+    // Counts are kept per block of 256 numbers, so this costs one lookup per block of the
+    // range rather than a pass over every identity.
+    let n = 0;
+    const first = range.min >> 8;
+    const last = range.max >> 8;
+    for (let b = first; b <= last; b++) {
+      const count = this.#blocks.get(b) ?? 0;
+      if (count === 0) continue;
+      if ((b > first || range.min % 256 === 0) && (b < last || range.max % 256 === 255)) {
+        n += count;
+        continue;
+      }
+      const lo = Math.max(range.min, b << 8);
+      const hi = Math.min(range.max, (b << 8) + 255);
+      for (let id = lo; id <= hi; id++) if (this.#byId.has(id)) n++;
+    }
+    return n;
   }
 
   /** The number bound to a label set, if any (binding present and pointing at a live id). */
@@ -121,13 +134,30 @@ export class IdentityTable implements AllocationView {
   }
 
   setIdentity(id: number, record: IdentityRecord | undefined): void {
+    const had = this.#byId.has(id);
     if (record === undefined) this.#byId.delete(id);
     else this.#byId.set(id, record);
+    const delta = (record === undefined ? 0 : 1) - (had ? 1 : 0);
+    if (delta !== 0) {
+      const count = (this.#blocks.get(id >> 8) ?? 0) + delta;
+      if (count === 0) this.#blocks.delete(id >> 8);
+      else this.#blocks.set(id >> 8, count);
+    }
   }
 
   setBinding(hash: string, record: BindingRecord | undefined): void {
-    if (record === undefined) this.#byHash.delete(hash);
-    else this.#byHash.set(hash, record);
+    if (record === undefined) {
+      this.#byHash.delete(hash);
+      return;
+    }
+    // Share the label text with the identity record: it is the bulk of the memory.
+    const twin = this.#byId.get(record.id);
+    this.#byHash.set(
+      hash,
+      twin !== undefined && twin.labels === record.labels
+        ? { ...record, labels: twin.labels }
+        : record,
+    );
   }
 
   /**
@@ -268,10 +298,13 @@ export interface PlanInput {
  * neither taken in the view nor in `skip`; or IDENTITY_EXHAUSTED when there is none.
  */
 export function planAllocate(input: PlanInput): AllocationPlan {
+  parseLabelSetKey(input.labels);
+  checkRange(input.range);
+  return plan(input, labelSetHash(input.labels));
+}
+
+function plan(input: PlanInput, hash: string): AllocationPlan {
   const { labels, range, view } = input;
-  parseLabelSetKey(labels);
-  checkRange(range);
-  const hash = labelSetHash(labels);
   if (input.ignoreBinding !== true) {
     const b = view.binding(hash);
     if (b !== undefined) {

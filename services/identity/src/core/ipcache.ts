@@ -116,6 +116,14 @@ function lpmKey(family: IpFamily, bytes: Uint8Array, length: number): number | s
 export function validateUpsert(input: IpcacheUpsert, field = 'entry'): IpcacheEntry {
   const prefix = parsePrefix(input.prefix, `${field}.prefix`);
   checkIdentity(input.identity, `${field}.identity`);
+  if (input.identity === 0) {
+    throw invalid(
+      'INVALID_IDENTITY',
+      `${field}.identity`,
+      0,
+      'identity 0 (unknown) cannot own an address',
+    );
+  }
   if (!RANK.has(input.source)) {
     throw invalid(
       'INVALID_ARGUMENT',

@@ -117,6 +117,8 @@ export class LabelFilter {
   /** An inclusive prefix was configured: only included labels count. */
   readonly inclusive: boolean;
   readonly #compiled: readonly CompiledPrefix[];
+  // Label keys repeat across pods (app, tier, version...): remember verdicts, boundedly.
+  readonly #memo = new Map<string, boolean>();
 
   constructor(prefixes: readonly LabelPrefix[], inclusive: boolean) {
     this.prefixes = prefixes.map((p) => ({ source: p.source, prefix: p.prefix, ignore: p.ignore }));
@@ -128,6 +130,16 @@ export class LabelFilter {
   }
 
   isIdentityRelevant(l: Label): boolean {
+    const memoKey = `${l.source}:${l.key}`;
+    const known = this.#memo.get(memoKey);
+    if (known !== undefined) return known;
+    const verdict = this.#decide(l);
+    if (this.#memo.size >= 10_000) this.#memo.clear();
+    this.#memo.set(memoKey, verdict);
+    return verdict;
+  }
+
+  #decide(l: Label): boolean {
     let included = 0;
     let ignored = 0;
     for (const p of this.#compiled) {

@@ -159,9 +159,9 @@ export function normalizeLabelSet(labels: Iterable<Label>, field = 'labels'): La
  * the input order; unequal sets never share a key.
  */
 export function labelSetKey(labels: Iterable<Label>, field = 'labels'): string {
-  let out = '';
-  for (const l of normalizeLabelSet(labels, field)) out += formatLabelForKv(l);
-  return out;
+  // join() gives a flat string; `+=` would leave a rope that costs several times the memory
+  // for as long as the key is kept (and every identity keeps one).
+  return normalizeLabelSet(labels, field).map(formatLabelForKv).join('');
 }
 
 /** Inverse of labelSetKey; refuses anything labelSetKey could not have produced. */
@@ -174,19 +174,26 @@ export function parseLabelSetKey(key: string, field = 'labels'): Label[] {
     throw invalid('INVALID_LABEL_SET', field, key, 'every label must end with ";"');
   }
   const parts = key.slice(0, -1).split(';');
-  const labels = parts.map((p, i) => {
+  const labels: Label[] = new Array<Label>(parts.length);
+  let prevKey: string | undefined;
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i]!;
     const colon = p.indexOf(':');
     const eq = p.indexOf('=', colon + 1);
     if (colon <= 0 || eq < 0) {
       throw invalid('INVALID_LABEL_SET', `${field}[${i}]`, p, 'must be "source:key=value"');
     }
-    return label(p.slice(0, colon), p.slice(colon + 1, eq), p.slice(eq + 1), `${field}[${i}]`);
-  });
-  const canonical = labelSetKey(labels, field);
-  if (canonical !== key) {
-    throw invalid('INVALID_LABEL_SET', field, key, 'labels must be sorted by key, one per key');
+    const l = label(p.slice(0, colon), p.slice(colon + 1, eq), p.slice(eq + 1), `${field}[${i}]`);
+    // Split at the first ':' and the first '=' after it, with those characters refused where
+    // they would be ambiguous, a part re-renders to itself; so sorted unique keys are all it
+    // takes for the text to be exactly what labelSetKey gives.
+    if (prevKey !== undefined && !(prevKey < l.key)) {
+      throw invalid('INVALID_LABEL_SET', field, key, 'labels must be sorted by key, one per key');
+    }
+    prevKey = l.key;
+    labels[i] = l;
   }
-  return normalizeLabelSet(labels, field);
+  return labels;
 }
 
 /**

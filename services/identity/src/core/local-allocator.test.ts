@@ -46,6 +46,13 @@ describe('node-local identity allocator', () => {
     assert.equal(a.acquire(cidrLabels('172.16.0.0/12')).id, 16777219);
   });
 
+  it('refuses label sets of another scope', () => {
+    assert.throws(
+      () => new LocalIdentityAllocator().acquire(labelsFromStrings(['k8s:app=web'])),
+      /labels: Invalid value: \["k8s:app"\]: this set needs a global identity, not a local one/,
+    );
+  });
+
   it('remote-node scope uses 2<<24', () => {
     const a = new LocalIdentityAllocator({ scope: 'remote-node' });
     assert.equal(

@@ -85,6 +85,15 @@ export class LocalIdentityAllocator {
   acquire(labels: readonly Label[]): LocalAcquireResult {
     const reserved = reservedIdentityForLabels(labels);
     if (reserved !== undefined) return { id: reserved.id, created: false, reserved: true };
+    const scope = identityScopeForLabels(labels);
+    if (scope !== this.scope) {
+      throw invalid(
+        'INVALID_ARGUMENT',
+        'labels',
+        labels.map((l) => `${l.source}:${l.key}`),
+        `this set needs a ${scope} identity, not a ${this.scope} one`,
+      );
+    }
     const key = labelSetKey(labels);
     const found = this.#byKey.get(key);
     if (found !== undefined) {
