@@ -23,7 +23,9 @@ export async function startProbe(env: Record<string, string>, args: string[] = [
     return { proc, httpAddress: await waitUntilStarted(proc) };
   } catch (err) {
     await proc.kill('SIGKILL');
-    throw err;
+    throw new Error(
+      `${(err as Error).message}\n--- probe output ---\n${proc.output().slice(-3000)}`,
+    );
   }
 }
 

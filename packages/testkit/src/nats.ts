@@ -54,6 +54,8 @@ interface ServerPlan {
   routes: number[];
   dir: string;
   clusterName?: string;
+  /** Extra configuration lines (TLS, authorization) appended as they are. */
+  extraConfig?: string;
 }
 
 function renderConfig(p: ServerPlan): string {
@@ -76,6 +78,7 @@ function renderConfig(p: ServerPlan): string {
       `}`,
     );
   }
+  if (p.extraConfig) lines.push(p.extraConfig);
   return lines.join('\n') + '\n';
 }
 
@@ -185,7 +188,9 @@ class ManagedNatsServer implements NatsServer {
 }
 
 /** Starts one nats-server with JetStream. */
-export async function startNats(opts: { name?: string } = {}): Promise<NatsServer> {
+export async function startNats(
+  opts: { name?: string; extraConfig?: (dir: string) => Promise<string> | string } = {},
+): Promise<NatsServer> {
   const dir = await mkdtemp(join(tmpdir(), 'ciliate-nats-'));
   const server = new ManagedNatsServer({
     name: opts.name ?? 'ciliate-test',
@@ -193,6 +198,7 @@ export async function startNats(opts: { name?: string } = {}): Promise<NatsServe
     monitorPort: await freePort(),
     routes: [],
     dir,
+    ...(opts.extraConfig ? { extraConfig: await opts.extraConfig(dir) } : {}),
   });
   try {
     await server.start();
