@@ -1,0 +1,949 @@
+// Per-node pod CIDRs.
+//
+// `cluster-pool` mode (Cilium's default): the cluster CIDR lists are carved into per-node CIDRs
+// of a fixed mask size, one per node and family, recorded on the node's CiliumNode
+// (spec.ipam.podCIDRs). Defaults are Cilium's Helm defaults: 10.0.0.0/8 in /24s and
+// fd00::/104 in /120s.
+//
+// `kubernetes` mode: kube-controller-manager already chose Node.spec.podCIDRs; they are
+// validated, checked against every other node's, and recorded.
+//
+// State is plain JSON: node name -> {ipv4?, ipv6?} plus the last CIDR carved per family (the
+// next search starts after it, so the CIDR of a node that just left is not reused at once while
+// routes to it may still linger). The free set is derived: one bitmap per cluster CIDR.
+import { SlotBitmap } from './bitmap.js';
+import { IpamError, invalidValue, requiredValue } from './errors.js';
+import {
+  type Cidr,
+  type IpFamily,
+  IP_FAMILIES,
+  cidrContainsCidr,
+  cidrsOverlap,
+  familyBits,
+  formatCidr,
+  k8sFamilyName,
+  parseCidr,
+  prefixMask,
+  tryParseCidr,
+} from './ip.js';
+import { IndexCache, deepFreeze } from './memo.js';
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+/** Cilium's Helm values and their defaults (`ipam.operator.*`, `ipv4.enabled`, `ipv6.enabled`). */
+export interface ClusterPoolSettings {
+  readonly enableIPv4?: boolean;
+  readonly enableIPv6?: boolean;
+  readonly clusterPoolIPv4PodCIDRList?: readonly string[];
+  readonly clusterPoolIPv4MaskSize?: number;
+  readonly clusterPoolIPv6PodCIDRList?: readonly string[];
+  readonly clusterPoolIPv6MaskSize?: number;
+}
+
+export const CLUSTER_POOL_DEFAULTS = Object.freeze({
+  enableIPv4: true,
+  enableIPv6: false,
+  clusterPoolIPv4PodCIDRList: Object.freeze(['10.0.0.0/8']),
+  clusterPoolIPv4MaskSize: 24,
+  clusterPoolIPv6PodCIDRList: Object.freeze(['fd00::/104']),
+  clusterPoolIPv6MaskSize: 120,
+});
+
+export interface ClusterPoolFamilyConfig {
+  /** Canonical cluster CIDRs, in the order they are used. */
+  readonly cidrs: readonly string[];
+  readonly maskSize: number;
+}
+
+/** A validated cluster-pool configuration; a family is enabled when present. */
+export interface ClusterPoolConfig {
+  readonly ipv4?: ClusterPoolFamilyConfig;
+  readonly ipv6?: ClusterPoolFamilyConfig;
+}
+
+/**
+ * The most slots one cluster CIDR may be carved into (2^24: a 2 MiB bitmap). Kubernetes'
+ * cidrset allows a difference of 16 bits for IPv6; IPv4 /8 in /32s would be 24.
+ */
+export const MAX_CARVE_BITS = 24;
+
+/** Smallest per-node CIDRs that still leave a pod address after network, broadcast, router. */
+const MAX_MASK = { ipv4: 30, ipv6: 126 } as const;
+
+/**
+ * Validates Helm-style settings, fills Cilium's defaults, and returns the configuration the
+ * carving functions take. Errors name the setting (`ipam.operator.clusterPoolIPv4MaskSize`).
+ */
+export function clusterPoolConfig(
+  settings: ClusterPoolSettings = {},
+  path = 'ipam.operator',
+): ClusterPoolConfig {
+  const enable = {
+    ipv4: settings.enableIPv4 ?? CLUSTER_POOL_DEFAULTS.enableIPv4,
+    ipv6: settings.enableIPv6 ?? CLUSTER_POOL_DEFAULTS.enableIPv6,
+  };
+  const out: { ipv4?: ClusterPoolFamilyConfig; ipv6?: ClusterPoolFamilyConfig } = {};
+  for (const family of IP_FAMILIES) {
+    if (!enable[family]) continue;
+    const V = family === 'ipv4' ? 'IPv4' : 'IPv6';
+    const listKey = `clusterPool${V}PodCIDRList` as const;
+    const maskKey = `clusterPool${V}MaskSize` as const;
+    const list = settings[listKey] ?? CLUSTER_POOL_DEFAULTS[listKey];
+    const mask = settings[maskKey] ?? CLUSTER_POOL_DEFAULTS[maskKey];
+    out[family] = familyConfig(family, list, mask, `${path}.${listKey}`, `${path}.${maskKey}`);
+  }
+  if (out.ipv4 === undefined && out.ipv6 === undefined) {
+    throw requiredValue(`${path}`, 'at least one of IPv4 and IPv6 must be enabled');
+  }
+  return deepFreeze(out);
+}
+
+function familyConfig(
+  family: IpFamily,
+  list: unknown,
+  mask: unknown,
+  listPath: string,
+  maskPath: string,
+): ClusterPoolFamilyConfig {
+  const bits = familyBits(family);
+  if (typeof mask !== 'number' || !Number.isInteger(mask) || mask < 1 || mask > bits) {
+    throw invalidValue('INVALID_ARGUMENT', maskPath, mask, `must be an integer 1-${bits}`);
+  }
+  if (mask > MAX_MASK[family]) {
+    throw invalidValue(
+      'INVALID_ARGUMENT',
+      maskPath,
+      mask,
+      `must be at most ${MAX_MASK[family]}: a smaller per-node CIDR leaves no pod address after the reserved ones`,
+    );
+  }
+  if (!Array.isArray(list) || list.length === 0) {
+    throw requiredValue(listPath, `at least one ${k8sFamilyName(family)} cluster CIDR is needed`);
+  }
+  const cidrs: Cidr[] = [];
+  list.forEach((text: unknown, i: number) => {
+    const p = `${listPath}[${i}]`;
+    const cidr = parseCidr(text, p);
+    if (cidr.family !== family) {
+      throw invalidValue('FAMILY_MISMATCH', p, text, `must be an ${k8sFamilyName(family)} CIDR`);
+    }
+    if (cidr.prefix > mask) {
+      throw invalidValue(
+        'INVALID_ARGUMENT',
+        p,
+        text,
+        `is smaller than one per-node CIDR (${maskPath} is ${mask})`,
+      );
+    }
+    if (mask - cidr.prefix > MAX_CARVE_BITS) {
+      throw invalidValue(
+        'INVALID_ARGUMENT',
+        p,
+        text,
+        `would be carved into 2^${mask - cidr.prefix} per-node CIDRs of /${mask}; at most 2^${MAX_CARVE_BITS} are supported`,
+      );
+    }
+    const clash = cidrs.findIndex((c) => cidrsOverlap(c, cidr));
+    if (clash >= 0) {
+      throw invalidValue(
+        'CIDR_CONFLICT',
+        p,
+        text,
+        `overlaps ${listPath}[${clash}] (${formatCidr(cidrs[clash] as Cidr)})`,
+      );
+    }
+    cidrs.push(cidr);
+  });
+  return { cidrs: cidrs.map(formatCidr), maskSize: mask };
+}
+
+// ---------------------------------------------------------------------------------------------
+// State
+
+export interface NodeCidrs {
+  readonly ipv4?: string;
+  readonly ipv6?: string;
+}
+
+export interface NodeCidrState {
+  readonly v: 1;
+  /** Node name -> its pod CIDRs (canonical text). */
+  readonly nodes: Readonly<Record<string, NodeCidrs>>;
+  /** The CIDR carved last, per family. */
+  readonly last?: { readonly ipv4?: string; readonly ipv6?: string };
+}
+
+export function emptyNodeCidrState(): NodeCidrState {
+  return deepFreeze({ v: 1, nodes: {} });
+}
+
+/** Something in stored state that the current configuration cannot account for. */
+export interface NodeCidrIssue {
+  readonly node: string;
+  readonly cidr: string;
+  readonly problem: 'outside_pool' | 'overlap' | 'family_disabled' | 'invalid';
+  readonly message: string;
+}
+
+interface PoolSlots {
+  readonly cidr: Cidr;
+  readonly text: string;
+  /** Bits per node CIDR, as a shift from slot index to address offset. */
+  readonly shift: bigint;
+  readonly bitmap: SlotBitmap;
+}
+
+interface FamilySlots {
+  readonly family: IpFamily;
+  readonly maskSize: number;
+  readonly pools: PoolSlots[];
+}
+
+/**
+ * Every recorded CIDR of one family, bucketed by prefix length, so "who overlaps this CIDR" is
+ * one map lookup per distinct prefix length (usually one) instead of a scan of all nodes.
+ */
+class CidrOwners {
+  private readonly byPrefix = new Map<number, Map<bigint, string>>();
+
+  add(cidr: Cidr, node: string): void {
+    let m = this.byPrefix.get(cidr.prefix);
+    if (m === undefined) {
+      m = new Map();
+      this.byPrefix.set(cidr.prefix, m);
+    }
+    if (!m.has(cidr.network)) m.set(cidr.network, node);
+  }
+
+  remove(cidr: Cidr, node: string): void {
+    const m = this.byPrefix.get(cidr.prefix);
+    if (m !== undefined && m.get(cidr.network) === node) m.delete(cidr.network);
+  }
+
+  /** Nodes other than `except` holding a CIDR that overlaps `cidr`. */
+  holders(cidr: Cidr, except: string): string[] {
+    const out: string[] = [];
+    const outerMask = prefixMask(cidr.family, cidr.prefix);
+    for (const [prefix, m] of this.byPrefix) {
+      if (m.size === 0) continue;
+      if (prefix <= cidr.prefix) {
+        const h = m.get(cidr.network & prefixMask(cidr.family, prefix));
+        if (h !== undefined && h !== except) out.push(h);
+      } else {
+        // Only with mixed prefix lengths: the more specific CIDRs inside `cidr`.
+        for (const [network, h] of m) {
+          if ((network & outerMask) === cidr.network && h !== except) out.push(h);
+        }
+      }
+    }
+    return out;
+  }
+}
+
+interface CarveIndex {
+  readonly config: ClusterPoolConfig | undefined;
+  readonly configKey: string;
+  /** Slot bitmaps of the cluster CIDRs (cluster-pool mode only). */
+  readonly families: { ipv4?: FamilySlots; ipv6?: FamilySlots };
+  readonly owners: { readonly ipv4: CidrOwners; readonly ipv6: CidrOwners };
+  /** node -> parsed CIDRs. */
+  readonly parsed: Map<string, { ipv4?: Cidr; ipv6?: Cidr }>;
+  /** Problems found in the stored state; while there are any, changes rebuild the index. */
+  readonly issues: NodeCidrIssue[];
+}
+
+const cache = new IndexCache<NodeCidrState, CarveIndex>();
+
+const KUBERNETES_MODE_KEY = 'kubernetes';
+
+function configKey(config: ClusterPoolConfig | undefined): string {
+  return config === undefined ? KUBERNETES_MODE_KEY : JSON.stringify(config);
+}
+
+function checkState(state: NodeCidrState, path: string): void {
+  if (state === null || typeof state !== 'object') {
+    throw invalidValue('INVALID_STATE', path, state, 'must be an object');
+  }
+  if (state.v !== 1) {
+    throw invalidValue('INVALID_STATE', `${path}.v`, state.v, 'unsupported state version');
+  }
+  if (state.nodes === null || typeof state.nodes !== 'object') {
+    throw invalidValue('INVALID_STATE', `${path}.nodes`, state.nodes, 'must be an object');
+  }
+}
+
+function newFamilySlots(family: IpFamily, fc: ClusterPoolFamilyConfig): FamilySlots {
+  const bits = familyBits(family);
+  return {
+    family,
+    maskSize: fc.maskSize,
+    pools: fc.cidrs.map((text) => {
+      const cidr = parseCidr(text);
+      return {
+        cidr,
+        text,
+        shift: BigInt(bits - fc.maskSize),
+        bitmap: new SlotBitmap(2 ** (fc.maskSize - cidr.prefix)),
+      };
+    }),
+  };
+}
+
+/** The slots of `pool` that `cidr` covers, or undefined when they do not overlap. */
+function slotSpan(pool: PoolSlots, cidr: Cidr, maskSize: number): [number, number] | undefined {
+  if (cidrContainsCidr(cidr, pool.cidr)) return [0, pool.bitmap.size];
+  if (!cidrContainsCidr(pool.cidr, cidr)) return undefined;
+  const start = Number((cidr.network - pool.cidr.network) >> pool.shift);
+  const count = cidr.prefix >= maskSize ? 1 : 2 ** (maskSize - cidr.prefix);
+  return [start, start + count];
+}
+
+function markSlots(fs: FamilySlots, cidr: Cidr): void {
+  for (const pool of fs.pools) {
+    const span = slotSpan(pool, cidr, fs.maskSize);
+    if (span === undefined) continue;
+    for (let s = span[0]; s < span[1]; s++) pool.bitmap.set(s);
+  }
+}
+
+/** Only valid while no two recorded CIDRs overlap (no issues). */
+function clearSlots(fs: FamilySlots, cidr: Cidr): void {
+  for (const pool of fs.pools) {
+    const span = slotSpan(pool, cidr, fs.maskSize);
+    if (span === undefined) continue;
+    for (let s = span[0]; s < span[1]; s++) pool.bitmap.clear(s);
+  }
+}
+
+function insidePool(fs: FamilySlots, cidr: Cidr): boolean {
+  return fs.pools.some((p) => cidrContainsCidr(p.cidr, cidr));
+}
+
+function recordNode(index: CarveIndex, node: string, cidrs: { ipv4?: Cidr; ipv6?: Cidr }): void {
+  const prev = index.parsed.get(node) ?? {};
+  for (const family of IP_FAMILIES) {
+    const cidr = cidrs[family];
+    if (cidr === undefined || prev[family] !== undefined) continue;
+    index.owners[family].add(cidr, node);
+    const fs = index.families[family];
+    if (fs !== undefined) markSlots(fs, cidr);
+  }
+  index.parsed.set(node, { ...prev, ...cidrs });
+}
+
+function forgetNode(index: CarveIndex, node: string): void {
+  const cidrs = index.parsed.get(node) ?? {};
+  for (const family of IP_FAMILIES) {
+    const cidr = cidrs[family];
+    if (cidr === undefined) continue;
+    index.owners[family].remove(cidr, node);
+    const fs = index.families[family];
+    if (fs !== undefined) clearSlots(fs, cidr);
+  }
+  index.parsed.delete(node);
+}
+
+function buildIndex(
+  state: NodeCidrState,
+  config: ClusterPoolConfig | undefined,
+  path = 'state',
+): CarveIndex {
+  checkState(state, path);
+  const families: CarveIndex['families'] = {};
+  if (config !== undefined) {
+    for (const family of IP_FAMILIES) {
+      const fc = config[family];
+      if (fc !== undefined) families[family] = newFamilySlots(family, fc);
+    }
+  }
+  const index: CarveIndex = {
+    config,
+    configKey: configKey(config),
+    families,
+    owners: { ipv4: new CidrOwners(), ipv6: new CidrOwners() },
+    parsed: new Map(),
+    issues: [],
+  };
+  for (const [node, cidrs] of Object.entries(state.nodes)) {
+    const parsed: { ipv4?: Cidr; ipv6?: Cidr } = {};
+    for (const family of IP_FAMILIES) {
+      const text = (cidrs as Record<string, unknown> | null)?.[family];
+      if (text === undefined) continue;
+      const cidr = typeof text === 'string' ? tryParseCidr(text) : undefined;
+      const p = `${path}.nodes[${JSON.stringify(node)}].${family}`;
+      if (cidr === undefined || cidr.family !== family) {
+        throw invalidValue('INVALID_STATE', p, text, `must be an ${k8sFamilyName(family)} CIDR`);
+      }
+      const t = text as string;
+      parsed[family] = cidr;
+      const others = index.owners[family].holders(cidr, node);
+      if (others.length > 0) {
+        index.issues.push({
+          node,
+          cidr: t,
+          problem: 'overlap',
+          message: `${t} of node ${node} overlaps the pod CIDR of node ${others.join(', ')}`,
+        });
+      }
+      if (config === undefined) continue;
+      const fs = families[family];
+      if (fs === undefined) {
+        index.issues.push({
+          node,
+          cidr: t,
+          problem: 'family_disabled',
+          message: `node ${node} holds ${t} but ${k8sFamilyName(family)} is not enabled`,
+        });
+      } else if (!insidePool(fs, cidr)) {
+        // Still recorded: whatever part of a pool it overlaps must not be carved again.
+        index.issues.push({
+          node,
+          cidr: t,
+          problem: 'outside_pool',
+          message: `${t} of node ${node} lies outside every cluster CIDR (${fs.pools.map((x) => x.text).join(', ')})`,
+        });
+      }
+    }
+    recordNode(index, node, parsed);
+  }
+  return index;
+}
+
+function indexFor(state: NodeCidrState, config: ClusterPoolConfig | undefined): CarveIndex {
+  const key = configKey(config);
+  const cached = cache.take(state);
+  if (cached !== undefined && cached.configKey === key) return cached;
+  if (cached !== undefined) cache.put(state, cached);
+  return buildIndex(state, config);
+}
+
+function peekIndex(state: NodeCidrState, config: ClusterPoolConfig | undefined): CarveIndex {
+  const cached = cache.peek(state);
+  if (cached !== undefined && cached.configKey === configKey(config)) return cached;
+  const built = buildIndex(state, config);
+  cache.put(state, built);
+  return built;
+}
+
+function checkNodeName(node: unknown, path = 'node'): string {
+  if (typeof node !== 'string' || node === '') {
+    throw requiredValue(path, 'node name must be a non-empty string');
+  }
+  if (node.length > 253 || /[\s/]/.test(node)) {
+    throw invalidValue(
+      'INVALID_ARGUMENT',
+      path,
+      node,
+      'must be a Kubernetes node name (at most 253 characters, no "/" or whitespace)',
+    );
+  }
+  return node;
+}
+
+function commit(
+  index: CarveIndex,
+  nodes: Record<string, NodeCidrs>,
+  last: NodeCidrState['last'],
+): NodeCidrState {
+  const hasLast = last !== undefined && (last.ipv4 !== undefined || last.ipv6 !== undefined);
+  const next: NodeCidrState = deepFreeze({ v: 1, nodes, ...(hasLast ? { last } : {}) });
+  // With issues (overlaps, CIDRs outside the pools) incremental bookkeeping is not exact:
+  // start over from the new state, which is rare and keeps the fast path simple.
+  cache.put(next, index.issues.length === 0 ? index : buildIndex(next, index.config));
+  return next;
+}
+
+/**
+ * Validates stored state (read back from the KV bucket) against the configuration. Throws
+ * INVALID_STATE for a malformed document; what the configuration cannot account for (CIDRs
+ * outside every pool, overlaps) comes back as issues, since refusing to load would strand every
+ * node.
+ */
+export function checkNodeCidrState(
+  state: unknown,
+  config?: ClusterPoolConfig,
+  path = 'state',
+): { state: NodeCidrState; issues: readonly NodeCidrIssue[] } {
+  const s = state as NodeCidrState;
+  const index = buildIndex(s, config, path);
+  cache.put(s, index);
+  return { state: s, issues: index.issues };
+}
+
+// ---------------------------------------------------------------------------------------------
+// cluster-pool: carve, release, restore
+
+export interface AllocateNodeCidrsResult {
+  readonly state: NodeCidrState;
+  readonly cidrs: NodeCidrs;
+  /** False when the node already had a CIDR for every enabled family. */
+  readonly created: boolean;
+}
+
+function exhausted(fs: FamilySlots): IpamError {
+  const total = fs.pools.reduce((n, p) => n + p.bitmap.size, 0);
+  const setting = fs.family === 'ipv4' ? 'clusterPoolIPv4PodCIDRList' : 'clusterPoolIPv6PodCIDRList';
+  return new IpamError(
+    'POOL_EXHAUSTED',
+    `cluster pool exhausted: all ${total} ${k8sFamilyName(fs.family)} /${fs.maskSize} CIDRs of ${fs.pools.map((p) => p.text).join(', ')} are in use (add CIDRs to ${setting})`,
+    { details: { family: fs.family, capacity: total } },
+  );
+}
+
+/** Finds a free slot after `last`, through the pools in order, wrapping once. */
+function findSlot(fs: FamilySlots, last: string | undefined): { pool: PoolSlots; slot: number } | undefined {
+  let startPool = 0;
+  let startSlot = 0;
+  const lastCidr = last === undefined ? undefined : tryParseCidr(last);
+  if (lastCidr !== undefined) {
+    const i = fs.pools.findIndex((p) => cidrContainsCidr(p.cidr, lastCidr));
+    if (i >= 0) {
+      const span = slotSpan(fs.pools[i] as PoolSlots, lastCidr, fs.maskSize);
+      if (span !== undefined) {
+        startPool = i;
+        startSlot = span[1];
+      }
+    }
+  }
+  const n = fs.pools.length;
+  for (let k = 0; k <= n; k++) {
+    const pool = fs.pools[(startPool + k) % n] as PoolSlots;
+    const from = k === 0 ? startSlot : 0;
+    const to = k === n ? startSlot : pool.bitmap.size;
+    const slot = pool.bitmap.findFreeIn(from, to);
+    if (slot >= 0) return { pool, slot };
+  }
+  return undefined;
+}
+
+function slotCidr(fs: FamilySlots, pool: PoolSlots, slot: number): Cidr {
+  return { family: fs.family, network: pool.cidr.network + (BigInt(slot) << pool.shift), prefix: fs.maskSize };
+}
+
+/** Carves into `index` (mutating it); returns the new CIDR texts per family, or throws. */
+function carveInto(
+  index: CarveIndex,
+  current: NodeCidrs,
+  node: string,
+  last: { ipv4?: string; ipv6?: string },
+): NodeCidrs {
+  const picks: Array<{ fs: FamilySlots; pool: PoolSlots; slot: number }> = [];
+  for (const family of IP_FAMILIES) {
+    const fs = index.families[family];
+    if (fs === undefined || current[family] !== undefined) continue;
+    const hit = findSlot(fs, last[family]);
+    if (hit === undefined) throw exhausted(fs);
+    picks.push({ fs, ...hit });
+  }
+  const out: { ipv4?: string; ipv6?: string } = { ...current };
+  const parsed: { ipv4?: Cidr; ipv6?: Cidr } = {};
+  for (const { fs, pool, slot } of picks) {
+    const cidr = slotCidr(fs, pool, slot);
+    const text = formatCidr(cidr);
+    out[fs.family] = text;
+    last[fs.family] = text;
+    parsed[fs.family] = cidr;
+  }
+  recordNode(index, node, parsed);
+  return out;
+}
+
+/**
+ * Gives `node` a pod CIDR for every enabled family it does not have yet. Idempotent per node.
+ * All or nothing: when one family is exhausted nothing is carved (POOL_EXHAUSTED).
+ */
+export function allocateNodeCidrs(
+  state: NodeCidrState,
+  config: ClusterPoolConfig,
+  node: string,
+): AllocateNodeCidrsResult {
+  checkNodeName(node);
+  const current = lookupNodeCidrs(state, node) ?? {};
+  const missing = IP_FAMILIES.filter((f) => config[f] !== undefined && current[f] === undefined);
+  if (missing.length === 0) return { state, cidrs: current, created: false };
+  const index = indexFor(state, config);
+  const last = { ...(state.last ?? {}) };
+  let cidrs: NodeCidrs;
+  try {
+    cidrs = carveInto(index, current, node, last);
+  } catch (err) {
+    cache.put(state, index); // carveInto marks nothing before it has every family's slot
+    throw err;
+  }
+  const next = commit(index, { ...state.nodes, [node]: cidrs }, last);
+  return { state: next, cidrs, created: true };
+}
+
+export interface CarveNodeCidrsResult {
+  readonly state: NodeCidrState;
+  readonly cidrs: Readonly<Record<string, NodeCidrs>>;
+  readonly errors: ReadonlyArray<{ readonly node: string; readonly error: IpamError }>;
+}
+
+/** allocateNodeCidrs for many nodes in one state transition (start-up, large joins). */
+export function carveNodeCidrs(
+  state: NodeCidrState,
+  config: ClusterPoolConfig,
+  nodes: readonly string[],
+): CarveNodeCidrsResult {
+  const index = indexFor(state, config);
+  const last = { ...(state.last ?? {}) };
+  const out: Record<string, NodeCidrs> = { ...state.nodes };
+  const cidrs: Record<string, NodeCidrs> = {};
+  const errors: Array<{ node: string; error: IpamError }> = [];
+  let changed = false;
+  nodes.forEach((node, i) => {
+    try {
+      checkNodeName(node, `nodes[${i}]`);
+      const current: NodeCidrs = Object.prototype.hasOwnProperty.call(out, node)
+        ? (out[node] as NodeCidrs)
+        : {};
+      const got = carveInto(index, current, node, last);
+      if (got.ipv4 !== current.ipv4 || got.ipv6 !== current.ipv6) {
+        out[node] = got;
+        changed = true;
+      }
+      cidrs[node] = got;
+    } catch (err) {
+      if (!(err instanceof IpamError)) throw err;
+      errors.push({ node, error: err });
+    }
+  });
+  if (!changed) {
+    cache.put(state, index);
+    return { state, cidrs, errors };
+  }
+  return { state: commit(index, out, last), cidrs, errors };
+}
+
+export interface ReleaseNodeCidrsResult {
+  readonly state: NodeCidrState;
+  /** What the node held, or null when it held nothing. */
+  readonly released: NodeCidrs | null;
+}
+
+/**
+ * Forgets the node's CIDRs (its node object is gone). Works for both modes; in cluster-pool
+ * mode pass the configuration so the index handed on stays usable. The caller must only do
+ * this after the initial sync of nodes: a node missing from a partial list is not gone.
+ */
+export function releaseNodeCidrs(
+  state: NodeCidrState,
+  node: string,
+  config?: ClusterPoolConfig,
+): ReleaseNodeCidrsResult {
+  checkNodeName(node);
+  const released = lookupNodeCidrs(state, node);
+  if (released === undefined) return { state, released: null };
+  const index = indexFor(state, config);
+  forgetNode(index, node);
+  const nodes: Record<string, NodeCidrs> = { ...state.nodes };
+  delete nodes[node];
+  return { state: commit(index, nodes, state.last), released };
+}
+
+/** Parses a podCIDRs list: at most two entries, at most one per family. */
+export function validatePodCidrList(
+  podCIDRs: unknown,
+  path: string,
+  options: { allowHostBits?: boolean } = {},
+): { ipv4?: Cidr; ipv6?: Cidr } {
+  if (!Array.isArray(podCIDRs)) {
+    throw invalidValue('INVALID_ARGUMENT', path, podCIDRs, 'must be a list of CIDRs');
+  }
+  if (podCIDRs.length > 2) {
+    throw invalidValue(
+      'INVALID_ARGUMENT',
+      path,
+      podCIDRs,
+      'may hold at most two CIDRs (one per family)',
+    );
+  }
+  const out: { ipv4?: Cidr; ipv6?: Cidr } = {};
+  podCIDRs.forEach((text: unknown, i: number) => {
+    const cidr = parseCidr(text, `${path}[${i}]`, options);
+    if (out[cidr.family] !== undefined) {
+      throw invalidValue(
+        'INVALID_ARGUMENT',
+        `${path}[${i}]`,
+        text,
+        `may specify no more than one CIDR for each IP family (${k8sFamilyName(cidr.family)} given twice)`,
+      );
+    }
+    out[cidr.family] = cidr;
+  });
+  return out;
+}
+
+/** Index of the entry of `family` in a (validated) podCIDRs list, for error paths. */
+function entryOf(list: readonly unknown[], family: IpFamily): number {
+  return list.findIndex(
+    (t) => typeof t === 'string' && tryParseCidr(t, { allowHostBits: true })?.family === family,
+  );
+}
+
+/**
+ * Records CIDRs a node already holds (read back from its CiliumNode spec.ipam.podCIDRs after a
+ * restart or a failover) so they are never carved again. Idempotent. Throws CIDR_OUTSIDE_POOL,
+ * CIDR_CONFLICT (another node holds an overlapping CIDR, or this node holds a different one),
+ * FAMILY_DISABLED, INVALID_CIDR.
+ */
+export function occupyNodeCidrs(
+  state: NodeCidrState,
+  config: ClusterPoolConfig,
+  node: string,
+  podCIDRs: readonly string[],
+  path = 'spec.ipam.podCIDRs',
+): AllocateNodeCidrsResult {
+  checkNodeName(node);
+  const wanted = validatePodCidrList(podCIDRs, path);
+  const index = indexFor(state, config);
+  let got: NodeCidrs | undefined;
+  try {
+    got = occupyInto(index, state.nodes, node, wanted, podCIDRs, path);
+  } catch (err) {
+    cache.put(state, index); // occupyInto checks everything before it marks anything
+    throw err;
+  }
+  if (got === undefined) {
+    cache.put(state, index);
+    return { state, cidrs: lookupNodeCidrs(state, node) ?? {}, created: false };
+  }
+  const next = commit(index, { ...state.nodes, [node]: got }, state.last);
+  return { state: next, cidrs: got, created: true };
+}
+
+/** Checks everything first, then records; returns undefined when nothing changes. */
+function occupyInto(
+  index: CarveIndex,
+  nodes: Readonly<Record<string, NodeCidrs>>,
+  node: string,
+  wanted: { ipv4?: Cidr; ipv6?: Cidr },
+  podCIDRs: readonly string[],
+  path: string,
+): NodeCidrs | undefined {
+  const current: NodeCidrs = Object.prototype.hasOwnProperty.call(nodes, node)
+    ? (nodes[node] as NodeCidrs)
+    : {};
+  const out: { ipv4?: string; ipv6?: string } = { ...current };
+  const take: { ipv4?: Cidr; ipv6?: Cidr } = {};
+  for (const family of IP_FAMILIES) {
+    const cidr = wanted[family];
+    if (cidr === undefined) continue;
+    const i = entryOf(podCIDRs, family);
+    const p = `${path}[${i}]`;
+    const given = podCIDRs[i];
+    const text = formatCidr(cidr);
+    const fs = index.families[family];
+    if (fs === undefined) {
+      throw invalidValue('FAMILY_DISABLED', p, given, `${k8sFamilyName(family)} is not enabled`);
+    }
+    const held = current[family];
+    if (held !== undefined) {
+      if (held === text) continue;
+      throw invalidValue(
+        'CIDR_CONFLICT',
+        p,
+        given,
+        `node ${node} already holds ${held} for ${k8sFamilyName(family)}`,
+        { node, held },
+      );
+    }
+    if (!insidePool(fs, cidr)) {
+      throw invalidValue(
+        'CIDR_OUTSIDE_POOL',
+        p,
+        given,
+        `lies outside every cluster CIDR (${fs.pools.map((x) => x.text).join(', ')})`,
+      );
+    }
+    const holders = index.owners[family].holders(cidr, node);
+    if (holders.length > 0) {
+      throw invalidValue(
+        'CIDR_CONFLICT',
+        p,
+        given,
+        `overlaps the pod CIDR of node ${holders.join(', ')}`,
+        { node, holder: holders[0] ?? null },
+      );
+    }
+    take[family] = cidr;
+    out[family] = text;
+  }
+  if (take.ipv4 === undefined && take.ipv6 === undefined) return undefined;
+  recordNode(index, node, take);
+  return out;
+}
+
+export interface RestoreNodeCidrsResult {
+  readonly state: NodeCidrState;
+  readonly rejected: ReadonlyArray<{ readonly node: string; readonly error: IpamError }>;
+}
+
+/**
+ * occupyNodeCidrs for every CiliumNode at start-up, in one transition. A node whose CIDRs
+ * cannot be taken (conflict, outside the pools) is reported, not fatal; pass the nodes oldest
+ * first so the older claim wins a conflict.
+ */
+export function restoreNodeCidrs(
+  state: NodeCidrState,
+  config: ClusterPoolConfig,
+  entries: ReadonlyArray<{ readonly node: string; readonly podCIDRs: readonly string[] }>,
+): RestoreNodeCidrsResult {
+  const index = indexFor(state, config);
+  const nodes: Record<string, NodeCidrs> = { ...state.nodes };
+  const rejected: Array<{ node: string; error: IpamError }> = [];
+  let changed = false;
+  entries.forEach((entry, i) => {
+    const path = `entries[${i}].podCIDRs`;
+    try {
+      checkNodeName(entry.node, `entries[${i}].node`);
+      const wanted = validatePodCidrList(entry.podCIDRs, path);
+      const got = occupyInto(index, nodes, entry.node, wanted, entry.podCIDRs, path);
+      if (got !== undefined) {
+        nodes[entry.node] = got;
+        changed = true;
+      }
+    } catch (err) {
+      if (!(err instanceof IpamError)) throw err;
+      rejected.push({ node: entry.node, error: err });
+    }
+  });
+  if (!changed) {
+    cache.put(state, index);
+    return { state, rejected };
+  }
+  return { state: commit(index, nodes, state.last), rejected };
+}
+
+// ---------------------------------------------------------------------------------------------
+// kubernetes mode
+
+/**
+ * Validates Node.spec.podCIDRs (at most two, one per family) and returns them canonical.
+ * Host bits are cleared rather than refused: the value comes from kube-controller-manager, and
+ * refusing it would leave the node without pod networking.
+ */
+export function validateNodePodCidrs(podCIDRs: unknown, path = 'spec.podCIDRs'): NodeCidrs {
+  const parsed = validatePodCidrList(podCIDRs, path, { allowHostBits: true });
+  const out: { ipv4?: string; ipv6?: string } = {};
+  for (const family of IP_FAMILIES) {
+    const c = parsed[family];
+    if (c === undefined) continue;
+    const maxPrefix = family === 'ipv4' ? 30 : 127;
+    if (c.prefix > maxPrefix) {
+      const i = entryOf(podCIDRs as unknown[], family);
+      throw invalidValue(
+        'INVALID_CIDR',
+        `${path}[${i}]`,
+        (podCIDRs as unknown[])[i],
+        `a pod CIDR needs a prefix length of at most ${maxPrefix}`,
+      );
+    }
+    out[family] = formatCidr(c);
+  }
+  return out;
+}
+
+/**
+ * kubernetes mode: records Node.spec.podCIDRs for `node`, refusing (CIDR_CONFLICT) a CIDR that
+ * overlaps another node's. An empty list forgets the node's CIDRs (not assigned yet).
+ */
+export function setKubernetesNodeCidrs(
+  state: NodeCidrState,
+  node: string,
+  podCIDRs: unknown,
+  path = 'spec.podCIDRs',
+): AllocateNodeCidrsResult {
+  checkNodeName(node);
+  const cidrs = validateNodePodCidrs(podCIDRs, path);
+  const current = lookupNodeCidrs(state, node);
+  if (current?.ipv4 === cidrs.ipv4 && current?.ipv6 === cidrs.ipv6) {
+    return { state, cidrs: current ?? {}, created: false };
+  }
+  const index = indexFor(state, undefined);
+  const parsed: { ipv4?: Cidr; ipv6?: Cidr } = {};
+  for (const family of IP_FAMILIES) {
+    const text = cidrs[family];
+    if (text === undefined) continue;
+    const cidr = parseCidr(text);
+    const others = index.owners[family].holders(cidr, node);
+    if (others.length > 0) {
+      cache.put(state, index);
+      const i = entryOf(podCIDRs as unknown[], family);
+      throw invalidValue(
+        'CIDR_CONFLICT',
+        `${path}[${i}]`,
+        (podCIDRs as unknown[])[i],
+        `overlaps the pod CIDR of node ${others.join(', ')}`,
+        { node, holder: others[0] ?? null },
+      );
+    }
+    parsed[family] = cidr;
+  }
+  forgetNode(index, node);
+  const nodes: Record<string, NodeCidrs> = { ...state.nodes };
+  if (cidrs.ipv4 === undefined && cidrs.ipv6 === undefined) {
+    delete nodes[node];
+  } else {
+    nodes[node] = cidrs;
+    recordNode(index, node, parsed);
+  }
+  return { state: commit(index, nodes, state.last), cidrs, created: true };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inspection
+
+export interface ClusterPoolUsage {
+  readonly family: IpFamily;
+  readonly maskSize: number;
+  /** Per-node CIDRs the cluster CIDRs hold. */
+  readonly capacity: number;
+  readonly used: number;
+  readonly free: number;
+  readonly pools: ReadonlyArray<{ cidr: string; capacity: number; used: number }>;
+}
+
+export interface NodeCidrUsage {
+  readonly nodes: number;
+  readonly families: { readonly ipv4?: ClusterPoolUsage; readonly ipv6?: ClusterPoolUsage };
+  readonly issues: readonly NodeCidrIssue[];
+}
+
+/** Capacity, usage and problems, for metrics and `ciliate ipam status`. */
+export function nodeCidrUsage(state: NodeCidrState, config?: ClusterPoolConfig): NodeCidrUsage {
+  const index = peekIndex(state, config);
+  const families: { ipv4?: ClusterPoolUsage; ipv6?: ClusterPoolUsage } = {};
+  for (const family of IP_FAMILIES) {
+    const fs = index.families[family];
+    if (fs === undefined) continue;
+    const pools = fs.pools.map((p) => ({
+      cidr: p.text,
+      capacity: p.bitmap.size,
+      used: p.bitmap.used,
+    }));
+    const capacity = pools.reduce((n, p) => n + p.capacity, 0);
+    const used = pools.reduce((n, p) => n + p.used, 0);
+    families[family] = {
+      family,
+      maskSize: fs.maskSize,
+      capacity,
+      used,
+      free: capacity - used,
+      pools,
+    };
+  }
+  return { nodes: Object.keys(state.nodes).length, families, issues: [...index.issues] };
+}
+
+/** The node's CIDRs, or undefined. */
+export function lookupNodeCidrs(state: NodeCidrState, node: string): NodeCidrs | undefined {
+  return Object.prototype.hasOwnProperty.call(state.nodes, node) ? state.nodes[node] : undefined;
+}
+
+/** The CIDR list as CiliumNode spec.ipam.podCIDRs holds it (IPv4 first). */
+export function podCidrList(cidrs: NodeCidrs): string[] {
+  return IP_FAMILIES.flatMap((f) => (cidrs[f] === undefined ? [] : [cidrs[f] as string]));
+}
