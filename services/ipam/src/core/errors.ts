@@ -80,9 +80,9 @@ export function renderValue(value: unknown): string {
   if (typeof value === 'bigint') return value.toString();
   if (value === undefined) return 'undefined';
   try {
-    return JSON.stringify(value) ?? String(value);
+    return JSON.stringify(value) ?? typeof value;
   } catch {
-    return String(value);
+    return typeof value;
   }
 }
 

@@ -219,7 +219,7 @@ function formatV6(value: bigint): string {
   // Longest run of two or more zero groups; the first one wins a tie (RFC 5952 section 4.2).
   let bestStart = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;
@@ -291,9 +291,7 @@ export function cidrLast(cidr: Cidr): bigint {
 }
 
 export function cidrContains(cidr: Cidr, ip: IpAddress): boolean {
-  return (
-    cidr.family === ip.family && ip.value >= cidr.network && ip.value <= cidrLast(cidr)
-  );
+  return cidr.family === ip.family && ip.value >= cidr.network && ip.value <= cidrLast(cidr);
 }
 
 /** True when `inner` lies entirely inside `outer`. */

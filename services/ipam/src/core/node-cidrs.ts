@@ -483,7 +483,8 @@ export interface AllocateNodeCidrsResult {
 
 function exhausted(fs: FamilySlots): IpamError {
   const total = fs.pools.reduce((n, p) => n + p.bitmap.size, 0);
-  const setting = fs.family === 'ipv4' ? 'clusterPoolIPv4PodCIDRList' : 'clusterPoolIPv6PodCIDRList';
+  const setting =
+    fs.family === 'ipv4' ? 'clusterPoolIPv4PodCIDRList' : 'clusterPoolIPv6PodCIDRList';
   return new IpamError(
     'POOL_EXHAUSTED',
     `cluster pool exhausted: all ${total} ${k8sFamilyName(fs.family)} /${fs.maskSize} CIDRs of ${fs.pools.map((p) => p.text).join(', ')} are in use (add CIDRs to ${setting})`,
@@ -492,7 +493,10 @@ function exhausted(fs: FamilySlots): IpamError {
 }
 
 /** Finds a free slot after `last`, through the pools in order, wrapping once. */
-function findSlot(fs: FamilySlots, last: string | undefined): { pool: PoolSlots; slot: number } | undefined {
+function findSlot(
+  fs: FamilySlots,
+  last: string | undefined,
+): { pool: PoolSlots; slot: number } | undefined {
   let startPool = 0;
   let startSlot = 0;
   const lastCidr = last === undefined ? undefined : tryParseCidr(last);
@@ -518,7 +522,11 @@ function findSlot(fs: FamilySlots, last: string | undefined): { pool: PoolSlots;
 }
 
 function slotCidr(fs: FamilySlots, pool: PoolSlots, slot: number): Cidr {
-  return { family: fs.family, network: pool.cidr.network + (BigInt(slot) << pool.shift), prefix: fs.maskSize };
+  return {
+    family: fs.family,
+    network: pool.cidr.network + (BigInt(slot) << pool.shift),
+    prefix: fs.maskSize,
+  };
 }
 
 /** Carves into `index` (mutating it); returns the new CIDR texts per family, or throws. */
@@ -945,5 +953,5 @@ export function lookupNodeCidrs(state: NodeCidrState, node: string): NodeCidrs |
 
 /** The CIDR list as CiliumNode spec.ipam.podCIDRs holds it (IPv4 first). */
 export function podCidrList(cidrs: NodeCidrs): string[] {
-  return IP_FAMILIES.flatMap((f) => (cidrs[f] === undefined ? [] : [cidrs[f] as string]));
+  return IP_FAMILIES.flatMap((f) => (cidrs[f] === undefined ? [] : [cidrs[f]]));
 }

@@ -52,7 +52,12 @@ export function podOwnerKey(owner: PodOwner, path = 'owner'): string {
       throw requiredValue(`${path}.${field}`, 'must be a non-empty string');
     }
     if (!OWNER_PART_RE.test(v)) {
-      throw invalidValue('INVALID_ARGUMENT', `${path}.${field}`, v, 'must not contain "/" or spaces');
+      throw invalidValue(
+        'INVALID_ARGUMENT',
+        `${path}.${field}`,
+        v,
+        'must not contain "/" or spaces',
+      );
     }
   }
   return `${owner.namespace}/${owner.pod}/${owner.containerId}/${owner.ifname}`;
@@ -161,7 +166,12 @@ function buildIndex(state: PodPoolState, path = 'state'): PoolIndex {
     const p = `${path}.owners[${JSON.stringify(owner)}]`;
     const ip = tryParseIp(typeof ipText === 'string' ? ipText : '');
     if (ip === undefined || ip.family !== index.family) {
-      throw invalidValue('INVALID_STATE', p, ipText, `must be an ${k8sFamilyName(index.family)} address`);
+      throw invalidValue(
+        'INVALID_STATE',
+        p,
+        ipText,
+        `must be an ${k8sFamilyName(index.family)} address`,
+      );
     }
     if (ip.value < index.first || ip.value > index.last) {
       throw invalidValue('INVALID_STATE', p, ipText, `is not a usable address of ${state.cidr}`);
@@ -175,7 +185,12 @@ function buildIndex(state: PodPoolState, path = 'state'): PoolIndex {
   if (state.last !== undefined) {
     const ip = tryParseIp(typeof state.last === 'string' ? state.last : '');
     if (ip === undefined || ip.family !== index.family) {
-      throw invalidValue('INVALID_STATE', `${path}.last`, state.last, 'must be an address of the pool family');
+      throw invalidValue(
+        'INVALID_STATE',
+        `${path}.last`,
+        state.last,
+        'must be an address of the pool family',
+      );
     }
   }
   return index;
@@ -242,7 +257,13 @@ export function createPodPool(
     index.used.set(index.first, ROUTER_OWNER);
   }
   const state: PodPoolState = deepFreeze({ v: 1, cidr: canonical, owners });
-  cache.put(state, { family: index.family, first: index.first, last: index.last, capacity: index.capacity, used: index.used });
+  cache.put(state, {
+    family: index.family,
+    first: index.first,
+    last: index.last,
+    capacity: index.capacity,
+    used: index.used,
+  });
   return state;
 }
 
@@ -391,7 +412,9 @@ export function releasePodIpAddress(state: PodPoolState, ip: string): ReleasePod
 }
 
 export function lookupPodIp(state: PodPoolState, owner: string): string | undefined {
-  return Object.prototype.hasOwnProperty.call(state.owners, owner) ? state.owners[owner] : undefined;
+  return Object.prototype.hasOwnProperty.call(state.owners, owner)
+    ? state.owners[owner]
+    : undefined;
 }
 
 export interface PodIpEntry {
@@ -446,7 +469,12 @@ export function createNodePodIps(
     const pool = createPodPool(cidr, options, `podCIDRs.${family}`);
     const fam = parseCidr(pool.cidr).family;
     if (fam !== family) {
-      throw invalidValue('FAMILY_MISMATCH', `podCIDRs.${family}`, cidr, `is not ${k8sFamilyName(family)}`);
+      throw invalidValue(
+        'FAMILY_MISMATCH',
+        `podCIDRs.${family}`,
+        cidr,
+        `is not ${k8sFamilyName(family)}`,
+      );
     }
     out[family] = pool;
   }
