@@ -307,7 +307,29 @@ function markSlots(fs: FamilySlots, cidr: Cidr): void {
   }
 }
 
-/** Only valid while no two recorded CIDRs overlap (no issues). */
+/** Whether any per-node slot `cidr` touches is in use already. */
+function slotsTaken(fs: FamilySlots, cidr: Cidr): boolean {
+  for (const pool of fs.pools) {
+    const span = slotSpan(pool, cidr, fs.maskSize);
+    if (span === undefined) continue;
+    for (let s = span[0]; s < span[1]; s++) if (pool.bitmap.has(s)) return true;
+  }
+  return false;
+}
+
+/** The per-node slots (as CIDRs) that `cidr` touches, for naming who holds them. */
+function touchedSlots(fs: FamilySlots, cidr: Cidr): Cidr[] {
+  if (cidr.prefix <= fs.maskSize) return [cidr];
+  return [
+    {
+      family: cidr.family,
+      network: cidr.network & prefixMask(cidr.family, fs.maskSize),
+      prefix: fs.maskSize,
+    },
+  ];
+}
+
+/** Only valid while no two recorded CIDRs share a slot (no issues). */
 function clearSlots(fs: FamilySlots, cidr: Cidr): void {
   for (const pool of fs.pools) {
     const span = slotSpan(pool, cidr, fs.maskSize);
@@ -377,6 +399,7 @@ function buildIndex(
       }
       const t = text as string;
       parsed[family] = cidr;
+      const fs = families[family];
       const others = index.owners[family].holders(cidr, node);
       if (others.length > 0) {
         index.issues.push({
@@ -385,9 +408,15 @@ function buildIndex(
           problem: 'overlap',
           message: `${t} of node ${node} overlaps the pod CIDR of node ${others.join(', ')}`,
         });
+      } else if (fs !== undefined && slotsTaken(fs, cidr)) {
+        index.issues.push({
+          node,
+          cidr: t,
+          problem: 'overlap',
+          message: `${t} of node ${node} shares a /${fs.maskSize} per-node CIDR with another node`,
+        });
       }
       if (config === undefined) continue;
-      const fs = families[family];
       if (fs === undefined) {
         index.issues.push({
           node,
@@ -766,7 +795,12 @@ function occupyInto(
         `lies outside every cluster CIDR (${fs.pools.map((x) => x.text).join(', ')})`,
       );
     }
-    const holders = index.owners[family].holders(cidr, node);
+    // A CIDR smaller than the mask size still takes its whole per-node slot: two nodes in one
+    // slot would free it for carving when either leaves.
+    const holders = slotsTaken(fs, cidr)
+      ? [...new Set(touchedSlots(fs, cidr).flatMap((c) => index.owners[family].holders(c, node)))]
+      : [];
+    if (slotsTaken(fs, cidr) && holders.length === 0) holders.push('(unknown)');
     if (holders.length > 0) {
       throw invalidValue(
         'CIDR_CONFLICT',
