@@ -36,7 +36,8 @@ function throwsCode(fn: () => unknown, code: string, includes: string[] = []): v
   assert.throws(fn, (err: unknown) => {
     assert.ok(err instanceof IpamError, `expected IpamError, got ${String(err)}`);
     assert.equal(err.code, code);
-    for (const part of includes) assert.ok(err.message.includes(part), `${err.message} lacks ${part}`);
+    for (const part of includes)
+      assert.ok(err.message.includes(part), `${err.message} lacks ${part}`);
     return true;
   });
 }
@@ -97,7 +98,9 @@ describe('IP parsing and canonical text', () => {
   }
 
   it('refuses non-strings with the path', () => {
-    throwsCode(() => parseIp(42, 'x.y'), 'INVALID_IP', ['x.y: Invalid value: 42: must be a string']);
+    throwsCode(() => parseIp(42, 'x.y'), 'INVALID_IP', [
+      'x.y: Invalid value: 42: must be a string',
+    ]);
   });
 
   it('property: format then parse is the identity (IPv4)', () => {
@@ -133,16 +136,21 @@ describe('IP parsing and canonical text', () => {
 
   it('property: any spelling of an IPv6 address parses to the same value', () => {
     fc.assert(
-      fc.property(fc.oneof(v6Value, v6Sparse), fc.boolean(), fc.boolean(), (value, upper, padded) => {
-        const groups: string[] = [];
-        for (let i = 7; i >= 0; i--) {
-          const g = Number((value >> BigInt(i * 16)) & 0xffffn).toString(16);
-          groups.push(padded ? g.padStart(4, '0') : g);
-        }
-        let text = groups.join(':');
-        if (upper) text = text.toUpperCase();
-        assert.equal(parseIp(text).value, value);
-      }),
+      fc.property(
+        fc.oneof(v6Value, v6Sparse),
+        fc.boolean(),
+        fc.boolean(),
+        (value, upper, padded) => {
+          const groups: string[] = [];
+          for (let i = 7; i >= 0; i--) {
+            const g = Number((value >> BigInt(i * 16)) & 0xffffn).toString(16);
+            groups.push(padded ? g.padStart(4, '0') : g);
+          }
+          let text = groups.join(':');
+          if (upper) text = text.toUpperCase();
+          assert.equal(parseIp(text).value, value);
+        },
+      ),
     );
   });
 });
@@ -163,7 +171,10 @@ describe('CIDR parsing', () => {
 
   it('clears host bits only when asked', () => {
     assert.equal(formatCidr(parseCidr('10.0.6.7/24', 'c', { allowHostBits: true })), '10.0.6.0/24');
-    assert.equal(formatCidr(parseCidr('FD00:0::1/104', 'c', { allowHostBits: true })), 'fd00::/104');
+    assert.equal(
+      formatCidr(parseCidr('FD00:0::1/104', 'c', { allowHostBits: true })),
+      'fd00::/104',
+    );
   });
 
   it('knows sizes and ends', () => {
@@ -172,15 +183,27 @@ describe('CIDR parsing', () => {
     assert.equal(formatAddress('ipv4', cidrLast(c)), '10.255.255.255');
     assert.equal(formatRange(rangeOfCidr(parseCidr('fd00::/104'))), 'fd00::/104');
     assert.equal(
-      formatRange({ family: 'ipv4', first: parseIp('10.0.0.5').value, last: parseIp('10.0.0.9').value }),
+      formatRange({
+        family: 'ipv4',
+        first: parseIp('10.0.0.5').value,
+        last: parseIp('10.0.0.9').value,
+      }),
       '10.0.0.5-10.0.0.9',
     );
   });
 
-  const cidrArb = fc.oneof(
-    fc.tuple(v4Value, fc.integer({ min: 0, max: 32 })).map(([v, p]) => ({ family: 'ipv4' as const, v, p })),
-    fc.tuple(v6Value, fc.integer({ min: 0, max: 128 })).map(([v, p]) => ({ family: 'ipv6' as const, v, p })),
-  ).map(({ family, v, p }) => parseCidr(`${formatAddress(family, v)}/${p}`, 'c', { allowHostBits: true }));
+  const cidrArb = fc
+    .oneof(
+      fc
+        .tuple(v4Value, fc.integer({ min: 0, max: 32 }))
+        .map(([v, p]) => ({ family: 'ipv4' as const, v, p })),
+      fc
+        .tuple(v6Value, fc.integer({ min: 0, max: 128 }))
+        .map(([v, p]) => ({ family: 'ipv6' as const, v, p })),
+    )
+    .map(({ family, v, p }) =>
+      parseCidr(`${formatAddress(family, v)}/${p}`, 'c', { allowHostBits: true }),
+    );
 
   it('property: overlap is symmetric and means containment one way or the other', () => {
     fc.assert(

@@ -49,14 +49,54 @@ describe('cluster-pool configuration', () => {
   });
 
   const bad: Array<[string, Parameters<typeof clusterPoolConfig>[0], string, string]> = [
-    ['mask too long', { clusterPoolIPv4MaskSize: 33 }, 'ipam.operator.clusterPoolIPv4MaskSize: Invalid value: 33', 'INVALID_ARGUMENT'],
-    ['mask leaves no pod', { clusterPoolIPv4MaskSize: 31 }, 'must be at most 30', 'INVALID_ARGUMENT'],
-    ['bad cidr', { clusterPoolIPv4PodCIDRList: ['10.0.0.0/33'] }, 'ipam.operator.clusterPoolIPv4PodCIDRList[0]: Invalid value: "10.0.0.0/33": prefix length must be 0-32', 'INVALID_CIDR'],
-    ['host bits', { clusterPoolIPv4PodCIDRList: ['10.0.0.1/8'] }, 'host bits are set', 'INVALID_CIDR'],
-    ['wrong family', { clusterPoolIPv4PodCIDRList: ['fd00::/104'] }, 'must be an IPv4 CIDR', 'FAMILY_MISMATCH'],
-    ['cidr smaller than mask', { clusterPoolIPv4PodCIDRList: ['10.0.0.0/26'] }, 'smaller than one per-node CIDR', 'INVALID_ARGUMENT'],
-    ['too many slots', { clusterPoolIPv4PodCIDRList: ['0.0.0.0/4'], clusterPoolIPv4MaskSize: 30 }, 'at most 2^24', 'INVALID_ARGUMENT'],
-    ['overlapping list', { clusterPoolIPv4PodCIDRList: ['10.0.0.0/8', '10.1.0.0/16'] }, 'overlaps ipam.operator.clusterPoolIPv4PodCIDRList[0] (10.0.0.0/8)', 'CIDR_CONFLICT'],
+    [
+      'mask too long',
+      { clusterPoolIPv4MaskSize: 33 },
+      'ipam.operator.clusterPoolIPv4MaskSize: Invalid value: 33',
+      'INVALID_ARGUMENT',
+    ],
+    [
+      'mask leaves no pod',
+      { clusterPoolIPv4MaskSize: 31 },
+      'must be at most 30',
+      'INVALID_ARGUMENT',
+    ],
+    [
+      'bad cidr',
+      { clusterPoolIPv4PodCIDRList: ['10.0.0.0/33'] },
+      'ipam.operator.clusterPoolIPv4PodCIDRList[0]: Invalid value: "10.0.0.0/33": prefix length must be 0-32',
+      'INVALID_CIDR',
+    ],
+    [
+      'host bits',
+      { clusterPoolIPv4PodCIDRList: ['10.0.0.1/8'] },
+      'host bits are set',
+      'INVALID_CIDR',
+    ],
+    [
+      'wrong family',
+      { clusterPoolIPv4PodCIDRList: ['fd00::/104'] },
+      'must be an IPv4 CIDR',
+      'FAMILY_MISMATCH',
+    ],
+    [
+      'cidr smaller than mask',
+      { clusterPoolIPv4PodCIDRList: ['10.0.0.0/26'] },
+      'smaller than one per-node CIDR',
+      'INVALID_ARGUMENT',
+    ],
+    [
+      'too many slots',
+      { clusterPoolIPv4PodCIDRList: ['0.0.0.0/4'], clusterPoolIPv4MaskSize: 30 },
+      'at most 2^24',
+      'INVALID_ARGUMENT',
+    ],
+    [
+      'overlapping list',
+      { clusterPoolIPv4PodCIDRList: ['10.0.0.0/8', '10.1.0.0/16'] },
+      'overlaps ipam.operator.clusterPoolIPv4PodCIDRList[0] (10.0.0.0/8)',
+      'CIDR_CONFLICT',
+    ],
     ['empty list', { clusterPoolIPv4PodCIDRList: [] }, 'Required value', 'INVALID_ARGUMENT'],
     ['nothing enabled', { enableIPv4: false }, 'at least one of IPv4 and IPv6', 'INVALID_ARGUMENT'],
   ];
@@ -132,11 +172,16 @@ describe('cluster-pool carving: scenarios', () => {
     assert.equal(nodeCidrUsage(s, cfg).families.ipv6?.used, 2, 'no IPv6 CIDR was carved for c');
     s = releaseNodeCidrs(s, 'a', cfg).state;
     // IPv4 wraps around to the freed CIDR; IPv6 still has never-used CIDRs after the last one.
-    assert.deepEqual(allocateNodeCidrs(s, cfg, 'c').cidrs, { ipv4: '10.0.0.0/24', ipv6: 'fd00::200/120' });
+    assert.deepEqual(allocateNodeCidrs(s, cfg, 'c').cidrs, {
+      ipv4: '10.0.0.0/24',
+      ipv6: 'fd00::200/120',
+    });
   });
 
   it('moves on to the next cluster CIDR of the list', () => {
-    const cfg = clusterPoolConfig({ clusterPoolIPv4PodCIDRList: ['10.0.0.0/24', '192.168.0.0/23'] });
+    const cfg = clusterPoolConfig({
+      clusterPoolIPv4PodCIDRList: ['10.0.0.0/24', '192.168.0.0/23'],
+    });
     const r = carveNodeCidrs(emptyNodeCidrState(), cfg, ['a', 'b', 'c', 'd']);
     assert.deepEqual(
       ['a', 'b', 'c', 'd'].map((n) => r.cidrs[n]?.ipv4),
@@ -153,7 +198,12 @@ describe('cluster-pool carving: scenarios', () => {
     s = occupyNodeCidrs(s, dual, 'old-1', ['10.0.5.0/24']).state; // idempotent
     let e = fail(() => occupyNodeCidrs(s, dual, 'old-2', ['10.0.5.0/24']));
     assert.equal(e.code, 'CIDR_CONFLICT');
-    assert.ok(e.message.includes('spec.ipam.podCIDRs[0]: Invalid value: "10.0.5.0/24": overlaps the pod CIDR of node old-1'), e.message);
+    assert.ok(
+      e.message.includes(
+        'spec.ipam.podCIDRs[0]: Invalid value: "10.0.5.0/24": overlaps the pod CIDR of node old-1',
+      ),
+      e.message,
+    );
     e = fail(() => occupyNodeCidrs(s, dual, 'old-2', ['10.0.4.0/23']));
     assert.equal(e.code, 'CIDR_CONFLICT', 'a larger CIDR covering old-1 conflicts too');
     e = fail(() => occupyNodeCidrs(s, dual, 'old-1', ['10.0.6.0/24']));
@@ -190,12 +240,16 @@ describe('cluster-pool carving: scenarios', () => {
         ['d', 'INVALID_CIDR'],
       ],
     );
-    assert.ok(r.rejected[1]?.error.message.startsWith('entries[3].podCIDRs[0]: Invalid value: "bogus"'));
+    assert.ok(
+      r.rejected[1]?.error.message.startsWith('entries[3].podCIDRs[0]: Invalid value: "bogus"'),
+    );
   });
 
   it('reports stored CIDRs the configuration no longer accounts for, and never carves over them', () => {
     let s = carveNodeCidrs(emptyNodeCidrState(), v4, ['a', 'b']).state;
-    const narrower = clusterPoolConfig({ clusterPoolIPv4PodCIDRList: ['10.0.1.0/24', '10.0.2.0/23'] });
+    const narrower = clusterPoolConfig({
+      clusterPoolIPv4PodCIDRList: ['10.0.1.0/24', '10.0.2.0/23'],
+    });
     const checked = checkNodeCidrState(viaJson(s), narrower);
     assert.deepEqual(
       checked.issues.map((i) => [i.node, i.problem]),
@@ -205,21 +259,40 @@ describe('cluster-pool carving: scenarios', () => {
     const r = allocateNodeCidrs(s, narrower, 'c');
     assert.equal(r.cidrs.ipv4, '10.0.2.0/24', 'b still holds 10.0.1.0/24');
     // Overlapping stored CIDRs (a corrupt document) are reported, not fatal.
-    const corrupt = { v: 1, nodes: { x: { ipv4: '10.0.0.0/24' }, y: { ipv4: '10.0.0.0/23' } } } as NodeCidrState;
+    const corrupt = {
+      v: 1,
+      nodes: { x: { ipv4: '10.0.0.0/24' }, y: { ipv4: '10.0.0.0/23' } },
+    } as NodeCidrState;
     const c2 = checkNodeCidrState(corrupt, v4);
-    assert.deepEqual(c2.issues.map((i) => [i.node, i.problem]), [['y', 'overlap']]);
+    assert.deepEqual(
+      c2.issues.map((i) => [i.node, i.problem]),
+      [['y', 'overlap']],
+    );
     const after = releaseNodeCidrs(c2.state, 'x', v4).state;
-    assert.equal(allocateNodeCidrs(after, v4, 'z').cidrs.ipv4, '10.0.2.0/24', 'y still blocks 10.0.0.0/23');
-    assert.equal(fail(() => checkNodeCidrState({ v: 1, nodes: { x: { ipv4: 'nope' } } }, v4)).code, 'INVALID_STATE');
+    assert.equal(
+      allocateNodeCidrs(after, v4, 'z').cidrs.ipv4,
+      '10.0.2.0/24',
+      'y still blocks 10.0.0.0/23',
+    );
+    assert.equal(
+      fail(() => checkNodeCidrState({ v: 1, nodes: { x: { ipv4: 'nope' } } }, v4)).code,
+      'INVALID_STATE',
+    );
     assert.equal(fail(() => checkNodeCidrState({ v: 9, nodes: {} }, v4)).code, 'INVALID_STATE');
   });
 
   it('refuses bad node names', () => {
-    assert.equal(fail(() => allocateNodeCidrs(emptyNodeCidrState(), v4, '')).code, 'INVALID_ARGUMENT');
-    assert.equal(fail(() => allocateNodeCidrs(emptyNodeCidrState(), v4, 'a/b')).code, 'INVALID_ARGUMENT');
+    assert.equal(
+      fail(() => allocateNodeCidrs(emptyNodeCidrState(), v4, '')).code,
+      'INVALID_ARGUMENT',
+    );
+    assert.equal(
+      fail(() => allocateNodeCidrs(emptyNodeCidrState(), v4, 'a/b')).code,
+      'INVALID_ARGUMENT',
+    );
   });
 
-  it('carves 5,000 nodes fast (one transition and one at a time)', () => {
+  it('carves 5,000 nodes fast (in one transition, and node by node on a full state)', () => {
     const names = Array.from({ length: 5000 }, (_, i) => `node-${i}`);
     let t0 = performance.now();
     const batch = carveNodeCidrs(emptyNodeCidrState(), dual, names);
@@ -230,13 +303,14 @@ describe('cluster-pool carving: scenarios', () => {
       ipv4: '10.19.135.0/24',
       ipv6: 'fd00::13:8700/120',
     });
+    assert.ok(batchMs < 1000, `batch carving took ${batchMs} ms`);
+    // Node by node, each a separate state transition on a state of 4,500+ nodes.
+    let s = carveNodeCidrs(emptyNodeCidrState(), dual, names.slice(0, 4500)).state;
     t0 = performance.now();
-    let s = emptyNodeCidrState();
-    for (const n of names) s = allocateNodeCidrs(s, dual, n).state;
-    const oneByOneMs = performance.now() - t0;
+    for (const n of names.slice(4500)) s = allocateNodeCidrs(s, dual, n).state;
+    const perNodeMs = (performance.now() - t0) / 500;
     assert.deepEqual(s.nodes, batch.state.nodes);
-    assert.ok(batchMs < 2000, `batch carving took ${batchMs} ms`);
-    assert.ok(oneByOneMs < 20000, `one-by-one carving took ${oneByOneMs} ms`);
+    assert.ok(perNodeMs < 10, `one node took ${perNodeMs} ms`);
   });
 });
 
@@ -248,9 +322,15 @@ describe('kubernetes mode', () => {
     });
     assert.deepEqual(validateNodePodCidrs(['10.244.1.7/24']), { ipv4: '10.244.1.0/24' });
     const cases: Array<[unknown, string]> = [
-      [['10.0.0.0/24', '10.0.1.0/24'], 'spec.podCIDRs[1]: Invalid value: "10.0.1.0/24": may specify no more than one CIDR for each IP family'],
+      [
+        ['10.0.0.0/24', '10.0.1.0/24'],
+        'spec.podCIDRs[1]: Invalid value: "10.0.1.0/24": may specify no more than one CIDR for each IP family',
+      ],
       [['a', 'b', 'c'], 'may hold at most two CIDRs'],
-      [['10.0.0.0/33'], 'spec.podCIDRs[0]: Invalid value: "10.0.0.0/33": prefix length must be 0-32'],
+      [
+        ['10.0.0.0/33'],
+        'spec.podCIDRs[0]: Invalid value: "10.0.0.0/33": prefix length must be 0-32',
+      ],
       [['10.0.0.0/31'], 'prefix length of at most 30'],
       ['10.0.0.0/24', 'must be a list'],
     ];
@@ -267,7 +347,10 @@ describe('kubernetes mode', () => {
     assert.equal(setKubernetesNodeCidrs(s, 'b', ['10.244.1.0/24', 'fd00:1::/64']).created, false);
     const e = fail(() => setKubernetesNodeCidrs(s, 'c', ['10.244.0.0/16']));
     assert.equal(e.code, 'CIDR_CONFLICT');
-    assert.ok(e.message.includes('overlaps the pod CIDR of node a, b') || e.message.includes('node b, a'), e.message);
+    assert.ok(
+      e.message.includes('overlaps the pod CIDR of node a, b') || e.message.includes('node b, a'),
+      e.message,
+    );
     assert.equal(fail(() => setKubernetesNodeCidrs(s, 'c', ['fd00:1::/48'])).code, 'CIDR_CONFLICT');
     // A node may change its own CIDR; then the old one is free for others.
     s = setKubernetesNodeCidrs(s, 'a', ['10.244.9.0/24']).state;
@@ -327,8 +410,10 @@ describe('cluster-pool carving: properties', () => {
             try {
               const r = allocateNodeCidrs(s, cfg, `n${op.node}`);
               const prev = lookupNodeCidrs(before, `n${op.node}`);
-              if (prev?.ipv4 !== undefined) assert.equal(r.cidrs.ipv4, prev.ipv4, 'stable per node');
-              if (prev?.ipv6 !== undefined) assert.equal(r.cidrs.ipv6, prev.ipv6, 'stable per node');
+              if (prev?.ipv4 !== undefined)
+                assert.equal(r.cidrs.ipv4, prev.ipv4, 'stable per node');
+              if (prev?.ipv6 !== undefined)
+                assert.equal(r.cidrs.ipv6, prev.ipv6, 'stable per node');
               s = r.state;
             } catch (e) {
               assert.ok(e instanceof IpamError && e.code === 'POOL_EXHAUSTED', String(e));
@@ -336,7 +421,12 @@ describe('cluster-pool carving: properties', () => {
               const usage = nodeCidrUsage(s, cfg);
               const cur = lookupNodeCidrs(s, `n${op.node}`) ?? {};
               assert.ok(
-                (['ipv4', 'ipv6'] as const).some((f) => usage.families[f] !== undefined && cur[f] === undefined && usage.families[f]?.free === 0),
+                (['ipv4', 'ipv6'] as const).some(
+                  (f) =>
+                    usage.families[f] !== undefined &&
+                    cur[f] === undefined &&
+                    usage.families[f]?.free === 0,
+                ),
               );
             }
           } else if (op.kind === 'release') {

@@ -26,7 +26,7 @@ import {
   prefixMask,
   tryParseCidr,
 } from './ip.js';
-import { IndexCache, deepFreeze } from './memo.js';
+import { IndexCache, copyRecord, deepFreeze } from './memo.js';
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -251,6 +251,8 @@ interface CarveIndex {
   readonly parsed: Map<string, { ipv4?: Cidr; ipv6?: Cidr }>;
   /** Problems found in the stored state; while there are any, changes rebuild the index. */
   readonly issues: NodeCidrIssue[];
+  /** Whether every entry of the state's node map is frozen (then only new entries need it). */
+  entriesFrozen: boolean;
 }
 
 const cache = new IndexCache<NodeCidrState, CarveIndex>();
@@ -386,8 +388,10 @@ function buildIndex(
     owners: { ipv4: new CidrOwners(), ipv6: new CidrOwners() },
     parsed: new Map(),
     issues: [],
+    entriesFrozen: true,
   };
   for (const [node, cidrs] of Object.entries(state.nodes)) {
+    if (!Object.isFrozen(cidrs)) index.entriesFrozen = false;
     const parsed: { ipv4?: Cidr; ipv6?: Cidr } = {};
     for (const family of IP_FAMILIES) {
       const text = (cidrs as Record<string, unknown> | null)?.[family];
@@ -474,9 +478,23 @@ function commit(
   index: CarveIndex,
   nodes: Record<string, NodeCidrs>,
   last: NodeCidrState['last'],
+  changed: readonly NodeCidrs[] = [],
 ): NodeCidrState {
   const hasLast = last !== undefined && (last.ipv4 !== undefined || last.ipv6 !== undefined);
-  const next: NodeCidrState = deepFreeze({ v: 1, nodes, ...(hasLast ? { last } : {}) });
+  // Deep-freezing a map of thousands of nodes on every change would cost as much as copying
+  // it; entries are frozen once, then only the entries each change creates.
+  if (index.entriesFrozen) {
+    for (const entry of changed) Object.freeze(entry);
+    Object.freeze(nodes);
+  } else {
+    deepFreeze(nodes);
+    index.entriesFrozen = true;
+  }
+  const next: NodeCidrState = Object.freeze({
+    v: 1,
+    nodes,
+    ...(hasLast ? { last: Object.freeze({ ...last }) } : {}),
+  });
   // With issues (overlaps, CIDRs outside the pools) incremental bookkeeping is not exact:
   // start over from the new state, which is rare and keeps the fast path simple.
   cache.put(next, index.issues.length === 0 ? index : buildIndex(next, index.config));
@@ -608,7 +626,7 @@ export function allocateNodeCidrs(
     cache.put(state, index); // carveInto marks nothing before it has every family's slot
     throw err;
   }
-  const next = commit(index, { ...state.nodes, [node]: cidrs }, last);
+  const next = commit(index, copyRecord(state.nodes, node, cidrs), last, [cidrs]);
   return { state: next, cidrs, created: true };
 }
 
@@ -626,7 +644,7 @@ export function carveNodeCidrs(
 ): CarveNodeCidrsResult {
   const index = indexFor(state, config);
   const last = { ...(state.last ?? {}) };
-  const out: Record<string, NodeCidrs> = { ...state.nodes };
+  const out: Record<string, NodeCidrs> = copyRecord(state.nodes);
   const cidrs: Record<string, NodeCidrs> = {};
   const errors: Array<{ node: string; error: IpamError }> = [];
   let changed = false;
@@ -651,7 +669,7 @@ export function carveNodeCidrs(
     cache.put(state, index);
     return { state, cidrs, errors };
   }
-  return { state: commit(index, out, last), cidrs, errors };
+  return { state: commit(index, out, last, Object.values(cidrs)), cidrs, errors };
 }
 
 export interface ReleaseNodeCidrsResult {
@@ -675,7 +693,7 @@ export function releaseNodeCidrs(
   if (released === undefined) return { state, released: null };
   const index = indexFor(state, config);
   forgetNode(index, node);
-  const nodes: Record<string, NodeCidrs> = { ...state.nodes };
+  const nodes: Record<string, NodeCidrs> = copyRecord(state.nodes);
   delete nodes[node];
   return { state: commit(index, nodes, state.last), released };
 }
@@ -747,7 +765,7 @@ export function occupyNodeCidrs(
     cache.put(state, index);
     return { state, cidrs: lookupNodeCidrs(state, node) ?? {}, created: false };
   }
-  const next = commit(index, { ...state.nodes, [node]: got }, state.last);
+  const next = commit(index, copyRecord(state.nodes, node, got), state.last, [got]);
   return { state: next, cidrs: got, created: true };
 }
 
@@ -834,9 +852,9 @@ export function restoreNodeCidrs(
   entries: ReadonlyArray<{ readonly node: string; readonly podCIDRs: readonly string[] }>,
 ): RestoreNodeCidrsResult {
   const index = indexFor(state, config);
-  const nodes: Record<string, NodeCidrs> = { ...state.nodes };
+  const nodes: Record<string, NodeCidrs> = copyRecord(state.nodes);
   const rejected: Array<{ node: string; error: IpamError }> = [];
-  let changed = false;
+  const fresh: NodeCidrs[] = [];
   entries.forEach((entry, i) => {
     const path = `entries[${i}].podCIDRs`;
     try {
@@ -845,18 +863,18 @@ export function restoreNodeCidrs(
       const got = occupyInto(index, nodes, entry.node, wanted, entry.podCIDRs, path);
       if (got !== undefined) {
         nodes[entry.node] = got;
-        changed = true;
+        fresh.push(got);
       }
     } catch (err) {
       if (!(err instanceof IpamError)) throw err;
       rejected.push({ node: entry.node, error: err });
     }
   });
-  if (!changed) {
+  if (fresh.length === 0) {
     cache.put(state, index);
     return { state, rejected };
   }
-  return { state: commit(index, nodes, state.last), rejected };
+  return { state: commit(index, nodes, state.last, fresh), rejected };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -925,14 +943,14 @@ export function setKubernetesNodeCidrs(
     parsed[family] = cidr;
   }
   forgetNode(index, node);
-  const nodes: Record<string, NodeCidrs> = { ...state.nodes };
+  const nodes: Record<string, NodeCidrs> = copyRecord(state.nodes);
   if (cidrs.ipv4 === undefined && cidrs.ipv6 === undefined) {
     delete nodes[node];
   } else {
     nodes[node] = cidrs;
     recordNode(index, node, parsed);
   }
-  return { state: commit(index, nodes, state.last), cidrs, created: true };
+  return { state: commit(index, nodes, state.last, [cidrs]), cidrs, created: true };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import {
   parseIp,
   tryParseIp,
 } from './ip.js';
-import { IndexCache, deepFreeze } from './memo.js';
+import { IndexCache, copyRecord } from './memo.js';
 
 export const ROUTER_OWNER = 'router';
 export const HEALTH_OWNER = 'health';
@@ -217,11 +217,12 @@ function finish(
   owners: Record<string, string>,
   last: string | undefined,
 ): PodPoolState {
-  const next: PodPoolState = deepFreeze({
+  // Owner values are strings, so freezing the map itself is enough.
+  const next: PodPoolState = Object.freeze({
     v: 1,
     cidr: prev.cidr,
     ...(last === undefined ? {} : { last }),
-    owners,
+    owners: Object.freeze(owners),
   });
   cache.put(next, index);
   return next;
@@ -256,7 +257,11 @@ export function createPodPool(
     owners[ROUTER_OWNER] = formatAddress(index.family, index.first);
     index.used.set(index.first, ROUTER_OWNER);
   }
-  const state: PodPoolState = deepFreeze({ v: 1, cidr: canonical, owners });
+  const state: PodPoolState = Object.freeze({
+    v: 1,
+    cidr: canonical,
+    owners: Object.freeze(owners),
+  });
   cache.put(state, {
     family: index.family,
     first: index.first,
@@ -372,7 +377,7 @@ export function allocatePodIp(
 
   const ip = formatAddress(index.family, chosen);
   index.used.set(chosen, owner);
-  const owners = { ...state.owners, [owner]: ip };
+  const owners = copyRecord(state.owners, owner, ip);
   const next = finish(state, index, owners, wanted === undefined ? ip : state.last);
   return { state: next, ip, created: true };
 }
@@ -391,7 +396,7 @@ export function releasePodIp(state: PodPoolState, owner: string): ReleasePodIpRe
   const index = indexOf(state);
   const parsed = tryParseIp(ip);
   if (parsed !== undefined) index.used.delete(parsed.value);
-  const owners: Record<string, string> = { ...state.owners };
+  const owners: Record<string, string> = copyRecord(state.owners);
   delete owners[owner];
   return { state: finish(state, index, owners, state.last), ip };
 }
