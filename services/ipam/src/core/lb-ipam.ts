@@ -250,7 +250,7 @@ export interface LbEvent {
   readonly ip: string;
   readonly service: string;
   readonly pool: string;
-  /** Why it was released. */
+  /** Why it was released; for an allocation, why a Service with a sharing key did not share. */
   readonly reason?: string;
 }
 
@@ -311,7 +311,6 @@ interface ServiceModel {
   readonly externalTrafficPolicy: string;
   readonly podSelector: Readonly<Record<string, string>>;
   readonly problems: LbProblem[];
-  readonly notes: string[];
 }
 
 interface Holding {
@@ -548,7 +547,6 @@ function buildService(svc: LbService, options: Required<Omit<LbIpamOptions, 'now
     externalTrafficPolicy: svc.spec?.externalTrafficPolicy ?? 'Cluster',
     podSelector: svc.spec?.selector ?? {},
     problems,
-    notes: [],
   };
 }
 
@@ -742,16 +740,17 @@ export function reconcileLb(
   settleConflicts(poolModels);
   const ranges = poolModels.flatMap((p) => p.ranges);
 
-  const svcModels: ServiceModel[] = [];
+  const inputOrder: ServiceModel[] = [];
   const svcByKey = new Map<string, ServiceModel>();
   for (const s of services) {
     if (typeof s?.metadata?.name !== 'string' || typeof s.metadata.namespace !== 'string') continue;
     const m = buildService(s, opts);
     if (svcByKey.has(m.key)) continue;
     svcByKey.set(m.key, m);
-    svcModels.push(m);
+    inputOrder.push(m);
   }
-  svcModels.sort(byAge((s) => s.key));
+  // Oldest first: when two Services want the same address, the older one gets it.
+  const svcModels = [...inputOrder].sort(byAge((s) => s.key));
 
   const holdings = new Holdings();
   const releasedKeys = new Set<string>();
@@ -766,27 +765,31 @@ export function reconcileLb(
     const svcKeys: readonly string[] = Array.isArray(holding?.services) ? holding.services : [];
     const poolName = typeof holding?.pool === 'string' ? holding.pool : '';
     const canonical = ip === undefined ? text : formatIp(ip);
+    const dropped: Array<{ key: string; why: string }> = [];
     for (const key of svcKeys) {
       const svc = svcByKey.get(key);
+      if (svc !== undefined && ip !== undefined && holdings.get(ip)?.services.includes(svc)) {
+        continue; // listed twice in the stored state
+      }
       const why =
         ip === undefined || canonical !== text
           ? 'stored address is not canonical'
           : keepReason(svc, ip, poolByName.get(poolName), holdings);
-      if (svc !== undefined && ip !== undefined && holdings.get(ip)?.services.includes(svc)) {
-        continue; // listed twice in the stored state
-      }
       if (why === undefined && svc !== undefined && ip !== undefined) {
         holdings.add(ip, poolName, svc);
-        continue;
+      } else {
+        dropped.push({ key, why: why ?? 'unknown' });
       }
+    }
+    const stillHeld = ip !== undefined && (holdings.get(ip)?.services.length ?? 0) > 0;
+    for (const { key, why } of dropped) {
       releasedKeys.add(key);
-      const remaining = ip === undefined ? undefined : holdings.get(ip);
       events.push({
-        kind: remaining !== undefined && remaining.services.length > 0 ? 'unshared' : 'released',
+        kind: stillHeld ? 'unshared' : 'released',
         ip: canonical,
         service: key,
         pool: poolName,
-        reason: why ?? 'unknown',
+        reason: why,
       });
     }
   }
@@ -825,7 +828,7 @@ export function reconcileLb(
 
   // 4. Results.
   const serviceResults: LbServiceResult[] = [];
-  for (const svc of svcModels) {
+  for (const svc of inputOrder) {
     const r = serviceResult(svc, holdings, options.now, releasedKeys.has(svc.key));
     if (r !== undefined) serviceResults.push(r);
   }
@@ -993,6 +996,7 @@ function satisfyGeneric(
     if (!svc.families[family]) continue;
     if (holdings.heldBy(svc).some((h) => h.ip.family === family)) continue;
 
+    let note: string | undefined;
     if (svc.sharingKey !== '') {
       let clash: string | undefined;
       let joined = false;
@@ -1011,9 +1015,7 @@ function satisfyGeneric(
       }
       if (joined) continue;
       if (clash !== undefined) {
-        svc.notes.push(
-          `sharing key '${svc.sharingKey}' could not share (${clash}); got an address of its own`,
-        );
+        note = `sharing key '${svc.sharingKey}' could not share (${clash}); got an address of its own`;
       }
     }
 
@@ -1033,7 +1035,13 @@ function satisfyGeneric(
     }
     if (got !== undefined) {
       holdings.add(got.ip, got.pool, svc);
-      events.push({ kind: 'allocated', ip: formatIp(got.ip), service: svc.key, pool: got.pool });
+      events.push({
+        kind: 'allocated',
+        ip: formatIp(got.ip),
+        service: svc.key,
+        pool: got.pool,
+        ...(note === undefined ? {} : { reason: note }),
+      });
       continue;
     }
     const fam = k8sFamilyName(family);
@@ -1135,8 +1143,7 @@ function serviceResult(
       type: LB_CONDITIONS.requestSatisfied,
       status: problems.length === 0 ? 'True' : 'False',
       reason: problems.length === 0 ? 'satisfied' : (problems[0] as LbProblem).reason,
-      message:
-        problems.length === 0 ? svc.notes.join('; ') : problems.map((p) => p.message).join('; '),
+      message: problems.length === 0 ? '' : problems.map((p) => p.message).join('; '),
       ...(generation === undefined ? {} : { observedGeneration: generation }),
     },
     now,
