@@ -816,7 +816,7 @@ const genBlock: fc.Arbitrary<LbPoolBlock> = fc.oneof(
 
 const genPool = fc.record({
   blocks: fc.array(genBlock, { minLength: 1, maxLength: 2 }),
-  allow: fc.constantFrom(undefined, 'Yes', 'No') as fc.Arbitrary<'Yes' | 'No' | undefined>,
+  allow: fc.constantFrom<'Yes' | 'No' | undefined>(undefined, 'Yes', 'No'),
   disabled: fc.boolean(),
   team: fc.constantFrom(undefined, 'a', 'b'),
   day: fc.integer({ min: 1, max: 3 }),
@@ -863,7 +863,7 @@ function blockRange(b: LbPoolBlock): [bigint, bigint] {
       c.network + (1n << BigInt((c.family === 'ipv4' ? 32 : 128) - c.prefix)) - 1n,
     ];
   }
-  const s = parseIp(b.start as string).value;
+  const s = parseIp(b.start).value;
   return [s, b.stop ? parseIp(b.stop).value : s];
 }
 
