@@ -94,7 +94,7 @@ export type {
   CreatePodPoolOptions,
   NodePodCidrs,
   NodePodIpsState,
-  PodIpEntry,
+  PodIpAllocation,
   PodOwner,
   PodPoolState,
   PodPoolUsage,

@@ -88,7 +88,7 @@ export type {
   CreatePodPoolOptions,
   NodePodCidrs,
   NodePodIpsState,
-  PodIpEntry,
+  PodIpAllocation,
   PodOwner,
   PodPoolState,
   PodPoolUsage,

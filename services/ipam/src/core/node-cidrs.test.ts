@@ -125,7 +125,10 @@ describe('cluster-pool carving: scenarios', () => {
     assert.deepEqual(lookupNodeCidrs(s, 'node-b'), { ipv4: '10.0.1.0/24' });
     assert.deepEqual(s, {
       v: 1,
-      nodes: { 'node-a': { ipv4: '10.0.0.0/24' }, 'node-b': { ipv4: '10.0.1.0/24' } },
+      nodes: [
+        { node: 'node-a', ipv4: '10.0.0.0/24' },
+        { node: 'node-b', ipv4: '10.0.1.0/24' },
+      ],
       last: { ipv4: '10.0.1.0/24' },
     });
   });
@@ -232,7 +235,10 @@ describe('cluster-pool carving: scenarios', () => {
       { node: 'c', podCIDRs: ['10.0.2.0/24'] },
       { node: 'd', podCIDRs: ['bogus'] },
     ]);
-    assert.deepEqual(Object.keys(r.state.nodes), ['a', 'c']);
+    assert.deepEqual(
+      r.state.nodes.map((e) => e.node),
+      ['a', 'c'],
+    );
     assert.deepEqual(
       r.rejected.map((x) => [x.node, x.error.code]),
       [
@@ -261,7 +267,10 @@ describe('cluster-pool carving: scenarios', () => {
     // Overlapping stored CIDRs (a corrupt document) are reported, not fatal.
     const corrupt = {
       v: 1,
-      nodes: { x: { ipv4: '10.0.0.0/24' }, y: { ipv4: '10.0.0.0/23' } },
+      nodes: [
+        { node: 'x', ipv4: '10.0.0.0/24' },
+        { node: 'y', ipv4: '10.0.0.0/23' },
+      ],
     } as NodeCidrState;
     const c2 = checkNodeCidrState(corrupt, v4);
     assert.deepEqual(
@@ -275,10 +284,33 @@ describe('cluster-pool carving: scenarios', () => {
       'y still blocks 10.0.0.0/23',
     );
     assert.equal(
-      fail(() => checkNodeCidrState({ v: 1, nodes: { x: { ipv4: 'nope' } } }, v4)).code,
+      fail(() => checkNodeCidrState({ v: 1, nodes: [{ node: 'x', ipv4: 'nope' }] }, v4)).code,
       'INVALID_STATE',
     );
-    assert.equal(fail(() => checkNodeCidrState({ v: 9, nodes: {} }, v4)).code, 'INVALID_STATE');
+    assert.equal(fail(() => checkNodeCidrState({ v: 9, nodes: [] }, v4)).code, 'INVALID_STATE');
+    const twice = { v: 1, nodes: [{ node: 'x', ipv4: '10.0.0.0/24' }, { node: 'x' }] };
+    assert.ok(
+      fail(() => checkNodeCidrState(twice, v4)).message.includes(
+        'state.nodes[1].node: Invalid value: "x": is listed twice',
+      ),
+    );
+    const sloppy = { v: 1, nodes: [{ node: 'x', ipv4: '10.0.0.000/24' }] };
+    assert.equal(fail(() => checkNodeCidrState(sloppy, v4)).code, 'INVALID_STATE');
+    assert.equal(fail(() => checkNodeCidrState({ v: 1, nodes: {} }, v4)).code, 'INVALID_STATE');
+  });
+
+  it('never changes a state it was given, and freezes what it returns', () => {
+    const parsed = viaJson(carveNodeCidrs(emptyNodeCidrState(), dual, ['a', 'b']).state);
+    const before = JSON.stringify(parsed);
+    const next = allocateNodeCidrs(releaseNodeCidrs(parsed, 'a', dual).state, dual, 'c').state;
+    assert.equal(JSON.stringify(parsed), before);
+    assert.ok(!Object.isFrozen(parsed.nodes[0]));
+    assert.ok(Object.isFrozen(next) && Object.isFrozen(next.nodes));
+    assert.ok(next.nodes.every((e) => Object.isFrozen(e)));
+    assert.deepEqual(
+      next.nodes.map((e) => e.node),
+      ['b', 'c'],
+    );
   });
 
   it('refuses bad node names', () => {
@@ -358,7 +390,10 @@ describe('kubernetes mode', () => {
     s = setKubernetesNodeCidrs(s, 'c', []).state;
     assert.equal(lookupNodeCidrs(s, 'c'), undefined);
     s = releaseNodeCidrs(s, 'b').state;
-    assert.deepEqual(Object.keys(s.nodes), ['a']);
+    assert.deepEqual(
+      s.nodes.map((e) => e.node),
+      ['a'],
+    );
   });
 });
 
@@ -445,7 +480,7 @@ describe('cluster-pool carving: properties', () => {
           }
           // Invariants.
           const all: Array<{ node: string; cidr: Cidr }> = [];
-          for (const [node, c] of Object.entries(s.nodes)) {
+          for (const { node, ...c } of s.nodes) {
             for (const f of ['ipv4', 'ipv6'] as const) {
               if (c[f] !== undefined) all.push({ node, cidr: parseCidr(c[f]) });
             }

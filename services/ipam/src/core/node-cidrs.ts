@@ -8,9 +8,11 @@
 // `kubernetes` mode: kube-controller-manager already chose Node.spec.podCIDRs; they are
 // validated, checked against every other node's, and recorded.
 //
-// State is plain JSON: node name -> {ipv4?, ipv6?} plus the last CIDR carved per family (the
-// next search starts after it, so the CIDR of a node that just left is not reused at once while
-// routes to it may still linger). The free set is derived: one bitmap per cluster CIDR.
+// State is plain JSON: a list of {node, ipv4?, ipv6?} entries plus the last CIDR carved per
+// family (the next search starts after it, so the CIDR of a node that just left is not reused
+// at once while routes to it may still linger). The free set is derived: one bitmap per cluster
+// CIDR. A list rather than a node-keyed object because every transition copies it, and copying
+// a list of frozen entries is a pointer copy where an object of 5,000 keys costs a millisecond.
 import { SlotBitmap } from './bitmap.js';
 import { IpamError, invalidValue, requiredValue } from './errors.js';
 import {
@@ -26,7 +28,7 @@ import {
   prefixMask,
   tryParseCidr,
 } from './ip.js';
-import { IndexCache, copyRecord, deepFreeze } from './memo.js';
+import { IndexCache, deepFreeze } from './memo.js';
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -166,16 +168,20 @@ export interface NodeCidrs {
   readonly ipv6?: string;
 }
 
+export interface NodeCidrEntry extends NodeCidrs {
+  readonly node: string;
+}
+
 export interface NodeCidrState {
   readonly v: 1;
-  /** Node name -> its pod CIDRs (canonical text). */
-  readonly nodes: Readonly<Record<string, NodeCidrs>>;
+  /** Every node's pod CIDRs (canonical text), in the order the nodes were first recorded. */
+  readonly nodes: readonly NodeCidrEntry[];
   /** The CIDR carved last, per family. */
   readonly last?: { readonly ipv4?: string; readonly ipv6?: string };
 }
 
 export function emptyNodeCidrState(): NodeCidrState {
-  return deepFreeze({ v: 1, nodes: {} });
+  return deepFreeze({ v: 1, nodes: [] });
 }
 
 /** Something in stored state that the current configuration cannot account for. */
@@ -249,10 +255,12 @@ interface CarveIndex {
   readonly owners: { readonly ipv4: CidrOwners; readonly ipv6: CidrOwners };
   /** node -> parsed CIDRs. */
   readonly parsed: Map<string, { ipv4?: Cidr; ipv6?: Cidr }>;
+  /** node -> its entry in the state. */
+  readonly byNode: Map<string, NodeCidrEntry>;
   /** Problems found in the stored state; while there are any, changes rebuild the index. */
   readonly issues: NodeCidrIssue[];
-  /** Whether every entry of the state's node map is frozen (then only new entries need it). */
-  entriesFrozen: boolean;
+  /** Whether the state's entries are ours (frozen); entries from parsed JSON are copied once. */
+  entriesOwned: boolean;
 }
 
 const cache = new IndexCache<NodeCidrState, CarveIndex>();
@@ -270,8 +278,8 @@ function checkState(state: NodeCidrState, path: string): void {
   if (state.v !== 1) {
     throw invalidValue('INVALID_STATE', `${path}.v`, state.v, 'unsupported state version');
   }
-  if (state.nodes === null || typeof state.nodes !== 'object') {
-    throw invalidValue('INVALID_STATE', `${path}.nodes`, state.nodes, 'must be an object');
+  if (!Array.isArray(state.nodes)) {
+    throw invalidValue('INVALID_STATE', `${path}.nodes`, state.nodes, 'must be a list');
   }
 }
 
@@ -387,21 +395,38 @@ function buildIndex(
     families,
     owners: { ipv4: new CidrOwners(), ipv6: new CidrOwners() },
     parsed: new Map(),
+    byNode: new Map(),
     issues: [],
-    entriesFrozen: true,
+    entriesOwned: true,
   };
-  for (const [node, cidrs] of Object.entries(state.nodes)) {
-    if (!Object.isFrozen(cidrs)) index.entriesFrozen = false;
+  state.nodes.forEach((entry: NodeCidrEntry, at: number) => {
+    const ep = `${path}.nodes[${at}]`;
+    if (entry === null || typeof entry !== 'object') {
+      throw invalidValue('INVALID_STATE', ep, entry, 'must be {node, ipv4?, ipv6?}');
+    }
+    const node = entry.node;
+    if (typeof node !== 'string' || node === '') {
+      throw invalidValue('INVALID_STATE', `${ep}.node`, node, 'must be a node name');
+    }
+    if (index.byNode.has(node)) {
+      throw invalidValue('INVALID_STATE', `${ep}.node`, node, 'is listed twice');
+    }
+    if (!Object.isFrozen(entry)) index.entriesOwned = false;
     const parsed: { ipv4?: Cidr; ipv6?: Cidr } = {};
     for (const family of IP_FAMILIES) {
-      const text = (cidrs as Record<string, unknown> | null)?.[family];
+      const text: unknown = entry[family];
       if (text === undefined) continue;
       const cidr = typeof text === 'string' ? tryParseCidr(text) : undefined;
-      const p = `${path}.nodes[${JSON.stringify(node)}].${family}`;
-      if (cidr === undefined || cidr.family !== family) {
-        throw invalidValue('INVALID_STATE', p, text, `must be an ${k8sFamilyName(family)} CIDR`);
+      const p = `${ep}.${family}`;
+      if (cidr === undefined || cidr.family !== family || formatCidr(cidr) !== text) {
+        throw invalidValue(
+          'INVALID_STATE',
+          p,
+          text,
+          `must be a canonical ${k8sFamilyName(family)} CIDR`,
+        );
       }
-      const t = text as string;
+      const t = text;
       parsed[family] = cidr;
       const fs = families[family];
       const others = index.owners[family].holders(cidr, node);
@@ -438,8 +463,9 @@ function buildIndex(
         });
       }
     }
+    index.byNode.set(node, entry);
     recordNode(index, node, parsed);
-  }
+  });
   return index;
 }
 
@@ -455,8 +481,13 @@ function peekIndex(state: NodeCidrState, config: ClusterPoolConfig | undefined):
   const cached = cache.peek(state);
   if (cached !== undefined && cached.configKey === configKey(config)) return cached;
   const built = buildIndex(state, config);
-  cache.put(state, built);
+  remember(state, built);
   return built;
+}
+
+/** Any index of the state, whatever configuration built it (for lookups by node). */
+function anyIndex(state: NodeCidrState, config: ClusterPoolConfig | undefined): CarveIndex {
+  return cache.peek(state) ?? peekIndex(state, config);
 }
 
 function checkNodeName(node: unknown, path = 'node'): string {
@@ -474,31 +505,110 @@ function checkNodeName(node: unknown, path = 'node'): string {
   return node;
 }
 
-function commit(
+/** A frozen entry for the state. */
+function entryOf(node: string, cidrs: NodeCidrs): NodeCidrEntry {
+  return Object.freeze({
+    node,
+    ...(cidrs.ipv4 === undefined ? {} : { ipv4: cidrs.ipv4 }),
+    ...(cidrs.ipv6 === undefined ? {} : { ipv6: cidrs.ipv6 }),
+  });
+}
+
+/** The CIDRs of an entry without its name. */
+function cidrsOf(entry: NodeCidrs | undefined): NodeCidrs {
+  if (entry === undefined) return {};
+  return {
+    ...(entry.ipv4 === undefined ? {} : { ipv4: entry.ipv4 }),
+    ...(entry.ipv6 === undefined ? {} : { ipv6: entry.ipv6 }),
+  };
+}
+
+/** What one transition did to the node list (the index already reflects it). */
+interface Changes {
+  /** Nodes that were not in the previous state, in the order they were added. */
+  readonly added: string[];
+  readonly addedSet: Set<string>;
+  /** Nodes of the previous state whose entry was replaced or removed. */
+  readonly touched: Set<string>;
+}
+
+function noChanges(): Changes {
+  return { added: [], addedSet: new Set(), touched: new Set() };
+}
+
+/** Records the node's new entry (or its removal, with undefined) in the index and `changes`. */
+function setEntry(
   index: CarveIndex,
-  nodes: Record<string, NodeCidrs>,
-  last: NodeCidrState['last'],
-  changed: readonly NodeCidrs[] = [],
-): NodeCidrState {
-  const hasLast = last !== undefined && (last.ipv4 !== undefined || last.ipv6 !== undefined);
-  // Deep-freezing a map of thousands of nodes on every change would cost as much as copying
-  // it; entries are frozen once, then only the entries each change creates.
-  if (index.entriesFrozen) {
-    for (const entry of changed) Object.freeze(entry);
-    Object.freeze(nodes);
-  } else {
-    deepFreeze(nodes);
-    index.entriesFrozen = true;
+  changes: Changes,
+  node: string,
+  entry: NodeCidrEntry | undefined,
+): void {
+  if (changes.addedSet.has(node)) {
+    if (entry === undefined) {
+      changes.addedSet.delete(node);
+      changes.added.splice(changes.added.indexOf(node), 1);
+    }
+  } else if (changes.touched.has(node) || index.byNode.has(node)) {
+    changes.touched.add(node);
+  } else if (entry !== undefined) {
+    changes.addedSet.add(node);
+    changes.added.push(node);
   }
+  if (entry === undefined) index.byNode.delete(node);
+  else index.byNode.set(node, entry);
+}
+
+function changed(changes: Changes): boolean {
+  return changes.added.length > 0 || changes.touched.size > 0;
+}
+
+/** Builds the next state from the previous one, the index and what changed. */
+function commit(
+  prev: NodeCidrState,
+  index: CarveIndex,
+  changes: Changes,
+  last: NodeCidrState['last'],
+): NodeCidrState {
+  let nodes: NodeCidrEntry[];
+  const copy = (e: NodeCidrEntry): NodeCidrEntry => (index.entriesOwned ? e : entryOf(e.node, e));
+  if (changes.touched.size === 0 && index.entriesOwned) {
+    // Spread, not slice(): V8 copies frozen arrays with slice() fifty times slower.
+    nodes = [...prev.nodes];
+  } else {
+    nodes = [];
+    for (const e of prev.nodes) {
+      if (!changes.touched.has(e.node)) {
+        nodes.push(copy(e));
+        continue;
+      }
+      const now = index.byNode.get(e.node);
+      if (now !== undefined) nodes.push(now);
+    }
+    if (!index.entriesOwned) {
+      // From now on the index describes our own copies.
+      for (const e of nodes) index.byNode.set(e.node, e);
+      index.entriesOwned = true;
+    }
+  }
+  for (const node of changes.added) {
+    const e = index.byNode.get(node);
+    if (e !== undefined) nodes.push(e);
+  }
+  const hasLast = last !== undefined && (last.ipv4 !== undefined || last.ipv6 !== undefined);
   const next: NodeCidrState = Object.freeze({
     v: 1,
-    nodes,
+    nodes: Object.freeze(nodes),
     ...(hasLast ? { last: Object.freeze({ ...last }) } : {}),
   });
   // With issues (overlaps, CIDRs outside the pools) incremental bookkeeping is not exact:
   // start over from the new state, which is rare and keeps the fast path simple.
-  cache.put(next, index.issues.length === 0 ? index : buildIndex(next, index.config));
+  remember(next, index.issues.length === 0 ? index : buildIndex(next, index.config));
   return next;
+}
+
+/** Only states whose every level is ours (frozen) can be trusted not to change under the index. */
+function remember(state: NodeCidrState, index: CarveIndex): void {
+  if (index.entriesOwned && Object.isFrozen(state.nodes)) cache.put(state, index);
 }
 
 /**
@@ -514,7 +624,7 @@ export function checkNodeCidrState(
 ): { state: NodeCidrState; issues: readonly NodeCidrIssue[] } {
   const s = state as NodeCidrState;
   const index = buildIndex(s, config, path);
-  cache.put(s, index);
+  remember(s, index);
   return { state: s, issues: index.issues };
 }
 
@@ -576,13 +686,14 @@ function slotCidr(fs: FamilySlots, pool: PoolSlots, slot: number): Cidr {
   };
 }
 
-/** Carves into `index` (mutating it); returns the new CIDR texts per family, or throws. */
+/** Carves into `index` (mutating it); returns the node's CIDRs, or throws before any change. */
 function carveInto(
   index: CarveIndex,
-  current: NodeCidrs,
+  changes: Changes,
   node: string,
   last: { ipv4?: string; ipv6?: string },
 ): NodeCidrs {
+  const current = cidrsOf(index.byNode.get(node));
   const picks: Array<{ fs: FamilySlots; pool: PoolSlots; slot: number }> = [];
   for (const family of IP_FAMILIES) {
     const fs = index.families[family];
@@ -591,6 +702,7 @@ function carveInto(
     if (hit === undefined) throw exhausted(fs);
     picks.push({ fs, ...hit });
   }
+  if (picks.length === 0) return current;
   const out: { ipv4?: string; ipv6?: string } = { ...current };
   const parsed: { ipv4?: Cidr; ipv6?: Cidr } = {};
   for (const { fs, pool, slot } of picks) {
@@ -601,6 +713,7 @@ function carveInto(
     parsed[fs.family] = cidr;
   }
   recordNode(index, node, parsed);
+  setEntry(index, changes, node, entryOf(node, out));
   return out;
 }
 
@@ -614,20 +727,20 @@ export function allocateNodeCidrs(
   node: string,
 ): AllocateNodeCidrsResult {
   checkNodeName(node);
-  const current = lookupNodeCidrs(state, node) ?? {};
+  const current = lookupNodeCidrs(state, node, config) ?? {};
   const missing = IP_FAMILIES.filter((f) => config[f] !== undefined && current[f] === undefined);
   if (missing.length === 0) return { state, cidrs: current, created: false };
   const index = indexFor(state, config);
   const last = { ...(state.last ?? {}) };
+  const changes = noChanges();
   let cidrs: NodeCidrs;
   try {
-    cidrs = carveInto(index, current, node, last);
+    cidrs = carveInto(index, changes, node, last);
   } catch (err) {
-    cache.put(state, index); // carveInto marks nothing before it has every family's slot
+    remember(state, index); // carveInto changes nothing before it has every family's slot
     throw err;
   }
-  const next = commit(index, copyRecord(state.nodes, node, cidrs), last, [cidrs]);
-  return { state: next, cidrs, created: true };
+  return { state: commit(state, index, changes, last), cidrs, created: true };
 }
 
 export interface CarveNodeCidrsResult {
@@ -644,32 +757,23 @@ export function carveNodeCidrs(
 ): CarveNodeCidrsResult {
   const index = indexFor(state, config);
   const last = { ...(state.last ?? {}) };
-  const out: Record<string, NodeCidrs> = copyRecord(state.nodes);
+  const changes = noChanges();
   const cidrs: Record<string, NodeCidrs> = {};
   const errors: Array<{ node: string; error: IpamError }> = [];
-  let changed = false;
   nodes.forEach((node, i) => {
     try {
       checkNodeName(node, `nodes[${i}]`);
-      const current: NodeCidrs = Object.prototype.hasOwnProperty.call(out, node)
-        ? (out[node] as NodeCidrs)
-        : {};
-      const got = carveInto(index, current, node, last);
-      if (got.ipv4 !== current.ipv4 || got.ipv6 !== current.ipv6) {
-        out[node] = got;
-        changed = true;
-      }
-      cidrs[node] = got;
+      cidrs[node] = carveInto(index, changes, node, last);
     } catch (err) {
       if (!(err instanceof IpamError)) throw err;
       errors.push({ node, error: err });
     }
   });
-  if (!changed) {
-    cache.put(state, index);
+  if (!changed(changes)) {
+    remember(state, index);
     return { state, cidrs, errors };
   }
-  return { state: commit(index, out, last, Object.values(cidrs)), cidrs, errors };
+  return { state: commit(state, index, changes, last), cidrs, errors };
 }
 
 export interface ReleaseNodeCidrsResult {
@@ -689,13 +793,13 @@ export function releaseNodeCidrs(
   config?: ClusterPoolConfig,
 ): ReleaseNodeCidrsResult {
   checkNodeName(node);
-  const released = lookupNodeCidrs(state, node);
-  if (released === undefined) return { state, released: null };
+  const held = lookupNodeCidrs(state, node, config);
+  if (held === undefined) return { state, released: null };
   const index = indexFor(state, config);
   forgetNode(index, node);
-  const nodes: Record<string, NodeCidrs> = copyRecord(state.nodes);
-  delete nodes[node];
-  return { state: commit(index, nodes, state.last), released };
+  const changes = noChanges();
+  setEntry(index, changes, node, undefined);
+  return { state: commit(state, index, changes, state.last), released: held };
 }
 
 /** Parses a podCIDRs list: at most two entries, at most one per family. */
@@ -732,7 +836,7 @@ export function validatePodCidrList(
 }
 
 /** Index of the entry of `family` in a (validated) podCIDRs list, for error paths. */
-function entryOf(list: readonly unknown[], family: IpFamily): number {
+function entryIndex(list: readonly unknown[], family: IpFamily): number {
   return list.findIndex(
     (t) => typeof t === 'string' && tryParseCidr(t, { allowHostBits: true })?.family === family,
   );
@@ -754,39 +858,37 @@ export function occupyNodeCidrs(
   checkNodeName(node);
   const wanted = validatePodCidrList(podCIDRs, path);
   const index = indexFor(state, config);
+  const changes = noChanges();
   let got: NodeCidrs | undefined;
   try {
-    got = occupyInto(index, state.nodes, node, wanted, podCIDRs, path);
+    got = occupyInto(index, changes, node, wanted, podCIDRs, path);
   } catch (err) {
-    cache.put(state, index); // occupyInto checks everything before it marks anything
+    remember(state, index); // occupyInto checks everything before it changes anything
     throw err;
   }
   if (got === undefined) {
-    cache.put(state, index);
-    return { state, cidrs: lookupNodeCidrs(state, node) ?? {}, created: false };
+    remember(state, index);
+    return { state, cidrs: cidrsOf(index.byNode.get(node)), created: false };
   }
-  const next = commit(index, copyRecord(state.nodes, node, got), state.last, [got]);
-  return { state: next, cidrs: got, created: true };
+  return { state: commit(state, index, changes, state.last), cidrs: got, created: true };
 }
 
 /** Checks everything first, then records; returns undefined when nothing changes. */
 function occupyInto(
   index: CarveIndex,
-  nodes: Readonly<Record<string, NodeCidrs>>,
+  changes: Changes,
   node: string,
   wanted: { ipv4?: Cidr; ipv6?: Cidr },
   podCIDRs: readonly string[],
   path: string,
 ): NodeCidrs | undefined {
-  const current: NodeCidrs = Object.prototype.hasOwnProperty.call(nodes, node)
-    ? (nodes[node] as NodeCidrs)
-    : {};
+  const current = cidrsOf(index.byNode.get(node));
   const out: { ipv4?: string; ipv6?: string } = { ...current };
   const take: { ipv4?: Cidr; ipv6?: Cidr } = {};
   for (const family of IP_FAMILIES) {
     const cidr = wanted[family];
     if (cidr === undefined) continue;
-    const i = entryOf(podCIDRs, family);
+    const i = entryIndex(podCIDRs, family);
     const p = `${path}[${i}]`;
     const given = podCIDRs[i];
     const text = formatCidr(cidr);
@@ -815,10 +917,11 @@ function occupyInto(
     }
     // A CIDR smaller than the mask size still takes its whole per-node slot: two nodes in one
     // slot would free it for carving when either leaves.
-    const holders = slotsTaken(fs, cidr)
+    const taken = slotsTaken(fs, cidr);
+    const holders = taken
       ? [...new Set(touchedSlots(fs, cidr).flatMap((c) => index.owners[family].holders(c, node)))]
       : [];
-    if (slotsTaken(fs, cidr) && holders.length === 0) holders.push('(unknown)');
+    if (taken && holders.length === 0) holders.push('(unknown)');
     if (holders.length > 0) {
       throw invalidValue(
         'CIDR_CONFLICT',
@@ -833,6 +936,7 @@ function occupyInto(
   }
   if (take.ipv4 === undefined && take.ipv6 === undefined) return undefined;
   recordNode(index, node, take);
+  setEntry(index, changes, node, entryOf(node, out));
   return out;
 }
 
@@ -852,29 +956,24 @@ export function restoreNodeCidrs(
   entries: ReadonlyArray<{ readonly node: string; readonly podCIDRs: readonly string[] }>,
 ): RestoreNodeCidrsResult {
   const index = indexFor(state, config);
-  const nodes: Record<string, NodeCidrs> = copyRecord(state.nodes);
+  const changes = noChanges();
   const rejected: Array<{ node: string; error: IpamError }> = [];
-  const fresh: NodeCidrs[] = [];
   entries.forEach((entry, i) => {
     const path = `entries[${i}].podCIDRs`;
     try {
       checkNodeName(entry.node, `entries[${i}].node`);
       const wanted = validatePodCidrList(entry.podCIDRs, path);
-      const got = occupyInto(index, nodes, entry.node, wanted, entry.podCIDRs, path);
-      if (got !== undefined) {
-        nodes[entry.node] = got;
-        fresh.push(got);
-      }
+      occupyInto(index, changes, entry.node, wanted, entry.podCIDRs, path);
     } catch (err) {
       if (!(err instanceof IpamError)) throw err;
       rejected.push({ node: entry.node, error: err });
     }
   });
-  if (fresh.length === 0) {
-    cache.put(state, index);
+  if (!changed(changes)) {
+    remember(state, index);
     return { state, rejected };
   }
-  return { state: commit(index, nodes, state.last, fresh), rejected };
+  return { state: commit(state, index, changes, state.last), rejected };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -893,7 +992,7 @@ export function validateNodePodCidrs(podCIDRs: unknown, path = 'spec.podCIDRs'):
     if (c === undefined) continue;
     const maxPrefix = family === 'ipv4' ? 30 : 127;
     if (c.prefix > maxPrefix) {
-      const i = entryOf(podCIDRs as unknown[], family);
+      const i = entryIndex(podCIDRs as unknown[], family);
       throw invalidValue(
         'INVALID_CIDR',
         `${path}[${i}]`,
@@ -930,8 +1029,8 @@ export function setKubernetesNodeCidrs(
     const cidr = parseCidr(text);
     const others = index.owners[family].holders(cidr, node);
     if (others.length > 0) {
-      cache.put(state, index);
-      const i = entryOf(podCIDRs as unknown[], family);
+      remember(state, index);
+      const i = entryIndex(podCIDRs as unknown[], family);
       throw invalidValue(
         'CIDR_CONFLICT',
         `${path}[${i}]`,
@@ -943,14 +1042,14 @@ export function setKubernetesNodeCidrs(
     parsed[family] = cidr;
   }
   forgetNode(index, node);
-  const nodes: Record<string, NodeCidrs> = copyRecord(state.nodes);
+  const changes = noChanges();
   if (cidrs.ipv4 === undefined && cidrs.ipv6 === undefined) {
-    delete nodes[node];
+    setEntry(index, changes, node, undefined);
   } else {
-    nodes[node] = cidrs;
     recordNode(index, node, parsed);
+    setEntry(index, changes, node, entryOf(node, cidrs));
   }
-  return { state: commit(index, nodes, state.last, [cidrs]), cidrs, created: true };
+  return { state: commit(state, index, changes, state.last), cidrs, created: true };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -995,12 +1094,17 @@ export function nodeCidrUsage(state: NodeCidrState, config?: ClusterPoolConfig):
       pools,
     };
   }
-  return { nodes: Object.keys(state.nodes).length, families, issues: [...index.issues] };
+  return { nodes: state.nodes.length, families, issues: [...index.issues] };
 }
 
-/** The node's CIDRs, or undefined. */
-export function lookupNodeCidrs(state: NodeCidrState, node: string): NodeCidrs | undefined {
-  return Object.prototype.hasOwnProperty.call(state.nodes, node) ? state.nodes[node] : undefined;
+/** The node's CIDRs, or undefined. Pass the configuration in cluster-pool mode (cheaper). */
+export function lookupNodeCidrs(
+  state: NodeCidrState,
+  node: string,
+  config?: ClusterPoolConfig,
+): NodeCidrs | undefined {
+  const entry = anyIndex(state, config).byNode.get(node);
+  return entry === undefined ? undefined : cidrsOf(entry);
 }
 
 /** The CIDR list as CiliumNode spec.ipam.podCIDRs holds it (IPv4 first). */

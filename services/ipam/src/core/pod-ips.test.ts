@@ -220,42 +220,59 @@ describe('pod IP pool: scenarios', () => {
   it('refuses broken stored state with INVALID_STATE naming the field', () => {
     const good = viaJson(allocatePodIp(createPodPool('10.1.3.0/24'), pod(1)).state);
     assert.equal(checkPodPoolState(good), good);
-    const dup = { ...good, owners: { ...good.owners, other: '10.1.3.2' } };
+    const dup = { ...good, allocations: [...good.allocations, { owner: 'other', ip: '10.1.3.2' }] };
     assert.throws(
       () => checkPodPoolState(dup),
       (e: unknown) =>
         e instanceof IpamError &&
         e.code === 'INVALID_STATE' &&
-        e.message.includes('state.owners["other"]'),
+        e.message.includes('state.allocations[2].ip: Invalid value: "10.1.3.2": is also held by'),
     );
-    assert.equal(
-      code(() => checkPodPoolState({ ...good, v: 2 })),
-      'INVALID_STATE',
-    );
-    assert.equal(
-      code(() => checkPodPoolState({ ...good, cidr: 'bad' })),
-      'INVALID_STATE',
-    );
-    assert.equal(
-      code(() => checkPodPoolState({ ...good, owners: { x: '10.1.3.0' } })),
-      'INVALID_STATE',
-    );
+    const twice = {
+      ...good,
+      allocations: [...good.allocations, { owner: pod(1), ip: '10.1.3.9' }],
+    };
+    assert.ok(code(() => checkPodPoolState(twice)) === 'INVALID_STATE');
+    const broken: unknown[] = [
+      { ...good, v: 2 },
+      { ...good, cidr: 'bad' },
+      { ...good, allocations: [{ owner: 'x', ip: '10.1.3.0' }] },
+      { ...good, allocations: [{ owner: 'x', ip: '10.1.3.010' }] },
+      { ...good, allocations: {} },
+      { ...good, allocations: [null] },
+      null,
+    ];
+    for (const b of broken)
+      assert.equal(
+        code(() => checkPodPoolState(b)),
+        'INVALID_STATE',
+      );
     assert.equal(
       code(() => allocatePodIp(dup, pod(9))),
       'INVALID_STATE',
     );
   });
 
-  it('state is frozen plain JSON', () => {
+  it('state is frozen plain JSON, and parsed state is never changed', () => {
     const s = allocatePodIp(createPodPool('10.1.3.0/24'), pod(1)).state;
-    assert.ok(Object.isFrozen(s) && Object.isFrozen(s.owners));
+    assert.ok(Object.isFrozen(s) && Object.isFrozen(s.allocations));
+    assert.ok(s.allocations.every((a) => Object.isFrozen(a)));
     assert.deepEqual(viaJson(s), s);
     assert.deepEqual(s, {
       v: 1,
       cidr: '10.1.3.0/24',
       last: '10.1.3.2',
-      owners: { router: '10.1.3.1', [pod(1)]: '10.1.3.2' },
+      allocations: [
+        { owner: 'router', ip: '10.1.3.1' },
+        { owner: pod(1), ip: '10.1.3.2' },
+      ],
     });
+    const parsed = viaJson(s);
+    const before = JSON.stringify(parsed);
+    const next = allocatePodIp(parsed, pod(2)).state;
+    assert.equal(JSON.stringify(parsed), before);
+    assert.ok(!Object.isFrozen(parsed.allocations[0]));
+    assert.ok(next.allocations.every((a) => Object.isFrozen(a)));
   });
 
   it('dual stack: one address per family, all or nothing', () => {
