@@ -133,10 +133,10 @@ function podChurn(n: number): void {
     'parse + validate + 2 transitions + stringify',
   );
 
-  // A retried CNI ADD: the idempotent path.
-  const someone = owner(live[0] as number);
+  // A retried CNI ADD: the idempotent path (an owner `state` holds).
+  const someone = state.allocations[state.allocations.length - 1]?.owner as string;
   timed('pod IP allocate, same owner again (retried CNI ADD)', n, () => {
-    allocatePodIp(state, someone);
+    if (allocatePodIp(state, someone).created) throw new Error('not idempotent');
   });
 
   // Baseline: a mutable set of offsets, no immutability, no JSON state.

@@ -33,36 +33,3 @@ export function deepFreeze<T>(value: T): T {
   }
   return value;
 }
-
-/**
- * A shallow copy of a record, with `extra` set on top. A plain key loop: several times faster
- * than object spread for the thousands of keys a node map holds.
- */
-export function copyRecord<V>(
-  source: Readonly<Record<string, V>>,
-  extraKey?: string,
-  extraValue?: V,
-): Record<string, V> {
-  const out: Record<string, V> = {};
-  const keys = Object.keys(source);
-  for (let i = 0; i < keys.length; i++) {
-    const k = keys[i] as string;
-    setOwn(out, k, source[k] as V);
-  }
-  if (extraKey !== undefined) setOwn(out, extraKey, extraValue as V);
-  return out;
-}
-
-function setOwn<V>(target: Record<string, V>, key: string, value: V): void {
-  // Plain assignment to "__proto__" would replace the prototype instead of adding a key.
-  if (key === '__proto__') {
-    Object.defineProperty(target, key, {
-      value,
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
-  } else {
-    target[key] = value;
-  }
-}

@@ -182,15 +182,15 @@ function buildIndex(state: PodPoolState, path = 'state'): PoolIndex {
     throw invalidValue('INVALID_STATE', `${path}.allocations`, state.allocations, 'must be a list');
   }
   state.allocations.forEach((entry: PodIpAllocation, i: number) => {
-    const p = `${path}.allocations[${i}]`;
+    const p = (): string => `${path}.allocations[${i}]`;
     if (entry === null || typeof entry !== 'object' || typeof entry.owner !== 'string') {
-      throw invalidValue('INVALID_STATE', p, entry, 'must be {owner, ip}');
+      throw invalidValue('INVALID_STATE', p(), entry, 'must be {owner, ip}');
     }
     const ip = tryParseIp(typeof entry.ip === 'string' ? entry.ip : '');
     if (ip === undefined || ip.family !== index.family || formatIp(ip) !== entry.ip) {
       throw invalidValue(
         'INVALID_STATE',
-        `${p}.ip`,
+        `${p()}.ip`,
         entry.ip,
         `must be a canonical ${k8sFamilyName(index.family)} address`,
       );
@@ -198,7 +198,7 @@ function buildIndex(state: PodPoolState, path = 'state'): PoolIndex {
     if (ip.value < index.first || ip.value > index.last) {
       throw invalidValue(
         'INVALID_STATE',
-        `${p}.ip`,
+        `${p()}.ip`,
         entry.ip,
         `is not a usable address of ${state.cidr}`,
       );
@@ -207,13 +207,13 @@ function buildIndex(state: PodPoolState, path = 'state'): PoolIndex {
     if (holder !== undefined) {
       throw invalidValue(
         'INVALID_STATE',
-        `${p}.ip`,
+        `${p()}.ip`,
         entry.ip,
         `is also held by ${JSON.stringify(holder)}`,
       );
     }
     if (index.byOwner.has(entry.owner)) {
-      throw invalidValue('INVALID_STATE', `${p}.owner`, entry.owner, 'holds two addresses');
+      throw invalidValue('INVALID_STATE', `${p()}.owner`, entry.owner, 'holds two addresses');
     }
     index.used.set(ip.value, entry.owner);
     index.byOwner.set(entry.owner, entry.ip);
