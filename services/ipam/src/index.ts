@@ -82,6 +82,7 @@ export type {
   ClusterPoolFamilyConfig,
   ClusterPoolSettings,
   ClusterPoolUsage,
+  NodeCidrEntry,
   NodeCidrIssue,
   NodeCidrState,
   NodeCidrUsage,

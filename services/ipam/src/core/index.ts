@@ -56,6 +56,7 @@ export type {
   ClusterPoolFamilyConfig,
   ClusterPoolSettings,
   ClusterPoolUsage,
+  NodeCidrEntry,
   NodeCidrIssue,
   NodeCidrState,
   NodeCidrUsage,
