@@ -472,6 +472,23 @@ describe('LB-IPAM: Services', () => {
     assert.equal(m.status, null, "another controller's Service status is not touched");
     assert.ok(m.unmanagedReason?.includes('metallb.io/metallb'));
     assert.equal(r.summary.servicesMatching, 3);
+    // Without defaultLBServiceIPAM=lbipam, unclassed Services belong to someone else.
+    const classOnly = run(
+      [pool],
+      [lbService('a', 'plain'), lbService('a', 'mine', { loadBalancerClass: 'example.com/lb' })],
+      emptyLbIpamState(),
+      {
+        handleUnclassed: false,
+        lbClasses: ['example.com/lb'],
+      },
+    );
+    assert.deepEqual(
+      classOnly.services.map((s) => [s.key, s.managed]),
+      [
+        ['a/plain', false],
+        ['a/mine', true],
+      ],
+    );
   });
 
   it('releases when a Service is deleted or stops being a LoadBalancer, and clears its status', () => {

@@ -394,6 +394,7 @@ describe('kubernetes mode', () => {
       s.nodes.map((e) => e.node),
       ['a'],
     );
+    assert.deepEqual(nodeCidrUsage(s), { nodes: 1, families: {}, issues: [] });
   });
 });
 
