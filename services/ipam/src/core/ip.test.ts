@@ -1,0 +1,230 @@
+import assert from 'node:assert/strict';
+import { isIPv4, isIPv6 } from 'node:net';
+import { describe, it } from 'node:test';
+
+import fc from 'fast-check';
+
+import { IpamError } from './errors.js';
+import {
+  type Cidr,
+  canonicalIp,
+  cidrContains,
+  cidrContainsCidr,
+  cidrLast,
+  cidrSize,
+  cidrsOverlap,
+  formatAddress,
+  formatCidr,
+  formatRange,
+  parseCidr,
+  parseIp,
+  rangeOfCidr,
+  tryParseIp,
+} from './ip.js';
+
+const v4Value = fc.bigInt({ min: 0n, max: (1n << 32n) - 1n });
+const v6Value = fc.bigInt({ min: 0n, max: (1n << 128n) - 1n });
+// Addresses with long zero runs, where RFC 5952 compression matters.
+const v6Sparse = fc
+  .array(fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff })), {
+    minLength: 8,
+    maxLength: 8,
+  })
+  .map((groups) => groups.reduce((acc, g) => (acc << 16n) | BigInt(g), 0n));
+
+function throwsCode(fn: () => unknown, code: string, includes: string[] = []): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof IpamError, `expected IpamError, got ${String(err)}`);
+    assert.equal(err.code, code);
+    for (const part of includes)
+      assert.ok(err.message.includes(part), `${err.message} lacks ${part}`);
+    return true;
+  });
+}
+
+describe('IP parsing and canonical text', () => {
+  const canonical: Array<[string, string]> = [
+    ['10.0.0.1', '10.0.0.1'],
+    ['0.0.0.0', '0.0.0.0'],
+    ['255.255.255.255', '255.255.255.255'],
+    ['::', '::'],
+    ['::1', '::1'],
+    ['1::', '1::'],
+    ['2001:DB8:0:0:0:0:0:1', '2001:db8::1'],
+    ['2001:0db8:0000:0000:0000:ff00:0042:8329', '2001:db8::ff00:42:8329'],
+    // RFC 5952 4.2.3: the first of two equally long zero runs is compressed.
+    ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'],
+    // 4.2.3: the longest run wins.
+    ['2001:0:0:1:0:0:0:1', '2001:0:0:1::1'],
+    // 4.2.2: a single zero group is not compressed.
+    ['2001:db8:0:1:1:1:1:1', '2001:db8:0:1:1:1:1:1'],
+    ['2001:db8::0:1', '2001:db8::1'],
+    // Section 5: IPv4-mapped addresses keep the dotted quad.
+    ['::ffff:c000:0201', '::ffff:192.0.2.1'],
+    ['::FFFF:192.0.2.1', '::ffff:192.0.2.1'],
+    ['::192.0.2.1', '::c000:201'],
+    ['1:2:3:4:5:6:1.2.3.4', '1:2:3:4:5:6:102:304'],
+    ['fd00::100', 'fd00::100'],
+  ];
+  for (const [input, want] of canonical) {
+    it(`${input} -> ${want}`, () => {
+      assert.equal(canonicalIp(input), want);
+    });
+  }
+
+  const invalid: Array<[string, string]> = [
+    ['', 'must not be empty'],
+    ['256.0.0.1', 'octet 256 is larger than 255'],
+    ['1.2.3', 'dotted-quad'],
+    ['01.2.3.4', 'leading zero'],
+    ['1.2.3.4.5', 'dotted-quad'],
+    ['1::2::3', 'only once'],
+    ['1:2:3:4:5:6:7:8:9', 'has 9 groups'],
+    ['1:2:3:4:5:6:7::8', 'too many groups'],
+    ['fe80::1%eth0', 'zone index'],
+    ['12345::', 'not 1-4 hex digits'],
+    ['::g', 'not 1-4 hex digits'],
+    [':1::', 'empty group'],
+    ['::1.2.3.256', 'embedded IPv4 part'],
+  ];
+  for (const [input, reason] of invalid) {
+    it(`refuses ${JSON.stringify(input)} (${reason})`, () => {
+      throwsCode(() => parseIp(input, 'spec.loadBalancerIP'), 'INVALID_IP', [
+        `spec.loadBalancerIP: Invalid value: ${JSON.stringify(input)}`,
+        reason,
+      ]);
+      assert.equal(tryParseIp(input), undefined);
+    });
+  }
+
+  it('refuses non-strings with the path', () => {
+    throwsCode(() => parseIp(42, 'x.y'), 'INVALID_IP', [
+      'x.y: Invalid value: 42: must be a string',
+    ]);
+  });
+
+  it('property: format then parse is the identity (IPv4)', () => {
+    fc.assert(
+      fc.property(v4Value, (value) => {
+        const text = formatAddress('ipv4', value);
+        assert.ok(isIPv4(text));
+        assert.deepEqual(parseIp(text), { family: 'ipv4', value });
+      }),
+    );
+  });
+
+  it('property: format then parse is the identity (IPv6)', () => {
+    fc.assert(
+      fc.property(fc.oneof(v6Value, v6Sparse), (value) => {
+        const text = formatAddress('ipv6', value);
+        assert.ok(isIPv6(text), text);
+        assert.deepEqual(parseIp(text), { family: 'ipv6', value });
+      }),
+    );
+  });
+
+  it('property: IPv6 text agrees with the WHATWG URL serializer (RFC 5952 compression)', () => {
+    fc.assert(
+      fc.property(fc.oneof(v6Value, v6Sparse), (value) => {
+        fc.pre(value >> 32n !== 0xffffn); // WHATWG prints mapped addresses in hex
+        const text = formatAddress('ipv6', value);
+        assert.equal(new URL(`http://[${text}]/`).hostname, `[${text}]`);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('property: any spelling of an IPv6 address parses to the same value', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(v6Value, v6Sparse),
+        fc.boolean(),
+        fc.boolean(),
+        (value, upper, padded) => {
+          const groups: string[] = [];
+          for (let i = 7; i >= 0; i--) {
+            const g = Number((value >> BigInt(i * 16)) & 0xffffn).toString(16);
+            groups.push(padded ? g.padStart(4, '0') : g);
+          }
+          let text = groups.join(':');
+          if (upper) text = text.toUpperCase();
+          assert.equal(parseIp(text).value, value);
+        },
+      ),
+    );
+  });
+});
+
+describe('CIDR parsing', () => {
+  it('names the input and the reason (kubectl style)', () => {
+    throwsCode(() => parseCidr('10.0.0.0/33', 'spec.blocks[0].cidr'), 'INVALID_CIDR', [
+      'spec.blocks[0].cidr: Invalid value: "10.0.0.0/33": prefix length must be 0-32',
+    ]);
+    throwsCode(() => parseCidr('fd00::/129', 'c'), 'INVALID_CIDR', ['prefix length must be 0-128']);
+    throwsCode(() => parseCidr('10.0.0.0', 'c'), 'INVALID_CIDR', ['CIDR notation']);
+    throwsCode(() => parseCidr('10.0.0.0/08', 'c'), 'INVALID_CIDR', ['prefix length']);
+    throwsCode(() => parseCidr('10.0.0.300/8', 'c'), 'INVALID_CIDR', ['not a valid address']);
+    throwsCode(() => parseCidr('10.0.0.1/8', 'c'), 'INVALID_CIDR', [
+      'host bits are set (the network is 10.0.0.0/8)',
+    ]);
+  });
+
+  it('clears host bits only when asked', () => {
+    assert.equal(formatCidr(parseCidr('10.0.6.7/24', 'c', { allowHostBits: true })), '10.0.6.0/24');
+    assert.equal(
+      formatCidr(parseCidr('FD00:0::1/104', 'c', { allowHostBits: true })),
+      'fd00::/104',
+    );
+  });
+
+  it('knows sizes and ends', () => {
+    const c = parseCidr('10.0.0.0/8');
+    assert.equal(cidrSize(c), 1n << 24n);
+    assert.equal(formatAddress('ipv4', cidrLast(c)), '10.255.255.255');
+    assert.equal(formatRange(rangeOfCidr(parseCidr('fd00::/104'))), 'fd00::/104');
+    assert.equal(
+      formatRange({
+        family: 'ipv4',
+        first: parseIp('10.0.0.5').value,
+        last: parseIp('10.0.0.9').value,
+      }),
+      '10.0.0.5-10.0.0.9',
+    );
+  });
+
+  const cidrArb = fc
+    .oneof(
+      fc
+        .tuple(v4Value, fc.integer({ min: 0, max: 32 }))
+        .map(([v, p]) => ({ family: 'ipv4' as const, v, p })),
+      fc
+        .tuple(v6Value, fc.integer({ min: 0, max: 128 }))
+        .map(([v, p]) => ({ family: 'ipv6' as const, v, p })),
+    )
+    .map(({ family, v, p }) =>
+      parseCidr(`${formatAddress(family, v)}/${p}`, 'c', { allowHostBits: true }),
+    );
+
+  it('property: overlap is symmetric and means containment one way or the other', () => {
+    fc.assert(
+      fc.property(cidrArb, cidrArb, (a: Cidr, b: Cidr) => {
+        assert.equal(cidrsOverlap(a, b), cidrsOverlap(b, a));
+        const byRange =
+          a.family === b.family && a.network <= cidrLast(b) && b.network <= cidrLast(a);
+        assert.equal(cidrsOverlap(a, b), byRange);
+        if (cidrContainsCidr(a, b)) {
+          assert.ok(cidrContains(a, { family: b.family, value: b.network }));
+          assert.ok(cidrContains(a, { family: b.family, value: cidrLast(b) }));
+        }
+      }),
+    );
+  });
+
+  it('property: canonical CIDR text round-trips', () => {
+    fc.assert(
+      fc.property(cidrArb, (c) => {
+        assert.deepEqual(parseCidr(formatCidr(c)), c);
+      }),
+    );
+  });
+});
