@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 /* A program the verifier must refuse: it reads a map value without checking the lookup
- * result for NULL. Used to show that a rejection comes back with the verifier's log. */
+ * result for NULL (a hash map: recent kernels know that an array lookup with a constant
+ * in-range key cannot fail). Used to show that a rejection comes back with the verifier's log. */
 #include <linux/types.h>
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, __u32);
 	__type(value, __u64);
 	__uint(max_entries, 1);
