@@ -77,6 +77,13 @@ struct drop_notify {
 	__u8 data[CAPTURE_LEN];
 };
 
+/* Ring buffer records have no BTF of their own (a ring buffer map has no value type, and
+ * locals are not described), so these unused pointers put both layouts into the object's BTF
+ * for the loader's layout check. */
+#define BTF_EXPORT_TYPE(t) const struct t *const __btf_##t __attribute__((used)) = 0
+BTF_EXPORT_TYPE(trace_notify);
+BTF_EXPORT_TYPE(drop_notify);
+
 static __always_inline void count_event(int lost)
 {
 	__u32 zero = 0;

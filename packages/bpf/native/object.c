@@ -178,6 +178,10 @@ static int add_const(void *p, const char *name, uint32_t off, uint32_t size)
 	struct const_list_ctx *c = p;
 	napi_value o;
 
+	/* "__" names are not settings (e.g. the BTF anchors of notify.h) */
+	if (strncmp(name, "__", 2) == 0)
+		return 0;
+
 	napi_create_object(c->env, &o);
 	set_named(c->env, o, "name", make_string(c->env, name));
 	set_named(c->env, o, "offset", make_u32(c->env, off));
