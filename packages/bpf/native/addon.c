@@ -223,7 +223,8 @@ void napi_throw_last(napi_env env, const char *what)
 
 bool arg_count(napi_env env, napi_callback_info info, size_t want, napi_value *argv, size_t *argc)
 {
-	size_t n = want;
+	/* *argc, when given, is the capacity of argv (for optional trailing arguments) */
+	size_t n = argc && *argc > want ? *argc : want;
 
 	if (napi_get_cb_info(env, info, &n, argv, NULL, NULL) != napi_ok) {
 		napi_throw_last(env, "napi_get_cb_info");

@@ -38,7 +38,8 @@ void log_install(void);
 
 napi_value set_error_class(napi_env env, napi_callback_info info);
 
-/* Argument helpers; each throws and returns false on a bad argument. */
+/* Argument helpers; each throws and returns false on a bad argument. arg_count: at least
+ * `want` arguments; if argc is given, *argc is argv's capacity on entry, the count on return. */
 bool arg_count(napi_env env, napi_callback_info info, size_t want, napi_value *argv, size_t *argc);
 bool get_u32(napi_env env, napi_value v, const char *name, uint32_t *out);
 bool get_i32(napi_env env, napi_value v, const char *name, int32_t *out);

@@ -44,7 +44,7 @@ static napi_value map_lookup(napi_env env, napi_callback_info info)
 {
 	napi_value argv[4] = { 0 }, out;
 	void *key, *val;
-	size_t klen, argc;
+	size_t klen, argc = 4;
 	uint32_t vsize;
 	uint64_t flags;
 	int fd, err;
@@ -95,7 +95,7 @@ static napi_value map_update(napi_env env, napi_callback_info info)
 {
 	napi_value argv[4] = { 0 };
 	void *key, *val;
-	size_t klen, vlen, argc;
+	size_t klen, vlen, argc = 4;
 	uint64_t flags;
 	int fd;
 

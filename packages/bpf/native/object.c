@@ -49,7 +49,7 @@ static napi_value open_object(napi_env env, napi_callback_info info)
 	char *path = NULL, *pin_root = NULL, *name = NULL;
 	struct obj_handle *h;
 	struct bpf_object *obj;
-	size_t argc;
+	size_t argc = 2;
 	int err;
 
 	if (!arg_count(env, info, 2, argv, &argc))

@@ -329,7 +329,7 @@ static napi_value ringbuf_open(napi_env env, napi_callback_info info)
 		goto fail_errno;
 
 	napi_create_string_utf8(env, "ciliate-bpf-ringbuf", NAPI_AUTO_LENGTH, &name);
-	if (napi_create_threadsafe_function(env, argv[1], NULL, name, QUEUE_BATCHES, 1, NULL,
+	if (napi_create_threadsafe_function(env, argv[1], NULL, name, QUEUE_BATCHES, 1, r,
 					    reader_finalize, r, call_js, &r->tsfn) != napi_ok) {
 		ring_buffer__free(r->rb);
 		close(r->wake_fd);

@@ -1,7 +1,7 @@
 // Loading objects into the kernel: constants set before load, pin and reuse of maps across a
 // reload, and a verifier rejection surfaced with the verifier's log.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 
 import { u32 } from './codec.js';
@@ -42,7 +42,7 @@ describe('BPF objects', () => {
   });
 
   it('sets load-time constants before load (the verifier sees them as constants)', () => {
-    const o = BpfObject.load(FIXTURE, { constants: { test_magic: 42, test_wide: 3n << 32n } });
+    const o = BpfObject.load(FIXTURE, { pinRoot: pins.dir, constants: { test_magic: 42, test_wide: 3n << 32n } });
     try {
       const prog = o.program('emit_event');
       assert.equal(prog.type, ProgramType.SCHED_CLS);
@@ -136,15 +136,15 @@ describe('BPF objects', () => {
 
   it('pins a map at an explicit path, and refuses to reuse an incompatible pinned map', () => {
     const path = `${pins.dir}/explicit_percpu`;
-    const a = BpfObject.load(FIXTURE, { pinPaths: { test_percpu: path } });
+    const a = BpfObject.load(FIXTURE, { pinRoot: pins.dir, pinPaths: { test_percpu: path } });
     const id = a.map('test_percpu').id();
     a.close();
-    const b = BpfObject.load(FIXTURE, { pinPaths: { test_percpu: path } });
+    const b = BpfObject.load(FIXTURE, { pinRoot: pins.dir, pinPaths: { test_percpu: path } });
     assert.equal(b.map('test_percpu').id(), id);
     b.close();
     // a map of another shape pinned where test_percpu expects its own
     assert.throws(
-      () => BpfObject.load(FIXTURE, { pinPaths: { test_array: path } }),
+      () => BpfObject.load(FIXTURE, { pinRoot: pins.dir, pinPaths: { test_array: path } }),
       (e: unknown) => e instanceof BpfError && e.op === 'bpf_object__load' && /couldn't reuse pinned map|reuse/.test(e.libbpfLog ?? ''),
     );
   });
@@ -156,6 +156,11 @@ describe('BPF objects', () => {
     } finally {
       o.close();
     }
+  });
+
+  it('leaves no pins outside its pin directory (libbpf pins by-name maps in /sys/fs/bpf without a root)', () => {
+    const stray = readdirSync('/sys/fs/bpf').filter((n) => n.startsWith('test_') || n.startsWith('cil_'));
+    assert.deepEqual(stray, []);
   });
 
   it('Datapath.load loads all four objects sharing one set of pinned maps', () => {
