@@ -38,7 +38,11 @@ switch (mode) {
     const start = Date.now();
     const payload = Buffer.alloc(size, 0x5a);
     let got = 0;
-    const s = connect({ host, port }, () => s.write(payload));
+    let localPort: number | undefined;
+    const s = connect({ host, port }, () => {
+      localPort = s.localPort;
+      s.write(payload);
+    });
     s.setTimeout(5000, () => fail('timeout'));
     s.on('data', (d: Buffer) => {
       got += d.length;
@@ -47,7 +51,7 @@ switch (mode) {
     s.on('error', (e) => fail(e.message));
     s.on('close', () => {
       if (got < size) fail(`short echo: ${got} of ${size}`);
-      print({ ok: true, bytes: got, ms: Date.now() - start, localPort: s.localPort });
+      print({ ok: true, bytes: got, ms: Date.now() - start, localPort });
     });
     break;
   }
