@@ -25,7 +25,18 @@ describe('attaching programs', () => {
     b = await scope.netns('b');
     await quietNetns(a.name);
     await quietNetns(b.name);
-    await scope.veth({ name: 'va', netns: a.name, address: '192.0.2.1/24' }, { name: 'vb', netns: b.name, address: '192.0.2.2/24' });
+    // unique names: the pair is created in the root namespace before it moves
+    const [ta, tb] = [scope.uniqueName('va'), scope.uniqueName('vb')];
+    await scope.veth({ name: ta, netns: a.name }, { name: tb, netns: b.name });
+    for (const [ns, from, to, addr] of [
+      [a, ta, 'va', '192.0.2.1/24'],
+      [b, tb, 'vb', '192.0.2.2/24'],
+    ] as const) {
+      await ns.ip(['link', 'set', from, 'down']);
+      await ns.ip(['link', 'set', from, 'name', to]);
+      await ns.ip(['addr', 'add', addr, 'dev', to]);
+      await ns.ip(['link', 'set', to, 'up']);
+    }
   });
   after(async () => {
     obj.close();
