@@ -71,10 +71,24 @@ describe('attaching programs', () => {
 
   it('tc: refuses to replace when asked not to', () => {
     const prog = obj.program('tc_pass_count');
-    const att = attachTc(prog, { ifname: 'va', netns: a.name, attachPoint: 'egress', priority: 7, handle: 3 });
+    const att = attachTc(prog, {
+      ifname: 'va',
+      netns: a.name,
+      attachPoint: 'egress',
+      priority: 7,
+      handle: 3,
+    });
     try {
       assert.throws(
-        () => attachTc(prog, { ifname: 'va', netns: a.name, attachPoint: 'egress', priority: 7, handle: 3, replace: false }),
+        () =>
+          attachTc(prog, {
+            ifname: 'va',
+            netns: a.name,
+            attachPoint: 'egress',
+            priority: 7,
+            handle: 3,
+            replace: false,
+          }),
         { code: 'EEXIST', op: 'bpf_tc_attach' },
       );
     } finally {
@@ -91,9 +105,12 @@ describe('attaching programs', () => {
       const before = counters().get(1) ?? 0n;
       assert.ok(await ping(a, '192.0.2.2', { count: 3 }));
       assert.ok((counters().get(1) ?? 0n) - before >= 3n);
-      assert.throws(() => attachXdp(prog, { ifname: 'vb', netns: b.name, mode: 'skb', exclusive: true }), {
-        code: 'EBUSY',
-      });
+      assert.throws(
+        () => attachXdp(prog, { ifname: 'vb', netns: b.name, mode: 'skb', exclusive: true }),
+        {
+          code: 'EBUSY',
+        },
+      );
     } finally {
       att.detach();
     }
@@ -106,12 +123,19 @@ describe('attaching programs', () => {
       pinRoot: pins.dir,
       reuseMaps: { test_array: obj.map('test_array') },
     });
-    const att = attachTc(o.program('tc_pass_count'), { ifname: 'vb', netns: b.name, attachPoint: 'ingress' });
+    const att = attachTc(o.program('tc_pass_count'), {
+      ifname: 'vb',
+      netns: b.name,
+      attachPoint: 'ingress',
+    });
     o.close();
     try {
       const before = counters().get(2) ?? 0n;
       assert.ok(await ping(a, '192.0.2.2', { count: 2 }));
-      assert.ok((counters().get(2) ?? 0n) - before >= 2n, 'the program of the closed object still runs');
+      assert.ok(
+        (counters().get(2) ?? 0n) - before >= 2n,
+        'the program of the closed object still runs',
+      );
     } finally {
       att.detach();
       destroyTcHook({ ifname: 'vb', netns: b.name });

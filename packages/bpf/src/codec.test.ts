@@ -3,7 +3,22 @@ import { describe, it } from 'node:test';
 
 import fc from 'fast-check';
 
-import { be16, bytes, decode, encode, ipBytes, ipFromBytes, ipv4, mac, pad, struct, u16, u32, u64, u8 } from './codec.js';
+import {
+  be16,
+  bytes,
+  decode,
+  encode,
+  ipBytes,
+  ipFromBytes,
+  ipv4,
+  mac,
+  pad,
+  struct,
+  u16,
+  u32,
+  u64,
+  u8,
+} from './codec.js';
 import { BpfError } from './errors.js';
 import {
   ct4Key,
@@ -15,7 +30,9 @@ import {
   metricsKey,
 } from './datapath/layouts.js';
 
-const ipv4Arb = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((p) => p.join('.'));
+const ipv4Arb = fc
+  .tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255))
+  .map((p) => p.join('.'));
 const macArb = fc
   .uint8Array({ minLength: 6, maxLength: 6 })
   .map((b) => [...b].map((x) => x.toString(16).padStart(2, '0')).join(':'));
@@ -25,7 +42,13 @@ describe('codecs', () => {
     const s = struct('t', { a: u8, b: u32, c: u16, p: pad(2), d: u64 });
     assert.deepEqual(
       s.layout.kind === 'struct' ? s.layout.fields.map((f) => [f.cName, f.offset]) : [],
-      [['a', 0], ['b', 4], ['c', 8], ['p', 10], ['d', 16]],
+      [
+        ['a', 0],
+        ['b', 4],
+        ['c', 8],
+        ['p', 10],
+        ['d', 16],
+      ],
     );
     assert.equal(s.size, 24);
     const buf = encode(s, { a: 1, b: 2, c: 3, d: 4n });
@@ -47,7 +70,9 @@ describe('codecs', () => {
       ),
     );
     fc.assert(
-      fc.property(ipv4Arb, (ip) => assert.deepEqual(decode(endpointKey, encode(endpointKey, { ip })), { ip })),
+      fc.property(ipv4Arb, (ip) =>
+        assert.deepEqual(decode(endpointKey, encode(endpointKey, { ip })), { ip }),
+      ),
     );
     fc.assert(
       fc.property(
@@ -85,7 +110,14 @@ describe('codecs', () => {
   });
 
   it('stores ports and addresses in network byte order', () => {
-    const k = encode(ct4Key, { saddr: '10.0.0.1', daddr: '10.0.0.2', sport: 0x1234, dport: 80, nexthdr: 6, flags: 1 });
+    const k = encode(ct4Key, {
+      saddr: '10.0.0.1',
+      daddr: '10.0.0.2',
+      sport: 0x1234,
+      dport: 80,
+      nexthdr: 6,
+      flags: 1,
+    });
     assert.equal(k.toString('hex'), '0a0000010a000002' + '1234' + '0050' + '0601' + '0000');
     assert.equal(encode(be16, 0x0102).toString('hex'), '0102');
     assert.equal(encode(ipv4, '192.0.2.1').toString('hex'), 'c0000201');
@@ -106,13 +138,19 @@ describe('codecs', () => {
   });
 
   it('ipcache values: null tunnel endpoint means native routing; IPv6 endpoints set the flag', () => {
-    assert.deepEqual(decode(ipcacheValue, encode(ipcacheValue, { identity: 6, tunnelEndpoint: null })), {
-      identity: 6,
-      tunnelEndpoint: null,
-      flags: 0,
-      encryptKey: 0,
-    });
-    const v = decode(ipcacheValue, encode(ipcacheValue, { identity: 300, tunnelEndpoint: 'fd00::1' }));
+    assert.deepEqual(
+      decode(ipcacheValue, encode(ipcacheValue, { identity: 6, tunnelEndpoint: null })),
+      {
+        identity: 6,
+        tunnelEndpoint: null,
+        flags: 0,
+        encryptKey: 0,
+      },
+    );
+    const v = decode(
+      ipcacheValue,
+      encode(ipcacheValue, { identity: 300, tunnelEndpoint: 'fd00::1' }),
+    );
     assert.equal(v.tunnelEndpoint, 'fd00::1');
     assert.equal(v.flags, 1);
   });
@@ -142,13 +180,34 @@ describe('codecs', () => {
       err(() => encode(ipcacheKey, { prefix: '10.0.0.0/33' }, 'ipcache key')),
       'ipcache key.prefix: Invalid value: "10.0.0.0/33": prefix length must be 0-32',
     );
-    assert.match(err(() => encode(endpointKey, { ip: '10.0.0.300' }, 'ep')), /^ep\.ip: Invalid value: "10\.0\.0\.300": must be an IPv4 or IPv6 address/);
     assert.match(
-      err(() => encode(endpointInfo, { ifindex: 1, endpointId: 70000, flags: 0, mac: '02:00:00:00:00:01', nodeMac: '02:00:00:00:00:02', identity: 1 })),
+      err(() => encode(endpointKey, { ip: '10.0.0.300' }, 'ep')),
+      /^ep\.ip: Invalid value: "10\.0\.0\.300": must be an IPv4 or IPv6 address/,
+    );
+    assert.match(
+      err(() =>
+        encode(endpointInfo, {
+          ifindex: 1,
+          endpointId: 70000,
+          flags: 0,
+          mac: '02:00:00:00:00:01',
+          nodeMac: '02:00:00:00:00:02',
+          identity: 1,
+        }),
+      ),
       /value\.endpointId: Invalid value: 70000: must be an integer 0\.\.65535/,
     );
-    assert.match(err(() => encode(metricsKey, { reason: 1, dir: -1 })), /value\.dir: .*0\.\.255/);
-    assert.match(err(() => encode(mac, 'zz')), /must be a MAC address/);
-    assert.match(err(() => encode(bytes(2), Buffer.alloc(3))), /at most 2 bytes/);
+    assert.match(
+      err(() => encode(metricsKey, { reason: 1, dir: -1 })),
+      /value\.dir: .*0\.\.255/,
+    );
+    assert.match(
+      err(() => encode(mac, 'zz')),
+      /must be a MAC address/,
+    );
+    assert.match(
+      err(() => encode(bytes(2), Buffer.alloc(3))),
+      /at most 2 bytes/,
+    );
   });
 });

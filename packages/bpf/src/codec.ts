@@ -151,7 +151,7 @@ export function ipFromBytes(bytes: Buffer, family: number): string {
     // compress the longest run of zero groups, as RFC 5952 prints
     let best = -1;
     let bestLen = 0;
-    for (let i = 0; i < 8; ) {
+    for (let i = 0; i < 8;) {
       if (groups[i] !== '0') {
         i++;
         continue;
@@ -283,7 +283,7 @@ export function struct<S extends FieldSpec>(cType: string, spec: S): Codec<Struc
   const fields: { key: string; codec: Codec<unknown>; offset: number }[] = [];
   let offset = 0;
   let align = 1;
-  for (const [key, codec] of Object.entries(spec) as [string, Codec<unknown>][]) {
+  for (const [key, codec] of Object.entries<Codec<unknown>>(spec)) {
     const a = codec.layout.align;
     offset = Math.ceil(offset / a) * a;
     fields.push({ key, codec, offset });

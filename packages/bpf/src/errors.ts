@@ -59,7 +59,7 @@ export function isBpfError(err: unknown): err is BpfError {
 export function invalidValue(path: string, value: unknown, reason: string): BpfError {
   let shown: string;
   try {
-    shown = typeof value === 'bigint' ? value.toString() : JSON.stringify(value) ?? String(value);
+    shown = typeof value === 'bigint' ? value.toString() : (JSON.stringify(value) ?? String(value));
   } catch {
     shown = String(value);
   }

@@ -126,6 +126,12 @@ export type {
   TraceNotify,
 } from './datapath/layouts.js';
 export { decodeEvent, summarizePacket } from './datapath/events.js';
-export type { DatapathEvent, DropEvent, PacketSummary, TraceEvent, UnknownEvent } from './datapath/events.js';
+export type {
+  DatapathEvent,
+  DropEvent,
+  PacketSummary,
+  TraceEvent,
+  UnknownEvent,
+} from './datapath/events.js';
 export { Datapath, bpfObjectPath, ctExpiresIn, monotonicSeconds } from './datapath/datapath.js';
 export type { DatapathObjectName, DatapathOptions, MetricsRow } from './datapath/datapath.js';

@@ -10,7 +10,10 @@ export interface LayoutMismatch {
   message: string;
 }
 
-export function compareLayout(layout: Layout, btf: BtfComposite | BtfType | null | undefined): LayoutMismatch[] {
+export function compareLayout(
+  layout: Layout,
+  btf: BtfComposite | BtfType | null | undefined,
+): LayoutMismatch[] {
   const out: LayoutMismatch[] = [];
   const root = layout.kind === 'struct' || layout.kind === 'union' ? layout.cType : 'value';
   walk(root, layout, btf ?? null, out);
@@ -28,18 +31,23 @@ function walk(path: string, layout: Layout, btf: BtfType | null, out: LayoutMism
   }
   switch (layout.kind) {
     case 'int':
-      if (btf.kind !== 'int' && btf.kind !== 'enum') fail(`kind: TypeScript integer, C ${btf.kind}`);
+      if (btf.kind !== 'int' && btf.kind !== 'enum')
+        fail(`kind: TypeScript integer, C ${btf.kind}`);
       return;
     case 'pad':
       return;
     case 'bytes':
       if (btf.kind !== 'array' || btf.length !== layout.size || btf.element?.size !== 1) {
-        fail(`kind: TypeScript ${layout.size}-byte array, C ${btf.kind}${btf.length !== undefined ? `[${btf.length}]` : ''}`);
+        fail(
+          `kind: TypeScript ${layout.size}-byte array, C ${btf.kind}${btf.length !== undefined ? `[${btf.length}]` : ''}`,
+        );
       }
       return;
     case 'array':
       if (btf.kind !== 'array' || btf.length !== layout.length) {
-        fail(`kind: TypeScript array[${layout.length}], C ${btf.kind}${btf.length !== undefined ? `[${btf.length}]` : ''}`);
+        fail(
+          `kind: TypeScript array[${layout.length}], C ${btf.kind}${btf.length !== undefined ? `[${btf.length}]` : ''}`,
+        );
         return;
       }
       walk(`${path}[]`, layout.element, btf.element ?? null, out);
@@ -71,7 +79,10 @@ function walk(path: string, layout: Layout, btf: BtfType | null, out: LayoutMism
       }
       for (const m of members) {
         if (!layout.fields.some((f) => f.cName === m.name)) {
-          out.push({ path: `${path}.${m.name || '(anonymous)'}`, message: 'missing in TypeScript' });
+          out.push({
+            path: `${path}.${m.name || '(anonymous)'}`,
+            message: 'missing in TypeScript',
+          });
         }
       }
       return;

@@ -36,7 +36,8 @@ describe('map and event layouts against BTF', () => {
             }
             if (m.value) {
               assert.equal(m.value.size, desc.valueSize, 'value size');
-              if (m.cValue) assert.deepEqual(compareLayout(m.value.layout, o.btfStruct(m.cValue)), []);
+              if (m.cValue)
+                assert.deepEqual(compareLayout(m.value.layout, o.btfStruct(m.cValue)), []);
             }
           });
         });
@@ -73,14 +74,26 @@ describe('map and event layouts against BTF', () => {
 
   it('reports a drifted layout field by field', () => {
     const wrong = struct('metrics_key', { reason: u8, dir: u16, pad: pad(1) });
-    const problems = withObject('bpf_lxc', (o) => compareLayout(wrong.layout, o.btfStruct('metrics_key')));
-    assert.ok(problems.some((p) => p.path === 'metrics_key.dir' && /offset: TypeScript 2, C 1/.test(p.message)));
+    const problems = withObject('bpf_lxc', (o) =>
+      compareLayout(wrong.layout, o.btfStruct('metrics_key')),
+    );
+    assert.ok(
+      problems.some(
+        (p) => p.path === 'metrics_key.dir' && /offset: TypeScript 2, C 1/.test(p.message),
+      ),
+    );
     assert.ok(problems.some((p) => p.path === 'metrics_key.dir' && /size/.test(p.message)));
     const renamed = struct('metrics_key', { why: u8, dir: u8, pad: pad(2) });
-    const p2 = withObject('bpf_lxc', (o) => compareLayout(renamed.layout, o.btfStruct('metrics_key')));
+    const p2 = withObject('bpf_lxc', (o) =>
+      compareLayout(renamed.layout, o.btfStruct('metrics_key')),
+    );
     assert.ok(p2.some((p) => p.path === 'metrics_key.why' && /missing in C/.test(p.message)));
-    assert.ok(p2.some((p) => p.path === 'metrics_key.reason' && /missing in TypeScript/.test(p.message)));
-    const missing = withObject('bpf_lxc', (o) => compareLayout(struct('nope', { a: u32 }).layout, o.btfStruct('nope')));
+    assert.ok(
+      p2.some((p) => p.path === 'metrics_key.reason' && /missing in TypeScript/.test(p.message)),
+    );
+    const missing = withObject('bpf_lxc', (o) =>
+      compareLayout(struct('nope', { a: u32 }).layout, o.btfStruct('nope')),
+    );
     assert.equal(missing[0]?.message, 'not found in BTF');
   });
 });

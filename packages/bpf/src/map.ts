@@ -110,9 +110,12 @@ export class BpfMap implements MapDescription {
 
   private checkKey(key: Buffer): void {
     if (key.length !== this.keySize) {
-      throw new BpfError(`${this.name}: key is ${key.length} bytes, the map's keys are ${this.keySize}`, {
-        code: ErrorCodes.INVALID_ARG,
-      });
+      throw new BpfError(
+        `${this.name}: key is ${key.length} bytes, the map's keys are ${this.keySize}`,
+        {
+          code: ErrorCodes.INVALID_ARG,
+        },
+      );
     }
   }
 
@@ -223,7 +226,10 @@ export class BpfMap implements MapDescription {
   }
 
   /** BPF_MAP_UPDATE_BATCH; returns how many entries were written. */
-  updateBatch(entries: readonly (readonly [Buffer, Buffer])[], flags: number = UpdateFlags.ANY): number {
+  updateBatch(
+    entries: readonly (readonly [Buffer, Buffer])[],
+    flags: number = UpdateFlags.ANY,
+  ): number {
     if (entries.length === 0) return 0;
     const keys = Buffer.alloc(entries.length * this.keySize);
     const values = Buffer.alloc(entries.length * this.valueBufferSize);

@@ -33,12 +33,15 @@ describe('map operations', () => {
     assert.equal(m.get(1), undefined);
     m.set(1, v(1), UpdateFlags.NOEXIST);
     assert.deepEqual(m.get(1), v(1));
-    assert.throws(() => m.set(1, v(2), UpdateFlags.NOEXIST), (e: unknown) => {
-      assert.ok(e instanceof BpfError);
-      assert.equal(e.code, 'EEXIST');
-      assert.equal(e.op, 'bpf_map_update_elem');
-      return true;
-    });
+    assert.throws(
+      () => m.set(1, v(2), UpdateFlags.NOEXIST),
+      (e: unknown) => {
+        assert.ok(e instanceof BpfError);
+        assert.equal(e.code, 'EEXIST');
+        assert.equal(e.op, 'bpf_map_update_elem');
+        return true;
+      },
+    );
     assert.throws(() => m.set(2, v(2), UpdateFlags.EXIST), { code: 'ENOENT' });
     m.set(1, v(3), UpdateFlags.EXIST);
     assert.equal(m.get(1)?.b, 3);
@@ -66,7 +69,10 @@ describe('map operations', () => {
   });
 
   it('checks key and value sizes before the syscall', () => {
-    assert.throws(() => obj.map('test_hash').lookup(Buffer.alloc(3)), { code: 'ERR_INVALID_ARG', message: /key is 3 bytes, the map's keys are 4/ });
+    assert.throws(() => obj.map('test_hash').lookup(Buffer.alloc(3)), {
+      code: 'ERR_INVALID_ARG',
+      message: /key is 3 bytes, the map's keys are 4/,
+    });
     assert.throws(() => obj.map('test_hash').typed(u64, testValue), { code: 'ERR_INVALID_ARG' });
   });
 
@@ -85,7 +91,9 @@ describe('map operations', () => {
         [6, per],
       ]),
     );
-    assert.throws(() => obj.map('test_percpu').typed(u32, u64), { message: /per-CPU map: use perCpuTyped/ });
+    assert.throws(() => obj.map('test_percpu').typed(u32, u64), {
+      message: /per-CPU map: use perCpuTyped/,
+    });
   });
 
   it('arrays: fixed keys, batch lookup, no delete', () => {
@@ -117,4 +125,3 @@ describe('map operations', () => {
     assert.throws(() => m.lookup(Buffer.alloc(4)), { code: 'ERR_CLOSED' });
   });
 });
-

@@ -100,7 +100,13 @@ export interface NativeBinding {
     del: boolean,
     elemFlags: number,
   ): { keys: Buffer; values: Buffer; count: number; nextBatch: Buffer; done: boolean };
-  mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number, elemFlags: number): number;
+  mapUpdateBatch(
+    fd: number,
+    keys: Buffer,
+    values: Buffer,
+    count: number,
+    elemFlags: number,
+  ): number;
   mapDeleteBatch(fd: number, keys: Buffer, count: number): number;
   mapInfo(fd: number): {
     id: number;
@@ -135,7 +141,11 @@ export interface NativeBinding {
   ringbufRef(h: NativeHandle, keepAlive: boolean): void;
 
   progInfo(fd: number): { id: number; name: string; type: number; tag: string };
-  progTestRun(fd: number, data: Buffer, repeat: number): { retval: number; duration: number; data: Buffer };
+  progTestRun(
+    fd: number,
+    data: Buffer,
+    repeat: number,
+  ): { retval: number; duration: number; data: Buffer };
   isBpffs(path: string): boolean;
   mountBpffs(path: string): void;
   libbpfVersion(): string;

@@ -42,7 +42,10 @@ describe('BPF objects', () => {
   });
 
   it('sets load-time constants before load (the verifier sees them as constants)', () => {
-    const o = BpfObject.load(FIXTURE, { pinRoot: pins.dir, constants: { test_magic: 42, test_wide: 3n << 32n } });
+    const o = BpfObject.load(FIXTURE, {
+      pinRoot: pins.dir,
+      constants: { test_magic: 42, test_wide: 3n << 32n },
+    });
     try {
       const prog = o.program('emit_event');
       assert.equal(prog.type, ProgramType.SCHED_CLS);
@@ -54,7 +57,10 @@ describe('BPF objects', () => {
           ['test_wide', 8],
         ],
       );
-      assert.throws(() => o.setConstant('test_magic', 1), { code: 'ERR_INVALID_ARG', message: /already loaded/ });
+      assert.throws(() => o.setConstant('test_magic', 1), {
+        code: 'ERR_INVALID_ARG',
+        message: /already loaded/,
+      });
     } finally {
       o.close();
     }
@@ -63,7 +69,8 @@ describe('BPF objects', () => {
   it('refuses unknown constants and values that do not fit', () => {
     assert.throws(() => BpfObject.open(FIXTURE, { constants: { nope: 1 } }), {
       code: 'ERR_INVALID_ARG',
-      message: /constant nope: not a load-time constant of maps_test \(known: test_magic, test_wide\)/,
+      message:
+        /constant nope: not a load-time constant of maps_test \(known: test_magic, test_wide\)/,
     });
     assert.throws(() => BpfObject.open(FIXTURE, { constants: { test_magic: 2 ** 32 } }), {
       code: 'ERR_INVALID_VALUE',
@@ -76,13 +83,16 @@ describe('BPF objects', () => {
   });
 
   it('a missing file is an ENOENT BpfError from bpf_object__open_file', () => {
-    assert.throws(() => BpfObject.open('/nonexistent.o'), (e: unknown) => {
-      assert.ok(e instanceof BpfError);
-      assert.equal(e.code, 'ENOENT');
-      assert.equal(e.errno, 2);
-      assert.equal(e.op, 'bpf_object__open_file');
-      return true;
-    });
+    assert.throws(
+      () => BpfObject.open('/nonexistent.o'),
+      (e: unknown) => {
+        assert.ok(e instanceof BpfError);
+        assert.equal(e.code, 'ENOENT');
+        assert.equal(e.errno, 2);
+        assert.equal(e.op, 'bpf_object__open_file');
+        return true;
+      },
+    );
   });
 
   it('surfaces a verifier rejection with errno, program name and the verifier log', () => {
@@ -145,12 +155,18 @@ describe('BPF objects', () => {
     // a map of another shape pinned where test_percpu expects its own
     assert.throws(
       () => BpfObject.load(FIXTURE, { pinRoot: pins.dir, pinPaths: { test_array: path } }),
-      (e: unknown) => e instanceof BpfError && e.op === 'bpf_object__load' && /couldn't reuse pinned map|reuse/.test(e.libbpfLog ?? ''),
+      (e: unknown) =>
+        e instanceof BpfError &&
+        e.op === 'bpf_object__load' &&
+        /couldn't reuse pinned map|reuse/.test(e.libbpfLog ?? ''),
     );
   });
 
   it('resizes a map before it is created', () => {
-    const o = BpfObject.load(FIXTURE, { maxEntries: { test_hash: 100 }, pinPaths: { test_hash: null } });
+    const o = BpfObject.load(FIXTURE, {
+      maxEntries: { test_hash: 100 },
+      pinPaths: { test_hash: null },
+    });
     try {
       assert.equal(o.map('test_hash').maxEntries, 100);
     } finally {
@@ -159,7 +175,9 @@ describe('BPF objects', () => {
   });
 
   it('leaves no pins outside its pin directory (libbpf pins by-name maps in /sys/fs/bpf without a root)', () => {
-    const stray = readdirSync('/sys/fs/bpf').filter((n) => n.startsWith('test_') || n.startsWith('cil_'));
+    const stray = readdirSync('/sys/fs/bpf').filter(
+      (n) => n.startsWith('test_') || n.startsWith('cil_'),
+    );
     assert.deepEqual(stray, []);
   });
 
@@ -169,13 +187,27 @@ describe('BPF objects', () => {
     try {
       const ids = Object.values(dp.objects).map((o) => o.map('cil_ct4_v1').id());
       assert.equal(new Set(ids).size, 1, 'one conntrack map for every program');
-      dp.endpoints.set({ ip: '10.9.0.1' }, { ifindex: 5, endpointId: 1, flags: 0, mac: '02:00:00:00:00:01', nodeMac: '02:00:00:00:00:02', identity: 256 });
+      dp.endpoints.set(
+        { ip: '10.9.0.1' },
+        {
+          ifindex: 5,
+          endpointId: 1,
+          flags: 0,
+          mac: '02:00:00:00:00:01',
+          nodeMac: '02:00:00:00:00:02',
+          identity: 256,
+        },
+      );
     } finally {
       dp.close();
     }
     const again = Datapath.load({ pinDir: dir.dir, objects: ['lxc'] });
     try {
-      assert.equal(again.endpoints.get({ ip: '10.9.0.1' })?.identity, 256, 'endpoints survive a reload');
+      assert.equal(
+        again.endpoints.get({ ip: '10.9.0.1' })?.identity,
+        256,
+        'endpoints survive a reload',
+      );
     } finally {
       again.close();
       dir.remove();

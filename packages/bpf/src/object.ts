@@ -59,7 +59,8 @@ export class BpfProgram {
 function encodeConstant(name: string, value: ConstantValue, size: number): Buffer {
   if (Buffer.isBuffer(value)) return value;
   const buf = Buffer.alloc(size);
-  const big = typeof value === 'bigint' ? value : BigInt(typeof value === 'boolean' ? Number(value) : value);
+  const big =
+    typeof value === 'bigint' ? value : BigInt(typeof value === 'boolean' ? Number(value) : value);
   if (typeof value === 'number' && !Number.isInteger(value)) {
     throw new BpfError(`constant ${name}: Invalid value: ${value}: must be an integer`, {
       code: ErrorCodes.INVALID_VALUE,
@@ -69,10 +70,9 @@ function encodeConstant(name: string, value: ConstantValue, size: number): Buffe
   const min = -(1n << (bits - 1n));
   const max = (1n << bits) - 1n;
   if (big < min || big > max) {
-    throw new BpfError(
-      `constant ${name}: Invalid value: ${big}: does not fit in ${size} bytes`,
-      { code: ErrorCodes.INVALID_VALUE },
-    );
+    throw new BpfError(`constant ${name}: Invalid value: ${big}: does not fit in ${size} bytes`, {
+      code: ErrorCodes.INVALID_VALUE,
+    });
   }
   const u = big < 0n ? (1n << bits) + big : big;
   for (let i = 0; i < size; i++) buf[i] = Number((u >> BigInt(8 * i)) & 0xffn);
@@ -85,7 +85,10 @@ export class BpfObject {
   private mapCache = new Map<string, BpfMap>();
   private failed = false;
 
-  private constructor(handle: NativeHandle, readonly path: string) {
+  private constructor(
+    handle: NativeHandle,
+    readonly path: string,
+  ) {
     this.handle = handle;
     this.info = native().objectInfo(handle);
   }

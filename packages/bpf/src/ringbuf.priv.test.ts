@@ -16,7 +16,10 @@ describe('ring buffer reader', () => {
   const pins = pinDir('rb');
   let obj: BpfObject;
   before(() => {
-    obj = BpfObject.load(bpfObjectPath('tests/maps_test'), { pinRoot: pins.dir, constants: { test_magic: 7 } });
+    obj = BpfObject.load(bpfObjectPath('tests/maps_test'), {
+      pinRoot: pins.dir,
+      constants: { test_magic: 7 },
+    });
   });
   after(() => {
     obj.close();
@@ -41,8 +44,11 @@ describe('ring buffer reader', () => {
     try {
       const first = seqs.length;
       obj.program('emit_event').testRun(FRAME, 5000);
-      await waitFor('5000 records', () => (seqs.length - first >= 5000 ? true : undefined), { timeoutMs: 10_000 });
-      for (let i = 1; i < seqs.length; i++) assert.equal(seqs[i], seqs[i - 1]! + 1, 'in order, none lost');
+      await waitFor('5000 records', () => (seqs.length - first >= 5000 ? true : undefined), {
+        timeoutMs: 10_000,
+      });
+      for (let i = 1; i < seqs.length; i++)
+        assert.equal(seqs[i], seqs[i - 1]! + 1, 'in order, none lost');
       assert.ok(batches >= 5000 / 128, `${batches} batches of at most 128`);
       const stats = reader.stats();
       assert.equal(stats.samples, 5000);
@@ -63,7 +69,9 @@ describe('ring buffer reader', () => {
         obj.program('emit_event').testRun(FRAME, 2000);
         await sleep(20);
       }
-      await waitFor('40000 records', () => (received >= 40_000 ? true : undefined), { timeoutMs: 15_000 });
+      await waitFor('40000 records', () => (received >= 40_000 ? true : undefined), {
+        timeoutMs: 15_000,
+      });
       // the loop ran its timer between batches rather than being held by the reader
       assert.ok(ticks >= 20, `${ticks} timer ticks while 40000 records arrived`);
     } finally {

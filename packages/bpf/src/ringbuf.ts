@@ -71,7 +71,8 @@ export class RingBufferReader {
 
   /** Records and batches delivered so far. */
   stats(): { samples: number; batches: number } {
-    if (!this.handle) throw new BpfError('ring buffer reader is closed', { code: ErrorCodes.CLOSED });
+    if (!this.handle)
+      throw new BpfError('ring buffer reader is closed', { code: ErrorCodes.CLOSED });
     return native().ringbufStats(this.handle);
   }
 

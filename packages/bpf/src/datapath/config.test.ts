@@ -22,9 +22,13 @@ describe('datapath config', () => {
   it('names the setting that is wrong', () => {
     assert.throws(() => resolveDatapathConfig({ tunnelMode: 'vxlan' }), {
       code: 'ERR_INVALID_VALUE',
-      message: 'datapath.tunnelIfindex: Invalid value: 0: required in vxlan mode (the VXLAN device)',
+      message:
+        'datapath.tunnelIfindex: Invalid value: 0: required in vxlan mode (the VXLAN device)',
     });
-    assert.throws(() => resolveDatapathConfig({ ctTimeouts: { tcpSyn: 0 } }), /datapath\.ctTimeouts\.tcpSyn: Invalid value: 0/);
+    assert.throws(
+      () => resolveDatapathConfig({ ctTimeouts: { tcpSyn: 0 } }),
+      /datapath\.ctTimeouts\.tcpSyn: Invalid value: 0/,
+    );
     assert.throws(
       () => resolveDatapathConfig({ traceMode: 'loud' as 'all' }),
       /datapath\.traceMode: Invalid value: "loud": must be "off", "new" or "all"/,

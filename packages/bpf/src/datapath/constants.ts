@@ -40,7 +40,12 @@ export const IpcacheFlags = { TUNNEL_IPV6: 0x1, SKIP_TUNNEL: 0x2 } as const;
 
 /** Which side of the endpoint a conntrack tuple was seen on. */
 export const TupleFlags = { OUT: 0x1, IN: 0x2 } as const;
-export const CtFlags = { TX_CLOSING: 0x1, RX_CLOSING: 0x2, SEEN_NON_SYN: 0x4, SEEN_REPLY: 0x8 } as const;
+export const CtFlags = {
+  TX_CLOSING: 0x1,
+  RX_CLOSING: 0x2,
+  SEEN_NON_SYN: 0x4,
+  SEEN_REPLY: 0x8,
+} as const;
 export const CtVerdict = { ALLOWED: 0 } as const;
 
 export const MetricDir = { INGRESS: 1, EGRESS: 2 } as const;
@@ -79,7 +84,13 @@ export const TRACE_POINT_NAMES: Readonly<Record<number, string>> = {
   11: 'to-network',
 };
 
-export const TraceReason = { CT_NEW: 0, CT_ESTABLISHED: 1, CT_REPLY: 2, CT_RELATED: 3, UNKNOWN: 255 } as const;
+export const TraceReason = {
+  CT_NEW: 0,
+  CT_ESTABLISHED: 1,
+  CT_REPLY: 2,
+  CT_RELATED: 3,
+  UNKNOWN: 255,
+} as const;
 export const TRACE_REASON_NAMES: Readonly<Record<number, string>> = {
   0: 'new',
   1: 'established',
@@ -155,7 +166,10 @@ export const DROP_REASONS: Readonly<Record<number, readonly [string, string]>> =
   177: ['DENIED_BY_LB_SRC_RANGE_CHECK', 'Denied by LB src range check'],
   178: ['SOCKET_LOOKUP_FAILED', 'Socket lookup failed'],
   179: ['SOCKET_ASSIGN_FAILED', 'Socket assign failed'],
-  180: ['PROXY_REDIRECTION_NOT_SUPPORTED_FOR_PROTOCOL', 'Proxy redirection not supported for protocol'],
+  180: [
+    'PROXY_REDIRECTION_NOT_SUPPORTED_FOR_PROTOCOL',
+    'Proxy redirection not supported for protocol',
+  ],
   181: ['POLICY_DENY', 'Policy denied by denylist'],
   182: ['VLAN_FILTERED', 'VLAN traffic disallowed by VLAN filter'],
   183: ['INVALID_VNI', 'Incorrect VNI from VTEP'],

@@ -9,7 +9,15 @@ import { NetScope, waitFor, type Netns } from '@ciliate/testkit';
 
 import { ifIndex } from '../attach.js';
 import type { RingBufferReader } from '../ringbuf.js';
-import { addPod, client, ping, pinDir, quietNetns, startServer, type Pod } from '../testing/support.js';
+import {
+  addPod,
+  client,
+  ping,
+  pinDir,
+  quietNetns,
+  startServer,
+  type Pod,
+} from '../testing/support.js';
 import { ReservedIdentity, TraceObservationPoint, TupleFlags } from './constants.js';
 import { Datapath } from './datapath.js';
 import type { DatapathEvent, TraceEvent } from './events.js';
@@ -33,8 +41,20 @@ async function makeCluster(scope: NetScope, mode: Mode): Promise<[TestNode, Test
   const br = 'br0';
   await scope.bridge(br, hub.name);
   const specs = [
-    { ip: '192.168.50.1', podCidr: '10.201.1.0/24', podIp: '10.201.1.2', gw: '10.201.1.1', identity: 1001 },
-    { ip: '192.168.50.2', podCidr: '10.201.2.0/24', podIp: '10.201.2.2', gw: '10.201.2.1', identity: 2002 },
+    {
+      ip: '192.168.50.1',
+      podCidr: '10.201.1.0/24',
+      podIp: '10.201.1.2',
+      gw: '10.201.1.1',
+      identity: 1001,
+    },
+    {
+      ip: '192.168.50.2',
+      podCidr: '10.201.2.0/24',
+      podIp: '10.201.2.2',
+      gw: '10.201.2.1',
+      identity: 2002,
+    },
   ];
   const nodes: TestNode[] = [];
   for (const s of specs) {
@@ -57,7 +77,11 @@ async function makeCluster(scope: NetScope, mode: Mode): Promise<[TestNode, Test
       tunnelIfindex = ifIndex('cil_vxlan', ns.name);
     }
     // VXLAN adds 50 bytes on a 1500-byte underlay
-    const pod = await addPod(scope, ns, { ip: s.podIp, gateway: s.gw, mtu: mode === 'vxlan' ? 1450 : undefined });
+    const pod = await addPod(scope, ns, {
+      ip: s.podIp,
+      gateway: s.gw,
+      mtu: mode === 'vxlan' ? 1450 : undefined,
+    });
     const pins = pinDir(`x${nodes.length}`);
     const dp = Datapath.load({
       pinDir: pins.dir,
@@ -65,29 +89,55 @@ async function makeCluster(scope: NetScope, mode: Mode): Promise<[TestNode, Test
     });
     dp.endpoints.set(
       { ip: pod.ip },
-      { ifindex: pod.hostIfindex, endpointId: 100 + nodes.length, flags: 0, mac: pod.mac, nodeMac: pod.hostMac, identity: s.identity },
+      {
+        ifindex: pod.hostIfindex,
+        endpointId: 100 + nodes.length,
+        flags: 0,
+        mac: pod.mac,
+        nodeMac: pod.hostMac,
+        identity: s.identity,
+      },
     );
     dp.attachEndpoint({ ifindex: pod.hostIfindex, netns: ns.name });
     dp.attachUnderlay({ ifname: 'eth0', netns: ns.name });
     if (mode === 'vxlan') dp.attachOverlay({ ifindex: tunnelIfindex, netns: ns.name });
     const events: DatapathEvent[] = [];
     const reader = dp.openEvents((b) => events.push(...b));
-    nodes.push({ ns, ip: s.ip, podCidr: s.podCidr, dp, pod, identity: s.identity, events, reader, pins });
+    nodes.push({
+      ns,
+      ip: s.ip,
+      podCidr: s.podCidr,
+      dp,
+      pod,
+      identity: s.identity,
+      events,
+      reader,
+      pins,
+    });
   }
   const [n1, n2] = nodes as [TestNode, TestNode];
   for (const [self, peer] of [
     [n1, n2],
     [n2, n1],
   ] as const) {
-    self.dp.ipcache.set({ prefix: peer.ip }, { identity: ReservedIdentity.remoteNode, tunnelEndpoint: null });
+    self.dp.ipcache.set(
+      { prefix: peer.ip },
+      { identity: ReservedIdentity.remoteNode, tunnelEndpoint: null },
+    );
     if (mode === 'native') {
       // the agent installs these routes; the pod's identity comes from the ipcache
       await self.ns.ip(['route', 'add', peer.podCidr, 'via', peer.ip]);
-      self.dp.ipcache.set({ prefix: peer.pod.ip }, { identity: peer.identity, tunnelEndpoint: null });
+      self.dp.ipcache.set(
+        { prefix: peer.pod.ip },
+        { identity: peer.identity, tunnelEndpoint: null },
+      );
     } else {
       // only the CIDR with its tunnel endpoint (identity world): the pod's identity must
       // arrive in the VNI
-      self.dp.ipcache.set({ prefix: peer.podCidr }, { identity: ReservedIdentity.world, tunnelEndpoint: peer.ip });
+      self.dp.ipcache.set(
+        { prefix: peer.podCidr },
+        { identity: ReservedIdentity.world, tunnelEndpoint: peer.ip },
+      );
       await self.ns.ip(['route', 'add', peer.podCidr, 'dev', 'cil_vxlan']);
     }
   }
@@ -119,11 +169,19 @@ for (const mode of ['native', 'vxlan'] as const) {
     it('ICMP between pods on different nodes, replies tracked on both nodes', async () => {
       assert.ok(await ping(n1.pod.ns, n2.pod.ip, { count: 3 }), 'pod on node 1 -> pod on node 2');
       assert.ok(await ping(n2.pod.ns, n1.pod.ip, { count: 2 }), 'and back');
-      const out = [...n1.dp.ct4.entries()].find(([k]) => k.daddr === n2.pod.ip && k.nexthdr === 1 && k.flags === TupleFlags.OUT);
-      const inn = [...n2.dp.ct4.entries()].find(([k]) => k.saddr === n1.pod.ip && k.nexthdr === 1 && k.flags === TupleFlags.IN);
+      const out = [...n1.dp.ct4.entries()].find(
+        ([k]) => k.daddr === n2.pod.ip && k.nexthdr === 1 && k.flags === TupleFlags.OUT,
+      );
+      const inn = [...n2.dp.ct4.entries()].find(
+        ([k]) => k.saddr === n1.pod.ip && k.nexthdr === 1 && k.flags === TupleFlags.IN,
+      );
       assert.ok(out && inn);
       assert.ok(out[1].packetsRev >= 3n && inn[1].packetsRev >= 3n, 'replies tracked');
-      assert.equal(inn[1].srcIdentity, n1.identity, `the sender's identity known on node 2 (${mode === 'vxlan' ? 'from the VNI' : 'from the ipcache'})`);
+      assert.equal(
+        inn[1].srcIdentity,
+        n1.identity,
+        `the sender's identity known on node 2 (${mode === 'vxlan' ? 'from the VNI' : 'from the ipcache'})`,
+      );
     });
 
     it('TCP and UDP between pods on different nodes', async () => {
@@ -134,10 +192,24 @@ for (const mode of ['native', 'vxlan'] as const) {
         assert.ok(r.ok, r.error);
         const u = await client(n1.pod.ns, 'udp', n2.pod.ip, 9001, 10);
         assert.ok(u.ok, u.error);
-        const e = n2.dp.ct4.get({ saddr: n1.pod.ip, daddr: n2.pod.ip, sport: r.localPort!, dport: 9000, nexthdr: 6, flags: TupleFlags.IN });
+        const e = n2.dp.ct4.get({
+          saddr: n1.pod.ip,
+          daddr: n2.pod.ip,
+          sport: r.localPort!,
+          dport: 9000,
+          nexthdr: 6,
+          flags: TupleFlags.IN,
+        });
         assert.ok(e && e.bytesFwd > 500_000n && e.bytesRev > 500_000n);
         assert.equal(e.srcIdentity, n1.identity);
-        const ue = n1.dp.ct4.get({ saddr: n1.pod.ip, daddr: n2.pod.ip, sport: u.localPort!, dport: 9001, nexthdr: 17, flags: TupleFlags.OUT });
+        const ue = n1.dp.ct4.get({
+          saddr: n1.pod.ip,
+          daddr: n2.pod.ip,
+          sport: u.localPort!,
+          dport: 9001,
+          nexthdr: 17,
+          flags: TupleFlags.OUT,
+        });
         assert.equal(ue?.packetsRev, 10n);
       } finally {
         await tcp.stop();
@@ -145,10 +217,12 @@ for (const mode of ['native', 'vxlan'] as const) {
       }
     });
 
-    it('pods reach the other node, and nodes reach the other node\'s pods', async () => {
+    it("pods reach the other node, and nodes reach the other node's pods", async () => {
       assert.ok(await ping(n1.pod.ns, n2.ip), 'pod -> remote node');
       assert.ok(await ping(n2.ns, n1.pod.ip), 'node -> remote pod');
-      const e = [...n1.dp.ct4.entries()].find(([k]) => k.saddr === n2.ip && k.daddr === n1.pod.ip && k.flags === TupleFlags.IN);
+      const e = [...n1.dp.ct4.entries()].find(
+        ([k]) => k.saddr === n2.ip && k.daddr === n1.pod.ip && k.flags === TupleFlags.IN,
+      );
       assert.ok(e);
       assert.equal(e[1].srcIdentity, ReservedIdentity.remoteNode, 'the other node is remote-node');
     });
@@ -157,19 +231,41 @@ for (const mode of ['native', 'vxlan'] as const) {
       const t1 = () => n1.events.filter((e): e is TraceEvent => e.kind === 'trace');
       const t2 = () => n2.events.filter((e): e is TraceEvent => e.kind === 'trace');
       if (mode === 'native') {
-        await waitFor('to-stack on node 1', () => t1().find((t) => t.observationPoint === TraceObservationPoint.TO_STACK && t.packet?.dstIp === n2.pod.ip));
+        await waitFor('to-stack on node 1', () =>
+          t1().find(
+            (t) =>
+              t.observationPoint === TraceObservationPoint.TO_STACK &&
+              t.packet?.dstIp === n2.pod.ip,
+          ),
+        );
         const arrive = await waitFor('from-network on node 2', () =>
-          t2().find((t) => t.observationPoint === TraceObservationPoint.FROM_NETWORK && t.packet?.dstIp === n2.pod.ip),
+          t2().find(
+            (t) =>
+              t.observationPoint === TraceObservationPoint.FROM_NETWORK &&
+              t.packet?.dstIp === n2.pod.ip,
+          ),
         );
         assert.equal(arrive.srcIdentity, n1.identity);
       } else {
-        await waitFor('to-overlay on node 1', () => t1().find((t) => t.observationPoint === TraceObservationPoint.TO_OVERLAY && t.packet?.dstIp === n2.pod.ip));
+        await waitFor('to-overlay on node 1', () =>
+          t1().find(
+            (t) =>
+              t.observationPoint === TraceObservationPoint.TO_OVERLAY &&
+              t.packet?.dstIp === n2.pod.ip,
+          ),
+        );
         const arrive = await waitFor('from-overlay on node 2', () =>
-          t2().find((t) => t.observationPoint === TraceObservationPoint.FROM_OVERLAY && t.packet?.dstIp === n2.pod.ip),
+          t2().find(
+            (t) =>
+              t.observationPoint === TraceObservationPoint.FROM_OVERLAY &&
+              t.packet?.dstIp === n2.pod.ip,
+          ),
         );
         assert.equal(arrive.srcIdentity, n1.identity, 'identity read from the VNI');
       }
-      const at = t2().find((t) => t.observationPoint === TraceObservationPoint.TO_LXC && t.packet?.srcIp === n1.pod.ip);
+      const at = t2().find(
+        (t) => t.observationPoint === TraceObservationPoint.TO_LXC && t.packet?.srcIp === n1.pod.ip,
+      );
       assert.ok(at);
       assert.equal(at.srcIdentity, n1.identity);
     });

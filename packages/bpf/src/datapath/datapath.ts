@@ -19,7 +19,12 @@ import type { BpfMap, PerCpuMap, TypedMap } from '../map.js';
 import { OBJECT_DIR } from '../native.js';
 import { BpfObject } from '../object.js';
 import { RingBufferReader, type RingBufferOptions } from '../ringbuf.js';
-import { resolveDatapathConfig, datapathConstants, type DatapathConfig, type CtTimeouts } from './config.js';
+import {
+  resolveDatapathConfig,
+  datapathConstants,
+  type DatapathConfig,
+  type CtTimeouts,
+} from './config.js';
 import { MapNames, Programs } from './constants.js';
 import { decodeEvent, type DatapathEvent } from './events.js';
 import {
@@ -99,9 +104,12 @@ export class Datapath {
     } else {
       mkdirSync(opts.pinDir, { recursive: true, mode: 0o700 });
       if (!isBpffs(opts.pinDir)) {
-        throw new BpfError(`datapath.pinDir: Invalid value: "${opts.pinDir}": not on a BPF filesystem`, {
-          code: ErrorCodes.INVALID_VALUE,
-        });
+        throw new BpfError(
+          `datapath.pinDir: Invalid value: "${opts.pinDir}": not on a BPF filesystem`,
+          {
+            code: ErrorCodes.INVALID_VALUE,
+          },
+        );
       }
     }
     const names = opts.objects ?? (Object.keys(Programs) as DatapathObjectName[]);
@@ -195,7 +203,11 @@ export class Datapath {
     onEvents: (events: DatapathEvent[]) => void,
     opts: RingBufferOptions = {},
   ): RingBufferReader {
-    return RingBufferReader.open(this.eventsMap, (records) => onEvents(records.map(decodeEvent)), opts);
+    return RingBufferReader.open(
+      this.eventsMap,
+      (records) => onEvents(records.map(decodeEvent)),
+      opts,
+    );
   }
 
   /** Closes file descriptors; pinned maps and attached programs stay and keep forwarding. */

@@ -20,7 +20,15 @@ function tcpSyn(): Buffer {
   return p;
 }
 
-const header = { hash: 7, lenOrig: 54, version: 1, ktime: 123n, srcIdentity: 300, dstIdentity: 301, ifindex: 9 };
+const header = {
+  hash: 7,
+  lenOrig: 54,
+  version: 1,
+  ktime: 123n,
+  srcIdentity: 300,
+  dstIdentity: 301,
+  ifindex: 9,
+};
 
 describe('event decoding', () => {
   it('decodes a trace with its observation point, conntrack state and packet', () => {
@@ -43,7 +51,13 @@ describe('event decoding', () => {
     assert.equal(ev.reasonName, 'new');
     assert.equal(ev.dstEndpoint, 13);
     assert.deepEqual(
-      [ev.packet?.srcIp, ev.packet?.dstIp, ev.packet?.srcPort, ev.packet?.dstPort, ev.packet?.tcpFlags],
+      [
+        ev.packet?.srcIp,
+        ev.packet?.dstIp,
+        ev.packet?.srcPort,
+        ev.packet?.dstPort,
+        ev.packet?.tcpFlags,
+      ],
       ['10.0.0.1', '10.0.0.2', 40000, 80, 0x02],
     );
   });
@@ -73,7 +87,11 @@ describe('event decoding', () => {
   });
 
   it('keeps unknown or short records as unknown instead of failing', () => {
-    assert.deepEqual(decodeEvent(Buffer.from([9, 1])), { kind: 'unknown', type: 9, data: Buffer.from([9, 1]) });
+    assert.deepEqual(decodeEvent(Buffer.from([9, 1])), {
+      kind: 'unknown',
+      type: 9,
+      data: Buffer.from([9, 1]),
+    });
     assert.equal(summarizePacket(Buffer.alloc(3)), undefined);
   });
 });

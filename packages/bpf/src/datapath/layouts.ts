@@ -74,7 +74,10 @@ export interface IpcacheKey {
   clusterId?: number;
 }
 
-function parsePrefix(prefix: unknown, path: string): { family: 1 | 2; bytes: Buffer; bits: number } {
+function parsePrefix(
+  prefix: unknown,
+  path: string,
+): { family: 1 | 2; bytes: Buffer; bits: number } {
   if (typeof prefix !== 'string') throw invalidValue(path, prefix, 'must be a CIDR string');
   const [addr, len, extra] = prefix.split('/');
   if (extra !== undefined) throw invalidValue(path, prefix, 'must be ADDRESS or ADDRESS/LENGTH');
@@ -255,12 +258,54 @@ export interface MapLayout {
 }
 
 export const MAP_LAYOUTS: readonly MapLayout[] = [
-  { name: MapNames.endpoints, cKey: 'endpoint_key', cValue: 'endpoint_info', key: endpointKey, value: endpointInfo, perCpu: false },
-  { name: MapNames.ipcache, cKey: 'ipcache_key', cValue: 'ipcache_value', key: ipcacheKey, value: ipcacheValue, perCpu: false },
-  { name: MapNames.ct4, cKey: 'ct4_key', cValue: 'ct_entry', key: ct4Key, value: ctEntry, perCpu: false },
-  { name: MapNames.metrics, cKey: 'metrics_key', cValue: 'metrics_value', key: metricsKey, value: metricsValue, perCpu: true },
-  { name: MapNames.eventStats, cKey: undefined, cValue: 'event_stats', key: u32Key, value: eventStats, perCpu: true },
-  { name: MapNames.events, cKey: undefined, cValue: undefined, key: undefined, value: undefined, perCpu: false },
+  {
+    name: MapNames.endpoints,
+    cKey: 'endpoint_key',
+    cValue: 'endpoint_info',
+    key: endpointKey,
+    value: endpointInfo,
+    perCpu: false,
+  },
+  {
+    name: MapNames.ipcache,
+    cKey: 'ipcache_key',
+    cValue: 'ipcache_value',
+    key: ipcacheKey,
+    value: ipcacheValue,
+    perCpu: false,
+  },
+  {
+    name: MapNames.ct4,
+    cKey: 'ct4_key',
+    cValue: 'ct_entry',
+    key: ct4Key,
+    value: ctEntry,
+    perCpu: false,
+  },
+  {
+    name: MapNames.metrics,
+    cKey: 'metrics_key',
+    cValue: 'metrics_value',
+    key: metricsKey,
+    value: metricsValue,
+    perCpu: true,
+  },
+  {
+    name: MapNames.eventStats,
+    cKey: undefined,
+    cValue: 'event_stats',
+    key: u32Key,
+    value: eventStats,
+    perCpu: true,
+  },
+  {
+    name: MapNames.events,
+    cKey: undefined,
+    cValue: undefined,
+    key: undefined,
+    value: undefined,
+    perCpu: false,
+  },
 ];
 
 /** Structs that travel on the events ring buffer. */

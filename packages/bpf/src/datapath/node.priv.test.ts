@@ -9,8 +9,23 @@ import { NetScope, waitFor, type Netns } from '@ciliate/testkit';
 
 import { destroyTcHook } from '../attach.js';
 import type { RingBufferReader } from '../ringbuf.js';
-import { addPod, client, ping, pinDir, quietNetns, startServer, type Pod } from '../testing/support.js';
-import { CtFlags, DropReason, MetricDir, ReservedIdentity, TraceObservationPoint, TupleFlags } from './constants.js';
+import {
+  addPod,
+  client,
+  ping,
+  pinDir,
+  quietNetns,
+  startServer,
+  type Pod,
+} from '../testing/support.js';
+import {
+  CtFlags,
+  DropReason,
+  MetricDir,
+  ReservedIdentity,
+  TraceObservationPoint,
+  TupleFlags,
+} from './constants.js';
 import { Datapath, ctExpiresIn, monotonicSeconds } from './datapath.js';
 import type { DatapathEvent, DropEvent, TraceEvent } from './events.js';
 
@@ -35,7 +50,14 @@ describe('datapath on one node', () => {
   function programEndpoint(p: Pod, id: number, identity: number): void {
     dp.endpoints.set(
       { ip: p.ip },
-      { ifindex: p.hostIfindex, endpointId: id, flags: 0, mac: p.mac, nodeMac: p.hostMac, identity },
+      {
+        ifindex: p.hostIfindex,
+        endpointId: id,
+        flags: 0,
+        mac: p.mac,
+        nodeMac: p.hostMac,
+        identity,
+      },
     );
   }
 
@@ -68,7 +90,8 @@ describe('datapath on one node', () => {
     assert.ok(await ping(a.ns, b.ip, { count: 3 }), 'pod A pings pod B');
 
     const egress = [...dp.ct4.entries()].find(
-      ([k]) => k.saddr === a.ip && k.daddr === b.ip && k.nexthdr === 1 && k.flags === TupleFlags.OUT,
+      ([k]) =>
+        k.saddr === a.ip && k.daddr === b.ip && k.nexthdr === 1 && k.flags === TupleFlags.OUT,
     );
     const ingress = [...dp.ct4.entries()].find(
       ([k]) => k.saddr === a.ip && k.daddr === b.ip && k.nexthdr === 1 && k.flags === TupleFlags.IN,
@@ -86,9 +109,15 @@ describe('datapath on one node', () => {
     assert.ok(left > 50 && left <= 60, `non-TCP lifetime 60s, ${left}s left`);
 
     await waitFor('trace events', () =>
-      traces().some((t) => t.observationPoint === TraceObservationPoint.TO_LXC && t.packet?.icmpType === 0) ? true : undefined,
+      traces().some(
+        (t) => t.observationPoint === TraceObservationPoint.TO_LXC && t.packet?.icmpType === 0,
+      )
+        ? true
+        : undefined,
     );
-    const from = traces().find((t) => t.observationPoint === TraceObservationPoint.FROM_LXC && t.packet?.dstIp === b.ip);
+    const from = traces().find(
+      (t) => t.observationPoint === TraceObservationPoint.FROM_LXC && t.packet?.dstIp === b.ip,
+    );
     assert.ok(from, 'from-endpoint trace for the request');
     assert.equal(from.observationPointName, 'from-endpoint');
     assert.equal(from.source, 11);
@@ -96,11 +125,16 @@ describe('datapath on one node', () => {
     assert.equal(from.dstIdentity, ID_B);
     assert.equal(from.dstEndpoint, 12);
     assert.equal(from.reasonName, 'new');
-    const to = traces().find((t) => t.observationPoint === TraceObservationPoint.TO_LXC && t.packet?.dstIp === b.ip);
+    const to = traces().find(
+      (t) => t.observationPoint === TraceObservationPoint.TO_LXC && t.packet?.dstIp === b.ip,
+    );
     assert.ok(to, 'to-endpoint trace at pod B');
     assert.equal(to.srcIdentity, ID_A);
     assert.equal(to.packet?.dstMac, b.mac, 'MACs rewritten for the destination pod');
-    assert.ok(traces().some((t) => t.reasonName === 'reply' && t.packet?.srcIp === b.ip), 'replies traced as replies');
+    assert.ok(
+      traces().some((t) => t.reasonName === 'reply' && t.packet?.srcIp === b.ip),
+      'replies traced as replies',
+    );
   });
 
   it('TCP between two pods: handshake, data and close tracked with TCP timeouts', async () => {
@@ -118,7 +152,10 @@ describe('datapath on one node', () => {
         assert.ok(e.flags & CtFlags.SEEN_NON_SYN);
         assert.ok(e.bytesFwd > 200_000n && e.bytesRev > 200_000n, 'payload both ways');
         // closed: FIN both ways moves the entry to the close timeout
-        assert.equal(e.flags & (CtFlags.TX_CLOSING | CtFlags.RX_CLOSING), CtFlags.TX_CLOSING | CtFlags.RX_CLOSING);
+        assert.equal(
+          e.flags & (CtFlags.TX_CLOSING | CtFlags.RX_CLOSING),
+          CtFlags.TX_CLOSING | CtFlags.RX_CLOSING,
+        );
         const left = ctExpiresIn(e);
         assert.ok(left > 0 && left <= 10, `close timeout, ${left}s left`);
       }
@@ -131,12 +168,21 @@ describe('datapath on one node', () => {
     const server = await startServer(b.ns, 'tcp', 8081);
     try {
       // a connection that stays open while we look
-      const proc = a.ns.exec(process.execPath, ['-e', `
+      const proc = a.ns.exec(process.execPath, [
+        '-e',
+        `
         const s = require('net').connect(8081, '${b.ip}', () => { s.write('x'); });
         s.on('data', () => { console.log(s.localPort); setTimeout(() => s.end(), 1500); });
-      `]);
+      `,
+      ]);
       const established = await waitFor('an established entry', () =>
-        [...dp.ct4.entries()].find(([k, e]) => k.dport === 8081 && k.flags === TupleFlags.OUT && (e.flags & CtFlags.SEEN_NON_SYN) !== 0 && (e.flags & CtFlags.TX_CLOSING) === 0),
+        [...dp.ct4.entries()].find(
+          ([k, e]) =>
+            k.dport === 8081 &&
+            k.flags === TupleFlags.OUT &&
+            (e.flags & CtFlags.SEEN_NON_SYN) !== 0 &&
+            (e.flags & CtFlags.TX_CLOSING) === 0,
+        ),
       );
       const left = ctExpiresIn(established[1]);
       assert.ok(left > 7900 && left <= 8000, `established TCP: ${left}s left`);
@@ -177,7 +223,9 @@ describe('datapath on one node', () => {
   it('pods reach their node and the node reaches its pods', async () => {
     assert.ok(await ping(a.ns, NODE_IP), 'pod -> node');
     assert.ok(await ping(node, b.ip), 'node -> pod');
-    const toStack = traces().find((t) => t.observationPoint === TraceObservationPoint.TO_STACK && t.packet?.dstIp === NODE_IP);
+    const toStack = traces().find(
+      (t) => t.observationPoint === TraceObservationPoint.TO_STACK && t.packet?.dstIp === NODE_IP,
+    );
     assert.ok(toStack, 'handed to the stack');
     assert.equal(toStack.dstIdentity, ReservedIdentity.host, 'the ipcache names the node "host"');
   });
@@ -190,14 +238,18 @@ describe('datapath on one node', () => {
     } finally {
       await a.ns.ip(['addr', 'del', '10.200.9.9/32', 'dev', 'eth0']);
     }
-    const drop = await waitFor('a drop event', () => drops().find((d) => d.packet?.srcIp === '10.200.9.9'));
+    const drop = await waitFor('a drop event', () =>
+      drops().find((d) => d.packet?.srcIp === '10.200.9.9'),
+    );
     assert.equal(drop.reason, DropReason.INVALID_SIP);
     assert.equal(drop.reasonName, 'INVALID_SOURCE_IP');
     assert.equal(drop.reasonText, 'Invalid source ip');
     assert.equal(drop.file, 'bpf_lxc.c');
     assert.ok(drop.line > 0);
     assert.equal(drop.ifindex, a.hostIfindex);
-    const counted = dp.readMetrics().find((r) => r.reason === DropReason.INVALID_SIP && r.dir === MetricDir.EGRESS);
+    const counted = dp
+      .readMetrics()
+      .find((r) => r.reason === DropReason.INVALID_SIP && r.dir === MetricDir.EGRESS);
     assert.ok(counted && counted.count >= 1n);
   });
 
@@ -205,14 +257,26 @@ describe('datapath on one node', () => {
     events.length = 0;
     // the node routes a foreign address into pod B's veth, with a neighbour so it is sent
     await node.ip(['route', 'add', '10.200.1.99/32', 'dev', b.hostIf]);
-    await node.ip(['neigh', 'add', '10.200.1.99', 'lladdr', b.mac, 'dev', b.hostIf, 'nud', 'permanent']);
+    await node.ip([
+      'neigh',
+      'add',
+      '10.200.1.99',
+      'lladdr',
+      b.mac,
+      'dev',
+      b.hostIf,
+      'nud',
+      'permanent',
+    ]);
     try {
       assert.equal(await ping(node, '10.200.1.99'), false);
     } finally {
       await node.ip(['neigh', 'del', '10.200.1.99', 'dev', b.hostIf]);
       await node.ip(['route', 'del', '10.200.1.99/32', 'dev', b.hostIf]);
     }
-    const drop = await waitFor('a drop event', () => drops().find((d) => d.packet?.dstIp === '10.200.1.99'));
+    const drop = await waitFor('a drop event', () =>
+      drops().find((d) => d.packet?.dstIp === '10.200.1.99'),
+    );
     assert.equal(drop.reason, DropReason.NO_LXC);
     assert.equal(drop.reasonName, 'NO_MATCHING_LOCAL_CONTAINER_FOUND');
     assert.equal(drop.ifindex, b.hostIfindex);
@@ -237,7 +301,16 @@ describe('datapath on one node', () => {
       dp.attachEndpoint({ ifindex: b.hostIfindex, netns: node.name });
       const r = await client(a.ns, 'tcp', b.ip, 8082, 10_000);
       assert.ok(r.ok, r.error);
-      assert.ok(dp.ct4.get({ saddr: a.ip, daddr: b.ip, sport: r.localPort!, dport: 8082, nexthdr: 6, flags: TupleFlags.OUT }));
+      assert.ok(
+        dp.ct4.get({
+          saddr: a.ip,
+          daddr: b.ip,
+          sport: r.localPort!,
+          dport: 8082,
+          nexthdr: 6,
+          flags: TupleFlags.OUT,
+        }),
+      );
     } finally {
       await server.stop();
     }

@@ -6,7 +6,15 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-import { atExit, atExitKill, inNetns, ip, sleep, type NetScope, type Netns } from '@ciliate/testkit';
+import {
+  atExit,
+  atExitKill,
+  inNetns,
+  ip,
+  sleep,
+  type NetScope,
+  type Netns,
+} from '@ciliate/testkit';
 
 import { ensureBpffs } from '../bpffs.js';
 import { ifIndex } from '../attach.js';
@@ -39,7 +47,9 @@ export async function quietNetns(ns: string, forwarding = false): Promise<void> 
 }
 
 export async function linkMac(ns: string, name: string): Promise<string> {
-  const out = JSON.parse(await ip(['-j', 'link', 'show', 'dev', name], ns)) as { address: string }[];
+  const out = JSON.parse(await ip(['-j', 'link', 'show', 'dev', name], ns)) as {
+    address: string;
+  }[];
   return out[0]!.address;
 }
 
@@ -87,7 +97,11 @@ export async function addPod(
   };
 }
 
-export async function ping(ns: Netns, target: string, opts: { count?: number; source?: string } = {}): Promise<boolean> {
+export async function ping(
+  ns: Netns,
+  target: string,
+  opts: { count?: number; source?: string } = {},
+): Promise<boolean> {
   const args = ['-c', String(opts.count ?? 1), '-W', '2', '-i', '0.2', '-n', '-q'];
   if (opts.source) args.push('-I', opts.source);
   try {
@@ -104,14 +118,21 @@ export interface Server {
 
 /** Starts tcp-server or udp-server in `ns` and waits until it listens. */
 export async function startServer(ns: Netns, proto: 'tcp' | 'udp', port: number): Promise<Server> {
-  const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, TRAFFIC, `${proto}-server`, String(port)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', ns.name, process.execPath, TRAFFIC, `${proto}-server`, String(port)],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const forget = atExitKill(child.pid!);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   await new Promise<void>((resolve, reject) => {
     let out = '';
-    const t = setTimeout(() => reject(new Error(`${proto} server in ${ns.name} did not start: ${out}`)), 10_000);
+    const t = setTimeout(
+      () => reject(new Error(`${proto} server in ${ns.name} did not start: ${out}`)),
+      10_000,
+    );
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       if (out.includes('"listening":true')) {
@@ -142,11 +163,21 @@ export interface ClientResult {
   error?: string;
 }
 
-export async function client(ns: Netns, proto: 'tcp' | 'udp', host: string, port: number, amount: number): Promise<ClientResult> {
+export async function client(
+  ns: Netns,
+  proto: 'tcp' | 'udp',
+  host: string,
+  port: number,
+  amount: number,
+): Promise<ClientResult> {
   try {
-    const { stdout } = await ns.exec(process.execPath, [TRAFFIC, `${proto}-client`, host, String(port), String(amount)], {
-      timeoutMs: 20_000,
-    });
+    const { stdout } = await ns.exec(
+      process.execPath,
+      [TRAFFIC, `${proto}-client`, host, String(port), String(amount)],
+      {
+        timeoutMs: 20_000,
+      },
+    );
     return JSON.parse(stdout.trim().split('\n').pop()!) as ClientResult;
   } catch (err) {
     const e = err as { stdout?: string; message: string };
