@@ -294,6 +294,110 @@ static napi_value xdp_query(napi_env env, napi_callback_info info)
 	return make_u32(env, id);
 }
 
+/* tcx (kernel 6.6+): tc hooks as BPF links. The uapi headers of Debian bookworm (6.1) and its
+ * libbpf 1.1 predate them, so the attach types are spelled out; bpf_link_create passes them
+ * through. A link detaches when its last reference goes: pin it to outlive the process. */
+#define CIL_BPF_TCX_INGRESS 46
+#define CIL_BPF_TCX_EGRESS 47
+
+/* tcxAttach(ifindex, progFd, attachPoint, netns?) -> link fd */
+static napi_value tcx_attach(napi_env env, napi_callback_info info)
+{
+	napi_value argv[4];
+	uint32_t ifindex;
+	int32_t prog_fd;
+	char *point, *netns;
+	int saved, err, fd, type;
+
+	if (!arg_count(env, info, 4, argv, NULL) || !get_u32(env, argv[0], "ifindex", &ifindex) ||
+	    !get_i32(env, argv[1], "progFd", &prog_fd))
+		return NULL;
+	point = get_string(env, argv[2], "attachPoint");
+	if (!point)
+		return NULL;
+	if (strcmp(point, "ingress") == 0) {
+		type = CIL_BPF_TCX_INGRESS;
+	} else if (strcmp(point, "egress") == 0) {
+		type = CIL_BPF_TCX_EGRESS;
+	} else {
+		throw_arg(env, "attachPoint: must be \"ingress\" or \"egress\", got \"%s\"", point);
+		free(point);
+		return NULL;
+	}
+	free(point);
+	if (!get_opt_string(env, argv[3], "netns", &netns))
+		return NULL;
+	log_reset();
+	/* the interface index is looked up in the calling thread's namespace */
+	err = netns_enter(netns, &saved);
+	free(netns);
+	if (err) {
+		throw_errno(env, "setns", err);
+		return NULL;
+	}
+	fd = bpf_link_create(prog_fd, (int)ifindex, type, NULL);
+	err = fd < 0 ? errno : 0;
+	netns_leave(saved);
+	if (fd < 0) {
+		throw_errno(env, "bpf_link_create(tcx)", err);
+		return NULL;
+	}
+	return make_i32(env, fd);
+}
+
+/* linkUpdate(linkFd, progFd): swaps the program of a link atomically */
+static napi_value link_update(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2];
+	int32_t link_fd, prog_fd;
+
+	if (!arg_count(env, info, 2, argv, NULL) || !get_i32(env, argv[0], "linkFd", &link_fd) ||
+	    !get_i32(env, argv[1], "progFd", &prog_fd))
+		return NULL;
+	if (bpf_link_update(link_fd, prog_fd, NULL)) {
+		throw_errno(env, "bpf_link_update", errno);
+		return NULL;
+	}
+	return make_undefined(env);
+}
+
+/* linkDetach(linkFd): detaches the program even while the link is pinned elsewhere */
+static napi_value link_detach(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1];
+	int32_t link_fd;
+
+	if (!arg_count(env, info, 1, argv, NULL) || !get_i32(env, argv[0], "linkFd", &link_fd))
+		return NULL;
+	if (bpf_link_detach(link_fd)) {
+		throw_errno(env, "bpf_link_detach", errno);
+		return NULL;
+	}
+	return make_undefined(env);
+}
+
+/* linkInfo(linkFd) -> { id, progId, type } */
+static napi_value link_info(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1], res;
+	struct bpf_link_info li;
+	__u32 len = sizeof(li);
+	int32_t link_fd;
+
+	if (!arg_count(env, info, 1, argv, NULL) || !get_i32(env, argv[0], "linkFd", &link_fd))
+		return NULL;
+	memset(&li, 0, sizeof(li));
+	if (bpf_obj_get_info_by_fd(link_fd, &li, &len)) {
+		throw_errno(env, "bpf_obj_get_info_by_fd", errno);
+		return NULL;
+	}
+	NAPI_CALL(env, napi_create_object(env, &res));
+	set_named(env, res, "id", make_u32(env, li.id));
+	set_named(env, res, "progId", make_u32(env, li.prog_id));
+	set_named(env, res, "type", make_u32(env, li.type));
+	return res;
+}
+
 /* ifIndex(name, netns?) -> index */
 static napi_value if_index(napi_env env, napi_callback_info info)
 {
@@ -344,4 +448,8 @@ void register_attach(napi_env env, napi_value exports)
 	export_fn(env, exports, "xdpDetach", xdp_detach);
 	export_fn(env, exports, "xdpQuery", xdp_query);
 	export_fn(env, exports, "ifIndex", if_index);
+	export_fn(env, exports, "tcxAttach", tcx_attach);
+	export_fn(env, exports, "linkUpdate", link_update);
+	export_fn(env, exports, "linkDetach", link_detach);
+	export_fn(env, exports, "linkInfo", link_info);
 }

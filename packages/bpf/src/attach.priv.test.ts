@@ -5,7 +5,18 @@ import { after, before, describe, it } from 'node:test';
 
 import { NetScope, type Netns } from '@ciliate/testkit';
 
-import { attachTc, attachXdp, destroyTcHook, ifIndex, queryTc, queryXdp } from './attach.js';
+import { existsSync } from 'node:fs';
+
+import {
+  attachTc,
+  attachTcx,
+  attachXdp,
+  destroyTcHook,
+  detachTcxPin,
+  ifIndex,
+  queryTc,
+  queryXdp,
+} from './attach.js';
 import { u32, u64 } from './codec.js';
 import { bpfObjectPath } from './datapath/datapath.js';
 import { BpfObject } from './object.js';
@@ -39,9 +50,12 @@ describe('attaching programs', () => {
     }
   });
   after(async () => {
-    obj.close();
-    await scope.close();
-    pins.remove();
+    try {
+      obj?.close();
+    } finally {
+      await scope.close();
+      pins.remove();
+    }
   });
 
   it('resolves interface names inside a namespace', () => {
@@ -95,6 +109,36 @@ describe('attaching programs', () => {
       att.detach();
       destroyTcHook({ ifname: 'va', netns: a.name });
     }
+  });
+
+  it('tcx: attach as a pinned link, survive the process reference, swap atomically, detach', async () => {
+    const prog = obj.program('tc_pass_count');
+    const pinPath = `${pins.dir}/links/vb-ingress`;
+    const link = attachTcx(prog, { ifname: 'vb', netns: b.name, attachPoint: 'ingress', pinPath });
+    assert.equal(link.info().progId, prog.info().id);
+    link.close(); // pinned: stays attached
+    const before = counters().get(2) ?? 0n;
+    assert.ok(await ping(a, '192.0.2.2', { count: 2 }));
+    assert.ok((counters().get(2) ?? 0n) - before >= 2n, 'the pinned link still runs the program');
+    // a second attach over the same pin reuses the link and swaps the program
+    const o2 = BpfObject.load(bpfObjectPath('tests/maps_test'), { pinRoot: pins.dir });
+    try {
+      const again = attachTcx(o2.program('tc_pass_count'), {
+        ifname: 'vb',
+        netns: b.name,
+        attachPoint: 'ingress',
+        pinPath,
+      });
+      assert.equal(again.info().progId, o2.program('tc_pass_count').info().id);
+      again.detach();
+    } finally {
+      o2.close();
+    }
+    assert.ok(!existsSync(pinPath), 'pin removed');
+    assert.equal(detachTcxPin(pinPath), false);
+    const after = counters().get(2) ?? 0n;
+    assert.ok(await ping(a, '192.0.2.2', { count: 1 }));
+    assert.equal(counters().get(2) ?? 0n, after, 'detached: the program no longer runs');
   });
 
   it('XDP (generic mode): attach, see packets, query, detach', async () => {

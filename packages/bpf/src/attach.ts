@@ -1,6 +1,9 @@
 // Attaching programs to interfaces: tc clsact (direct action) and XDP. Attachments belong to
 // the interface and outlive this process; detach() or deleting the interface removes them.
 // `netns` (a name under /var/run/netns or a path) runs the netlink calls in that namespace.
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+
 import { BpfError, ErrorCodes } from './errors.js';
 import { native } from './native.js';
 import type { BpfProgram } from './object.js';
@@ -114,6 +117,103 @@ export function queryTc(ref: TcFilterRef): number | undefined {
 /** Removes the clsact qdisc and with it every tc filter of the interface. */
 export function destroyTcHook(ref: InterfaceRef): boolean {
   return native().tcHookDestroy(resolveIfindex(ref), ns(ref));
+}
+
+// ---- tcx (kernel 6.6+) ----------------------------------------------------------------------
+
+export interface TcxAttachment {
+  readonly ifindex: number;
+  readonly netns: string | undefined;
+  readonly attachPoint: TcAttachPoint;
+  /** Where the link is pinned; without a pin the attachment ends with this process. */
+  readonly pinPath: string | undefined;
+  /** Kernel ids of the link and of the program it runs. */
+  info(): { id: number; progId: number };
+  /** Detaches the program and removes the pin. */
+  detach(): void;
+  /** Drops this process's reference; a pinned link stays attached. */
+  close(): void;
+}
+
+/**
+ * Attaches through a tcx link (no qdisc, no filter priorities to collide on). With `pinPath`
+ * the link outlives the process; when a link is already pinned there, its program is swapped
+ * atomically (an agent restart or upgrade leaves no gap), and a pin whose interface is gone is
+ * replaced by a fresh link.
+ */
+export function attachTcx(
+  program: BpfProgram,
+  opts: InterfaceRef & { attachPoint: TcAttachPoint; pinPath?: string },
+): TcxAttachment {
+  const n = native();
+  const ifindex = resolveIfindex(opts);
+  let fd = -1;
+  if (opts.pinPath && existsSync(opts.pinPath)) {
+    fd = n.objGet(opts.pinPath);
+    try {
+      n.linkUpdate(fd, program.fd);
+    } catch {
+      // defunct (interface deleted) or of another kind: start over
+      n.closeFd(fd);
+      fd = -1;
+      rmSync(opts.pinPath, { force: true });
+    }
+  }
+  if (fd < 0) {
+    fd = n.tcxAttach(ifindex, program.fd, opts.attachPoint, ns(opts));
+    if (opts.pinPath) {
+      try {
+        mkdirSync(dirname(opts.pinPath), { recursive: true, mode: 0o700 });
+        n.objPin(fd, opts.pinPath);
+      } catch (err) {
+        n.closeFd(fd);
+        throw err;
+      }
+    }
+  }
+  let open = true;
+  const closeFd = () => {
+    if (open) n.closeFd(fd);
+    open = false;
+  };
+  return {
+    ifindex,
+    netns: opts.netns,
+    attachPoint: opts.attachPoint,
+    pinPath: opts.pinPath,
+    info() {
+      if (!open) throw new BpfError('tcx link is closed', { code: ErrorCodes.CLOSED });
+      const i = n.linkInfo(fd);
+      return { id: i.id, progId: i.progId };
+    },
+    detach() {
+      if (!open) throw new BpfError('tcx link is closed', { code: ErrorCodes.CLOSED });
+      try {
+        n.linkDetach(fd);
+      } finally {
+        closeFd();
+        if (opts.pinPath) rmSync(opts.pinPath, { force: true });
+      }
+    },
+    close: closeFd,
+  };
+}
+
+/** Detaches a tcx link known only by its pin (an endpoint deleted after a restart). */
+export function detachTcxPin(pinPath: string): boolean {
+  if (!existsSync(pinPath)) return false;
+  const n = native();
+  const fd = n.objGet(pinPath);
+  try {
+    n.linkDetach(fd);
+  } catch (err) {
+    // a link whose interface is gone is already detached
+    if (!(err instanceof BpfError && (err.code === 'ENOLINK' || err.code === 'EINVAL'))) throw err;
+  } finally {
+    n.closeFd(fd);
+    rmSync(pinPath, { force: true });
+  }
+  return true;
 }
 
 export const XdpFlags = {

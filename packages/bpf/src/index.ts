@@ -35,9 +35,11 @@ export type { BatchOptions, MapDescription } from './map.js';
 export {
   XdpFlags,
   attachTc,
+  attachTcx,
   attachXdp,
   destroyTcHook,
   detachTc,
+  detachTcxPin,
   detachXdp,
   ifIndex,
   netnsPath,
@@ -49,6 +51,7 @@ export type {
   TcAttachPoint,
   TcAttachment,
   TcFilterRef,
+  TcxAttachment,
   XdpAttachment,
   XdpMode,
 } from './attach.js';
@@ -134,4 +137,9 @@ export type {
   UnknownEvent,
 } from './datapath/events.js';
 export { Datapath, bpfObjectPath, ctExpiresIn, monotonicSeconds } from './datapath/datapath.js';
-export type { DatapathObjectName, DatapathOptions, MetricsRow } from './datapath/datapath.js';
+export type {
+  AttachOptions,
+  DatapathObjectName,
+  DatapathOptions,
+  MetricsRow,
+} from './datapath/datapath.js';

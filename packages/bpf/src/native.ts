@@ -130,6 +130,15 @@ export interface NativeBinding {
   xdpDetach(ifindex: number, flags: number, netns: string | null): void;
   xdpQuery(ifindex: number, flags: number, netns: string | null): number;
   ifIndex(name: string, netns: string | null): number;
+  tcxAttach(
+    ifindex: number,
+    progFd: number,
+    attachPoint: 'ingress' | 'egress',
+    netns: string | null,
+  ): number;
+  linkUpdate(linkFd: number, progFd: number): void;
+  linkDetach(linkFd: number): void;
+  linkInfo(linkFd: number): { id: number; progId: number; type: number };
 
   ringbufOpen(
     mapFd: number,

@@ -185,6 +185,7 @@ describe('BPF objects', () => {
     const dir = pinDir('dp');
     const dp = Datapath.load({ pinDir: dir.dir });
     try {
+      assert.deepEqual(dp.checkLayouts(), [], 'TypeScript views match every loaded object');
       const ids = Object.values(dp.objects).map((o) => o.map('cil_ct4_v1').id());
       assert.equal(new Set(ids).size, 1, 'one conntrack map for every program');
       dp.endpoints.set(

@@ -3,6 +3,7 @@
 // the node program hands arriving packets to the pod), then in VXLAN mode (the sender's
 // identity travels in the VNI and is read back on the receiving node).
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 
 import { NetScope, waitFor, type Netns } from '@ciliate/testkit';
@@ -32,6 +33,7 @@ interface TestNode {
   events: DatapathEvent[];
   reader: RingBufferReader;
   pins: { remove(): void };
+  links: { detach(): void }[];
 }
 
 type Mode = 'native' | 'vxlan';
@@ -98,11 +100,20 @@ async function makeCluster(scope: NetScope, mode: Mode): Promise<[TestNode, Test
         identity: s.identity,
       },
     );
-    dp.attachEndpoint({ ifindex: pod.hostIfindex, netns: ns.name });
-    dp.attachUnderlay({ ifname: 'eth0', netns: ns.name });
-    if (mode === 'vxlan') dp.attachOverlay({ ifindex: tunnelIfindex, netns: ns.name });
+    // the VXLAN cluster uses tcx links (pinned with the maps), the native one tc filters
+    const how = { mode: mode === 'vxlan' ? ('tcx' as const) : ('tc' as const) };
+    const links = [
+      ...dp.attachEndpoint({ ifindex: pod.hostIfindex, netns: ns.name }, how),
+      ...dp.attachUnderlay({ ifname: 'eth0', netns: ns.name }, how),
+      ...(mode === 'vxlan'
+        ? dp.attachOverlay({ ifindex: tunnelIfindex, netns: ns.name }, how)
+        : []),
+    ];
+    if (mode === 'vxlan') {
+      assert.ok(existsSync(`${pins.dir}/links/lxc-${pod.hostIfindex}-ingress`), 'tcx links pinned');
+    }
     const events: DatapathEvent[] = [];
-    const reader = dp.openEvents((b) => events.push(...b));
+    const reader = dp.openEvents((b) => events.push(...b), { keepAlive: false });
     nodes.push({
       ns,
       ip: s.ip,
@@ -113,6 +124,7 @@ async function makeCluster(scope: NetScope, mode: Mode): Promise<[TestNode, Test
       events,
       reader,
       pins,
+      links,
     });
   }
   const [n1, n2] = nodes as [TestNode, TestNode];
@@ -146,9 +158,20 @@ async function makeCluster(scope: NetScope, mode: Mode): Promise<[TestNode, Test
 
 function teardown(nodes: TestNode[]): void {
   for (const n of nodes) {
-    n.reader.close();
-    n.dp.close();
-    n.pins.remove();
+    // each step on its own: one failure must not leave the rest behind
+    const steps = [
+      () => n.reader.close(),
+      () => n.links.forEach((l) => l.detach()),
+      () => n.dp.close(),
+      () => n.pins.remove(),
+    ];
+    for (const step of steps) {
+      try {
+        step();
+      } catch {
+        // the namespace removal that follows takes links and filters along anyway
+      }
+    }
   }
 }
 
@@ -161,9 +184,12 @@ for (const mode of ['native', 'vxlan'] as const) {
       [n1, n2] = await makeCluster(scope, mode);
     });
     after(async () => {
-      teardown([n1, n2].filter(Boolean));
-      // deleting the namespaces removes links, qdiscs and filters with them
-      await scope.close();
+      try {
+        teardown([n1, n2].filter(Boolean));
+      } finally {
+        // deleting the namespaces removes links, qdiscs and filters with them
+        await scope.close();
+      }
     });
 
     it('ICMP between pods on different nodes, replies tracked on both nodes', async () => {

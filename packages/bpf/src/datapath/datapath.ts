@@ -7,9 +7,12 @@ import { mkdirSync, rmSync } from 'node:fs';
 
 import {
   attachTc,
+  attachTcx,
   attachXdp,
+  ifIndex,
   type InterfaceRef,
   type TcAttachment,
+  type TcxAttachment,
   type XdpAttachment,
   type XdpMode,
 } from '../attach.js';
@@ -27,7 +30,10 @@ import {
 } from './config.js';
 import { MapNames, Programs } from './constants.js';
 import { decodeEvent, type DatapathEvent } from './events.js';
+import { compareLayout, type LayoutMismatch } from '../layout-check.js';
 import {
+  EVENT_LAYOUTS,
+  MAP_LAYOUTS,
   ct4Key,
   ctEntry,
   endpointInfo,
@@ -65,6 +71,12 @@ export interface DatapathOptions {
   objects?: DatapathObjectName[];
   /** Map capacities by map name (applied only when the map is created, not when reused). */
   maxEntries?: Record<string, number>;
+}
+
+export interface AttachOptions {
+  /** tc: clsact filters (default; persist with the interface). tcx: BPF links (kernel 6.6+),
+   * pinned so they persist too. */
+  mode?: 'tc' | 'tcx';
 }
 
 export interface MetricsRow {
@@ -140,32 +152,59 @@ export class Datapath {
     return o;
   }
 
-  /** The endpoint program on a pod's host-side veth: from-container on tc ingress,
-   * to-container on tc egress. */
-  attachEndpoint(ref: InterfaceRef): TcAttachment[] {
-    const o = this.object('lxc');
+  private attachPair(
+    object: DatapathObjectName,
+    ingress: string,
+    egress: string,
+    ref: InterfaceRef,
+    opts: AttachOptions,
+  ): (TcAttachment | TcxAttachment)[] {
+    const o = this.object(object);
+    if ((opts.mode ?? 'tc') === 'tc') {
+      return [
+        attachTc(o.program(ingress), { ...ref, attachPoint: 'ingress' }),
+        attachTc(o.program(egress), { ...ref, attachPoint: 'egress' }),
+      ];
+    }
+    const ifindex = ref.ifindex ?? ifIndex(ref.ifname ?? '', ref.netns);
+    const pin = (p: string) =>
+      join(this.pinDir, 'links', `${object}-${ref.ifname ?? ifindex}-${p}`);
     return [
-      attachTc(o.program(Programs.lxc.fromContainer), { ...ref, attachPoint: 'ingress' }),
-      attachTc(o.program(Programs.lxc.toContainer), { ...ref, attachPoint: 'egress' }),
+      attachTcx(o.program(ingress), {
+        ...ref,
+        ifindex,
+        attachPoint: 'ingress',
+        pinPath: pin('ingress'),
+      }),
+      attachTcx(o.program(egress), {
+        ...ref,
+        ifindex,
+        attachPoint: 'egress',
+        pinPath: pin('egress'),
+      }),
     ];
+  }
+
+  /** The endpoint program on a pod's host-side veth: from-container on ingress, to-container
+   * on egress. tc mode uses clsact filters; tcx mode pinned links under `<pinDir>/links`. */
+  attachEndpoint(ref: InterfaceRef, opts: AttachOptions = {}): (TcAttachment | TcxAttachment)[] {
+    return this.attachPair('lxc', Programs.lxc.fromContainer, Programs.lxc.toContainer, ref, opts);
   }
 
   /** The node program on the underlay device. */
-  attachUnderlay(ref: InterfaceRef): TcAttachment[] {
-    const o = this.object('host');
-    return [
-      attachTc(o.program(Programs.host.fromNetdev), { ...ref, attachPoint: 'ingress' }),
-      attachTc(o.program(Programs.host.toNetdev), { ...ref, attachPoint: 'egress' }),
-    ];
+  attachUnderlay(ref: InterfaceRef, opts: AttachOptions = {}): (TcAttachment | TcxAttachment)[] {
+    return this.attachPair('host', Programs.host.fromNetdev, Programs.host.toNetdev, ref, opts);
   }
 
   /** The overlay program on the collect_md VXLAN device. */
-  attachOverlay(ref: InterfaceRef): TcAttachment[] {
-    const o = this.object('overlay');
-    return [
-      attachTc(o.program(Programs.overlay.fromOverlay), { ...ref, attachPoint: 'ingress' }),
-      attachTc(o.program(Programs.overlay.toOverlay), { ...ref, attachPoint: 'egress' }),
-    ];
+  attachOverlay(ref: InterfaceRef, opts: AttachOptions = {}): (TcAttachment | TcxAttachment)[] {
+    return this.attachPair(
+      'overlay',
+      Programs.overlay.fromOverlay,
+      Programs.overlay.toOverlay,
+      ref,
+      opts,
+    );
   }
 
   attachXdp(ref: InterfaceRef & { mode?: XdpMode }): XdpAttachment {
@@ -208,6 +247,30 @@ export class Datapath {
       (records) => onEvents(records.map(decodeEvent)),
       opts,
     );
+  }
+
+  /**
+   * Compares every map's and event's TypeScript layout with the BTF of each loaded object:
+   * empty when this package and the compiled programs agree byte for byte (an agent checks
+   * this before it writes a single entry).
+   */
+  checkLayouts(): LayoutMismatch[] {
+    const out: LayoutMismatch[] = [];
+    for (const [name, o] of Object.entries(this.objects)) {
+      const prefix = (m: LayoutMismatch) => ({ ...m, path: `${name}: ${m.path}` });
+      for (const m of MAP_LAYOUTS) {
+        if (m.key && m.cKey)
+          out.push(...compareLayout(m.key.layout, o.btfStruct(m.cKey)).map(prefix));
+        if (m.value && m.cValue) {
+          out.push(...compareLayout(m.value.layout, o.btfStruct(m.cValue)).map(prefix));
+        }
+      }
+      if (name !== 'xdp') {
+        for (const e of EVENT_LAYOUTS)
+          out.push(...compareLayout(e.codec.layout, o.btfStruct(e.cType)).map(prefix));
+      }
+    }
+    return out;
   }
 
   /** Closes file descriptors; pinned maps and attached programs stay and keep forwarding. */

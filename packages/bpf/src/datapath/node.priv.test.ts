@@ -74,20 +74,28 @@ describe('datapath on one node', () => {
     dp.ipcache.set({ prefix: NODE_IP }, { identity: ReservedIdentity.host, tunnelEndpoint: null });
     dp.attachEndpoint({ ifindex: a.hostIfindex, netns: node.name });
     dp.attachEndpoint({ ifindex: b.hostIfindex, netns: node.name });
-    reader = dp.openEvents((batch) => events.push(...batch));
+    reader = dp.openEvents((batch) => events.push(...batch), { keepAlive: false });
   });
 
   after(async () => {
-    reader?.close();
-    for (const p of [a, b]) if (p) destroyTcHook({ ifindex: p.hostIfindex, netns: node.name });
-    dp?.close();
-    await scope.close();
-    pins.remove();
+    try {
+      reader?.close();
+      for (const p of [a, b]) if (p) destroyTcHook({ ifindex: p.hostIfindex, netns: node.name });
+      dp?.close();
+    } finally {
+      await scope.close();
+      pins.remove();
+    }
   });
 
   it('ICMP between two pods crosses both programs; the reply is tracked on both sides', async () => {
     events.length = 0;
     assert.ok(await ping(a.ns, b.ip, { count: 3 }), 'pod A pings pod B');
+    // the gateway was resolved by the endpoint program's ARP responder
+    const neigh = JSON.parse(await a.ns.ip(['-j', 'neigh', 'show', GATEWAY])) as {
+      lladdr?: string;
+    }[];
+    assert.equal(neigh[0]?.lladdr, a.hostMac, 'gateway answered with the host-side veth MAC');
 
     const egress = [...dp.ct4.entries()].find(
       ([k]) =>
@@ -293,7 +301,7 @@ describe('datapath on one node', () => {
       assert.ok(await ping(a.ns, b.ip), 'forwarding without any userspace');
 
       dp = Datapath.load({ pinDir: pins.dir, config: { traceMode: 'all', nodeIPv4: NODE_IP } });
-      reader = dp.openEvents((batch) => events.push(...batch));
+      reader = dp.openEvents((batch) => events.push(...batch), { keepAlive: false });
       assert.deepEqual([...dp.endpoints.entries()], epBefore, 'endpoints restored from the pins');
       assert.ok([...dp.ct4.keys()].length >= ctBefore, 'conntrack kept');
       // new programs replace the old ones atomically
