@@ -69,7 +69,8 @@ export interface DatapathOptions {
   config?: Partial<Omit<DatapathConfig, 'ctTimeouts'>> & { ctTimeouts?: Partial<CtTimeouts> };
   /** Objects to load (default: all). */
   objects?: DatapathObjectName[];
-  /** Map capacities by map name (applied only when the map is created, not when reused). */
+  /** Map capacities by map name. They must match maps already pinned: libbpf refuses to reuse
+   * a pinned map of another size (resizing means a new, empty map). */
   maxEntries?: Record<string, number>;
 }
 
