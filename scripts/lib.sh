@@ -17,6 +17,14 @@ SYSTEM_PACKAGES=(
   nats-server    # the message bus and JetStream store
   iproute2       # ip, tc: network namespaces, veth, routes
   iputils-ping   # ping inside namespaces
+  clang          # compiles bpf/*.c to BPF objects (packages/bpf build)
+  llvm           # llvm-objdump / llvm-strip for inspecting BPF objects
+  libbpf-dev     # libbpf headers and library: the native addon and bpf_helpers.h
+  libelf-dev     # libbpf's ELF dependency (linked by the addon)
+  zlib1g-dev     # libbpf's zlib dependency (linked by the addon)
+  bpftool        # inspecting loaded programs and pinned maps when debugging
+  make           # drives the addon and BPF object build
+  gcc            # compiles the N-API addon (C)
   curl
   ca-certificates
   etcd-server    # the store behind kube-apiserver in the kubernetes test tier

@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: Apache-2.0
+/* The endpoint program, attached to each pod's host-side veth.
+ *   cil_from_container: tc ingress of the host veth = packets the pod sends (its egress).
+ *   cil_to_container:   tc egress of the host veth  = packets delivered to the pod (its ingress).
+ * One loaded object serves every endpoint of the node: the endpoint is found by address in the
+ * endpoints map, so adding a pod needs only map entries and an attach, never a recompile. */
+
+#include "lib/common.h"
+#include "lib/config.h"
+#include "lib/maps.h"
+#include "lib/drop.h"
+#include "lib/notify.h"
+#include "lib/pkt.h"
+#include "lib/conntrack.h"
+#include "lib/policy.h"
+#include "lib/lb.h"
+#include "lib/tunnel.h"
+#include "lib/arp.h"
+
+#define THIS_FILE FILE_BPF_LXC
+
+static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb)
+{
+	struct notify_ctx nc = { .ifindex = skb->ifindex };
+	struct endpoint_info *ep, *dst_ep;
+	struct ipcache_value *info;
+	struct policy_verdict pv;
+	struct ct4_key tuple;
+	enum ct_status ct;
+	struct pkt4 p;
+	__u32 dst_identity, now;
+	int ret;
+
+	ret = parse_ipv4(skb, &p);
+	if (ret < 0)
+		return DROP(skb, -ret, METRIC_DIR_EGRESS, &nc);
+
+	/* The source address must be the one this interface's endpoint owns: no spoofing. */
+	ep = lookup_endpoint4(p.saddr);
+	if (!ep || ep->ifindex != skb->ifindex)
+		return DROP(skb, DROP_INVALID_SIP, METRIC_DIR_EGRESS, &nc);
+	nc.source = ep->endpoint_id;
+	nc.src_identity = ep->identity;
+
+	if (p.is_fragment)
+		return DROP(skb, DROP_FRAG_NOSUPPORT, METRIC_DIR_EGRESS, &nc);
+
+	/* Service translation would happen here, before conntrack sees the backend address. */
+	if (lb4_lookup_service(&p))
+		return DROP(skb, DROP_NO_SERVICE, METRIC_DIR_EGRESS, &nc);
+
+	dst_ep = lookup_endpoint4(p.daddr);
+	info = lookup_ipcache4(p.daddr, cfg_cluster_id);
+	if (dst_ep)
+		dst_identity = dst_ep->identity;
+	else if (info)
+		dst_identity = info->identity;
+	else
+		dst_identity = IDENTITY_WORLD;
+	nc.dst_identity = dst_identity;
+	nc.dst_id = dst_ep ? dst_ep->endpoint_id : 0;
+
+	now = now_seconds();
+	ct = ct4_lookup(&p, TUPLE_F_OUT, skb->len, &tuple, now);
+	if (ct == CT_NEW) {
+		pv = policy_can_egress4(ep, dst_identity, &tuple);
+		if (pv.reason)
+			return DROP(skb, pv.reason, METRIC_DIR_EGRESS, &nc);
+		ret = ct4_create(&tuple, &p, skb->len, ep->identity, ep->ifindex, pv.verdict, now);
+		if (ret < 0)
+			return DROP(skb, -ret, METRIC_DIR_EGRESS, &nc);
+	}
+
+	update_metrics(skb->len, METRIC_DIR_EGRESS, 0);
+	send_trace(skb, TRACE_FROM_LXC, ct, &nc);
+
+	if (dst_ep) {
+		/* Local delivery: straight to the other pod's host veth, whose to-container program
+		 * applies the destination's side (conntrack, policy, MACs). */
+		ret = ipv4_dec_ttl(skb, p.ttl);
+		if (ret < 0)
+			return DROP(skb, -ret, METRIC_DIR_EGRESS, &nc);
+		skb->mark = identity_to_mark(ep->identity);
+		return bpf_redirect(dst_ep->ifindex, 0);
+	}
+
+	if (cfg_tunnel_mode == TUNNEL_MODE_VXLAN && info && info->tunnel_endpoint.ip4 &&
+	    !(info->flags & (IPCACHE_F_SKIP_TUNNEL | IPCACHE_F_TUNNEL_IPV6))) {
+		ret = tunnel_encap4(skb, info->tunnel_endpoint.ip4, ep->identity);
+		if (ret < 0)
+			return DROP(skb, -ret, METRIC_DIR_EGRESS, &nc);
+		send_trace(skb, TRACE_TO_OVERLAY, ct, &nc);
+		return bpf_redirect(cfg_tunnel_ifindex, 0);
+	}
+
+	/* Native routing, the node itself, the world: the node's routing table decides. */
+	send_trace(skb, TRACE_TO_STACK, ct, &nc);
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int cil_from_container(struct __sk_buff *skb)
+{
+	struct notify_ctx nc = { .ifindex = skb->ifindex };
+	__be16 proto;
+	int ret;
+
+	if (load_eth_proto(skb, &proto) < 0)
+		return DROP(skb, DROP_INVALID, METRIC_DIR_EGRESS, &nc);
+
+	switch (proto) {
+	case bpf_htons(ETH_P_IP):
+		return handle_ipv4_from_lxc(skb);
+	case bpf_htons(ETH_P_ARP):
+		if (!cfg_arp_responder)
+			return TC_ACT_OK;
+		ret = arp_respond(skb, 0);
+		if (ret < 0)
+			return DROP(skb, -ret, METRIC_DIR_EGRESS, &nc);
+		if (ret == 1)
+			return bpf_redirect(skb->ifindex, 0);
+		return TC_ACT_OK;
+	default:
+		/* IPv6 comes with dual stack; until then it is refused, as Cilium does with IPv6
+		 * disabled. */
+		return DROP(skb, DROP_UNKNOWN_L3, METRIC_DIR_EGRESS, &nc);
+	}
+}
+
+static __always_inline int handle_ipv4_to_lxc(struct __sk_buff *skb)
+{
+	struct notify_ctx nc = { .ifindex = skb->ifindex };
+	struct endpoint_info *ep, *src_ep;
+	struct ipcache_value *info;
+	struct policy_verdict pv;
+	struct ct4_key tuple;
+	enum ct_status ct;
+	struct pkt4 p;
+	__u32 src_identity, now;
+	int ret;
+
+	ret = parse_ipv4(skb, &p);
+	if (ret < 0)
+		return DROP(skb, -ret, METRIC_DIR_INGRESS, &nc);
+
+	ep = lookup_endpoint4(p.daddr);
+	if (!ep || ep->ifindex != skb->ifindex)
+		return DROP(skb, DROP_NO_LXC, METRIC_DIR_INGRESS, &nc);
+	nc.source = ep->endpoint_id;
+	nc.dst_id = ep->endpoint_id;
+	nc.dst_identity = ep->identity;
+
+	/* Who sent it: our own programs leave the identity in the mark (from another local pod,
+	 * from the overlay or the underlay); otherwise the ipcache knows the address. */
+	src_identity = identity_from_mark(skb->mark);
+	if (src_identity == IDENTITY_UNKNOWN) {
+		src_ep = lookup_endpoint4(p.saddr);
+		if (src_ep) {
+			src_identity = src_ep->identity;
+		} else {
+			info = lookup_ipcache4(p.saddr, cfg_cluster_id);
+			src_identity = info ? info->identity : IDENTITY_WORLD;
+		}
+	}
+	nc.src_identity = src_identity;
+	skb->mark = 0;
+
+	if (p.is_fragment)
+		return DROP(skb, DROP_FRAG_NOSUPPORT, METRIC_DIR_INGRESS, &nc);
+
+	now = now_seconds();
+	ct = ct4_lookup(&p, TUPLE_F_IN, skb->len, &tuple, now);
+	if (ct == CT_NEW) {
+		pv = policy_can_ingress4(ep, src_identity, &tuple);
+		if (pv.reason)
+			return DROP(skb, pv.reason, METRIC_DIR_INGRESS, &nc);
+		ret = ct4_create(&tuple, &p, skb->len, src_identity, ep->ifindex, pv.verdict, now);
+		if (ret < 0)
+			return DROP(skb, -ret, METRIC_DIR_INGRESS, &nc);
+	}
+
+	if (!mac_is_zero(ep->mac)) {
+		ret = rewrite_macs(skb, ep->mac, ep->node_mac);
+		if (ret < 0)
+			return DROP(skb, -ret, METRIC_DIR_INGRESS, &nc);
+	}
+
+	update_metrics(skb->len, METRIC_DIR_INGRESS, 0);
+	send_trace(skb, TRACE_TO_LXC, ct, &nc);
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int cil_to_container(struct __sk_buff *skb)
+{
+	struct notify_ctx nc = { .ifindex = skb->ifindex };
+	__be16 proto;
+
+	if (load_eth_proto(skb, &proto) < 0)
+		return DROP(skb, DROP_INVALID, METRIC_DIR_INGRESS, &nc);
+
+	switch (proto) {
+	case bpf_htons(ETH_P_IP):
+		return handle_ipv4_to_lxc(skb);
+	case bpf_htons(ETH_P_ARP):
+		/* the node resolving the pod, or our own ARP replies on their way back */
+		return TC_ACT_OK;
+	default:
+		return DROP(skb, DROP_UNKNOWN_L3, METRIC_DIR_INGRESS, &nc);
+	}
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Load-time constants. The loader writes them into .rodata before the object is loaded, so the
+ * verifier sees them as constants and prunes dead branches; nothing is recompiled per node.
+ * Every name here is part of the loader's contract (packages/bpf/src/datapath/config.ts). */
+#pragma once
+
+#include "common.h"
+
+#define TUNNEL_MODE_NATIVE 0
+#define TUNNEL_MODE_VXLAN 1
+
+#define TRACE_MODE_OFF 0
+/* Only the first packet of each connection direction (CT new) and drops are reported. */
+#define TRACE_MODE_NEW 1
+#define TRACE_MODE_ALL 2
+
+/* Routing: 0 = native routing (packets to other nodes go to the stack), 1 = VXLAN. */
+volatile const __u32 cfg_tunnel_mode = TUNNEL_MODE_NATIVE;
+/* ifindex of the collect_md VXLAN device in the node's network namespace. */
+volatile const __u32 cfg_tunnel_ifindex = 0;
+/* This node's underlay IPv4 address (network byte order); 0 when unknown. */
+volatile const __u32 cfg_node_ipv4 = 0;
+volatile const __u32 cfg_cluster_id = 0;
+volatile const __u32 cfg_trace_mode = TRACE_MODE_NEW;
+/* Answer every ARP request from a pod (except for its own address) with the host-side veth
+ * MAC, so pods need no static neighbour entry for their gateway. */
+volatile const __u32 cfg_arp_responder = 1;
+
+/* Conntrack lifetimes in seconds (Cilium's agent defaults since 1.15: established TCP 8000s,
+ * SYN 60s, closing 10s, non-TCP 60s). */
+volatile const __u32 cfg_ct_tcp_established = 8000;
+volatile const __u32 cfg_ct_tcp_syn = 60;
+volatile const __u32 cfg_ct_tcp_close = 10;
+volatile const __u32 cfg_ct_any = 60;

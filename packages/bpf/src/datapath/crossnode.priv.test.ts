@@ -1,0 +1,299 @@
+// Two nodes (network namespaces) on one L2 segment, a pod on each: pod-to-pod ICMP, TCP and
+// UDP across nodes, first with native routing (the stack routes pod CIDRs over the underlay,
+// the node program hands arriving packets to the pod), then in VXLAN mode (the sender's
+// identity travels in the VNI and is read back on the receiving node).
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+
+import { NetScope, waitFor, type Netns } from '@ciliate/testkit';
+
+import { ifIndex } from '../attach.js';
+import type { RingBufferReader } from '../ringbuf.js';
+import {
+  addPod,
+  client,
+  ping,
+  pinDir,
+  quietNetns,
+  startServer,
+  type Pod,
+} from '../testing/support.js';
+import { ReservedIdentity, TraceObservationPoint, TupleFlags } from './constants.js';
+import { Datapath } from './datapath.js';
+import type { DatapathEvent, TraceEvent } from './events.js';
+
+interface TestNode {
+  ns: Netns;
+  ip: string;
+  podCidr: string;
+  dp: Datapath;
+  pod: Pod;
+  identity: number;
+  events: DatapathEvent[];
+  reader: RingBufferReader;
+  pins: { remove(): void };
+  links: { detach(): void }[];
+}
+
+type Mode = 'native' | 'vxlan';
+
+async function makeCluster(scope: NetScope, mode: Mode): Promise<[TestNode, TestNode]> {
+  const hub = await scope.netns('seg');
+  const br = 'br0';
+  await scope.bridge(br, hub.name);
+  const specs = [
+    {
+      ip: '192.168.50.1',
+      podCidr: '10.201.1.0/24',
+      podIp: '10.201.1.2',
+      gw: '10.201.1.1',
+      identity: 1001,
+    },
+    {
+      ip: '192.168.50.2',
+      podCidr: '10.201.2.0/24',
+      podIp: '10.201.2.2',
+      gw: '10.201.2.1',
+      identity: 2002,
+    },
+  ];
+  const nodes: TestNode[] = [];
+  for (const s of specs) {
+    const ns = await scope.netns('node');
+    await quietNetns(ns.name, true);
+    const port = scope.uniqueName('up');
+    const tmp = scope.uniqueName('eth');
+    await scope.veth({ name: tmp, netns: ns.name }, { name: port, netns: hub.name });
+    await scope.attachToBridge(port, br, hub.name);
+    await ns.ip(['link', 'set', tmp, 'down']);
+    await ns.ip(['link', 'set', tmp, 'name', 'eth0']);
+    await ns.ip(['addr', 'add', `${s.ip}/24`, 'dev', 'eth0']);
+    await ns.ip(['link', 'set', 'eth0', 'up']);
+    let tunnelIfindex = 0;
+    if (mode === 'vxlan') {
+      await ns.ip(['link', 'add', 'cil_vxlan', 'type', 'vxlan', 'external', 'dstport', '8472']);
+      // routed into by the node for remote pod CIDRs: no ARP, the overlay program adds the
+      // tunnel metadata
+      await ns.ip(['link', 'set', 'cil_vxlan', 'arp', 'off', 'up']);
+      tunnelIfindex = ifIndex('cil_vxlan', ns.name);
+    }
+    // VXLAN adds 50 bytes on a 1500-byte underlay
+    const pod = await addPod(scope, ns, {
+      ip: s.podIp,
+      gateway: s.gw,
+      mtu: mode === 'vxlan' ? 1450 : undefined,
+    });
+    const pins = pinDir(`x${nodes.length}`);
+    const dp = Datapath.load({
+      pinDir: pins.dir,
+      config: { traceMode: 'all', nodeIPv4: s.ip, tunnelMode: mode, tunnelIfindex },
+    });
+    dp.endpoints.set(
+      { ip: pod.ip },
+      {
+        ifindex: pod.hostIfindex,
+        endpointId: 100 + nodes.length,
+        flags: 0,
+        mac: pod.mac,
+        nodeMac: pod.hostMac,
+        identity: s.identity,
+      },
+    );
+    // the VXLAN cluster uses tcx links (pinned with the maps), the native one tc filters
+    const how = { mode: mode === 'vxlan' ? ('tcx' as const) : ('tc' as const) };
+    const links = [
+      ...dp.attachEndpoint({ ifindex: pod.hostIfindex, netns: ns.name }, how),
+      ...dp.attachUnderlay({ ifname: 'eth0', netns: ns.name }, how),
+      ...(mode === 'vxlan'
+        ? dp.attachOverlay({ ifindex: tunnelIfindex, netns: ns.name }, how)
+        : []),
+    ];
+    if (mode === 'vxlan') {
+      assert.ok(existsSync(`${pins.dir}/links/lxc-${pod.hostIfindex}-ingress`), 'tcx links pinned');
+    }
+    const events: DatapathEvent[] = [];
+    const reader = dp.openEvents((b) => events.push(...b), { keepAlive: false });
+    nodes.push({
+      ns,
+      ip: s.ip,
+      podCidr: s.podCidr,
+      dp,
+      pod,
+      identity: s.identity,
+      events,
+      reader,
+      pins,
+      links,
+    });
+  }
+  const [n1, n2] = nodes as [TestNode, TestNode];
+  for (const [self, peer] of [
+    [n1, n2],
+    [n2, n1],
+  ] as const) {
+    self.dp.ipcache.set(
+      { prefix: peer.ip },
+      { identity: ReservedIdentity.remoteNode, tunnelEndpoint: null },
+    );
+    if (mode === 'native') {
+      // the agent installs these routes; the pod's identity comes from the ipcache
+      await self.ns.ip(['route', 'add', peer.podCidr, 'via', peer.ip]);
+      self.dp.ipcache.set(
+        { prefix: peer.pod.ip },
+        { identity: peer.identity, tunnelEndpoint: null },
+      );
+    } else {
+      // only the CIDR with its tunnel endpoint (identity world): the pod's identity must
+      // arrive in the VNI
+      self.dp.ipcache.set(
+        { prefix: peer.podCidr },
+        { identity: ReservedIdentity.world, tunnelEndpoint: peer.ip },
+      );
+      await self.ns.ip(['route', 'add', peer.podCidr, 'dev', 'cil_vxlan']);
+    }
+  }
+  return [n1, n2];
+}
+
+function teardown(nodes: TestNode[]): void {
+  for (const n of nodes) {
+    // each step on its own: one failure must not leave the rest behind
+    const steps = [
+      () => n.reader.close(),
+      () => n.links.forEach((l) => l.detach()),
+      () => n.dp.close(),
+      () => n.pins.remove(),
+    ];
+    for (const step of steps) {
+      try {
+        step();
+      } catch {
+        // the namespace removal that follows takes links and filters along anyway
+      }
+    }
+  }
+}
+
+for (const mode of ['native', 'vxlan'] as const) {
+  describe(`two nodes, ${mode} routing`, () => {
+    const scope = new NetScope();
+    let n1: TestNode;
+    let n2: TestNode;
+    before(async () => {
+      [n1, n2] = await makeCluster(scope, mode);
+    });
+    after(async () => {
+      try {
+        teardown([n1, n2].filter(Boolean));
+      } finally {
+        // deleting the namespaces removes links, qdiscs and filters with them
+        await scope.close();
+      }
+    });
+
+    it('ICMP between pods on different nodes, replies tracked on both nodes', async () => {
+      assert.ok(await ping(n1.pod.ns, n2.pod.ip, { count: 3 }), 'pod on node 1 -> pod on node 2');
+      assert.ok(await ping(n2.pod.ns, n1.pod.ip, { count: 2 }), 'and back');
+      const out = [...n1.dp.ct4.entries()].find(
+        ([k]) => k.daddr === n2.pod.ip && k.nexthdr === 1 && k.flags === TupleFlags.OUT,
+      );
+      const inn = [...n2.dp.ct4.entries()].find(
+        ([k]) => k.saddr === n1.pod.ip && k.nexthdr === 1 && k.flags === TupleFlags.IN,
+      );
+      assert.ok(out && inn);
+      assert.ok(out[1].packetsRev >= 3n && inn[1].packetsRev >= 3n, 'replies tracked');
+      assert.equal(
+        inn[1].srcIdentity,
+        n1.identity,
+        `the sender's identity known on node 2 (${mode === 'vxlan' ? 'from the VNI' : 'from the ipcache'})`,
+      );
+    });
+
+    it('TCP and UDP between pods on different nodes', async () => {
+      const tcp = await startServer(n2.pod.ns, 'tcp', 9000);
+      const udp = await startServer(n2.pod.ns, 'udp', 9001);
+      try {
+        const r = await client(n1.pod.ns, 'tcp', n2.pod.ip, 9000, 500_000);
+        assert.ok(r.ok, r.error);
+        const u = await client(n1.pod.ns, 'udp', n2.pod.ip, 9001, 10);
+        assert.ok(u.ok, u.error);
+        const e = n2.dp.ct4.get({
+          saddr: n1.pod.ip,
+          daddr: n2.pod.ip,
+          sport: r.localPort!,
+          dport: 9000,
+          nexthdr: 6,
+          flags: TupleFlags.IN,
+        });
+        assert.ok(e && e.bytesFwd > 500_000n && e.bytesRev > 500_000n);
+        assert.equal(e.srcIdentity, n1.identity);
+        const ue = n1.dp.ct4.get({
+          saddr: n1.pod.ip,
+          daddr: n2.pod.ip,
+          sport: u.localPort!,
+          dport: 9001,
+          nexthdr: 17,
+          flags: TupleFlags.OUT,
+        });
+        assert.equal(ue?.packetsRev, 10n);
+      } finally {
+        await tcp.stop();
+        await udp.stop();
+      }
+    });
+
+    it("pods reach the other node, and nodes reach the other node's pods", async () => {
+      assert.ok(await ping(n1.pod.ns, n2.ip), 'pod -> remote node');
+      assert.ok(await ping(n2.ns, n1.pod.ip), 'node -> remote pod');
+      const e = [...n1.dp.ct4.entries()].find(
+        ([k]) => k.saddr === n2.ip && k.daddr === n1.pod.ip && k.flags === TupleFlags.IN,
+      );
+      assert.ok(e);
+      assert.equal(e[1].srcIdentity, ReservedIdentity.remoteNode, 'the other node is remote-node');
+    });
+
+    it(`trace events show the ${mode} path`, async () => {
+      const t1 = () => n1.events.filter((e): e is TraceEvent => e.kind === 'trace');
+      const t2 = () => n2.events.filter((e): e is TraceEvent => e.kind === 'trace');
+      if (mode === 'native') {
+        await waitFor('to-stack on node 1', () =>
+          t1().find(
+            (t) =>
+              t.observationPoint === TraceObservationPoint.TO_STACK &&
+              t.packet?.dstIp === n2.pod.ip,
+          ),
+        );
+        const arrive = await waitFor('from-network on node 2', () =>
+          t2().find(
+            (t) =>
+              t.observationPoint === TraceObservationPoint.FROM_NETWORK &&
+              t.packet?.dstIp === n2.pod.ip,
+          ),
+        );
+        assert.equal(arrive.srcIdentity, n1.identity);
+      } else {
+        await waitFor('to-overlay on node 1', () =>
+          t1().find(
+            (t) =>
+              t.observationPoint === TraceObservationPoint.TO_OVERLAY &&
+              t.packet?.dstIp === n2.pod.ip,
+          ),
+        );
+        const arrive = await waitFor('from-overlay on node 2', () =>
+          t2().find(
+            (t) =>
+              t.observationPoint === TraceObservationPoint.FROM_OVERLAY &&
+              t.packet?.dstIp === n2.pod.ip,
+          ),
+        );
+        assert.equal(arrive.srcIdentity, n1.identity, 'identity read from the VNI');
+      }
+      const at = t2().find(
+        (t) => t.observationPoint === TraceObservationPoint.TO_LXC && t.packet?.srcIp === n1.pod.ip,
+      );
+      assert.ok(at);
+      assert.equal(at.srcIdentity, n1.identity);
+    });
+  });
+}
