@@ -1,11 +1,12 @@
 // A lease on JetStream KV for singleton work, with a fencing token.
 //
 // The lease is one KV key. Its holder rewrites it every ttl/3 with compare-and-set on the last
-// revision it wrote. A contender takes it over (again with compare-and-set) only after it has seen
-// the key unchanged for a whole ttl, measured on its own clock from the moment it saw the last
-// revision; so no clocks are compared across machines. The holder gives up by itself once ttl
-// minus a margin has passed since it *sent* its last successful renewal, which is before any
-// contender can have started counting, so two processes never both believe they hold it.
+// revision it wrote. The holder gives up by itself once ttl - m (m = ttl/5) has passed since it
+// *sent* its last successful renewal. A contender takes the lease over (again with
+// compare-and-set) once it has seen the key unchanged for ttl - m/2, measured on its own clock
+// from the moment it saw the last revision, which is after the holder sent it: so a contender
+// acts at least m/2 after the holder stopped, and no clocks are compared across machines. A dead
+// holder is replaced within the lease time of its death.
 //
 // The fencing token is the KV revision of the write that acquired the lease: every acquisition
 // is a distinct write to the stream, so tokens are unique and grow with each new holder.
@@ -50,6 +51,8 @@ export class Lease {
   private readonly key: string;
   private readonly renewEveryMs: number;
   private readonly marginMs: number;
+  /** How long a contender waits, after seeing the last change, before taking over. */
+  private readonly takeoverMs: number;
   private state: LeaseState = { held: false };
   private lastWrittenRevision = 0;
   private lastRenewSentAt = 0;
@@ -67,6 +70,7 @@ export class Lease {
     if (opts.ttlMs < 300) throw new Error(`lease ttl ${opts.ttlMs}ms is below the 300ms minimum`);
     this.renewEveryMs = Math.floor(opts.ttlMs / 3);
     this.marginMs = Math.max(50, Math.floor(opts.ttlMs / 5));
+    this.takeoverMs = opts.ttlMs - Math.floor(this.marginMs / 2);
   }
 
   get current(): LeaseState {
@@ -115,7 +119,7 @@ export class Lease {
     }
     if (!this.state.held) {
       const seen = e.revision;
-      this.expiryTimer = setTimeout(() => void this.tryAcquire(seen), this.opts.ttlMs);
+      this.expiryTimer = setTimeout(() => void this.tryAcquire(seen), this.takeoverMs);
     }
   }
 
@@ -169,7 +173,7 @@ export class Lease {
         clearTimeout(this.expiryTimer);
         this.expiryTimer = setTimeout(
           () => void this.tryAcquire(seen),
-          revision === 0 && seen === 0 ? this.renewEveryMs : this.opts.ttlMs,
+          revision === 0 && seen === 0 ? this.renewEveryMs : this.takeoverMs,
         );
       }
     } finally {
@@ -231,7 +235,7 @@ export class Lease {
     if (!this.stopped) {
       const seen = this.observedRevision;
       clearTimeout(this.expiryTimer);
-      this.expiryTimer = setTimeout(() => void this.tryAcquire(seen), this.opts.ttlMs);
+      this.expiryTimer = setTimeout(() => void this.tryAcquire(seen), this.takeoverMs);
     }
   }
 
