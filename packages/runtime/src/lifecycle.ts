@@ -17,8 +17,10 @@ export class Lifecycle {
     this.components.push(c);
   }
 
+  /** Starts the components not started yet (parts may be added between calls). */
   async start(): Promise<void> {
-    for (const c of this.components.slice(this.started.length)) {
+    while (this.started.length < this.components.length) {
+      const c = this.components[this.started.length]!;
       const t0 = performance.now();
       await c.start?.();
       this.started.push(c);

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 
 import {
   CONTRACTS_VERSION,
+  buckets,
   HealthReportSchema,
   serviceMetadataKeys,
   serviceName,
@@ -153,6 +154,8 @@ export async function createService<S extends Settings>(
     };
   };
 
+  // Tracing stops last, so that spans of the final requests are still exported.
+  lifecycle.add({ name: 'tracing', stop: () => tracing.shutdown() });
   // The HTTP listener comes first, so /healthz answers while NATS is still being reached.
   lifecycle.add({
     name: 'http',
@@ -239,7 +242,15 @@ export async function createService<S extends Settings>(
       await service?.stop();
     },
   });
-  lifecycle.add({ name: 'tracing', stop: () => tracing.shutdown() });
+  let readyGauge: NodeJS.Timeout | undefined;
+  lifecycle.add({
+    name: 'ready-gauge',
+    start: () => {
+      readyGauge = setInterval(() => metrics.ready.set(readiness.evaluate().ready ? 1 : 0), 1000);
+      readyGauge.unref();
+    },
+    stop: () => clearInterval(readyGauge),
+  });
   // Fail fast on a bad OTEL_* value, before anything starts.
   tracesExporterFromEnv(env);
 
@@ -279,7 +290,6 @@ export async function createService<S extends Settings>(
           ...(o.ttlMs !== undefined ? { ttl: o.ttlMs } : {}),
         }),
       lease: async (name, o) => {
-        const { buckets } = await import('@ciliate/contracts');
         const kv = await ctx.kv(buckets.leases());
         return new Lease({
           kv,
@@ -291,14 +301,7 @@ export async function createService<S extends Settings>(
       },
     };
     await def.setup(ctx);
-    // Parts added by setup start now, after the spine.
-    await lifecycle.start();
-    const updateReady = setInterval(
-      () => metrics.ready.set(readiness.evaluate().ready ? 1 : 0),
-      1000,
-    );
-    updateReady.unref();
-    lifecycle.add({ name: 'ready-gauge', stop: () => clearInterval(updateReady) });
+    // Parts added by setup start now, after the spine, and stop before it.
     await lifecycle.start();
     log.info({ event: 'service.started', version: def.version }, `${def.component} started`);
   };
