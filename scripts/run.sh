@@ -56,10 +56,13 @@ for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break
 mkdir -p "$(dirname "$CONTEXT")"
 printf '{ "name": "local", "natsUrl": "%s" }\n' "$URL" >"$CONTEXT"
 
+# The cluster services that run without Kubernetes (the kube-bridge needs an API server; the
+# datapath runs per node in the lab).
+LOCAL_SERVICES=(identity ipam)
 expect=()
-for main in "$ROOT"/services/*/dist/main.js; do
+for svc in "${LOCAL_SERVICES[@]}"; do
+  main="$ROOT/services/$svc/dist/main.js"
   [ -e "$main" ] || continue
-  svc="$(basename "$(dirname "$(dirname "$main")")")"
   log "starting $svc"
   CILIATE_NATS_URL="$URL" CILIATE_NODE="${CILIATE_NODE:-local}" CILIATE_HTTP_ADDRESS=127.0.0.1:0 \
     start_bg "$svc" node "$main"
