@@ -28,10 +28,10 @@ import {
   canonicalJson,
   contains,
   fromApi,
+  importAction,
   importedByBridge,
   mirrorInSync,
   mirroredByBridge,
-  sameStoreObject,
   SOURCE_KUBERNETES,
   toMirror,
   writebackStatus,
@@ -315,7 +315,7 @@ export class KubeBridge {
     const stored = entry?.object;
     if (api && !mirroredByBridge(api)) {
       await this.importObject(k, r, key, ref, api, entry, still);
-    } else if (!api && stored && importedByBridge(stored) && still()) {
+    } else if (importAction(undefined, stored) === 'delete' && entry && still()) {
       const deleted = await this.o.store.delete(ref, { expectRevision: entry.revision });
       this.setSpec(key, { object: undefined, revision: entry.revision });
       if (deleted) {
@@ -339,7 +339,7 @@ export class KubeBridge {
     still: () => boolean,
   ): Promise<void> {
     const { store, metrics, log } = this.o;
-    let stored = entry?.object;
+    const stored = entry?.object;
     if (stored && !importedByBridge(stored)) {
       this.conflict(k, key, 'the store holds an object of the same name from another source');
       return;
@@ -355,19 +355,21 @@ export class KubeBridge {
       log.debug({ event: 'object.unknown_fields', key, warnings: conv.warnings }, 'dropped fields Ciliate does not model');
     }
     if (!still()) return;
-    if (stored && entry && stored.metadata.uid !== conv.object.metadata.uid) {
+    const action = importAction(conv.object, stored);
+    let revision = entry?.object ? entry.revision : 0;
+    if (action === 'replace' && entry) {
       // Deleted and created again in the API while nobody watched: a new object, so the store
       // sees a delete and an add, not an update that keeps the old identity.
       await store.delete(ref, { expectRevision: entry.revision });
       metrics.storeWrites.inc({ kind: k.kind, op: 'delete' });
       this.setSpec(key, { object: undefined, revision: entry.revision });
-      stored = undefined;
+      revision = 0;
     }
-    if (!stored || !sameStoreObject(conv.object, stored)) {
+    if (action === 'put' || action === 'replace') {
       let res;
       try {
         res = await store.apply(conv.object, {
-          expectRevision: stored && entry ? entry.revision : 0,
+          expectRevision: revision,
           keepMetadata: true,
           source: `kubernetes ${k.kind}`,
         });

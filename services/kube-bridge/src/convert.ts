@@ -173,6 +173,9 @@ export function mirrorInSync(desired: MirrorObject, actual: Json): boolean {
   const md = isObject(actual.metadata) ? actual.metadata : {};
   const ann = isObject(md.annotations) ? md.annotations : {};
   if (ann[HASH_ANNOTATION] !== desired.hash) return false;
+  // Labels select (identities, policies): an added one is a change, not a default.
+  const wantLabels = ((desired.body.metadata as Json).labels ?? {}) as Json;
+  if (canonicalJson(wantLabels) !== canonicalJson(md.labels ?? {})) return false;
   const { metadata: wantMeta, ...wantRest } = desired.body;
   const want = { ...wantRest, metadata: { labels: (wantMeta as Json).labels, annotations: (wantMeta as Json).annotations } };
   if (!contains(want, actual)) return false;
@@ -199,4 +202,28 @@ export function writebackStatus(
   const current = isObject(apiStatus) ? apiStatus : {};
   if (contains(want, current[field])) return undefined;
   return { ...current, [field]: want };
+}
+
+export type ImportAction =
+  /** The store already holds the API's object (or there is nothing on either side). */
+  | 'none'
+  /** Write the API's object into the store. */
+  | 'put'
+  /** The API's object has a new uid (deleted and created again): delete, then put. */
+  | 'replace'
+  /** The API no longer has an object the bridge imported: delete it from the store. */
+  | 'delete'
+  /** The store holds a same-named object from another source: leave both alone. */
+  | 'conflict';
+
+/**
+ * What importing one object means, from the API's object as the store would keep it (`desired`,
+ * undefined when the API has none, or only Ciliate's own mirror) and what the store holds.
+ */
+export function importAction(desired: KubeObject | undefined, stored: KubeObject | undefined): ImportAction {
+  if (!desired) return stored && importedByBridge(stored) ? 'delete' : 'none';
+  if (!stored) return 'put';
+  if (!importedByBridge(stored)) return 'conflict';
+  if (stored.metadata.uid !== desired.metadata.uid) return 'replace';
+  return sameStoreObject(desired, stored) ? 'none' : 'put';
 }

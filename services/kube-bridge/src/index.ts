@@ -9,6 +9,7 @@ export {
   canonicalJson,
   contains,
   fromApi,
+  importAction,
   importedByBridge,
   mirrorInSync,
   mirroredByBridge,
@@ -16,7 +17,7 @@ export {
   toMirror,
   writebackStatus,
 } from './convert.js';
-export type { FromApiResult, MirrorObject } from './convert.js';
+export type { FromApiResult, ImportAction, MirrorObject } from './convert.js';
 export { bridgedKind, bridgedKinds, collectionPath, objectPath, rbacName } from './kinds.js';
 export type { BridgedKind, Direction, StatusMode } from './kinds.js';
 export {

@@ -79,7 +79,6 @@ export class WorkQueue {
         this.delayed.delete(key);
         this.add(key);
       }, ms);
-      t.unref();
       this.delayed.set(key, t);
     }
     return ms;
