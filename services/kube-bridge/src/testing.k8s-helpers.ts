@@ -107,6 +107,14 @@ export async function spawnBridge(o: BridgeOptions): Promise<BridgeProcess> {
     ...(o.extraArgs ?? []),
   ];
   const proc = spawnNode(BRIDGE_MAIN, args, { env: { KUBECONFIG: '' } });
+  // CILIATE_TEST_BRIDGE_LOGS=1 shows the bridges' logs (warnings and up) while a test runs.
+  if (process.env.CILIATE_TEST_BRIDGE_LOGS) {
+    proc.child.stdout?.on('data', (d: Buffer) => {
+      for (const line of d.toString().split('\n')) {
+        if (/"level":[456]0/.test(line)) process.stderr.write(`[${o.node ?? 'bridge-a'}] ${line}\n`);
+      }
+    });
+  }
   let httpAddress: string;
   try {
     httpAddress = await waitFor(
