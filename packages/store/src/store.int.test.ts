@@ -104,6 +104,26 @@ describe('resource store on JetStream KV', () => {
     await store.delete(ref);
   });
 
+  it('writes from a known view without a read, and a stale view is a conflict', async () => {
+    const ns = (label: string): unknown => ({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: 'viewed', labels: { v: label } },
+    });
+    const a = await store.apply(ns('1'), { known: { object: undefined, revision: 0 } });
+    const b = await store.apply(ns('2'), { known: { object: a.object, revision: a.revision } });
+    assert.ok(b.revision > a.revision);
+    await assert.rejects(
+      store.apply(ns('3'), { known: { object: a.object, revision: a.revision } }),
+      (err: unknown) => err instanceof CiliateError && err.code === 'conflict',
+    );
+    await assert.rejects(
+      store.apply(ns('3'), { known: { object: undefined, revision: 0 } }),
+      (err: unknown) => err instanceof CiliateError && err.code === 'conflict',
+    );
+    await store.delete({ kind: 'Namespace', namespace: '', name: 'viewed' });
+  });
+
   it('refuses invalid objects with the field path, and unsupported kinds as not supported', async () => {
     await assert.rejects(
       store.apply({

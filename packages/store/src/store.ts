@@ -22,7 +22,7 @@ import {
   type ResourceObject,
 } from '@ciliate/resources';
 import { DeliverPolicy, jetstream, type JetStreamClient } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
+import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 
 export interface StoredResource<T extends KubeObject = ResourceObject> {
@@ -94,10 +94,20 @@ export class ResourceStore {
    * With `keepMetadata` the source owns the object's identity (the Kubernetes API does: an
    * object deleted and recreated there under the same name is a new object with a new uid), so
    * the given uid, creationTimestamp and generation are stored as they are.
+   *
+   * `known` is the caller's view of the stored entry, from a watch: the object (undefined for
+   * none or a deleted one) at `revision` (0: the key was never written). It saves the read before
+   * the write; the write is still compare-and-set on that revision, so a stale view fails with a
+   * conflict, never overwrites.
    */
   async apply<T extends ResourceObject>(
     input: unknown,
-    opts: { expectRevision?: number; source?: string; keepMetadata?: boolean } = {},
+    opts: {
+      expectRevision?: number;
+      source?: string;
+      keepMetadata?: boolean;
+      known?: { object: KubeObject | undefined; revision: number };
+    } = {},
   ): Promise<StoredResource<T> & { changed: boolean }> {
     const validated = validateObject(input, { where: { source: opts.source ?? 'store' } });
     if (!validated.ok) throw problemToError(validated.problem);
@@ -105,9 +115,17 @@ export class ResourceStore {
     const ref = objectRef(obj);
     const key = resourceKey(ref);
     for (let attempt = 0; attempt < 20; attempt++) {
-      const current = await this.spec.get(key);
-      const existing =
-        current && current.operation === 'PUT' ? current.json<KubeObject>() : undefined;
+      const known = attempt === 0 ? opts.known : undefined;
+      const current = known
+        ? known.revision > 0
+          ? { revision: known.revision }
+          : null
+        : await this.spec.get(key);
+      const existing = known
+        ? known.object
+        : current && (current as KvEntry).operation === 'PUT'
+          ? (current as KvEntry).json<KubeObject>()
+          : undefined;
       const revision = current?.revision ?? 0;
       if (opts.expectRevision !== undefined && opts.expectRevision !== (existing ? revision : 0)) {
         throw new CiliateError(
@@ -128,7 +146,7 @@ export class ResourceStore {
         return { object: withVersion(next, rev), revision: rev, changed: true };
       } catch (err) {
         if (!isConflict(err)) throw err;
-        if (opts.expectRevision !== undefined) {
+        if (opts.expectRevision !== undefined || opts.known) {
           throw new CiliateError(
             'conflict',
             `${ref.kind} ${ref.name} changed while being written`,

@@ -372,6 +372,9 @@ export class KubeBridge {
           expectRevision: revision,
           keepMetadata: true,
           source: `kubernetes ${k.kind}`,
+          // The watch's view saves a read; after the delete above the tombstone's revision is not
+          // known yet, so the store reads it.
+          ...(action === 'put' ? { known: { object: entry?.object, revision: entry?.revision ?? 0 } } : {}),
         });
       } catch (err) {
         if (err instanceof CiliateError && err.code === 'bad_request') {
