@@ -37,7 +37,13 @@ import {
   writebackStatus,
 } from './convert.js';
 import { KubeApiError, type KubeClient } from './kube/client.js';
-import { bridgedKind, bridgedKinds, collectionPath, objectPath, type BridgedKind } from './kinds.js';
+import {
+  bridgedKind,
+  bridgedKinds,
+  collectionPath,
+  objectPath,
+  type BridgedKind,
+} from './kinds.js';
 import type { BridgeMetrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
 import { Reflector } from './reflector.js';
@@ -260,7 +266,8 @@ export class KubeBridge {
           err: err instanceof Error ? err.message : String(err),
         };
         // Conflicts are expected while a cache catches up with a write; anything else is news.
-        if (err instanceof CiliateError && err.code === 'conflict') this.o.log.debug(fields, 'retrying');
+        if (err instanceof CiliateError && err.code === 'conflict')
+          this.o.log.debug(fields, 'retrying');
         else if (status === 409) this.o.log.debug(fields, 'retrying');
         else this.o.log.warn(fields, `reconciling ${key} failed`);
       } finally {
@@ -290,12 +297,19 @@ export class KubeBridge {
           kinds: Object.keys(states).filter((k) => states[k] === 'synced'),
           unavailable: Object.keys(states).filter((k) => states[k] === 'unavailable'),
         });
-        this.o.log.info({ event: 'initial_sync.done' }, 'initial sync complete: the store holds the API\'s objects');
+        this.o.log.info(
+          { event: 'initial_sync.done' },
+          "initial sync complete: the store holds the API's objects",
+        );
         this.resolveInitial();
         return;
       } catch (err) {
         this.o.log.warn(
-          { event: 'initial_sync.mark_failed', attempt, err: err instanceof Error ? err.message : String(err) },
+          {
+            event: 'initial_sync.mark_failed',
+            attempt,
+            err: err instanceof Error ? err.message : String(err),
+          },
           'could not mark the source synced; retrying',
         );
         await new Promise((r) => setTimeout(r, Math.min(5000, 200 * attempt)));
@@ -303,7 +317,11 @@ export class KubeBridge {
     }
   }
 
-  private async reconcile(key: string, epoch: number, progress: { imported: boolean }): Promise<void> {
+  private async reconcile(
+    key: string,
+    epoch: number,
+    progress: { imported: boolean },
+  ): Promise<void> {
     const ref = parseResourceKey(key);
     const k = ref && bridgedKind(ref.kind);
     const r = k && this.reflectors.get(k.kind);
@@ -352,7 +370,10 @@ export class KubeBridge {
     this.reported.delete(key);
     if (conv.warnings.length > 0) {
       metrics.unknownFields.inc({ kind: k.kind }, conv.warnings.length);
-      log.debug({ event: 'object.unknown_fields', key, warnings: conv.warnings }, 'dropped fields Ciliate does not model');
+      log.debug(
+        { event: 'object.unknown_fields', key, warnings: conv.warnings },
+        'dropped fields Ciliate does not model',
+      );
     }
     if (!still()) return;
     const action = importAction(conv.object, stored);
@@ -374,20 +395,26 @@ export class KubeBridge {
           source: `kubernetes ${k.kind}`,
           // The watch's view saves a read; after the delete above the tombstone's revision is not
           // known yet, so the store reads it.
-          ...(action === 'put' ? { known: { object: entry?.object, revision: entry?.revision ?? 0 } } : {}),
+          ...(action === 'put'
+            ? { known: { object: entry?.object, revision: entry?.revision ?? 0 } }
+            : {}),
         });
       } catch (err) {
         if (err instanceof CiliateError && err.code === 'bad_request') {
           // The store's validation is the last word: counted and logged like any invalid object.
           metrics.invalid.inc({ kind: k.kind });
-          log.warn({ event: 'object.invalid', key, err: err.message }, `${key} refused by the store`);
+          log.warn(
+            { event: 'object.invalid', key, err: err.message },
+            `${key} refused by the store`,
+          );
           return;
         }
         throw err;
       }
       if (res.changed) metrics.storeWrites.inc({ kind: k.kind, op: 'put' });
       const cur = this.spec.get(key);
-      if (!cur || cur.revision < res.revision) this.setSpec(key, { object: res.object, revision: res.revision });
+      if (!cur || cur.revision < res.revision)
+        this.setSpec(key, { object: res.object, revision: res.revision });
     }
     if (k.statusMode === 'import') {
       const cur = this.status.get(key)?.value;
@@ -412,18 +439,26 @@ export class KubeBridge {
     ref: { kind: string; namespace: string; name: string },
     still: () => boolean,
   ): Promise<void> {
-    const { client, metrics, log } = this.o;
+    const { client, log } = this.o;
     const api = r.cache.get(key);
     const stored = this.spec.get(key)?.object;
     const owned = stored !== undefined && !importedByBridge(stored);
     if (owned) {
       if (api && !mirroredByBridge(api)) {
-        this.conflict(k, key, 'the API holds an object of the same name that Ciliate did not create');
+        this.conflict(
+          k,
+          key,
+          'the API holds an object of the same name that Ciliate did not create',
+        );
         return;
       }
       const desired = toMirror(stored, this.status.get(key)?.value, k);
       const memo = this.memo.get(key);
-      if (api && (mirrorInSync(desired, api) || (memo?.hash === desired.hash && memo.rv === rvOf(api)))) return;
+      if (
+        api &&
+        (mirrorInSync(desired, api) || (memo?.hash === desired.hash && memo.rv === rvOf(api)))
+      )
+        return;
       if (!still()) return;
       let written: Json;
       if (!api) {

@@ -65,7 +65,7 @@ describe('fromApi: API objects as the store keeps them', () => {
     assert.equal(r.object.apiVersion, 'v1');
     assert.equal(r.object.kind, 'Service');
     assert.equal((r.object as { status?: unknown }).status, undefined, 'status is not spec');
-    assert.equal(r.status, undefined, 'Service status is Ciliate\'s, not imported');
+    assert.equal(r.status, undefined, "Service status is Ciliate's, not imported");
     assert.ok(
       r.warnings.some((w) => w.includes('someFieldFromAFutureRelease')),
       'an unmodelled field is dropped with a warning, not a refusal',
@@ -127,7 +127,10 @@ describe('fromApi: API objects as the store keeps them', () => {
       ...r.object,
       metadata: { ...r.object.metadata, resourceVersion: '17', generation: 1 },
     } as KubeObject;
-    assert.ok(sameStoreObject(r.object, stored), 'the store\'s own generation and revision do not count');
+    assert.ok(
+      sameStoreObject(r.object, stored),
+      "the store's own generation and revision do not count",
+    );
     const relabelled = fromApi(
       { ...apiService, metadata: { ...apiService.metadata, labels: { app: 'web2' } } },
       kind('Service'),
@@ -151,7 +154,11 @@ describe('contains: server defaults allowed, removals not', () => {
       ['x', 'x', true],
     ];
     for (const [want, have, expected] of cases) {
-      assert.equal(contains(want, have), expected, `${JSON.stringify(want)} in ${JSON.stringify(have)}`);
+      assert.equal(
+        contains(want, have),
+        expected,
+        `${JSON.stringify(want)} in ${JSON.stringify(have)}`,
+      );
     }
   });
 
@@ -181,16 +188,24 @@ describe('writebackStatus', () => {
       loadBalancer: { ingress: [{ ip: '10.0.6.1' }] },
     });
     assert.equal(
-      writebackStatus(svc, { loadBalancer: { ingress: [{ ip: '10.0.6.1' }] } }, {
-        loadBalancer: { ingress: [{ ip: '10.0.6.1', ipMode: 'VIP' }] },
-      }),
+      writebackStatus(
+        svc,
+        { loadBalancer: { ingress: [{ ip: '10.0.6.1' }] } },
+        {
+          loadBalancer: { ingress: [{ ip: '10.0.6.1', ipMode: 'VIP' }] },
+        },
+      ),
       undefined,
-      'the API\'s defaults are not a difference',
+      "the API's defaults are not a difference",
     );
   });
   it('releases with an empty loadBalancer and ignores a status without the field', () => {
     assert.deepEqual(
-      writebackStatus(svc, { loadBalancer: {} }, { loadBalancer: { ingress: [{ ip: '1.1.1.1' }] } }),
+      writebackStatus(
+        svc,
+        { loadBalancer: {} },
+        { loadBalancer: { ingress: [{ ip: '1.1.1.1' }] } },
+      ),
       { loadBalancer: { ingress: [] } },
     );
     assert.equal(writebackStatus(svc, { other: 1 }, {}), undefined);
@@ -198,7 +213,13 @@ describe('writebackStatus', () => {
   });
   it('patches pool conditions', () => {
     const conditions = [
-      { type: 'cilium.io/IPsAvailable', status: 'True', reason: 'x', message: '254', lastTransitionTime: '2025-01-01T00:00:00Z' },
+      {
+        type: 'cilium.io/IPsAvailable',
+        status: 'True',
+        reason: 'x',
+        message: '254',
+        lastTransitionTime: '2025-01-01T00:00:00Z',
+      },
     ];
     assert.deepEqual(writebackStatus(pool, { conditions }, undefined), { conditions });
     assert.equal(writebackStatus(pool, { conditions }, { conditions }), undefined);
@@ -232,7 +253,11 @@ describe('mirrors', () => {
     assert.equal(m.body.status, undefined, 'CiliumNode status goes through /status');
     assert.deepEqual(m.status, { ipam: { used: {} } });
     const e = toMirror(
-      { apiVersion: 'cilium.io/v2', kind: 'CiliumEndpoint', metadata: { name: 'p', namespace: 'app' } } as KubeObject,
+      {
+        apiVersion: 'cilium.io/v2',
+        kind: 'CiliumEndpoint',
+        metadata: { name: 'p', namespace: 'app' },
+      },
       { state: 'ready' },
       cep,
     );
@@ -243,28 +268,36 @@ describe('mirrors', () => {
     const m = toMirror(node, undefined, cn);
     const api = {
       ...m.body,
-      metadata: { ...(m.body.metadata as object), uid: 'api-uid', resourceVersion: '100', generation: 1 },
+      metadata: {
+        ...(m.body.metadata as object),
+        uid: 'api-uid',
+        resourceVersion: '100',
+        generation: 1,
+      },
     };
     assert.ok(mirrorInSync(m, api));
     const edited = { ...api, spec: { addresses: [] } };
     assert.equal(mirrorInSync(m, edited), false, 'an edit in the API is undone');
-    const changed = toMirror({ ...node, metadata: { ...node.metadata, labels: {} } } as KubeObject, undefined, cn);
+    const changed = toMirror(
+      { ...node, metadata: { ...node.metadata, labels: {} } },
+      undefined,
+      cn,
+    );
     assert.equal(mirrorInSync(changed, api), false, 'a removed label is seen through the hash');
   });
 });
 
 describe('importAction', () => {
-  const obj = (uid: string, source: string | undefined, label = 'a'): KubeObject =>
-    ({
-      apiVersion: 'v1',
-      kind: 'Namespace',
-      metadata: {
-        name: 'n',
-        uid,
-        labels: { l: label },
-        ...(source ? { annotations: { [SOURCE_ANNOTATION]: source } } : {}),
-      },
-    }) as KubeObject;
+  const obj = (uid: string, source: string | undefined, label = 'a'): KubeObject => ({
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: {
+      name: 'n',
+      uid,
+      labels: { l: label },
+      ...(source ? { annotations: { [SOURCE_ANNOTATION]: source } } : {}),
+    },
+  });
 
   it('follows the rules in a table', () => {
     const cases: [KubeObject | undefined, KubeObject | undefined, string][] = [
@@ -288,31 +321,47 @@ describe('importAction', () => {
     fc.assert(
       fc.property(
         fc.dictionary(names, version),
-        fc.dictionary(names, fc.record({ v: version, source: fc.constantFrom('kubernetes', undefined, 'ciliate') })),
+        fc.dictionary(
+          names,
+          fc.record({ v: version, source: fc.constantFrom('kubernetes', undefined, 'ciliate') }),
+        ),
         (api, storeInit) => {
           const store = new Map<string, KubeObject>();
-          for (const [n, s] of Object.entries(storeInit)) store.set(n, { ...obj(s.v.uid, s.source, s.v.label), metadata: { ...obj(s.v.uid, s.source, s.v.label).metadata, name: n } } as KubeObject);
+          for (const [n, s] of Object.entries(storeInit))
+            store.set(n, {
+              ...obj(s.v.uid, s.source, s.v.label),
+              metadata: { ...obj(s.v.uid, s.source, s.v.label).metadata, name: n },
+            });
           const desiredOf = (n: string): KubeObject | undefined => {
             const v = api[n];
             if (!v) return undefined;
             const o = obj(v.uid, 'kubernetes', v.label);
-            return { ...o, metadata: { ...o.metadata, name: n } } as KubeObject;
+            return { ...o, metadata: { ...o.metadata, name: n } };
           };
-          const foreignBefore = [...store].filter(([, o]) => o.metadata.annotations?.[SOURCE_ANNOTATION] !== 'kubernetes');
+          const foreignBefore = [...store].filter(
+            ([, o]) => o.metadata.annotations?.[SOURCE_ANNOTATION] !== 'kubernetes',
+          );
           const keys = new Set([...Object.keys(api), ...store.keys()]);
           for (const n of keys) {
             const a = importAction(desiredOf(n), store.get(n));
             if (a === 'put' || a === 'replace') store.set(n, desiredOf(n)!);
             if (a === 'delete') store.delete(n);
           }
-          for (const n of keys) assert.ok(['none', 'conflict'].includes(importAction(desiredOf(n), store.get(n))), 'a second pass does nothing');
-          for (const [n, o] of foreignBefore) assert.equal(store.get(n), o, 'objects from other sources are untouched');
+          for (const n of keys)
+            assert.ok(
+              ['none', 'conflict'].includes(importAction(desiredOf(n), store.get(n))),
+              'a second pass does nothing',
+            );
+          for (const [n, o] of foreignBefore)
+            assert.equal(store.get(n), o, 'objects from other sources are untouched');
           for (const n of Object.keys(api)) {
             const s = store.get(n)!;
-            if (s.metadata.annotations?.[SOURCE_ANNOTATION] === 'kubernetes') assert.ok(sameStoreObject(desiredOf(n)!, s));
+            if (s.metadata.annotations?.[SOURCE_ANNOTATION] === 'kubernetes')
+              assert.ok(sameStoreObject(desiredOf(n)!, s));
           }
           for (const [n, s] of store) {
-            if (s.metadata.annotations?.[SOURCE_ANNOTATION] === 'kubernetes') assert.ok(api[n], 'no leftovers');
+            if (s.metadata.annotations?.[SOURCE_ANNOTATION] === 'kubernetes')
+              assert.ok(api[n], 'no leftovers');
           }
         },
       ),

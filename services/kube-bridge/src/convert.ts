@@ -38,7 +38,9 @@ export function importedByBridge(obj: KubeObject | undefined): boolean {
 /** An API object that is Ciliate's mirror of a store object (never imported back). */
 export function mirroredByBridge(obj: Json | undefined): boolean {
   const md = obj?.metadata;
-  return isObject(md) && isObject(md.annotations) && md.annotations[SOURCE_ANNOTATION] === SOURCE_CILIATE;
+  return (
+    isObject(md) && isObject(md.annotations) && md.annotations[SOURCE_ANNOTATION] === SOURCE_CILIATE
+  );
 }
 
 // Metadata the API server sets that means nothing in the store (or is the store's own).
@@ -70,7 +72,12 @@ export function fromApi(raw: Json, k: BridgedKind, version: string): FromApiResu
     ...(isObject(md.annotations) ? md.annotations : {}),
     [SOURCE_ANNOTATION]: SOURCE_KUBERNETES,
   };
-  const input: Json = { ...raw, apiVersion: apiVersionOf(k.group, version), kind: k.kind, metadata: meta };
+  const input: Json = {
+    ...raw,
+    apiVersion: apiVersionOf(k.group, version),
+    kind: k.kind,
+    metadata: meta,
+  };
   const source = `kubernetes ${k.kind}`;
   const r = validateObject(input, { fieldValidation: 'Warn', where: { source } });
   if (!r.ok) return { ok: false, problem: r.problem };
@@ -78,7 +85,7 @@ export function fromApi(raw: Json, k: BridgedKind, version: string): FromApiResu
   const { status, ...object } = converted;
   return {
     ok: true,
-    object: object as ResourceObject,
+    object: object,
     status: k.statusMode === 'import' ? status : undefined,
     warnings: r.warnings,
   };
@@ -88,7 +95,11 @@ export function fromApi(raw: Json, k: BridgedKind, version: string): FromApiResu
 export function canonicalJson(v: unknown): string {
   return JSON.stringify(v, (_k, val: unknown) =>
     isObject(val)
-      ? Object.fromEntries(Object.keys(val).sort().map((key) => [key, val[key]]))
+      ? Object.fromEntries(
+          Object.keys(val)
+            .sort()
+            .map((key) => [key, val[key]]),
+        )
       : val,
   );
 }
@@ -145,8 +156,13 @@ const MIRROR_META = ['name', 'namespace', 'labels', 'annotations', 'ownerReferen
 
 /** What the API should hold for a store object of a mirror kind (and its status-channel value). */
 export function toMirror(stored: KubeObject, status: unknown, k: BridgedKind): MirrorObject {
-  const { apiVersion: _v, kind: _k, metadata, status: ownStatus, ...fields } = stored as KubeObject &
-    Json & { status?: unknown };
+  const {
+    apiVersion: _v,
+    kind: _k,
+    metadata,
+    status: ownStatus,
+    ...fields
+  } = stored as KubeObject & Json & { status?: unknown };
   const md = metadata as Json;
   const meta: Json = {};
   for (const key of MIRROR_META) if (md[key] !== undefined) meta[key] = md[key];
@@ -177,7 +193,10 @@ export function mirrorInSync(desired: MirrorObject, actual: Json): boolean {
   const wantLabels = ((desired.body.metadata as Json).labels ?? {}) as Json;
   if (canonicalJson(wantLabels) !== canonicalJson(md.labels ?? {})) return false;
   const { metadata: wantMeta, ...wantRest } = desired.body;
-  const want = { ...wantRest, metadata: { labels: (wantMeta as Json).labels, annotations: (wantMeta as Json).annotations } };
+  const want = {
+    ...wantRest,
+    metadata: { labels: (wantMeta as Json).labels, annotations: (wantMeta as Json).annotations },
+  };
   if (!contains(want, actual)) return false;
   return desired.status === undefined || contains(desired.status, actual.status);
 }
@@ -220,7 +239,10 @@ export type ImportAction =
  * What importing one object means, from the API's object as the store would keep it (`desired`,
  * undefined when the API has none, or only Ciliate's own mirror) and what the store holds.
  */
-export function importAction(desired: KubeObject | undefined, stored: KubeObject | undefined): ImportAction {
+export function importAction(
+  desired: KubeObject | undefined,
+  stored: KubeObject | undefined,
+): ImportAction {
   if (!desired) return stored && importedByBridge(stored) ? 'delete' : 'none';
   if (!stored) return 'put';
   if (!importedByBridge(stored)) return 'conflict';

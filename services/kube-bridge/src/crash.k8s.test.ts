@@ -64,11 +64,16 @@ describe('kube-bridge: killed mid-stream and restarted', () => {
   };
 
   const same = (a: Snapshot, b: Snapshot): boolean =>
-    a.size === b.size && [...a].every(([k, v]) => b.get(k)?.uid === v.uid && b.get(k)?.labels === v.labels);
+    a.size === b.size &&
+    [...a].every(([k, v]) => b.get(k)?.uid === v.uid && b.get(k)?.labels === v.labels);
 
-  it('converges to exactly the API\'s state', async () => {
+  it("converges to exactly the API's state", async () => {
     const start = (): Promise<BridgeProcess> =>
-      spawnBridge({ kubeconfig: env.kube.kubeconfig, natsUrl: env.nats.url, kindRetryPeriod: '30s' });
+      spawnBridge({
+        kubeconfig: env.kube.kubeconfig,
+        natsUrl: env.nats.url,
+        kindRetryPeriod: '30s',
+      });
     const first = await start();
     bridges.push(first);
     await waitLeader(first);
@@ -118,7 +123,8 @@ describe('kube-bridge: killed mid-stream and restarted', () => {
         await remove(victim);
         live.delete(victim);
       }
-      if (step % 5 === 0 && live.has(`svc-${step - 1}`)) await relabel(`svc-${step - 1}`, step * 10);
+      if (step % 5 === 0 && live.has(`svc-${step - 1}`))
+        await relabel(`svc-${step - 1}`, step * 10);
     };
 
     for (let i = 0; i < 60; i++) await op();
@@ -132,7 +138,9 @@ describe('kube-bridge: killed mid-stream and restarted', () => {
 
     // While no bridge runs: deletes of objects the store holds, and a name recreated (new uid).
     const before = await storeSnapshot();
-    const heldByStore = [...before.keys()].filter((k) => k.startsWith('Service/churn/svc-')).slice(0, 10);
+    const heldByStore = [...before.keys()]
+      .filter((k) => k.startsWith('Service/churn/svc-'))
+      .slice(0, 10);
     assert.ok(heldByStore.length > 0, 'the first bridge had imported some of the stream');
     for (const key of heldByStore.slice(0, 5)) {
       const name = key.split('/')[2]!;
@@ -157,7 +165,7 @@ describe('kube-bridge: killed mid-stream and restarted', () => {
     await waitLeader(second, 30_000);
     let api = await apiSnapshot();
     await waitFor(
-      'the store to hold exactly the API\'s objects',
+      "the store to hold exactly the API's objects",
       async () => {
         api = await apiSnapshot();
         return same(api, await storeSnapshot()) ? true : undefined;
@@ -166,9 +174,14 @@ describe('kube-bridge: killed mid-stream and restarted', () => {
     );
     const store = await storeSnapshot();
     assert.deepEqual([...store.keys()].sort(), [...api.keys()].sort());
-    for (const key of heldByStore.slice(0, 5)) assert.equal(store.has(key), false, `no lost delete: ${key}`);
+    for (const key of heldByStore.slice(0, 5))
+      assert.equal(store.has(key), false, `no lost delete: ${key}`);
     const apiRecreated = api.get(`Service/churn/${recreated}`);
-    assert.equal(store.get(`Service/churn/${recreated}`)?.uid, apiRecreated?.uid, 'the new incarnation');
+    assert.equal(
+      store.get(`Service/churn/${recreated}`)?.uid,
+      apiRecreated?.uid,
+      'the new incarnation',
+    );
     assert.notEqual(before.get(`Service/churn/${recreated}`)?.uid, apiRecreated?.uid);
     assert.ok(before.has('Namespace//doomed'));
     assert.equal(store.has('Namespace//doomed'), false, 'no lost delete of a namespace');

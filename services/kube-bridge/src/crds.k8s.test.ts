@@ -52,7 +52,8 @@ describe('kube-bridge: kinds whose CRDs are missing', () => {
     await installCrds(env.kube);
     await waitFor(
       'every kind available',
-      async () => ((await bridge.metric('ciliate_kube_bridge_kind_available')) === 16 ? true : undefined),
+      async () =>
+        (await bridge.metric('ciliate_kube_bridge_kind_available')) === 16 ? true : undefined,
       { timeoutMs: 20_000 },
     );
     await env.kube.kubectl(['apply', '-f', '-'], {
@@ -65,7 +66,12 @@ spec: {endpointSelector: {}, ingress: [{}]}
     });
     await waitFor(
       'the policy in the store',
-      () => env.store.get({ kind: 'CiliumClusterwideNetworkPolicy', namespace: '', name: 'default-deny' }),
+      () =>
+        env.store.get({
+          kind: 'CiliumClusterwideNetworkPolicy',
+          namespace: '',
+          name: 'default-deny',
+        }),
       { timeoutMs: 10_000 },
     );
     assert.equal(bridge.proc.child.exitCode, null, 'never crashed');

@@ -20,14 +20,14 @@ export {
 export type { FromApiResult, ImportAction, MirrorObject } from './convert.js';
 export { bridgedKind, bridgedKinds, collectionPath, objectPath, rbacName } from './kinds.js';
 export type { BridgedKind, Direction, StatusMode } from './kinds.js';
-export {
-  KubeApiError,
-  KubeClient,
-  loadKubeConfig,
-  rbacResource,
-  rbacVerb,
+export { KubeApiError, KubeClient, loadKubeConfig, rbacResource, rbacVerb } from './kube/client.js';
+export type {
+  KubeConfigSource,
+  KubeList,
+  RequestRecord,
+  WatchEvent,
+  WatchStream,
 } from './kube/client.js';
-export type { KubeConfigSource, KubeList, RequestRecord, WatchEvent, WatchStream } from './kube/client.js';
 export { KubeLeaderElector, leaseDecision, microTime } from './lease.js';
 export type { KubeLeaseOptions, LeaseDecision, LeaseSpec } from './lease.js';
 export { createBridgeMetrics } from './metrics.js';

@@ -19,11 +19,7 @@
 //              written; the rest of the API's status is kept.
 //   mirror     the mirror kinds: the status channel's value is the status of the API copy.
 //   none       everything else (policy and BGP status is not reported to the API yet).
-import {
-  kindDescriptor,
-  supportedKinds,
-  type KindDescriptor,
-} from '@ciliate/resources';
+import { kindDescriptor, supportedKinds, type KindDescriptor } from '@ciliate/resources';
 
 export type Direction = 'import' | 'mirror';
 export type StatusMode = 'import' | 'writeback' | 'mirror' | 'none';
@@ -69,7 +65,10 @@ function bridged(d: KindDescriptor): BridgedKind {
     group: d.group,
     plural: d.plural,
     namespaced: d.namespaced,
-    versions: [d.storageVersion, ...d.versions.map((v) => v.name).filter((v) => v !== d.storageVersion)],
+    versions: [
+      d.storageVersion,
+      ...d.versions.map((v) => v.name).filter((v) => v !== d.storageVersion),
+    ],
     direction,
     statusMode,
     statusSubresource: d.statusSubresource,

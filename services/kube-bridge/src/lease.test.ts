@@ -9,12 +9,54 @@ describe('leaseDecision', () => {
   const me = 'node-a_1';
   it('follows the rules in a table', () => {
     const rows: [string, Parameters<typeof leaseDecision>[0], string][] = [
-      ['no lease record yet', { spec: undefined, observedAtMs: 0, nowMs: 0, me, durationMs: 15_000 }, 'acquire'],
-      ['released (no holder)', { spec: { holderIdentity: null }, observedAtMs: 0, nowMs: 0, me, durationMs: 15_000 }, 'acquire'],
-      ['mine', { spec: { holderIdentity: me }, observedAtMs: 0, nowMs: 99_000, me, durationMs: 15_000 }, 'renew'],
-      ['held, seen 5 s ago', { spec: { holderIdentity: 'b', leaseDurationSeconds: 15 }, observedAtMs: 0, nowMs: 5_000, me, durationMs: 15_000 }, 'held'],
-      ['held, unchanged for 15 s', { spec: { holderIdentity: 'b', leaseDurationSeconds: 15 }, observedAtMs: 0, nowMs: 15_000, me, durationMs: 15_000 }, 'acquire'],
-      ['the holder\'s duration counts', { spec: { holderIdentity: 'b', leaseDurationSeconds: 60 }, observedAtMs: 0, nowMs: 30_000, me, durationMs: 15_000 }, 'held'],
+      [
+        'no lease record yet',
+        { spec: undefined, observedAtMs: 0, nowMs: 0, me, durationMs: 15_000 },
+        'acquire',
+      ],
+      [
+        'released (no holder)',
+        { spec: { holderIdentity: null }, observedAtMs: 0, nowMs: 0, me, durationMs: 15_000 },
+        'acquire',
+      ],
+      [
+        'mine',
+        { spec: { holderIdentity: me }, observedAtMs: 0, nowMs: 99_000, me, durationMs: 15_000 },
+        'renew',
+      ],
+      [
+        'held, seen 5 s ago',
+        {
+          spec: { holderIdentity: 'b', leaseDurationSeconds: 15 },
+          observedAtMs: 0,
+          nowMs: 5_000,
+          me,
+          durationMs: 15_000,
+        },
+        'held',
+      ],
+      [
+        'held, unchanged for 15 s',
+        {
+          spec: { holderIdentity: 'b', leaseDurationSeconds: 15 },
+          observedAtMs: 0,
+          nowMs: 15_000,
+          me,
+          durationMs: 15_000,
+        },
+        'acquire',
+      ],
+      [
+        "the holder's duration counts",
+        {
+          spec: { holderIdentity: 'b', leaseDurationSeconds: 60 },
+          observedAtMs: 0,
+          nowMs: 30_000,
+          me,
+          durationMs: 15_000,
+        },
+        'held',
+      ],
     ];
     for (const [what, input, expected] of rows) assert.equal(leaseDecision(input), expected, what);
   });

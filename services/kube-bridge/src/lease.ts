@@ -116,14 +116,21 @@ export class KubeLeaderElector {
       if (!this.leading) {
         this.leading = true;
         this.o.log.info(
-          { event: 'lease.acquired', lease: `${this.o.namespace}/${this.o.name}`, identity: this.o.identity },
+          {
+            event: 'lease.acquired',
+            lease: `${this.o.namespace}/${this.o.name}`,
+            identity: this.o.identity,
+          },
           'became leader',
         );
         this.o.onStarted();
       }
     } else if (this.leading && now - this.lastRenewMs >= this.o.renewDeadlineMs) {
       this.leading = false;
-      this.o.log.warn({ event: 'lease.lost' }, 'could not renew the lease in time: no longer leader');
+      this.o.log.warn(
+        { event: 'lease.lost' },
+        'could not renew the lease in time: no longer leader',
+      );
       this.o.onStopped('renew deadline passed');
     }
   }
@@ -195,11 +202,19 @@ export class KubeLeaderElector {
     this.leading = false;
     this.o.onStopped('stopping');
     try {
-      const current = await this.o.client.request<LeaseObject>('GET', `${this.path}/${this.o.name}`);
+      const current = await this.o.client.request<LeaseObject>(
+        'GET',
+        `${this.path}/${this.o.name}`,
+      );
       if (current.spec?.holderIdentity !== this.o.identity) return;
       await this.o.client.request('PUT', `${this.path}/${this.o.name}`, {
         ...current,
-        spec: { ...current.spec, holderIdentity: null, leaseDurationSeconds: 1, renewTime: microTime(this.now()) },
+        spec: {
+          ...current.spec,
+          holderIdentity: null,
+          leaseDurationSeconds: 1,
+          renewTime: microTime(this.now()),
+        },
       });
       this.o.log.info({ event: 'lease.released' }, 'gave up the lease');
     } catch (err) {

@@ -46,7 +46,10 @@ function used(metrics: string): { ok: Set<string>; refused: string[] } {
   const ok = new Set<string>();
   const refused: string[] = [];
   for (const line of metrics.split('\n')) {
-    const m = /^ciliate_kube_bridge_api_requests_total\{verb="(\w+)",resource="([^"]+)",code="(\d+)"/.exec(line);
+    const m =
+      /^ciliate_kube_bridge_api_requests_total\{verb="(\w+)",resource="([^"]+)",code="(\d+)"/.exec(
+        line,
+      );
     if (!m) continue;
     const value = Number(line.trim().split(/\s+/).pop());
     if (value === 0) continue;
@@ -84,7 +87,15 @@ describe('kube-bridge: RBAC', () => {
     // Everything the bridge can be asked to do: imports of every kind, status of Services and
     // pools, all three mirrors with create, update (and CiliumNode status) and delete.
     await env.kube.kubectl(['create', 'namespace', 'app']);
-    await env.kube.kubectl(['create', 'service', 'loadbalancer', 'web', '-n', 'app', '--tcp=80:80']);
+    await env.kube.kubectl([
+      'create',
+      'service',
+      'loadbalancer',
+      'web',
+      '-n',
+      'app',
+      '--tcp=80:80',
+    ]);
     await env.kube.kubectl(['apply', '-f', '-'], {
       input: `
 apiVersion: cilium.io/v2
@@ -93,13 +104,33 @@ metadata: {name: pool}
 spec: {blocks: [{cidr: 10.0.6.0/24}]}
 `,
     });
-    await waitFor('imports', async () => (await env.store.get({ kind: 'CiliumLoadBalancerIPPool', namespace: '', name: 'pool' })) && (await env.store.get({ kind: 'Service', namespace: 'app', name: 'web' })), { timeoutMs: 10_000 });
-    await env.store.setStatus({ kind: 'Service', namespace: 'app', name: 'web' }, {
-      loadBalancer: { ingress: [{ ip: '10.0.6.1' }] },
-    });
-    await env.store.setStatus({ kind: 'CiliumLoadBalancerIPPool', namespace: '', name: 'pool' }, {
-      conditions: [{ type: 'cilium.io/IPsAvailable', status: 'True', reason: 'r', message: '254', lastTransitionTime: '2025-01-01T00:00:00Z' }],
-    });
+    await waitFor(
+      'imports',
+      async () =>
+        (await env.store.get({ kind: 'CiliumLoadBalancerIPPool', namespace: '', name: 'pool' })) &&
+        (await env.store.get({ kind: 'Service', namespace: 'app', name: 'web' })),
+      { timeoutMs: 10_000 },
+    );
+    await env.store.setStatus(
+      { kind: 'Service', namespace: 'app', name: 'web' },
+      {
+        loadBalancer: { ingress: [{ ip: '10.0.6.1' }] },
+      },
+    );
+    await env.store.setStatus(
+      { kind: 'CiliumLoadBalancerIPPool', namespace: '', name: 'pool' },
+      {
+        conditions: [
+          {
+            type: 'cilium.io/IPsAvailable',
+            status: 'True',
+            reason: 'r',
+            message: '254',
+            lastTransitionTime: '2025-01-01T00:00:00Z',
+          },
+        ],
+      },
+    );
     const mirrors = [
       {
         apiVersion: 'cilium.io/v2',
@@ -107,22 +138,60 @@ spec: {blocks: [{cidr: 10.0.6.0/24}]}
         metadata: { name: 'node-1' },
         spec: { addresses: [{ type: 'InternalIP', ip: '192.168.1.1' }] },
       },
-      { apiVersion: 'cilium.io/v2', kind: 'CiliumIdentity', metadata: { name: '1000' }, 'security-labels': { 'k8s:app': 'web' } },
-      { apiVersion: 'cilium.io/v2', kind: 'CiliumEndpoint', metadata: { name: 'web-1', namespace: 'app' } },
+      {
+        apiVersion: 'cilium.io/v2',
+        kind: 'CiliumIdentity',
+        metadata: { name: '1000' },
+        'security-labels': { 'k8s:app': 'web' },
+      },
+      {
+        apiVersion: 'cilium.io/v2',
+        kind: 'CiliumEndpoint',
+        metadata: { name: 'web-1', namespace: 'app' },
+      },
     ];
     for (const m of mirrors) await env.store.apply(m);
-    await env.store.setStatus({ kind: 'CiliumNode', namespace: '', name: 'node-1' }, {
-      ipam: { used: { '10.0.1.5': { owner: 'app/web-1' } } },
-    });
+    await env.store.setStatus(
+      { kind: 'CiliumNode', namespace: '', name: 'node-1' },
+      {
+        ipam: { used: { '10.0.1.5': { owner: 'app/web-1' } } },
+      },
+    );
     await waitFor(
       'status and mirrors in the API',
       async () => {
-        const svc = (await env.kube.kubectl(['get', 'svc', 'web', '-n', 'app', '-o', 'jsonpath={.status.loadBalancer}'])).stdout;
-        const pool = (await env.kube.kubectl(['get', 'ippool', 'pool', '-o', 'jsonpath={.status.conditions[0].message}'])).stdout;
-        const node = (await env.kube.kubectl(['get', 'ciliumnode', 'node-1', '-o', 'jsonpath={.status.ipam}']).catch(() => ({ stdout: '' }))).stdout;
+        const svc = (
+          await env.kube.kubectl([
+            'get',
+            'svc',
+            'web',
+            '-n',
+            'app',
+            '-o',
+            'jsonpath={.status.loadBalancer}',
+          ])
+        ).stdout;
+        const pool = (
+          await env.kube.kubectl([
+            'get',
+            'ippool',
+            'pool',
+            '-o',
+            'jsonpath={.status.conditions[0].message}',
+          ])
+        ).stdout;
+        const node = (
+          await env.kube
+            .kubectl(['get', 'ciliumnode', 'node-1', '-o', 'jsonpath={.status.ipam}'])
+            .catch(() => ({ stdout: '' }))
+        ).stdout;
         const ids = await kubectlJson<{ items: unknown[] }>(['get', 'ciliumidentities']);
         const ceps = await kubectlJson<{ items: unknown[] }>(['get', 'ciliumendpoints', '-A']);
-        return svc.includes('10.0.6.1') && pool === '254' && node !== '' && ids.items.length === 1 && ceps.items.length === 1
+        return svc.includes('10.0.6.1') &&
+          pool === '254' &&
+          node !== '' &&
+          ids.items.length === 1 &&
+          ceps.items.length === 1
           ? true
           : undefined;
       },
@@ -136,21 +205,35 @@ spec: {blocks: [{cidr: 10.0.6.0/24}]}
       async () => {
         const all = await Promise.all(
           ['ciliumnodes', 'ciliumidentities', 'ciliumendpoints'].map((r) =>
-            kubectlJson<{ items: { metadata: { labels?: Record<string, string> } }[] }>(['get', r, '-A']),
+            kubectlJson<{ items: { metadata: { labels?: Record<string, string> } }[] }>([
+              'get',
+              r,
+              '-A',
+            ]),
           ),
         );
-        return all.every((l) => l.items.length === 1 && l.items[0]!.metadata.labels?.updated === 'yes') ? true : undefined;
+        return all.every(
+          (l) => l.items.length === 1 && l.items[0]!.metadata.labels?.updated === 'yes',
+        )
+          ? true
+          : undefined;
       },
       { timeoutMs: 15_000 },
     );
     for (const m of mirrors) {
-      await env.store.delete({ kind: m.kind, namespace: m.metadata.namespace ?? '', name: m.metadata.name });
+      await env.store.delete({
+        kind: m.kind,
+        namespace: m.metadata.namespace ?? '',
+        name: m.metadata.name,
+      });
     }
     await waitFor(
       'mirrors deleted',
       async () => {
         const all = await Promise.all(
-          ['ciliumnodes', 'ciliumidentities', 'ciliumendpoints'].map((r) => kubectlJson<{ items: unknown[] }>(['get', r, '-A'])),
+          ['ciliumnodes', 'ciliumidentities', 'ciliumendpoints'].map((r) =>
+            kubectlJson<{ items: unknown[] }>(['get', r, '-A']),
+          ),
         );
         return all.every((l) => l.items.length === 0) ? true : undefined;
       },
@@ -164,15 +247,36 @@ spec: {blocks: [{cidr: 10.0.6.0/24}]}
       0,
       'no forbidden in the logs',
     );
-    const clusterRole = await kubectlJson<{ rules: Rule[] }>(['get', 'clusterrole', 'ciliate-kube-bridge']);
-    const role = await kubectlJson<{ rules: Rule[] }>(['get', 'role', 'ciliate-kube-bridge-lease', '-n', 'kube-system']);
+    const clusterRole = await kubectlJson<{ rules: Rule[] }>([
+      'get',
+      'clusterrole',
+      'ciliate-kube-bridge',
+    ]);
+    const role = await kubectlJson<{ rules: Rule[] }>([
+      'get',
+      'role',
+      'ciliate-kube-bridge-lease',
+      '-n',
+      'kube-system',
+    ]);
     const grants = granted([...clusterRole.rules, ...role.rules]);
-    assert.deepEqual([...ok].filter((u) => !grants.has(u)).sort(), [], 'nothing used beyond the role');
-    assert.deepEqual([...grants].filter((g) => !ok.has(g)).sort(), [], 'every rule of the role is used');
+    assert.deepEqual(
+      [...ok].filter((u) => !grants.has(u)).sort(),
+      [],
+      'nothing used beyond the role',
+    );
+    assert.deepEqual(
+      [...grants].filter((g) => !ok.has(g)).sort(),
+      [],
+      'every rule of the role is used',
+    );
 
     // A polite stop releases the lease (get, update): allowed too.
     await b.kill('SIGTERM');
-    assert.equal(b.logs<{ event?: string }>().filter((l) => l.event === 'lease.release_failed').length, 0);
+    assert.equal(
+      b.logs<{ event?: string }>().filter((l) => l.event === 'lease.release_failed').length,
+      0,
+    );
     assert.ok(b.logs<{ event?: string }>().some((l) => l.event === 'lease.released'));
   });
 
@@ -184,39 +288,80 @@ spec: {blocks: [{cidr: 10.0.6.0/24}]}
     await waitReady(b);
 
     // No more patch on services/status: the write-back is refused, said so, and nothing changes.
-    const role = await kubectlJson<{ rules: Rule[] }>(['get', 'clusterrole', 'ciliate-kube-bridge']);
+    const role = await kubectlJson<{ rules: Rule[] }>([
+      'get',
+      'clusterrole',
+      'ciliate-kube-bridge',
+    ]);
     const reduced = role.rules.filter((r) => !(r.resources ?? []).includes('services/status'));
     assert.equal(reduced.length, role.rules.length - 1);
-    await env.kube.kubectl(['patch', 'clusterrole', 'ciliate-kube-bridge', '--type=json', '-p', JSON.stringify([{ op: 'replace', path: '/rules', value: reduced }])]);
+    await env.kube.kubectl([
+      'patch',
+      'clusterrole',
+      'ciliate-kube-bridge',
+      '--type=json',
+      '-p',
+      JSON.stringify([{ op: 'replace', path: '/rules', value: reduced }]),
+    ]);
     await sleep(500); // the authorizer's cache of roles
-    await env.store.setStatus({ kind: 'Service', namespace: 'app', name: 'web' }, {
-      loadBalancer: { ingress: [{ ip: '10.0.6.2' }] },
-    });
+    await env.store.setStatus(
+      { kind: 'Service', namespace: 'app', name: 'web' },
+      {
+        loadBalancer: { ingress: [{ ip: '10.0.6.2' }] },
+      },
+    );
     await waitFor(
       'the refusal to be counted and logged',
       async () =>
-        (await b.metric('ciliate_kube_bridge_api_requests_total', { verb: 'patch', resource: 'services/status', code: '403' })) > 0 &&
-        b.logs<{ event?: string }>().some((l) => l.event === 'api.forbidden')
+        (await b.metric('ciliate_kube_bridge_api_requests_total', {
+          verb: 'patch',
+          resource: 'services/status',
+          code: '403',
+        })) > 0 && b.logs<{ event?: string }>().some((l) => l.event === 'api.forbidden')
           ? true
           : undefined,
       { timeoutMs: 10_000 },
     );
-    const lb = (await env.kube.kubectl(['get', 'svc', 'web', '-n', 'app', '-o', 'jsonpath={.status.loadBalancer}'])).stdout;
+    const lb = (
+      await env.kube.kubectl([
+        'get',
+        'svc',
+        'web',
+        '-n',
+        'app',
+        '-o',
+        'jsonpath={.status.loadBalancer}',
+      ])
+    ).stdout;
     assert.ok(!lb.includes('10.0.6.2'));
     await b.kill();
 
     // No list on nodes: a new replica cannot finish its initial sync, and says why.
     const withoutNodes = reduced.map((r) =>
-      (r.resources ?? []).includes('nodes') ? { ...r, resources: r.resources!.filter((x) => x !== 'nodes') } : r,
+      (r.resources ?? []).includes('nodes')
+        ? { ...r, resources: r.resources!.filter((x) => x !== 'nodes') }
+        : r,
     );
-    await env.kube.kubectl(['patch', 'clusterrole', 'ciliate-kube-bridge', '--type=json', '-p', JSON.stringify([{ op: 'replace', path: '/rules', value: withoutNodes }])]);
+    await env.kube.kubectl([
+      'patch',
+      'clusterrole',
+      'ciliate-kube-bridge',
+      '--type=json',
+      '-p',
+      JSON.stringify([{ op: 'replace', path: '/rules', value: withoutNodes }]),
+    ]);
     await sleep(500);
     const c = await spawnBridge({ kubeconfig, natsUrl: env.nats.url, node: 'bridge-c' });
     bridges.push(c);
     await waitLeader(c);
     await waitFor(
       'the refused list to be logged',
-      () => (c.logs<{ event?: string; resource?: string }>().some((l) => l.event === 'api.forbidden' && l.resource === 'nodes') ? true : undefined),
+      () =>
+        c
+          .logs<{ event?: string; resource?: string }>()
+          .some((l) => l.event === 'api.forbidden' && l.resource === 'nodes')
+          ? true
+          : undefined,
       { timeoutMs: 10_000 },
     );
     const ready = await fetch(`http://${c.httpAddress}/readyz`);

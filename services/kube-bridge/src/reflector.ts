@@ -102,7 +102,12 @@ export class Reflector {
         if (!listed) {
           if (this.state !== 'unavailable') {
             log.warn(
-              { event: 'kind.unavailable', kind: kind.kind, group: kind.group, versions: kind.versions },
+              {
+                event: 'kind.unavailable',
+                kind: kind.kind,
+                group: kind.group,
+                versions: kind.versions,
+              },
               `the API does not serve ${kind.kind} (is its CRD installed?); skipping it and trying again later`,
             );
           }
@@ -212,7 +217,11 @@ export class Reflector {
         if (this.signal.stopped) return;
         failures++;
         log.debug(
-          { event: 'watch.failed', kind: kind.kind, err: err instanceof Error ? err.message : String(err) },
+          {
+            event: 'watch.failed',
+            kind: kind.kind,
+            err: err instanceof Error ? err.message : String(err),
+          },
           'watch failed',
         );
         if (failures >= 3) return; // list afresh

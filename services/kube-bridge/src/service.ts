@@ -18,7 +18,7 @@ export const kubeBridgeSettings = {
     flag: 'kubeconfig',
     env: 'KUBECONFIG',
     describe:
-      'kubeconfig file; when unset inside a pod (KUBERNETES_SERVICE_HOST set) the pod\'s service account is used',
+      "kubeconfig file; when unset inside a pod (KUBERNETES_SERVICE_HOST set) the pod's service account is used",
   }),
   leaseNamespace: setting.string({
     flag: 'lease-namespace',

@@ -42,8 +42,11 @@ describe('kube-bridge: API to store, status and mirrors back', () => {
   const kubectlJson = async <T>(args: string[]): Promise<T> =>
     JSON.parse((await env.kube.kubectl([...args, '-o', 'json'])).stdout) as T;
 
-  const storeGet = async (kind: string, namespace: string, name: string): Promise<Obj | undefined> =>
-    (await env.store.get<Obj>({ kind, namespace, name }))?.object;
+  const storeGet = async (
+    kind: string,
+    namespace: string,
+    name: string,
+  ): Promise<Obj | undefined> => (await env.store.get<Obj>({ kind, namespace, name }))?.object;
 
   it('installs every CRD and serves every kind', async () => {
     const crds = await kubectlJson<{ items: { metadata: { name: string } }[] }>(['get', 'crd']);
@@ -109,10 +112,19 @@ spec: {blocks: [{cidr: 10.0.6.0/24}]}
       ['CiliumLoadBalancerIPPool', '', 'pool'],
     ];
     for (const [kind, ns, name] of want) {
-      const obj = await waitFor(`${kind} ${ns}/${name} in the store`, () => storeGet(kind, ns, name), {
-        timeoutMs: 15_000,
-      });
-      const api = await kubectlJson<Obj>(['get', kind.toLowerCase(), name, ...(ns ? ['-n', ns] : [])]);
+      const obj = await waitFor(
+        `${kind} ${ns}/${name} in the store`,
+        () => storeGet(kind, ns, name),
+        {
+          timeoutMs: 15_000,
+        },
+      );
+      const api = await kubectlJson<Obj>([
+        'get',
+        kind.toLowerCase(),
+        name,
+        ...(ns ? ['-n', ns] : []),
+      ]);
       assert.equal(obj.metadata.uid, api.metadata.uid, `${kind} keeps its uid`);
       assert.equal(obj.metadata.creationTimestamp, api.metadata.creationTimestamp);
       assert.equal(obj.metadata.annotations?.[SOURCE_ANNOTATION], 'kubernetes');
@@ -120,7 +132,7 @@ spec: {blocks: [{cidr: 10.0.6.0/24}]}
     }
     const svc = await storeGet('Service', 'shop', 'web');
     assert.equal(svc?.spec?.type, 'LoadBalancer');
-    assert.ok(svc?.spec?.clusterIP, 'the API\'s allocated cluster IP is kept');
+    assert.ok(svc?.spec?.clusterIP, "the API's allocated cluster IP is kept");
     assert.deepEqual((await storeGet('Namespace', '', 'shop'))?.metadata.labels, {
       team: 'a',
       'kubernetes.io/metadata.name': 'shop',
@@ -139,8 +151,7 @@ spec: {blocks: [{cidr: 10.0.6.0/24}]}
       'pod status in the store',
       async () => {
         const s = (await env.store.getStatus({ kind: 'Pod', namespace: 'shop', name: 'web-1' })) as
-          | { podIP?: string }
-          | undefined;
+          { podIP?: string } | undefined;
         return s?.podIP === '10.0.1.5' ? s : undefined;
       },
       { timeoutMs: 10_000 },
@@ -153,7 +164,8 @@ spec: {blocks: [{cidr: 10.0.6.0/24}]}
     await env.kube.kubectl(['label', 'namespace', 'shop', 'team=b', '--overwrite']);
     await waitFor(
       'the new label in the store',
-      async () => ((await storeGet('Namespace', '', 'shop'))?.metadata.labels?.team === 'b' ? true : undefined),
+      async () =>
+        (await storeGet('Namespace', '', 'shop'))?.metadata.labels?.team === 'b' ? true : undefined,
       { timeoutMs: 10_000 },
     );
     await env.kube.kubectl(['delete', 'networkpolicy', 'deny', '-n', 'shop']);
@@ -184,11 +196,14 @@ spec: {blocks: [{cidr: 10.0.6.0/24}]}
       spec: { ports: [{ port: 1 }] },
     });
     await env.kube.kubectl(['create', 'service', 'clusterip', 'both', '-n', 'shop', '--tcp=2:2']);
-    const relistsBefore = await bridge.metric('ciliate_kube_bridge_relists_total', { kind: 'Service' });
+    const relistsBefore = await bridge.metric('ciliate_kube_bridge_relists_total', {
+      kind: 'Service',
+    });
     await waitFor(
       'two resyncs',
       async () =>
-        (await bridge.metric('ciliate_kube_bridge_relists_total', { kind: 'Service' })) >= relistsBefore + 2
+        (await bridge.metric('ciliate_kube_bridge_relists_total', { kind: 'Service' })) >=
+        relistsBefore + 2
           ? true
           : undefined,
       { timeoutMs: 15_000 },
@@ -196,7 +211,9 @@ spec: {blocks: [{cidr: 10.0.6.0/24}]}
     assert.ok(await storeGet('CiliumNetworkPolicy', 'shop', 'local-only'), 'not swept');
     const both = await env.store.get<Obj>({ kind: 'Service', namespace: 'shop', name: 'both' });
     assert.equal(both?.revision, mine.revision, 'not overwritten');
-    assert.ok((await bridge.metric('ciliate_kube_bridge_conflicts_total', { kind: 'Service' })) >= 1);
+    assert.ok(
+      (await bridge.metric('ciliate_kube_bridge_conflicts_total', { kind: 'Service' })) >= 1,
+    );
   });
 
   it('counts and logs an invalid object with its field path, and keeps going', async () => {
@@ -220,7 +237,9 @@ spec: {blocks: [{start: 10.0.7.9, stop: 10.0.7.1}]}
     );
     const line = bridge
       .logs<{ event?: string; key?: string; fields?: string[] }>()
-      .find((l) => l.event === 'object.invalid' && l.key === 'CiliumLoadBalancerIPPool._.backwards');
+      .find(
+        (l) => l.event === 'object.invalid' && l.key === 'CiliumLoadBalancerIPPool._.backwards',
+      );
     assert.deepEqual(line?.fields, ['spec.blocks[0].stop']);
     assert.equal(await storeGet('CiliumLoadBalancerIPPool', '', 'backwards'), undefined);
     assert.equal(bridge.proc.child.exitCode, null, 'still running');
@@ -250,7 +269,10 @@ spec: {blocks: [{start: 10.0.7.9, stop: 10.0.7.1}]}
     );
     assert.equal((JSON.parse(lb) as { ingress: { ip: string }[] }).ingress[0]?.ip, '10.0.6.1');
     // Released: an empty loadBalancer clears it.
-    await env.store.setStatus({ kind: 'Service', namespace: 'shop', name: 'web' }, { loadBalancer: {} });
+    await env.store.setStatus(
+      { kind: 'Service', namespace: 'shop', name: 'web' },
+      { loadBalancer: {} },
+    );
     await waitFor(
       'status.loadBalancer cleared',
       async () => {
@@ -277,9 +299,12 @@ spec: {blocks: [{start: 10.0.7.9, stop: 10.0.7.1}]}
       message: '254',
       lastTransitionTime: '2025-01-01T00:00:00Z',
     };
-    await env.store.setStatus({ kind: 'CiliumLoadBalancerIPPool', namespace: '', name: 'pool' }, {
-      conditions: [condition],
-    });
+    await env.store.setStatus(
+      { kind: 'CiliumLoadBalancerIPPool', namespace: '', name: 'pool' },
+      {
+        conditions: [condition],
+      },
+    );
     await waitFor(
       'pool conditions in the API',
       async () => {
@@ -298,9 +323,12 @@ spec: {blocks: [{start: 10.0.7.9, stop: 10.0.7.1}]}
       metadata: { name: 'worker-1', labels: { 'kubernetes.io/hostname': 'worker-1' } },
       spec: { addresses: [{ type: 'InternalIP', ip: '192.168.10.11' }] },
     });
-    await env.store.setStatus({ kind: 'CiliumNode', namespace: '', name: 'worker-1' }, {
-      ipam: { used: { '10.0.1.5': { owner: 'shop/web-1' } } },
-    });
+    await env.store.setStatus(
+      { kind: 'CiliumNode', namespace: '', name: 'worker-1' },
+      {
+        ipam: { used: { '10.0.1.5': { owner: 'shop/web-1' } } },
+      },
+    );
     await env.store.apply({
       apiVersion: 'cilium.io/v2',
       kind: 'CiliumIdentity',
@@ -312,12 +340,15 @@ spec: {blocks: [{start: 10.0.7.9, stop: 10.0.7.1}]}
       kind: 'CiliumEndpoint',
       metadata: { name: 'web-1', namespace: 'shop' },
     });
-    await env.store.setStatus({ kind: 'CiliumEndpoint', namespace: 'shop', name: 'web-1' }, {
-      id: 7,
-      state: 'ready',
-      identity: { id: 12345 },
-      networking: { addressing: [{ ipv4: '10.0.1.5' }], node: '192.168.10.11' },
-    });
+    await env.store.setStatus(
+      { kind: 'CiliumEndpoint', namespace: 'shop', name: 'web-1' },
+      {
+        id: 7,
+        state: 'ready',
+        identity: { id: 12345 },
+        networking: { addressing: [{ ipv4: '10.0.1.5' }], node: '192.168.10.11' },
+      },
+    );
     const node = await waitFor(
       'the CiliumNode mirror with its status',
       async () => {
@@ -330,10 +361,16 @@ spec: {blocks: [{start: 10.0.7.9, stop: 10.0.7.1}]}
     assert.deepEqual(node.spec?.addresses, [{ type: 'InternalIP', ip: '192.168.10.11' }]);
     const id = await waitFor(
       'the CiliumIdentity mirror',
-      () => kubectlJson<Obj & { 'security-labels': object }>(['get', 'ciliumidentity', '12345']).catch(() => undefined),
+      () =>
+        kubectlJson<Obj & { 'security-labels': object }>(['get', 'ciliumidentity', '12345']).catch(
+          () => undefined,
+        ),
       { timeoutMs: 10_000 },
     );
-    assert.deepEqual(id['security-labels'], { 'k8s:app': 'web', 'k8s:io.kubernetes.pod.namespace': 'shop' });
+    assert.deepEqual(id['security-labels'], {
+      'k8s:app': 'web',
+      'k8s:io.kubernetes.pod.namespace': 'shop',
+    });
     const cep = await waitFor(
       'the CiliumEndpoint mirror',
       () => kubectlJson<Obj>(['get', 'cep', 'web-1', '-n', 'shop']).catch(() => undefined),
@@ -393,9 +430,13 @@ metadata: {name: foreign}
 spec: {addresses: [{type: InternalIP, ip: 192.168.10.99}]}
 `,
     });
-    const stored = await waitFor('the foreign CiliumNode in the store', () => storeGet('CiliumNode', '', 'foreign'), {
-      timeoutMs: 10_000,
-    });
+    const stored = await waitFor(
+      'the foreign CiliumNode in the store',
+      () => storeGet('CiliumNode', '', 'foreign'),
+      {
+        timeoutMs: 10_000,
+      },
+    );
     assert.equal(stored.metadata.annotations?.[SOURCE_ANNOTATION], 'kubernetes');
     const api = await kubectlJson<Obj>(['get', 'ciliumnode', 'foreign']);
     assert.equal(api.metadata.annotations?.[SOURCE_ANNOTATION], undefined, 'not taken over');

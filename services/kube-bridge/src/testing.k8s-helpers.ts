@@ -49,7 +49,10 @@ export async function startEnv(opts: { crds?: boolean } = {}): Promise<TestEnv> 
   };
   try {
     const [kube, nats] = await Promise.all([startKubeApiserver(), startNats()]);
-    closers.push(() => kube.close(), () => nats.close());
+    closers.push(
+      () => kube.close(),
+      () => nats.close(),
+    );
     const nc = await connect({ servers: nats.url });
     closers.push(() => nc.close());
     const store = await ResourceStore.open(nc);
@@ -111,7 +114,8 @@ export async function spawnBridge(o: BridgeOptions): Promise<BridgeProcess> {
   if (process.env.CILIATE_TEST_BRIDGE_LOGS) {
     proc.child.stdout?.on('data', (d: Buffer) => {
       for (const line of d.toString().split('\n')) {
-        if (/"level":[456]0/.test(line)) process.stderr.write(`[${o.node ?? 'bridge-a'}] ${line}\n`);
+        if (/"level":[456]0/.test(line))
+          process.stderr.write(`[${o.node ?? 'bridge-a'}] ${line}\n`);
       }
     });
   }
@@ -156,9 +160,8 @@ export function sumMetric(text: string, name: string, labels: Record<string, str
     if (line.startsWith('#')) continue;
     const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
     if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries(
-      [...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]),
-    );
+    const have: Record<string, string> = {};
+    for (const x of (m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) have[x[1]!] = x[2]!;
     if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3]);
   }
   return sum;
@@ -170,7 +173,9 @@ export async function waitReady(b: BridgeProcess, timeoutMs = 30_000): Promise<v
     'the bridge to be ready',
     async () => {
       if (b.proc.child.exitCode !== null) throw new Error(`the bridge exited: ${b.proc.output()}`);
-      const res = await fetch(`http://${b.httpAddress}/readyz`, { signal: AbortSignal.timeout(2000) });
+      const res = await fetch(`http://${b.httpAddress}/readyz`, {
+        signal: AbortSignal.timeout(2000),
+      });
       return res.status === 200 ? true : undefined;
     },
     { timeoutMs, intervalMs: 100 },

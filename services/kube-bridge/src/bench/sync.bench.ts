@@ -60,7 +60,9 @@ async function main(): Promise<void> {
     // Baseline: a plain client-node informer on the same collection.
     const kc = loadKubeConfig({ kubeconfig: env.kube.kubeconfig });
     const core = kc.makeApiClient(CoreV1Api);
-    const informer = makeInformer<V1Namespace>(kc, '/api/v1/namespaces', () => core.listNamespace());
+    const informer = makeInformer<V1Namespace>(kc, '/api/v1/namespaces', () =>
+      core.listNamespace(),
+    );
     const baseEvents = new Map<string, number>();
     informer.on('update', (ns) => {
       const gen = ns.metadata?.labels?.gen;
@@ -97,7 +99,8 @@ async function main(): Promise<void> {
     for (;;) {
       if (!allImportedMs && imported >= total) allImportedMs = performance.now() - s0;
       if (allImportedMs && (await env.store.sourceSynced('kubernetes'))) break;
-      if (performance.now() - s0 > 600_000) throw new Error(`initial sync not done after 10 min (${imported}/${total})`);
+      if (performance.now() - s0 > 600_000)
+        throw new Error(`initial sync not done after 10 min (${imported}/${total})`);
       await new Promise((r) => setTimeout(r, 20));
     }
     const bridgeSyncMs = performance.now() - s0;
@@ -131,16 +134,30 @@ async function main(): Promise<void> {
     const check = resourceKey({ kind: 'Namespace', namespace: '', name: `bench-${OBJECTS - 1}` });
 
     console.log('');
-    console.log(`created ${OBJECTS} Namespaces through the API in ${(createMs / 1000).toFixed(1)} s (${CREATE_CONCURRENCY} requests in flight)`);
+    console.log(
+      `created ${OBJECTS} Namespaces through the API in ${(createMs / 1000).toFixed(1)} s (${CREATE_CONCURRENCY} requests in flight)`,
+    );
     console.log('');
     console.log('initial sync                                   objects   time');
-    console.log(`  baseline: client-node informer (list only)   ${String(baselineCount).padStart(7)}   ${(baselineSyncMs / 1000).toFixed(2)} s`);
-    console.log(`  kube-bridge: process start -> all in store   ${String(imported).padStart(7)}   ${(allImportedMs / 1000).toFixed(2)} s`);
-    console.log(`  kube-bridge: -> source marked synced         ${String(seen.size).padStart(7)}   ${(bridgeSyncMs / 1000).toFixed(2)} s  (${Math.round(total / (bridgeSyncMs / 1000))} objects/s)`);
+    console.log(
+      `  baseline: client-node informer (list only)   ${String(baselineCount).padStart(7)}   ${(baselineSyncMs / 1000).toFixed(2)} s`,
+    );
+    console.log(
+      `  kube-bridge: process start -> all in store   ${String(imported).padStart(7)}   ${(allImportedMs / 1000).toFixed(2)} s`,
+    );
+    console.log(
+      `  kube-bridge: -> source marked synced         ${String(seen.size).padStart(7)}   ${(bridgeSyncMs / 1000).toFixed(2)} s  (${Math.round(total / (bridgeSyncMs / 1000))} objects/s)`,
+    );
     console.log('');
-    console.log(`event latency, API write returned -> event (${UPDATES} updates, one at a time)   p50 ms   p99 ms   max ms`);
-    console.log(`  baseline: client-node informer update event                       ${fmt(percentile(baseLat, 50)).padStart(7)}  ${fmt(percentile(baseLat, 99)).padStart(7)}  ${fmt(baseLat.at(-1)!).padStart(7)}`);
-    console.log(`  kube-bridge: store watch event                                    ${fmt(percentile(bridgeLat, 50)).padStart(7)}  ${fmt(percentile(bridgeLat, 99)).padStart(7)}  ${fmt(bridgeLat.at(-1)!).padStart(7)}`);
+    console.log(
+      `event latency, API write returned -> event (${UPDATES} updates, one at a time)   p50 ms   p99 ms   max ms`,
+    );
+    console.log(
+      `  baseline: client-node informer update event                       ${fmt(percentile(baseLat, 50)).padStart(7)}  ${fmt(percentile(baseLat, 99)).padStart(7)}  ${fmt(baseLat.at(-1)!).padStart(7)}`,
+    );
+    console.log(
+      `  kube-bridge: store watch event                                    ${fmt(percentile(bridgeLat, 50)).padStart(7)}  ${fmt(percentile(bridgeLat, 99)).padStart(7)}  ${fmt(bridgeLat.at(-1)!).padStart(7)}`,
+    );
     console.log('');
     console.log(`(store key checked: ${check} present: ${seen.has(check)})`);
     console.log(`reproduce: ${command}`);

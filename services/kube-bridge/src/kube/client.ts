@@ -5,7 +5,12 @@
 // JSON patches on status subresources, and the status code of every request (a 403 must be
 // visible, counted per verb and resource, to keep the RBAC role exact).
 import { Agent, request, type RequestOptions } from 'node:https';
-import { request as httpRequest, Agent as HttpAgent } from 'node:http';
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  type ClientRequest,
+  type IncomingMessage,
+} from 'node:http';
 
 import { KubeConfig } from '@kubernetes/client-node';
 
@@ -149,7 +154,9 @@ export class KubeClient {
     // client-node makes a fresh agent per call; one keep-alive agent per TLS identity instead,
     // or every request would pay a TLS handshake.
     const key = [tls.ca, tls.cert, tls.key, tls.rejectUnauthorized, tls.servername]
-      .map((v) => (v === undefined ? '' : String(v)))
+      .map((v) =>
+        v === undefined ? '' : Buffer.isBuffer(v) ? v.toString('base64') : JSON.stringify(v),
+      )
       .join('|');
     if (!this.agent || key !== this.agentKey) {
       this.agent?.destroy();
@@ -176,7 +183,7 @@ export class KubeClient {
     body: unknown,
     contentType: string,
     timeoutMs: number | undefined,
-  ): Promise<import('node:http').IncomingMessage & { req: import('node:http').ClientRequest }> {
+  ): Promise<IncomingMessage & { req: ClientRequest }> {
     const { base, tls } = await this.target();
     const url = new URL(path, base);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
