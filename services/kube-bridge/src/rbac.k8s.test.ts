@@ -3,6 +3,9 @@
 // the bridge does all its work without one refusal, and every rule of the role is used. With a
 // permission taken away it breaks, visibly.
 import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { sleep, waitFor } from '@ciliate/testkit';
@@ -368,5 +371,98 @@ spec: {blocks: [{cidr: 10.0.6.0/24}]}
     assert.equal(ready.status, 503, 'not ready: the initial sync cannot complete');
     const body = (await ready.json()) as { checks: { name: string; ok: boolean }[] };
     assert.equal(body.checks.find((x) => x.name === 'initial-sync')?.ok, false);
+  });
+
+  it("runs in a pod's place: in-cluster configuration with a ServiceAccount token", async () => {
+    for (const b of bridges) await b.kill();
+    await env.kube.kubectl(['apply', '-f', RBAC_FILE]); // the rules the test above took away
+    const token = (
+      await env.kube.kubectl([
+        'create',
+        'token',
+        'ciliate-kube-bridge',
+        '-n',
+        'kube-system',
+        '--duration=1h',
+      ])
+    ).stdout.trim();
+    const root = await mkdtemp(join(tmpdir(), 'ciliate-incluster-'));
+    try {
+      const sa = join(root, 'var/run/secrets/kubernetes.io/serviceaccount');
+      await mkdir(sa, { recursive: true });
+      await writeFile(join(sa, 'token'), token);
+      await writeFile(join(sa, 'namespace'), 'kube-system');
+      await writeFile(join(sa, 'ca.crt'), await readFile(join(env.kube.dir, 'ca.crt')));
+      const url = new URL(env.kube.url);
+      const b = await spawnBridge({
+        natsUrl: env.nats.url,
+        node: 'in-pod',
+        env: {
+          KUBERNETES_SERVICE_HOST: url.hostname,
+          KUBERNETES_SERVICE_PORT: url.port,
+          CILIATE_KUBE_BRIDGE_IN_CLUSTER_ROOT: root,
+        },
+      });
+      bridges.push(b);
+      await waitLeader(b, 20_000);
+      await waitReady(b);
+      await env.kube.kubectl([
+        'create',
+        'service',
+        'loadbalancer',
+        'from-pod',
+        '-n',
+        'app',
+        '--tcp=80:80',
+      ]);
+      await waitFor(
+        'the service in the store',
+        () => env.store.get({ kind: 'Service', namespace: 'app', name: 'from-pod' }),
+        {
+          timeoutMs: 10_000,
+        },
+      );
+      await env.store.setStatus(
+        { kind: 'Service', namespace: 'app', name: 'from-pod' },
+        {
+          loadBalancer: { ingress: [{ ip: '10.0.6.3' }] },
+        },
+      );
+      await waitFor(
+        'the status in the API',
+        async () =>
+          (
+            await env.kube.kubectl([
+              'get',
+              'svc',
+              'from-pod',
+              '-n',
+              'app',
+              '-o',
+              'jsonpath={.status.loadBalancer}',
+            ])
+          ).stdout.includes('10.0.6.3')
+            ? true
+            : undefined,
+        { timeoutMs: 10_000 },
+      );
+      assert.deepEqual(used(await b.metrics()).refused, []);
+      const lease = JSON.parse(
+        (
+          await env.kube.kubectl([
+            'get',
+            'lease',
+            'ciliate-kube-bridge',
+            '-n',
+            'kube-system',
+            '-o',
+            'json',
+          ])
+        ).stdout,
+      ) as { spec: { holderIdentity: string } };
+      assert.match(lease.spec.holderIdentity, /^in-pod_/);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });

@@ -125,7 +125,8 @@ export class Reflector {
         this.settledResolve();
         this.o.onListed(kind);
         failures = 0;
-        this.relistDue = Date.now() + this.o.resyncMs;
+        // Jittered, so that the kinds (and the replicas) do not all list at the same moment.
+        this.relistDue = Date.now() + this.o.resyncMs * (0.9 + 0.2 * Math.random());
         await this.watchUntilRelist();
       } catch (err) {
         if (this.signal.stopped) return;

@@ -20,6 +20,13 @@ export const kubeBridgeSettings = {
     describe:
       "kubeconfig file; when unset inside a pod (KUBERNETES_SERVICE_HOST set) the pod's service account is used",
   }),
+  inClusterRoot: setting.string({
+    flag: 'in-cluster-root',
+    env: 'CILIATE_KUBE_BRIDGE_IN_CLUSTER_ROOT',
+    default: '/',
+    describe:
+      "directory under which the pod's service account files are read (var/run/secrets/kubernetes.io/serviceaccount)",
+  }),
   leaseNamespace: setting.string({
     flag: 'lease-namespace',
     env: 'CILIATE_KUBE_BRIDGE_LEASE_NAMESPACE',
@@ -81,9 +88,9 @@ export const kubeBridgeSettings = {
   }),
 };
 
-function kubeConfigSource(kubeconfig: string | undefined): KubeConfigSource {
+function kubeConfigSource(kubeconfig: string | undefined, root: string): KubeConfigSource {
   if (kubeconfig) return { kubeconfig };
-  if (process.env.KUBERNETES_SERVICE_HOST) return { inCluster: true };
+  if (process.env.KUBERNETES_SERVICE_HOST) return { inCluster: true, root };
   throw new ConfigError(
     'kubeconfig',
     'missing setting --kubeconfig (KUBECONFIG) [kubeconfig]: no kubeconfig given and not running in a pod (KUBERNETES_SERVICE_HOST is unset)',
@@ -113,7 +120,7 @@ export const kubeBridgeService: ServiceDefinition<typeof kubeBridgeSettings> = {
     }
     let kc;
     try {
-      kc = loadKubeConfig(kubeConfigSource(config.kubeconfig));
+      kc = loadKubeConfig(kubeConfigSource(config.kubeconfig, config.inClusterRoot));
     } catch (err) {
       if (err instanceof ConfigError) throw err;
       throw new ConfigError(

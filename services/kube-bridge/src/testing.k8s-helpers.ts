@@ -85,7 +85,9 @@ export interface BridgeProcess {
 }
 
 export interface BridgeOptions {
-  kubeconfig: string;
+  /** Without one the bridge uses its in-cluster configuration (see `env`). */
+  kubeconfig?: string;
+  env?: Record<string, string>;
   natsUrl: string;
   node?: string;
   leaseDuration?: string;
@@ -97,7 +99,7 @@ export interface BridgeOptions {
 
 export async function spawnBridge(o: BridgeOptions): Promise<BridgeProcess> {
   const args = [
-    `--kubeconfig=${o.kubeconfig}`,
+    ...(o.kubeconfig ? [`--kubeconfig=${o.kubeconfig}`] : []),
     `--nats-url=${o.natsUrl}`,
     '--http-address=127.0.0.1:0',
     `--node=${o.node ?? 'bridge-a'}`,
@@ -109,7 +111,7 @@ export async function spawnBridge(o: BridgeOptions): Promise<BridgeProcess> {
     `--kind-retry-period=${o.kindRetryPeriod ?? '1s'}`,
     ...(o.extraArgs ?? []),
   ];
-  const proc = spawnNode(BRIDGE_MAIN, args, { env: { KUBECONFIG: '' } });
+  const proc = spawnNode(BRIDGE_MAIN, args, { env: { KUBECONFIG: '', ...o.env } });
   // CILIATE_TEST_BRIDGE_LOGS=1 shows the bridges' logs (warnings and up) while a test runs.
   if (process.env.CILIATE_TEST_BRIDGE_LOGS) {
     proc.child.stdout?.on('data', (d: Buffer) => {

@@ -28,13 +28,17 @@ export class KubeApiError extends Error {
   }
 }
 
-/** Which configuration to use: a kubeconfig file, or the pod's service account. */
-export type KubeConfigSource = { kubeconfig: string } | { inCluster: true };
+/**
+ * Which configuration to use: a kubeconfig file, or the pod's service account (token, CA and
+ * namespace under `root`/var/run/secrets/kubernetes.io/serviceaccount, the API server from
+ * KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT).
+ */
+export type KubeConfigSource = { kubeconfig: string } | { inCluster: true; root?: string };
 
 export function loadKubeConfig(source: KubeConfigSource): KubeConfig {
   const kc = new KubeConfig();
   if ('kubeconfig' in source) kc.loadFromFile(source.kubeconfig);
-  else kc.loadFromCluster();
+  else kc.loadFromCluster(source.root && source.root !== '/' ? source.root.replace(/\/$/, '') : '');
   if (!kc.getCurrentCluster()) {
     throw new Error('the kubeconfig has no current cluster (check current-context)');
   }
