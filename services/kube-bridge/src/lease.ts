@@ -43,7 +43,7 @@ export function microTime(ms: number): string {
 }
 
 export interface KubeLeaseOptions {
-  client: KubeClient;
+  client: Pick<KubeClient, 'request'>;
   namespace: string;
   name: string;
   identity: string;
@@ -65,6 +65,7 @@ export class KubeLeaderElector {
   private leading = false;
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
   private observed: { key: string; atMs: number } | undefined;
   private lastRenewMs = 0;
   private running: Promise<void> | undefined;
@@ -87,6 +88,20 @@ export class KubeLeaderElector {
 
   start(): void {
     this.schedule(0);
+    // A renewal stuck in a slow request must not keep a leader leading past its deadline: the
+    // deadline is checked on its own clock, not when the request finally returns.
+    this.watchdog = setInterval(() => this.checkDeadline(), Math.max(50, this.o.retryPeriodMs / 2));
+  }
+
+  private checkDeadline(): void {
+    if (this.leading && this.now() - this.lastRenewMs >= this.o.renewDeadlineMs) {
+      this.leading = false;
+      this.o.log.warn(
+        { event: 'lease.lost' },
+        'could not renew the lease in time: no longer leader',
+      );
+      this.o.onStopped('renew deadline passed');
+    }
   }
 
   private schedule(ms: number): void {
@@ -100,6 +115,9 @@ export class KubeLeaderElector {
   }
 
   private async tick(): Promise<void> {
+    // The renewal counts from when it was sent: the record says so, and others time it from then
+    // or later.
+    const started = this.now();
     let ok = false;
     try {
       ok = await this.tryAcquireOrRenew();
@@ -110,9 +128,8 @@ export class KubeLeaderElector {
       );
     }
     if (this.stopped) return;
-    const now = this.now();
-    if (ok) {
-      this.lastRenewMs = now;
+    if (ok && this.now() - started < this.o.renewDeadlineMs) {
+      this.lastRenewMs = started;
       if (!this.leading) {
         this.leading = true;
         this.o.log.info(
@@ -125,13 +142,8 @@ export class KubeLeaderElector {
         );
         this.o.onStarted();
       }
-    } else if (this.leading && now - this.lastRenewMs >= this.o.renewDeadlineMs) {
-      this.leading = false;
-      this.o.log.warn(
-        { event: 'lease.lost' },
-        'could not renew the lease in time: no longer leader',
-      );
-      this.o.onStopped('renew deadline passed');
+    } else {
+      this.checkDeadline();
     }
   }
 
@@ -197,6 +209,7 @@ export class KubeLeaderElector {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.watchdog);
     await this.running;
     if (!this.leading) return;
     this.leading = false;
