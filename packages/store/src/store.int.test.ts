@@ -80,6 +80,50 @@ describe('resource store on JetStream KV', () => {
     assert.notEqual(again.object.metadata.uid, uid, 'a recreated object is a new object');
   });
 
+  it('keeps the identity a source owns (keepMetadata): a recreated Kubernetes object is a new one', async () => {
+    const fromApi = (uid: string, generation?: number): unknown => ({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: {
+        name: 'kube-owned',
+        uid,
+        creationTimestamp: '2025-01-02T03:04:05Z',
+        ...(generation !== undefined ? { generation } : {}),
+      },
+    });
+    const ref = { kind: 'Namespace', namespace: '', name: 'kube-owned' };
+    const a = await store.apply(fromApi('uid-1', 4), { keepMetadata: true });
+    assert.equal(a.object.metadata.uid, 'uid-1');
+    assert.equal(a.object.metadata.creationTimestamp, '2025-01-02T03:04:05Z');
+    assert.equal(a.object.metadata.generation, 4, "the source's generation");
+    const b = await store.apply(fromApi('uid-2'), { keepMetadata: true });
+    assert.equal(b.object.metadata.uid, 'uid-2', 'not the stored uid');
+    assert.equal(typeof b.object.metadata.generation, 'number', 'counted when the source has none');
+    const c = await store.apply(fromApi('uid-3'));
+    assert.equal(c.object.metadata.uid, 'uid-2', 'without keepMetadata the stored identity wins');
+    await store.delete(ref);
+  });
+
+  it('writes from a known view without a read, and a stale view is a conflict', async () => {
+    const ns = (label: string): unknown => ({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: 'viewed', labels: { v: label } },
+    });
+    const a = await store.apply(ns('1'), { known: { object: undefined, revision: 0 } });
+    const b = await store.apply(ns('2'), { known: { object: a.object, revision: a.revision } });
+    assert.ok(b.revision > a.revision);
+    await assert.rejects(
+      store.apply(ns('3'), { known: { object: a.object, revision: a.revision } }),
+      (err: unknown) => err instanceof CiliateError && err.code === 'conflict',
+    );
+    await assert.rejects(
+      store.apply(ns('3'), { known: { object: undefined, revision: 0 } }),
+      (err: unknown) => err instanceof CiliateError && err.code === 'conflict',
+    );
+    await store.delete({ kind: 'Namespace', namespace: '', name: 'viewed' });
+  });
+
   it('refuses invalid objects with the field path, and unsupported kinds as not supported', async () => {
     await assert.rejects(
       store.apply({

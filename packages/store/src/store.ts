@@ -22,7 +22,7 @@ import {
   type ResourceObject,
 } from '@ciliate/resources';
 import { DeliverPolicy, jetstream, type JetStreamClient } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
+import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 
 export interface StoredResource<T extends KubeObject = ResourceObject> {
@@ -90,10 +90,24 @@ export class ResourceStore {
    * Validates and stores an object, keeping the uid and creation time of the stored one and
    * bumping `metadata.generation` when its spec changes. With `expectRevision` the write only
    * happens if the stored object is still at that revision (0: must not exist).
+   *
+   * With `keepMetadata` the source owns the object's identity (the Kubernetes API does: an
+   * object deleted and recreated there under the same name is a new object with a new uid), so
+   * the given uid, creationTimestamp and generation are stored as they are.
+   *
+   * `known` is the caller's view of the stored entry, from a watch: the object (undefined for
+   * none or a deleted one) at `revision` (0: the key was never written). It saves the read before
+   * the write; the write is still compare-and-set on that revision, so a stale view fails with a
+   * conflict, never overwrites.
    */
   async apply<T extends ResourceObject>(
     input: unknown,
-    opts: { expectRevision?: number; source?: string } = {},
+    opts: {
+      expectRevision?: number;
+      source?: string;
+      keepMetadata?: boolean;
+      known?: { object: KubeObject | undefined; revision: number };
+    } = {},
   ): Promise<StoredResource<T> & { changed: boolean }> {
     const validated = validateObject(input, { where: { source: opts.source ?? 'store' } });
     if (!validated.ok) throw problemToError(validated.problem);
@@ -101,9 +115,17 @@ export class ResourceStore {
     const ref = objectRef(obj);
     const key = resourceKey(ref);
     for (let attempt = 0; attempt < 20; attempt++) {
-      const current = await this.spec.get(key);
-      const existing =
-        current && current.operation === 'PUT' ? current.json<KubeObject>() : undefined;
+      const known = attempt === 0 ? opts.known : undefined;
+      const current = known
+        ? known.revision > 0
+          ? { revision: known.revision }
+          : null
+        : await this.spec.get(key);
+      const existing = known
+        ? known.object
+        : current && (current as KvEntry).operation === 'PUT'
+          ? (current as KvEntry).json<KubeObject>()
+          : undefined;
       const revision = current?.revision ?? 0;
       if (opts.expectRevision !== undefined && opts.expectRevision !== (existing ? revision : 0)) {
         throw new CiliateError(
@@ -111,7 +133,7 @@ export class ResourceStore {
           `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name} is at revision ${existing ? revision : 'none'}, not ${opts.expectRevision}`,
         );
       }
-      const next = this.merge(obj, existing);
+      const next = this.merge(obj, existing, opts.keepMetadata ?? false);
       if (existing && sameContent(existing, next)) {
         return { object: withVersion(next, revision), revision, changed: false };
       }
@@ -124,7 +146,7 @@ export class ResourceStore {
         return { object: withVersion(next, rev), revision: rev, changed: true };
       } catch (err) {
         if (!isConflict(err)) throw err;
-        if (opts.expectRevision !== undefined) {
+        if (opts.expectRevision !== undefined || opts.known) {
           throw new CiliateError(
             'conflict',
             `${ref.kind} ${ref.name} changed while being written`,
@@ -136,19 +158,28 @@ export class ResourceStore {
     throw new CiliateError('conflict', `gave up writing ${key}: too many concurrent writers`);
   }
 
-  private merge<T extends KubeObject>(obj: T, existing: KubeObject | undefined): T {
+  private merge<T extends KubeObject>(
+    obj: T,
+    existing: KubeObject | undefined,
+    keepMetadata: boolean,
+  ): T {
     const meta = { ...obj.metadata } as Record<string, unknown>;
     delete meta.resourceVersion;
     const prev = existing?.metadata as Record<string, unknown> | undefined;
-    meta.uid = prev?.uid ?? meta.uid ?? randomUUID();
-    meta.creationTimestamp =
-      prev?.creationTimestamp ??
-      meta.creationTimestamp ??
-      new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const now = (): string => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
     const specChanged =
       !existing || JSON.stringify(specOf(existing)) !== JSON.stringify(specOf(obj));
     const prevGen = typeof prev?.generation === 'number' ? prev.generation : 0;
-    meta.generation = specChanged ? prevGen + 1 : prevGen || 1;
+    const nextGen = specChanged ? prevGen + 1 : prevGen || 1;
+    if (keepMetadata) {
+      meta.uid ??= prev?.uid ?? randomUUID();
+      meta.creationTimestamp ??= prev?.creationTimestamp ?? now();
+      if (typeof meta.generation !== 'number') meta.generation = nextGen;
+    } else {
+      meta.uid = prev?.uid ?? meta.uid ?? randomUUID();
+      meta.creationTimestamp = prev?.creationTimestamp ?? meta.creationTimestamp ?? now();
+      meta.generation = nextGen;
+    }
     // Status is the status channel's: an applied object never overwrites it.
     const { status: _status, ...rest } = obj as T & { status?: unknown };
     return { ...rest, metadata: meta } as unknown as T;
