@@ -60,7 +60,7 @@ export function resolveAgentConfig(input: Record<string, unknown>, path = 'datap
   const known = new Set([...Object.keys(DEFAULT_AGENT_CONFIG), 'podCidr', 'nodeIPv4', 'nodeNetns']);
   for (const k of Object.keys(input))
     if (!known.has(k)) throw bad(`${path}.${k}`, input[k], 'unknown setting');
-  const cfg = { ...DEFAULT_AGENT_CONFIG, ...input } as AgentConfig;
+  const cfg: AgentConfig = { ...DEFAULT_AGENT_CONFIG, ...(input as Partial<AgentConfig>) };
   for (const k of ['socketPath', 'stateDir', 'pinDir'] as const) {
     if (typeof cfg[k] !== 'string' || !cfg[k].startsWith('/'))
       throw bad(`${path}.${k}`, cfg[k], 'must be an absolute path');

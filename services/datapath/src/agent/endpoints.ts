@@ -202,7 +202,7 @@ export class EndpointManager {
     const labels = endpointLabels(req.args);
     const mtu = req.config.mtu ?? this.mtu;
     const hostIf = hostIfname(containerId, ifname);
-    const undo: (() => Promise<unknown> | unknown)[] = [];
+    const undo: (() => unknown)[] = [];
     try {
       if (
         await this.nl.link(ifname, netns).catch((err: unknown) => {

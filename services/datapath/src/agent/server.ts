@@ -42,7 +42,7 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
     if (req?.v !== PROTOCOL_VERSION) {
       throw new CniError(
         CniErrorCode.INCOMPATIBLE_VERSION,
-        `plugin protocol version ${String(req?.v)} is not ${PROTOCOL_VERSION}`,
+        `plugin protocol version ${String((req as { v?: unknown } | undefined)?.v)} is not ${String(PROTOCOL_VERSION)}`,
       );
     }
     const ep = opts.endpoints;

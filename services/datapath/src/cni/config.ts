@@ -4,7 +4,7 @@
 import { CniError, CniErrorCode, invalidConfig } from './errors.js';
 import { validContainerId } from './env.js';
 import type { CniDns, CniResult } from './result.js';
-import { isSupportedVersion, SUPPORTED_VERSIONS } from './version.js';
+import { CURRENT_VERSION, isSupportedVersion, SUPPORTED_VERSIONS } from './version.js';
 
 export const DEFAULT_SOCKET_PATH = '/var/run/ciliate/cni.sock';
 
@@ -152,7 +152,7 @@ export function parseNetConf(stdin: string, command: string): NetConf {
   const version = doc.cniVersion;
   if (command === 'VERSION') {
     return {
-      cniVersion: typeof version === 'string' && version !== '' ? version : '0.1.0',
+      cniVersion: typeof version === 'string' && version !== '' ? version : CURRENT_VERSION,
       name: '',
       type: '',
       socketPath: DEFAULT_SOCKET_PATH,
