@@ -120,7 +120,7 @@ describe('plugin core', () => {
     });
     const old = await runPlugin(
       { ...ENV, CNI_COMMAND: 'GC' },
-      CONF.replace('1.1.0', '1.0.0'),
+      JSON.stringify({ ...JSON.parse(CONF), cniVersion: '1.0.0', 'cni.dev/valid-attachments': [] }),
       transport,
     );
     assert.equal((JSON.parse(old.stdout) as { code: number }).code, 1);
