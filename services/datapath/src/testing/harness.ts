@@ -40,6 +40,7 @@ export async function makeNode(
   scope: NetScope,
   podCidr: string,
   nodeIp: string,
+  agentConfig: Record<string, unknown> = {},
 ): Promise<TestNode> {
   const ns = await scope.netns('node');
   for (const [k, v] of [
@@ -81,6 +82,7 @@ export async function makeNode(
       nodeIPv4: nodeIp,
       nodeNetns: ns.name,
       traceMode: 'new',
+      ...agentConfig,
     }),
   );
   return node;
