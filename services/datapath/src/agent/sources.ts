@@ -109,22 +109,27 @@ export class PoolAddressSource implements AddressSource {
     renameSync(tmp, this.file);
   }
 
+  // Promises built from executors, so that a synchronous throw of the core is a rejection.
   allocate(owner: PodOwner): Promise<AddressLease> {
-    const r = allocatePodIp(this.state, podOwnerKey(owner));
-    if (r.created) {
-      this.state = r.state;
-      this.save();
-    }
-    return Promise.resolve({ ip: r.ip, gateway: this.gateway });
+    return new Promise((resolve) => {
+      const r = allocatePodIp(this.state, podOwnerKey(owner));
+      if (r.created) {
+        this.state = r.state;
+        this.save();
+      }
+      resolve({ ip: r.ip, gateway: this.gateway });
+    });
   }
 
   release(owner: PodOwner): Promise<string | null> {
-    const r = releasePodIp(this.state, podOwnerKey(owner));
-    if (r.ip !== null) {
-      this.state = r.state;
-      this.save();
-    }
-    return Promise.resolve(r.ip);
+    return new Promise((resolve) => {
+      const r = releasePodIp(this.state, podOwnerKey(owner));
+      if (r.ip !== null) {
+        this.state = r.state;
+        this.save();
+      }
+      resolve(r.ip);
+    });
   }
 
   owners(): Promise<PodOwner[]> {
