@@ -214,12 +214,22 @@ for (const attachMode of ['tc', 'tcx'] as const)
       assert.equal(dp.endpoints.get({ ip: b.ip }), undefined);
       assert.ok(!(await hostLinks()).includes(hostIfname('pod-b', 'eth0')));
       assert.ok(!poolLeases(node).some((l) => l.ip === b.ip));
-      assert.ok(!existsSync(join(node.stateDir, 'endpoints', 'pod-b-eth0.json')));
+      assert.ok(!existsSync(join(node.stateDir, 'endpoints', 'pod-b@eth0.json')));
       assert.equal(
         (JSON.parse(await b.ns.ip(['-j', 'link', 'show'])) as unknown[]).length,
         1,
         'only lo left in the pod',
       );
+    });
+
+    it('ADD into a netns that does not exist is code 4 naming CNI_NETNS and leaks nothing', async () => {
+      const before = poolLeases(node).length;
+      const r = await cni(env('ADD', 'pod-ghost', '/var/run/netns/ciliate-no-such-netns'));
+      assert.notEqual(r.code, 0);
+      assert.equal(r.json?.code, 4);
+      assert.match(String(r.json?.msg), /^CNI_NETNS/);
+      assert.equal(poolLeases(node).length, before);
+      assert.ok(!(await hostLinks()).includes(hostIfname('pod-ghost', 'eth0')));
     });
 
     it('DEL after the netns is deleted succeeds and releases the address', async () => {
@@ -276,7 +286,7 @@ for (const attachMode of ['tc', 'tcx'] as const)
           .sort(),
         ['default/pod-a/pod-a/eth0', 'router'],
       );
-      assert.deepEqual(readdirSync(join(node.stateDir, 'endpoints')), ['pod-a-eth0.json']);
+      assert.deepEqual(readdirSync(join(node.stateDir, 'endpoints')), ['pod-a@eth0.json']);
       if (attachMode === 'tcx') {
         const aIndex = dp.endpoints.get({ ip: a.ip })!.ifindex;
         assert.deepEqual(

@@ -83,8 +83,9 @@ export function endpointLabels(args: CniArgs): Record<string, string> {
   return labels;
 }
 
+/** `@` cannot occur in a container ID, so the key is unambiguous. */
 function attachmentKey(containerId: string, ifname: string): string {
-  return `${containerId}-${ifname}`;
+  return `${containerId}@${ifname}`;
 }
 
 function wrap(err: unknown, what: string): CniError {
