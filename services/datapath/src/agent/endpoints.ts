@@ -241,12 +241,19 @@ export class EndpointManager {
         netns,
       ]);
       undo.push(() => this.nl.ip(['link', 'del', hostIf]).catch(() => undefined));
-      await this.nl.ipIn(netns, ['link', 'set', ifname, 'up']);
-      await this.nl.ipIn(netns, ['addr', 'add', `${lease.ip}/32`, 'dev', ifname]);
-      await this.nl.ipIn(netns, ['route', 'add', lease.gateway, 'dev', ifname, 'scope', 'link']);
-      await this.nl.ipIn(netns, ['route', 'add', 'default', 'via', lease.gateway, 'dev', ifname]);
-      await this.nl.ip(['link', 'set', hostIf, 'up']);
-      await this.nl.ip(['route', 'replace', `${lease.ip}/32`, 'dev', hostIf]);
+      await this.nl.batch(
+        [
+          ['link', 'set', ifname, 'up'],
+          ['addr', 'add', `${lease.ip}/32`, 'dev', ifname],
+          ['route', 'add', lease.gateway, 'dev', ifname, 'scope', 'link'],
+          ['route', 'add', 'default', 'via', lease.gateway, 'dev', ifname],
+        ],
+        netns,
+      );
+      await this.nl.batch([
+        ['link', 'set', hostIf, 'up'],
+        ['route', 'replace', `${lease.ip}/32`, 'dev', hostIf],
+      ]);
       const host = await this.nl.link(hostIf);
       const pod = await this.nl.link(ifname, netns);
       if (!host || !pod) throw new Error(`veth ${hostIf}/${ifname} vanished while being set up`);

@@ -1,6 +1,6 @@
 // iproute2 as the agent's netlink client: in the node's namespace (the agent's own, or a named
 // one in a lab) and inside a container's namespace given by path.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -25,6 +25,34 @@ async function exec(cmd: string, args: string[]): Promise<string> {
   }
 }
 
+/** Runs `cmd` with `input` on stdin (ip -batch). */
+function execInput(cmd: string, args: string[], input: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new CommandError(`${cmd} ${args.join(' ')}`, e.message));
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else
+        reject(
+          new CommandError(
+            `${cmd} ${args.join(' ')} <<< ${input.trim().replace(/\n/g, '; ')}`,
+            err || `exit ${code}`,
+          ),
+        );
+    });
+    child.stdin.end(input);
+  });
+}
+
 export interface LinkInfo {
   ifindex: number;
   ifname: string;
@@ -45,6 +73,18 @@ export class Netlink {
   /** ip inside a container namespace given by its path (ip -n wants a name, nsenter a path). */
   ipIn(netnsPath: string, args: string[]): Promise<string> {
     return exec('nsenter', [`--net=${netnsPath}`, 'ip', ...args]);
+  }
+
+  /** Several ip commands in one process (`ip -batch -`), in the node namespace or, with
+   * `netnsPath`, inside a container's; stops at the first failing line. */
+  batch(lines: string[][], netnsPath?: string): Promise<string> {
+    const input = lines.map((l) => l.join(' ')).join('\n') + '\n';
+    if (netnsPath) return execInput('nsenter', [`--net=${netnsPath}`, 'ip', '-batch', '-'], input);
+    return execInput(
+      'ip',
+      [...(this.nodeNetns ? ['-n', this.nodeNetns] : []), '-batch', '-'],
+      input,
+    );
   }
 
   sysctlIn(netnsPath: string, key: string, value: string): Promise<string> {
