@@ -105,6 +105,8 @@ export interface AgentDeps {
   addresses?: AddressSource;
   /** Default: InitIdentitySource (reserved identity 5 for every pod; see its comment). */
   identities?: IdentitySource;
+  /** Structured log entries (one per CNI request). */
+  log?: (entry: Record<string, unknown>) => void;
 }
 
 export async function createAgent(config: AgentConfig, deps: AgentDeps = {}): Promise<Agent> {
@@ -148,6 +150,7 @@ export async function createAgent(config: AgentConfig, deps: AgentDeps = {}): Pr
     const server = await startCniServer({
       socketPath: config.socketPath,
       endpoints,
+      ...(deps.log ? { log: deps.log } : {}),
       async ready() {
         const left = (await src.available?.()) ?? 1;
         if (left <= 0) return { ok: false, code: 50, msg: 'no pod address left on this node' };

@@ -8,7 +8,10 @@ import { createAgent, resolveAgentConfig } from './agent.js';
 const file = process.argv[2];
 const raw = file ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
 const config = resolveAgentConfig(raw);
-const agent = await createAgent(config);
+const agent = await createAgent(config, {
+  log: (entry) =>
+    process.stderr.write(JSON.stringify({ time: new Date().toISOString(), ...entry }) + '\n'),
+});
 process.stdout.write(
   JSON.stringify({
     event: 'ready',

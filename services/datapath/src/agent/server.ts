@@ -16,6 +16,8 @@ export interface CniServerOptions {
   endpoints: EndpointManager;
   /** STATUS: whether ADD can be served (datapath loaded, addresses left). */
   ready: () => Promise<{ ok: true } | { ok: false; code: 50 | 51; msg: string }>;
+  /** One structured entry per request (event `cni_request`). */
+  log?: (entry: Record<string, unknown>) => void;
 }
 
 export interface CniServer {
