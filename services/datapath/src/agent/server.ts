@@ -13,7 +13,7 @@ const MAX_REQUEST_BYTES = 1 << 20;
 
 export interface CniServerOptions {
   socketPath: string;
-  endpoints: EndpointManager;
+  endpoints: Pick<EndpointManager, 'add' | 'del' | 'check' | 'gc'>;
   /** STATUS: whether ADD can be served (datapath loaded, addresses left). */
   ready: () => Promise<{ ok: true } | { ok: false; code: 50 | 51; msg: string }>;
   /** One structured entry per request (event `cni_request`). */
@@ -81,15 +81,28 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
   }
 
   async function handle(req: AgentRequest): Promise<AgentReply> {
+    const started = performance.now();
+    let reply: AgentReply;
     try {
-      return await dispatch(req);
+      reply = await dispatch(req);
     } catch (err) {
       const e = asCniError(err);
-      return {
+      reply = {
         ok: false,
         error: { code: e.code, msg: e.message, ...(e.details ? { details: e.details } : {}) },
       };
     }
+    opts.log?.({
+      subsys: 'cni',
+      event: 'cni_request',
+      command: req?.command,
+      containerId: req?.containerId,
+      ifname: req?.ifname,
+      ok: reply.ok,
+      ...(reply.ok ? {} : { code: reply.error.code, msg: reply.error.msg }),
+      ms: Math.round(performance.now() - started),
+    });
+    return reply;
   }
 
   function onConnection(sock: Socket): void {
