@@ -1,4 +1,4 @@
-// A conflist [ciliate-cni, portmap, bandwidth] driven as a runtime drives it: ADD each plugin in
+// A conflist [ciliate-cni, portmap, bandwidth, tuning] driven as a runtime drives it: ADD each plugin in
 // order with the previous result as prevResult and the capability arguments in runtimeConfig,
 // CHECK each, then DEL in reverse order with the final result. The reference plugins are
 // Debian's containernetworking-plugins (spec up to 1.0.0), so the list speaks 1.0.0.
@@ -27,7 +27,7 @@ const NODE_IP = '192.168.232.1';
 const HOST_PORT = 18080;
 const POD_PORT = 8080;
 
-describe('a chain with the reference plugins portmap and bandwidth', () => {
+describe('a chain with the reference plugins portmap, bandwidth and tuning', () => {
   const scope = new NetScope();
   let node: TestNode;
   let agent: RunningAgent;
@@ -41,6 +41,8 @@ describe('a chain with the reference plugins portmap and bandwidth', () => {
       { type: 'ciliate-cni', socketPath: node.socketPath },
       { type: 'portmap', capabilities: { portMappings: true }, snat: true },
       { type: 'bandwidth', capabilities: { bandwidth: true } },
+      // changes what we made; our CHECK must tolerate it
+      { type: 'tuning', mtu: 1400 },
     ],
   });
   const capabilityArgs: Record<string, unknown> = {
@@ -148,6 +150,13 @@ describe('a chain with the reference plugins portmap and bandwidth', () => {
     ]);
     assert.match(qdiscs, /qdisc tbf/, 'rate limit towards the pod');
     assert.match(qdiscs, /qdisc ingress/, "redirect of the pod's egress to the IFB");
+  });
+
+  it('tuning changed the pod interface after us', async () => {
+    const link = JSON.parse(await pod.ip(['-j', 'link', 'show', 'dev', 'eth0'])) as {
+      mtu: number;
+    }[];
+    assert.equal(link[0]?.mtu, 1400);
   });
 
   it('CHECK each plugin with the final result', async () => {
