@@ -208,6 +208,22 @@ for (const attachMode of ['tc', 'tcx'] as const)
       ok(await cni(env('CHECK', 'pod-b', b.ns)), 'CHECK after the restart');
     });
 
+    it('a restart cleans up a pod whose netns went away meanwhile and re-programs a lost map entry', async () => {
+      const e = await addPod('pod-e');
+      await agent.stop('SIGKILL');
+      await node.ns.exec('ip', ['netns', 'del', e.ns.name]);
+      dp.endpoints.delete({ ip: b.ip });
+      agent = await startAgent(node);
+      assert.deepEqual(agent.ready.restored, { restored: 2, removed: 1 });
+      assert.ok(
+        !poolLeases(node).some((l) => l.ip === e.ip),
+        "the vanished pod's address released",
+      );
+      assert.equal(dp.endpoints.get({ ip: e.ip }), undefined);
+      assert.ok(dp.endpoints.get({ ip: b.ip }), 'the lost entry is back');
+      assert.ok(await ping(a.ns.name, b.ip), 'and traffic flows');
+    });
+
     it('DEL twice succeeds and removes veth, map entry, state and address', async () => {
       ok(await cni(env('DEL', 'pod-b', b.ns), conf({ prevResult: b.result })), 'DEL');
       ok(await cni(env('DEL', 'pod-b', b.ns)), 'DEL again');
