@@ -324,9 +324,11 @@ export class EndpointManager {
       const ifindexes = new Set<number>();
       if (state) ifindexes.add(state.hostIfindex);
       if (link) ifindexes.add(link.ifindex);
-      for (const [k, v] of this.dp.endpoints.entries()) {
-        if (ifindexes.has(v.ifindex) || (state && k.ip === state.ip)) this.dp.endpoints.delete(k);
-      }
+      // collected first: deleting under a map walk would restart it from the first key
+      const stale = [...this.dp.endpoints.entries()]
+        .filter(([k, v]) => ifindexes.has(v.ifindex) || (state && k.ip === state.ip))
+        .map(([k]) => k);
+      for (const k of stale) this.dp.endpoints.delete(k);
       if (state?.attachMode === 'tcx')
         this.tcxPins(state.hostIfindex).forEach((p) => detachTcxPin(p));
       // the tc filters, the route and the container's end go with the host end
