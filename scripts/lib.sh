@@ -27,6 +27,8 @@ SYSTEM_PACKAGES=(
   gcc            # compiles the N-API addon (C)
   curl
   ca-certificates
+  containernetworking-plugins # reference CNI plugins (portmap, bandwidth) chained after ciliate-cni in tests
+  iptables       # portmap writes its DNAT rules with it
   etcd-server    # the store behind kube-apiserver in the kubernetes test tier
   openssl        # certificates for that kube-apiserver, generated per test run
 )

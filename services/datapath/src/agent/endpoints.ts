@@ -1,0 +1,472 @@
+// The agent's endpoint wiring: what CNI ADD, DEL, CHECK and GC do to the node. Every endpoint
+// is recorded in one JSON file under the state directory, written after the wiring is complete
+// and removed last on DEL, so a restarted agent knows exactly what exists and re-adopts it
+// without touching the veth, the addresses or the map entries traffic depends on.
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { detachTcxPin, type Datapath } from '@ciliate/bpf';
+
+import type { NetConf, ValidAttachment } from '../cni/config.js';
+import type { CniArgs } from '../cni/env.js';
+import { CniError, CniErrorCode } from '../cni/errors.js';
+import { buildAddResult, type CniResult } from '../cni/result.js';
+import { CommandError, type Netlink } from './netlink.js';
+import type { AddressSource, IdentitySource, PodOwner } from './sources.js';
+
+export interface EndpointState {
+  v: 1;
+  containerId: string;
+  ifname: string;
+  netns: string;
+  owner: PodOwner;
+  labels: Record<string, string>;
+  ip: string;
+  gateway: string;
+  hostIfname: string;
+  hostIfindex: number;
+  hostMac: string;
+  mac: string;
+  mtu: number;
+  endpointId: number;
+  identity: number;
+  attachMode: 'tc' | 'tcx';
+}
+
+/** One CNI call as the agent receives it (already validated by the plugin). */
+export interface EndpointRequest {
+  containerId: string;
+  ifname: string;
+  netns?: string;
+  args: CniArgs;
+  config: Omit<NetConf, 'raw'>;
+}
+
+export interface EndpointManagerOptions {
+  datapath: Datapath;
+  addresses: AddressSource;
+  identities: IdentitySource;
+  netlink: Netlink;
+  /** Endpoint state files go to `<stateDir>/endpoints`. */
+  stateDir: string;
+  /** Veth MTU unless the network config sets one. Default 1500. */
+  mtu?: number;
+  /** How endpoint programs are attached (see Datapath.attachEndpoint). Default tc. */
+  attachMode?: 'tc' | 'tcx';
+}
+
+const MAX_ENDPOINT_ID = 0xffff;
+
+/** Host-side veth name: `lxc` + 11 hex digits of a hash of the attachment (14 characters, under
+ * the kernel's 15), stable so a DEL without state still finds it. */
+export function hostIfname(containerId: string, ifname: string): string {
+  const h = createHash('sha256').update(`${containerId}/${ifname}`).digest('hex');
+  return `lxc${h.slice(0, 11)}`;
+}
+
+/** The IPAM owner of an attachment. Without Kubernetes arguments the pod is named after the
+ * container, in the namespace `cni`. */
+export function ownerOf(containerId: string, ifname: string, args: CniArgs): PodOwner {
+  return {
+    namespace: args.podNamespace ?? 'cni',
+    pod: args.podName ?? containerId,
+    containerId,
+    ifname,
+  };
+}
+
+/** Labels the identity is derived from, in Cilium's source-prefixed form. */
+export function endpointLabels(args: CniArgs): Record<string, string> {
+  const labels: Record<string, string> = {};
+  if (args.podNamespace) labels['k8s:io.kubernetes.pod.namespace'] = args.podNamespace;
+  return labels;
+}
+
+/** `@` cannot occur in a container ID, so the key is unambiguous. */
+function attachmentKey(containerId: string, ifname: string): string {
+  return `${containerId}@${ifname}`;
+}
+
+function wrap(err: unknown, what: string): CniError {
+  if (err instanceof CniError) return err;
+  const code = (err as { code?: string }).code;
+  if (code === 'RANGE_FULL') {
+    return new CniError(CniErrorCode.ADDRESS_EXHAUSTED, `${what}: ${(err as Error).message}`);
+  }
+  const msg = err instanceof Error ? err.message : String(err);
+  return new CniError(CniErrorCode.DATAPATH_FAILURE, `${what}: ${msg}`, undefined, { cause: err });
+}
+
+export class EndpointManager {
+  private readonly dir: string;
+  private readonly mtu: number;
+  private readonly attachMode: 'tc' | 'tcx';
+
+  constructor(private readonly opts: EndpointManagerOptions) {
+    this.dir = join(opts.stateDir, 'endpoints');
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    this.mtu = opts.mtu ?? 1500;
+    this.attachMode = opts.attachMode ?? 'tc';
+  }
+
+  private get dp(): Datapath {
+    return this.opts.datapath;
+  }
+
+  private get nl(): Netlink {
+    return this.opts.netlink;
+  }
+
+  // ---- state files ---------------------------------------------------------------------------
+
+  private file(containerId: string, ifname: string): string {
+    return join(this.dir, `${attachmentKey(containerId, ifname)}.json`);
+  }
+
+  read(containerId: string, ifname: string): EndpointState | undefined {
+    try {
+      return JSON.parse(readFileSync(this.file(containerId, ifname), 'utf8')) as EndpointState;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  private write(s: EndpointState): void {
+    const f = this.file(s.containerId, s.ifname);
+    writeFileSync(`${f}.tmp`, JSON.stringify(s, null, 2));
+    renameSync(`${f}.tmp`, f);
+  }
+
+  /** Every recorded endpoint. */
+  list(): EndpointState[] {
+    const out: EndpointState[] = [];
+    for (const name of readdirSync(this.dir)) {
+      if (!name.endsWith('.json')) continue;
+      try {
+        out.push(JSON.parse(readFileSync(join(this.dir, name), 'utf8')) as EndpointState);
+      } catch {
+        // a torn file cannot come from write() (rename is atomic); skip foreign junk
+      }
+    }
+    return out;
+  }
+
+  private nextEndpointId(): number {
+    const used = new Set(this.list().map((s) => s.endpointId));
+    for (let id = 1; id <= MAX_ENDPOINT_ID; id++) if (!used.has(id)) return id;
+    throw new CniError(CniErrorCode.ADDRESS_EXHAUSTED, 'no endpoint id left on this node');
+  }
+
+  private tcxPins(hostIfindex: number): string[] {
+    return ['ingress', 'egress'].map((p) =>
+      join(this.dp.pinDir, 'links', `lxc-${hostIfindex}-${p}`),
+    );
+  }
+
+  private attach(s: Pick<EndpointState, 'hostIfindex' | 'attachMode'>): void {
+    this.dp.attachEndpoint(
+      { ifindex: s.hostIfindex, ...(this.nl.nodeNetns ? { netns: this.nl.nodeNetns } : {}) },
+      { mode: s.attachMode },
+    );
+  }
+
+  private programMap(s: EndpointState): void {
+    this.dp.endpoints.set(
+      { ip: s.ip },
+      {
+        ifindex: s.hostIfindex,
+        endpointId: s.endpointId,
+        flags: 0,
+        mac: s.mac,
+        nodeMac: s.hostMac,
+        identity: s.identity,
+      },
+    );
+  }
+
+  // ---- ADD -----------------------------------------------------------------------------------
+
+  async add(req: EndpointRequest): Promise<CniResult> {
+    const { containerId, ifname } = req;
+    const netns = req.netns;
+    if (!netns) throw new CniError(CniErrorCode.INVALID_ENVIRONMENT, 'CNI_NETNS: Required value');
+    const existing = this.read(containerId, ifname);
+    if (existing) {
+      throw new CniError(
+        CniErrorCode.ALREADY_EXISTS,
+        `attachment ${containerId}/${ifname} already exists (address ${existing.ip}); DEL it first`,
+      );
+    }
+    const owner = ownerOf(containerId, ifname, req.args);
+    const labels = endpointLabels(req.args);
+    const mtu = req.config.mtu ?? this.mtu;
+    const hostIf = hostIfname(containerId, ifname);
+    const undo: (() => unknown)[] = [];
+    try {
+      if (
+        await this.nl.link(ifname, netns).catch((err: unknown) => {
+          throw new CniError(
+            CniErrorCode.INVALID_ENVIRONMENT,
+            `CNI_NETNS: Invalid value: ${JSON.stringify(netns)}: ${(err as Error).message}`,
+          );
+        })
+      ) {
+        throw new CniError(
+          CniErrorCode.ALREADY_EXISTS,
+          `CNI_IFNAME: interface ${JSON.stringify(ifname)} already exists in ${netns}`,
+        );
+      }
+      const lease = await this.opts.addresses.allocate(owner);
+      undo.push(() => this.opts.addresses.release(owner));
+      const identity = await this.opts.identities.resolve(labels);
+
+      // a host veth left by an ADD that crashed half way
+      if (await this.nl.link(hostIf)) await this.nl.ip(['link', 'del', hostIf]);
+      await this.nl.ip([
+        'link',
+        'add',
+        hostIf,
+        'mtu',
+        String(mtu),
+        'type',
+        'veth',
+        'peer',
+        'name',
+        ifname,
+        'mtu',
+        String(mtu),
+        'netns',
+        netns,
+      ]);
+      undo.push(() => this.nl.ip(['link', 'del', hostIf]).catch(() => undefined));
+      await this.nl.batch(
+        [
+          ['link', 'set', ifname, 'up'],
+          ['addr', 'add', `${lease.ip}/32`, 'dev', ifname],
+          ['route', 'add', lease.gateway, 'dev', ifname, 'scope', 'link'],
+          ['route', 'add', 'default', 'via', lease.gateway, 'dev', ifname],
+        ],
+        netns,
+      );
+      await this.nl.batch([
+        ['link', 'set', hostIf, 'up'],
+        ['route', 'replace', `${lease.ip}/32`, 'dev', hostIf],
+      ]);
+      const host = await this.nl.link(hostIf);
+      const pod = await this.nl.link(ifname, netns);
+      if (!host || !pod) throw new Error(`veth ${hostIf}/${ifname} vanished while being set up`);
+
+      const state: EndpointState = {
+        v: 1,
+        containerId,
+        ifname,
+        netns,
+        owner,
+        labels,
+        ip: lease.ip,
+        gateway: lease.gateway,
+        hostIfname: hostIf,
+        hostIfindex: host.ifindex,
+        hostMac: host.address,
+        mac: pod.address,
+        mtu,
+        endpointId: this.nextEndpointId(),
+        identity,
+        attachMode: this.attachMode,
+      };
+      this.programMap(state);
+      undo.push(() => this.dp.endpoints.delete({ ip: state.ip }));
+      this.attach(state);
+      if (state.attachMode === 'tcx') {
+        undo.push(() => this.tcxPins(state.hostIfindex).forEach((p) => detachTcxPin(p)));
+      }
+      this.write(state);
+      return buildAddResult(
+        req.config.cniVersion,
+        {
+          hostIfname: hostIf,
+          hostMac: host.address,
+          ifname,
+          mac: pod.address,
+          mtu,
+          netns,
+          address: `${lease.ip}/32`,
+          gateway: lease.gateway,
+        },
+        req.config.prevResult,
+        req.config.dns,
+      );
+    } catch (err) {
+      for (const u of undo.reverse()) {
+        try {
+          await u();
+        } catch {
+          // keep undoing: the address must be released even if a link is stuck
+        }
+      }
+      throw wrap(err, `ADD ${containerId}/${ifname}`);
+    }
+  }
+
+  // ---- DEL -----------------------------------------------------------------------------------
+
+  /** Undoes ADD; idempotent, and works without state, netns or veth. */
+  async del(req: Pick<EndpointRequest, 'containerId' | 'ifname' | 'args'>): Promise<void> {
+    const { containerId, ifname } = req;
+    const state = this.read(containerId, ifname);
+    const owner = state?.owner ?? ownerOf(containerId, ifname, req.args);
+    const hostIf = state?.hostIfname ?? hostIfname(containerId, ifname);
+    try {
+      const link = await this.nl.link(hostIf);
+      // map entries first, so nothing is redirected to a veth about to disappear
+      const ifindexes = new Set<number>();
+      if (state) ifindexes.add(state.hostIfindex);
+      if (link) ifindexes.add(link.ifindex);
+      // collected first: deleting under a map walk would restart it from the first key
+      const stale = [...this.dp.endpoints.entries()]
+        .filter(([k, v]) => ifindexes.has(v.ifindex) || (state && k.ip === state.ip))
+        .map(([k]) => k);
+      for (const k of stale) this.dp.endpoints.delete(k);
+      if (state?.attachMode === 'tcx')
+        this.tcxPins(state.hostIfindex).forEach((p) => detachTcxPin(p));
+      // the tc filters, the route and the container's end go with the host end
+      if (link) {
+        await this.nl.ip(['link', 'del', hostIf]).catch((err: unknown) => {
+          if (!(err instanceof CommandError && /Cannot find device/.test(err.stderr))) throw err;
+        });
+      }
+      await this.opts.addresses.release(owner);
+      rmSync(this.file(containerId, ifname), { force: true });
+    } catch (err) {
+      throw wrap(err, `DEL ${containerId}/${ifname}`);
+    }
+  }
+
+  // ---- CHECK ---------------------------------------------------------------------------------
+
+  async check(req: EndpointRequest): Promise<void> {
+    const { containerId, ifname } = req;
+    const s = this.read(containerId, ifname);
+    const fail = (what: string) =>
+      new CniError(CniErrorCode.CHECK_FAILED, `CHECK ${containerId}/${ifname}: ${what}`);
+    if (!s) {
+      throw new CniError(
+        CniErrorCode.UNKNOWN_CONTAINER,
+        `CNI_CONTAINERID: no attachment ${containerId}/${ifname} on this node`,
+      );
+    }
+    if (req.netns && req.netns !== s.netns) {
+      throw fail(`CNI_NETNS is ${req.netns} but the endpoint was added in ${s.netns}`);
+    }
+    const host = await this.nl.link(s.hostIfname);
+    if (!host) throw fail(`host veth ${s.hostIfname} is missing`);
+    if (host.ifindex !== s.hostIfindex) throw fail(`host veth ${s.hostIfname} was replaced`);
+    let pod;
+    try {
+      pod = await this.nl.link(ifname, s.netns);
+    } catch (err) {
+      throw fail(`netns ${s.netns} is not usable: ${(err as Error).message}`);
+    }
+    if (!pod) throw fail(`interface ${ifname} is missing in ${s.netns}`);
+    const addrs = JSON.parse(
+      await this.nl.ipIn(s.netns, ['-j', '-4', 'addr', 'show', 'dev', ifname]),
+    ) as {
+      addr_info?: { local: string; prefixlen: number }[];
+    }[];
+    if (!addrs[0]?.addr_info?.some((a) => a.local === s.ip && a.prefixlen === 32)) {
+      throw fail(`address ${s.ip}/32 is missing on ${ifname}`);
+    }
+    const routes = JSON.parse(
+      await this.nl.ipIn(s.netns, ['-j', '-4', 'route', 'show', 'default']),
+    ) as {
+      gateway?: string;
+      dev?: string;
+    }[];
+    if (!routes.some((r) => r.gateway === s.gateway && r.dev === ifname)) {
+      throw fail(`default route via ${s.gateway} dev ${ifname} is missing`);
+    }
+    const entry = this.dp.endpoints.get({ ip: s.ip });
+    if (!entry || entry.ifindex !== s.hostIfindex) {
+      throw fail(`endpoint map entry for ${s.ip} is missing or points elsewhere`);
+    }
+    const prev = req.config.prevResult;
+    if (prev && !(prev.ips ?? []).some((ip) => ip.address === `${s.ip}/32`)) {
+      throw fail(`prevResult does not list ${s.ip}/32`);
+    }
+  }
+
+  // ---- GC ------------------------------------------------------------------------------------
+
+  /** Removes endpoints and address leases of attachments not in `valid`; carries on past
+   * failures and reports them all at the end. Returns what was removed. */
+  async gc(valid: ValidAttachment[]): Promise<string[]> {
+    const keep = new Set(valid.map((a) => `${a.containerID}/${a.ifname}`));
+    const removed: string[] = [];
+    const failures: string[] = [];
+    for (const s of this.list()) {
+      const key = `${s.containerId}/${s.ifname}`;
+      if (keep.has(key)) continue;
+      try {
+        await this.del({
+          containerId: s.containerId,
+          ifname: s.ifname,
+          args: { ignoreUnknown: true, raw: {} },
+        });
+        removed.push(key);
+      } catch (err) {
+        failures.push(`${key}: ${(err as Error).message}`);
+      }
+    }
+    for (const o of (await this.opts.addresses.owners?.()) ?? []) {
+      const key = `${o.containerId}/${o.ifname}`;
+      if (keep.has(key)) continue;
+      try {
+        await this.opts.addresses.release(o);
+        if (!removed.includes(key)) removed.push(key);
+      } catch (err) {
+        failures.push(`${key}: ${(err as Error).message}`);
+      }
+    }
+    if (failures.length > 0) {
+      throw new CniError(
+        CniErrorCode.DATAPATH_FAILURE,
+        `GC: ${failures.length} attachment(s) could not be removed`,
+        failures.join('; '),
+      );
+    }
+    return removed;
+  }
+
+  // ---- restart -------------------------------------------------------------------------------
+
+  /**
+   * Re-adopts recorded endpoints after a restart: an endpoint whose veth is still there gets its
+   * map entry re-asserted and the freshly loaded programs attached (an atomic replacement, no
+   * packet lost); one whose veth is gone (its netns was deleted while we were down) is cleaned
+   * up as a DEL would.
+   */
+  async restore(): Promise<{ restored: number; removed: number }> {
+    let restored = 0;
+    let removed = 0;
+    for (const s of this.list()) {
+      const link = await this.nl.link(s.hostIfname);
+      if (link && link.ifindex === s.hostIfindex) {
+        const entry = this.dp.endpoints.get({ ip: s.ip });
+        if (!entry || entry.ifindex !== s.hostIfindex || entry.identity !== s.identity)
+          this.programMap(s);
+        this.attach(s);
+        restored++;
+      } else {
+        await this.del({
+          containerId: s.containerId,
+          ifname: s.ifname,
+          args: { ignoreUnknown: true, raw: {} },
+        });
+        removed++;
+      }
+    }
+    return { restored, removed };
+  }
+}

@@ -1,0 +1,107 @@
+// iproute2 as the agent's netlink client: in the node's namespace (the agent's own, or a named
+// one in a lab) and inside a container's namespace given by path.
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export class CommandError extends Error {
+  override readonly name = 'CommandError';
+  constructor(
+    readonly command: string,
+    readonly stderr: string,
+  ) {
+    super(`${command}: ${stderr.trim()}`);
+  }
+}
+
+async function exec(cmd: string, args: string[]): Promise<string> {
+  try {
+    const { stdout } = await run(cmd, args, { timeout: 30_000 });
+    return stdout;
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new CommandError(`${cmd} ${args.join(' ')}`, e.stderr || e.message);
+  }
+}
+
+/** Runs `cmd` with `input` on stdin (ip -batch). */
+function execInput(cmd: string, args: string[], input: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new CommandError(`${cmd} ${args.join(' ')}`, e.message));
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else
+        reject(
+          new CommandError(
+            `${cmd} ${args.join(' ')} <<< ${input.trim().replace(/\n/g, '; ')}`,
+            err || `exit ${code}`,
+          ),
+        );
+    });
+    child.stdin.end(input);
+  });
+}
+
+export interface LinkInfo {
+  ifindex: number;
+  ifname: string;
+  address: string;
+  mtu: number;
+  operstate: string;
+}
+
+export class Netlink {
+  /** `nodeNetns`: a named namespace playing the node (labs); undefined = the agent's own. */
+  constructor(readonly nodeNetns?: string) {}
+
+  /** ip in the node namespace. */
+  ip(args: string[]): Promise<string> {
+    return exec('ip', this.nodeNetns ? ['-n', this.nodeNetns, ...args] : args);
+  }
+
+  /** ip inside a container namespace given by its path (ip -n wants a name, nsenter a path). */
+  ipIn(netnsPath: string, args: string[]): Promise<string> {
+    return exec('nsenter', [`--net=${netnsPath}`, 'ip', ...args]);
+  }
+
+  /** Several ip commands in one process (`ip -batch -`), in the node namespace or, with
+   * `netnsPath`, inside a container's; stops at the first failing line. */
+  batch(lines: string[][], netnsPath?: string): Promise<string> {
+    const input = lines.map((l) => l.join(' ')).join('\n') + '\n';
+    if (netnsPath) return execInput('nsenter', [`--net=${netnsPath}`, 'ip', '-batch', '-'], input);
+    return execInput(
+      'ip',
+      [...(this.nodeNetns ? ['-n', this.nodeNetns] : []), '-batch', '-'],
+      input,
+    );
+  }
+
+  sysctlIn(netnsPath: string, key: string, value: string): Promise<string> {
+    return exec('nsenter', [`--net=${netnsPath}`, 'sysctl', '-q', '-w', `${key}=${value}`]);
+  }
+
+  /** The link, or undefined when it does not exist. */
+  async link(name: string, netnsPath?: string): Promise<LinkInfo | undefined> {
+    const args = ['-j', 'link', 'show', 'dev', name];
+    try {
+      const out = netnsPath ? await this.ipIn(netnsPath, args) : await this.ip(args);
+      return (JSON.parse(out) as LinkInfo[])[0];
+    } catch (err) {
+      if (err instanceof CommandError && /does not exist|Cannot find device/.test(err.stderr)) {
+        return undefined;
+      }
+      throw err;
+    }
+  }
+}
