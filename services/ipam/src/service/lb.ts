@@ -127,6 +127,7 @@ export class LbReconciler {
   follow(): void {
     this.token = undefined;
     clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   get leading(): boolean {
@@ -140,8 +141,10 @@ export class LbReconciler {
       this.again = true;
       return;
     }
-    clearTimeout(this.timer);
+    // A pending pass is never pushed back: steady resync events would starve it.
+    if (this.timer !== undefined) return;
     this.timer = setTimeout(() => {
+      this.timer = undefined;
       this.running = this.pass()
         .then(() => undefined)
         .catch((err: unknown) => {
@@ -167,6 +170,7 @@ export class LbReconciler {
   /** Waits for a pass in progress. */
   async idle(): Promise<void> {
     clearTimeout(this.timer);
+    this.timer = undefined;
     await this.running;
   }
 

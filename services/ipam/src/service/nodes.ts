@@ -58,6 +58,7 @@ export class NodeReconciler {
   follow(): void {
     this.leading = false;
     clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   schedule(delayMs = 50): void {
@@ -66,8 +67,10 @@ export class NodeReconciler {
       this.again = true;
       return;
     }
-    clearTimeout(this.timer);
+    // A pending pass is never pushed back: steady resync events would starve it.
+    if (this.timer !== undefined) return;
     this.timer = setTimeout(() => {
+      this.timer = undefined;
       this.running = this.pass()
         .catch((err: unknown) => {
           this.opts.log.warn({ event: 'nodes.pass_failed', err }, 'node pass failed; retrying');
@@ -85,6 +88,7 @@ export class NodeReconciler {
 
   async idle(): Promise<void> {
     clearTimeout(this.timer);
+    this.timer = undefined;
     await this.running;
   }
 
@@ -105,6 +109,7 @@ export class NodeReconciler {
   async pass(): Promise<void> {
     if (!this.leading) return;
     const { nodeCidrs, podIps, metrics, log } = this.opts;
+    log.debug({ event: 'nodes.pass_start' }, 'node pass starts');
     const nodes = this.opts.nodes.list() as NodeLike[];
     const byName = new Map(nodes.map((n) => [n.metadata.name, n]));
     // A restart after the state was lost: CIDRs on CiliumNodes are taken back, never re-carved.
@@ -136,7 +141,9 @@ export class NodeReconciler {
         log.warn({ event: 'nodes.cidr_failed', node: name, err }, 'node has no pod CIDR');
       }
     }
-    if (!(await this.initialSyncDone())) return;
+    const synced = await this.initialSyncDone();
+    log.debug({ event: 'nodes.pass', nodes: nodes.length, synced }, 'node pass');
+    if (!synced) return;
     const state = await nodeCidrs.read();
     for (const entry of state.nodes) {
       if (!this.leading) return;
