@@ -102,6 +102,7 @@ export class KvDocument<S> {
     const max = this.opts.maxAttempts ?? 50;
     for (let attempt = 0; attempt < max; attempt++) {
       let base: { state: S | undefined; revision: number };
+      const fromCache = this.cached !== undefined;
       try {
         base = this.cached ?? (await this.read());
       } catch (err) {
@@ -119,19 +120,26 @@ export class KvDocument<S> {
           outcomes.push({ ok: false, error });
         }
       }
-      if (state === base.state) {
-        this.settle(batch, outcomes);
-        return;
-      }
       try {
-        let revision: number;
+        if (state === base.state && state === undefined) {
+          // Nothing stored and nothing to store: answer from a fresh read, never from the copy.
+          if (fromCache) {
+            this.cached = undefined;
+            continue;
+          }
+          this.settle(batch, outcomes);
+          return;
+        }
         if (state === undefined) {
           await this.opts.kv.delete(this.opts.key, { previousSeq: base.revision });
           // A delete's own revision is not returned: read it back on the next use.
           this.cached = undefined;
         } else {
+          // Also when nothing changed: an answer computed from the copy (a retried allocate
+          // finding its address, a release finding nothing) is only true if the copy is still
+          // current, and the compare-and-set of the same bytes is what proves it.
           const data = encoder.encode(JSON.stringify(state));
-          revision =
+          const revision =
             base.revision === 0
               ? await this.opts.kv.create(this.opts.key, data)
               : await this.opts.kv.update(this.opts.key, data, base.revision);
