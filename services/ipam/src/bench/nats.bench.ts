@@ -27,8 +27,9 @@ import { createRpcClient, disabledTracing } from '@ciliate/runtime';
 const COMMAND = 'npx turbo run build --filter=@ciliate/ipam && npm run bench -w @ciliate/ipam';
 const QUICK = process.argv.includes('--quick');
 const CLIENTS = 16;
-const NODES_PER_CLIENT = QUICK ? 1 : 5;
-const PODS_PER_NODE = 240;
+const NODES_PER_CLIENT = QUICK ? 2 : 11;
+// kubelet's default max-pods: a node never holds more.
+const PODS_PER_NODE = 110;
 const CARVE_NODES = 5_000;
 
 interface Row {
