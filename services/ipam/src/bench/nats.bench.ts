@@ -14,6 +14,7 @@ import {
   ipamSubject,
 } from '@ciliate/contracts';
 import { spawnNode, startNats, waitFor, type NodeProcess } from '@ciliate/testkit';
+import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
 import {
