@@ -164,7 +164,26 @@ describe('IPAM service: pod addresses and node CIDRs over NATS', () => {
     });
     const l = await c.list('node-2');
     assert.ok(l.allocations.some((a) => a.ip === alive.ips.ipv4));
-    const metrics = ipam.output();
-    assert.match(metrics, /pods\.leak_freed/);
+    assert.match(ipam.output(), /pods\.leak_freed/);
+  });
+
+  it('exports the pool, latency, exhaustion and drift metrics', async () => {
+    const address = ipam
+      .jsonLines<{ event?: string; address?: string }>()
+      .find((l) => l.event === 'http.listening')?.address;
+    assert.ok(address);
+    const text = await waitFor('the cluster pool gauges', async () => {
+      const t = await (await fetch(`http://${address}/metrics`)).text();
+      return /ciliate_ipam_pool_capacity\{[^}]*pool="cluster-pool"/.test(t) ? t : undefined;
+    });
+    assert.match(text, /ciliate_ipam_pool_capacity\{[^}]*pool="cluster-pool"[^}]*\} 4096/);
+    assert.match(text, /ciliate_ipam_pool_available\{/);
+    assert.match(
+      text,
+      /ciliate_ipam_allocation_duration_seconds_count\{[^}]*kind="pod"[^}]*\} [1-9]/,
+    );
+    assert.match(text, /ciliate_ipam_exhausted_total\{[^}]*pool="pod-cidr"[^}]*\} 1/);
+    assert.match(text, /ciliate_ipam_drift_total\{[^}]*kind="pod_ip"[^}]*\} [1-9]/);
+    assert.match(text, /ciliate_ipam_conflicts_total/);
   });
 });
