@@ -95,7 +95,7 @@ describe('IPAM replicas killed at random (three-server NATS cluster)', () => {
     let kills = 0;
     const chaos = (async () => {
       while (!stop) {
-        await sleep(1_500 + Math.random() * 2_500);
+        await sleep(1_000 + Math.random() * 2_000);
         if (stop) break;
         const i = Math.floor(Math.random() * replicas.length);
         await replicas[i]?.kill('SIGKILL');
@@ -115,7 +115,6 @@ describe('IPAM replicas killed at random (three-server NATS cluster)', () => {
 
     assert.deepEqual(duplicates, []);
     assert.ok(allocations > 500, `only ${allocations} allocations in ${DURATION_MS} ms`);
-    assert.ok(kills >= Math.floor(DURATION_MS / 6_000), `only ${kills} kills`);
 
     const kv = await new Kvm(nc).open(buckets.ipam());
     const left: string[] = [];
@@ -132,6 +131,8 @@ describe('IPAM replicas killed at random (three-server NATS cluster)', () => {
     }
     assert.deepEqual(left, [], 'allocations left after every owner was released');
     assert.equal(holder.size, 0);
+    // A restart takes a second or two on a loaded machine: about one kill every 3-6 s.
+    assert.ok(kills >= Math.floor(DURATION_MS / 10_000), `only ${kills} kills`);
     console.log(JSON.stringify({ allocations, releases, retries, kills, durationMs: DURATION_MS }));
   });
 });
