@@ -302,8 +302,19 @@ export async function setupIpam(ctx: ServiceContext<IpamSettings>): Promise<void
     handler: (req) =>
       answer(async () => {
         const owner = ownerKeyOf(req.owner);
-        const candidates = req.node ? [req.node] : await podIps.nodesWithDocuments();
-        for (const node of candidates) {
+        if (req.node) {
+          const released = await podIps.release(req.node, owner);
+          const found = released.ipv4 !== undefined || released.ipv6 !== undefined;
+          return found ? { released, node: req.node } : { released: {} };
+        }
+        // No node given: find the owner by reading every node's document, and release (with
+        // compare-and-set) only where it is held, instead of a write per node.
+        for (const node of await podIps.nodesWithDocuments()) {
+          const state = await podIps.read(node);
+          const held = (['ipv4', 'ipv6'] as const).some((f) =>
+            state?.[f]?.allocations.some((a) => a.owner === owner),
+          );
+          if (!held) continue;
           const released = await podIps.release(node, owner);
           if (released.ipv4 !== undefined || released.ipv6 !== undefined) {
             return { released, node };
