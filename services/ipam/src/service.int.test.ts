@@ -40,8 +40,6 @@ describe('IPAM service: pod addresses and node CIDRs over NATS', () => {
     ]);
   });
   after(async () => {
-    if (process.env.IPAM_DUMP)
-      (await import('node:fs')).writeFileSync(process.env.IPAM_DUMP, ipam.output());
     await ipam?.kill('SIGKILL');
     await nc?.close();
     await nats?.close();

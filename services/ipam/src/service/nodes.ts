@@ -109,7 +109,6 @@ export class NodeReconciler {
   async pass(): Promise<void> {
     if (!this.leading) return;
     const { nodeCidrs, podIps, metrics, log } = this.opts;
-    log.debug({ event: 'nodes.pass_start' }, 'node pass starts');
     const nodes = this.opts.nodes.list() as NodeLike[];
     const byName = new Map(nodes.map((n) => [n.metadata.name, n]));
     // A restart after the state was lost: CIDRs on CiliumNodes are taken back, never re-carved.
