@@ -19,6 +19,10 @@ export const buckets = {
   leases(): string {
     return `${PROJECT}-leases`;
   },
+  /** IPAM state: node pod CIDRs, pod IP allocations per node, LB-IPAM (keys: ipamKeys). */
+  ipam(): string {
+    return `${PROJECT}-ipam`;
+  },
 } as const;
 
 /** KV keys allow letters, digits and "-_/=."; a lease name is one such key. */

@@ -35,6 +35,9 @@ export function natsConnectionOptions(s: NatsSettings): ConnectionOptions {
     pingInterval: 10_000,
     waitOnFirstConnect: s.waitOnFirstConnect ?? false,
     timeout: s.timeoutMs ?? 5_000,
+    // nats.js otherwise builds two Error objects (stack traces) per request just in case it
+    // times out: ~20% of a busy service's CPU (measured on the IPAM allocate path).
+    noAsyncTraces: true,
   };
   if (s.credsFile) opts.authenticator = credsAuthenticator(readFileSync(s.credsFile));
   else if (s.nkeySeedFile) {
