@@ -35,6 +35,9 @@ export function natsConnectionOptions(s: NatsSettings): ConnectionOptions {
     pingInterval: 10_000,
     waitOnFirstConnect: s.waitOnFirstConnect ?? false,
     timeout: s.timeoutMs ?? 5_000,
+    // nats.js otherwise builds two Error objects (stack traces) for every request in case it
+    // fails; at thousands of requests a second that was a fifth of a busy service's CPU.
+    noAsyncTraces: true,
   };
   if (s.credsFile) opts.authenticator = credsAuthenticator(readFileSync(s.credsFile));
   else if (s.nkeySeedFile) {

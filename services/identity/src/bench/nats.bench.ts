@@ -200,6 +200,6 @@ try {
   );
 } finally {
   for (const nc of conns) await nc.close().catch(() => undefined);
-  for (const p of procs) await p.kill('SIGKILL');
+  for (const p of procs) await p.kill('SIGTERM');
   await nats.close();
 }

@@ -65,6 +65,11 @@ export interface IdentityAllocatorOptions {
   readonly deadlineMs: number;
   /** Lease time of a node that allocates or heartbeats without naming one. */
   readonly nodeLeaseTtlMs: number;
+  /**
+   * Whether the mirror has loaded the bucket. Once it has, a label set the mirror has no binding
+   * for is assumed unbound without asking the store (see allocate()).
+   */
+  readonly mirrorSynced?: () => boolean;
   /** Labels of a namespace from the resource store, if known. */
   readonly namespaceLabels?: (namespace: string) => Readonly<Record<string, string>> | undefined;
   readonly metrics?: IdentityMetrics;
@@ -164,10 +169,20 @@ export class IdentityAllocator {
         },
         table,
       );
+      // The machine's first question, "is this set bound?", is answered from the synced mirror
+      // when the mirror knows no binding: a wrong "no" only costs a reservation the GC reclaims,
+      // because the binding is created with create-if-absent and a conflict makes the machine
+      // read the real binding. It saves one of the four store round trips of a new identity.
+      let speculative = this.#o.mirrorSynced?.() === true;
       for (;;) {
         step = enforceDeadline(step, this.#clock());
         if (step.op === undefined) break;
-        const result = await this.#o.executor.execute(step.op);
+        const op = step.op;
+        const result =
+          speculative && op.op === 'get' && step.state.phase === 'read-binding'
+            ? ({ kind: 'missing' } as const)
+            : await this.#o.executor.execute(op);
+        speculative = false;
         step = stepAllocation(step.state, result, table, this.#clock());
       }
     } catch (err) {

@@ -236,6 +236,7 @@ export const identityService: ServiceDefinition<IdentitySettings> = {
       invalidRecords: () => mirror.invalid,
     });
 
+    let watch: BucketWatch | undefined;
     const store = await ResourceStore.open(ctx.nc, { replicas: config.kvReplicas });
     const namespaces = new Informer<Namespace>(store, { kind: 'Namespace' });
     const allocator = new IdentityAllocator({
@@ -246,6 +247,7 @@ export const identityService: ServiceDefinition<IdentitySettings> = {
       filter,
       deadlineMs: config.allocationDeadline,
       nodeLeaseTtlMs: config.nodeLeaseTtl,
+      mirrorSynced: () => watch?.isSynced === true,
       namespaceLabels: (ns) => namespaces.get('', ns)?.metadata.labels ?? undefined,
       metrics,
     });
@@ -254,7 +256,6 @@ export const identityService: ServiceDefinition<IdentitySettings> = {
       ? new CiliumIdentityMirror(store, mirror, ctx.logger('ciliumidentity'), metrics)
       : undefined;
 
-    let watch: BucketWatch | undefined;
     const synced = (): boolean => watch?.isSynced === true && namespaces.synced;
     const gc = new GarbageCollector({
       executor,
