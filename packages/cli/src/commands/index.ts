@@ -1,5 +1,12 @@
 import type { Command } from '../cli.js';
+import { identityCommand } from './identity.js';
 import { applyCommand, deleteCommand, getCommand } from './resources.js';
 import { statusCommand } from './status.js';
 
-export const commands: Command[] = [statusCommand, applyCommand, getCommand, deleteCommand];
+export const commands: Command[] = [
+  statusCommand,
+  applyCommand,
+  getCommand,
+  deleteCommand,
+  identityCommand,
+];
