@@ -52,12 +52,12 @@ export async function startIdentity(
 
 export function identityClient(nc: NatsConnection): {
   rpc: RpcClient;
-  call<S extends z.ZodType>(
+  call: <S extends z.ZodType>(
     ep: IdentityEndpoint,
     body: unknown,
     reply: S,
     timeoutMs?: number,
-  ): Promise<z.output<S>>;
+  ) => Promise<z.output<S>>;
 } {
   const rpc = createRpcClient(nc, disabledTracing);
   return {
