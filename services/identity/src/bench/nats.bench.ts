@@ -14,12 +14,17 @@ import { readFileSync } from 'node:fs';
 import {
   IdentityAllocateReplySchema,
   IdentityInfoSchema,
+  buckets,
   identitySubject,
 } from '@ciliate/contracts';
 import { createRpcClient, disabledTracing, type RpcClient } from '@ciliate/runtime';
+import { jetstream } from '@nats-io/jetstream';
 import { spawnNode, startNats, waitFor, type NodeProcess } from '@ciliate/testkit';
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+
+import { IdentityMirror } from '../service/mirror.js';
+import { watchBucket } from '../service/kv.js';
 
 const CLIENTS = Number(process.env.IDENTITY_BENCH_CLIENTS ?? 32);
 const NEW = Number(process.env.IDENTITY_BENCH_NEW ?? 20_000);
@@ -86,6 +91,31 @@ async function heapMiB(httpAddress: string): Promise<number> {
   return m ? Number(m[1]) / 2 ** 20 : NaN;
 }
 
+const gc = (globalThis as { gc?: () => void }).gc;
+function localHeapMiB(): number {
+  gc?.();
+  gc?.();
+  return process.memoryUsage().heapUsed / 2 ** 20;
+}
+
+/**
+ * The state the service keeps per identity is its mirror of the bucket. Loading the same bucket
+ * into an IdentityMirror here, with forced collections around it, measures exactly that state
+ * (the service process's own heap figure also holds garbage not yet collected).
+ */
+async function mirrorMiB(nc: NatsConnection): Promise<{ mib: number; identities: number }> {
+  const kv = await new Kvm(nc).open(buckets.identities());
+  const before = localHeapMiB();
+  const mirror = new IdentityMirror();
+  const watch = await watchBucket(jetstream(nc), kv, '>', (key, value, rev, initial) =>
+    mirror.apply(key, value, rev, initial),
+  );
+  await watch.synced;
+  await watch.stop();
+  const after = localHeapMiB();
+  return { mib: after - before, identities: mirror.table.bindings };
+}
+
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 const rows: [string, string, string][] = [];
 
@@ -141,6 +171,7 @@ try {
   await new Promise((r) => setTimeout(r, 2000));
   const heap1 = await heapMiB(httpAddress);
   const rss1 = rssMiB(svc.pid);
+  const held = await mirrorMiB(conns[0]!);
 
   const existingRate = await drive(LOOKUPS / 2, (i, c) =>
     allocate(Math.floor(Math.random() * FILL), c),
@@ -179,9 +210,14 @@ try {
     `${(lookupRate / echoRate).toFixed(2)}x NATS echo`,
   ]);
   rows.push([
-    `service heap for ${fmt(FILL)} identities`,
+    `identity state (mirror) for ${fmt(held.identities)} identities`,
+    `${held.mib.toFixed(1)} MiB`,
+    `${((held.mib * 2 ** 20) / held.identities).toFixed(0)} B/identity: table, binding, reference, lease`,
+  ]);
+  rows.push([
+    `service heap growth for ${fmt(FILL)} identities`,
     `${(heap1 - heap0).toFixed(1)} MiB`,
-    `heap ${heap0.toFixed(1)} -> ${heap1.toFixed(1)} MiB; ${(((heap1 - heap0) * 2 ** 20) / FILL).toFixed(0)} B/identity (incl. references and leases)`,
+    `heap ${heap0.toFixed(1)} -> ${heap1.toFixed(1)} MiB; ${(((heap1 - heap0) * 2 ** 20) / FILL).toFixed(0)} B/identity incl. garbage not yet collected`,
   ]);
   rows.push([
     `service RSS for ${fmt(FILL)} identities`,
