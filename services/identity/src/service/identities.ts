@@ -83,8 +83,8 @@ function formatKey(key: string): string[] {
 export class IdentityAllocator {
   readonly #o: IdentityAllocatorOptions;
   readonly #clock: () => number;
-  /** Lease expiry this replica wrote per node, until the mirror shows it. */
-  readonly #leaseWritten = new Map<string, number>();
+  /** Lease this replica wrote per node, trusted until the mirror shows that write or a later one. */
+  readonly #leaseWritten = new Map<string, { expiresAt: number; revision: number }>();
   readonly #leaseInFlight = new Map<string, Promise<void>>();
 
   constructor(options: IdentityAllocatorOptions) {
@@ -208,11 +208,7 @@ export class IdentityAllocator {
   async #ensureLease(node: string): Promise<void> {
     const now = this.#clock();
     const ttl = this.#o.nodeLeaseTtlMs;
-    const known = Math.max(
-      this.#o.mirror.lease(node)?.expiresAt ?? 0,
-      this.#leaseWritten.get(node) ?? 0,
-    );
-    if (known - now > ttl / 2) return;
+    if (this.#leaseExpiry(node) - now > ttl / 2) return;
     let pending = this.#leaseInFlight.get(node);
     if (pending === undefined) {
       pending = this.#writeLease(node, ttl).then(
@@ -227,23 +223,31 @@ export class IdentityAllocator {
     await pending;
   }
 
+  /** When the node's lease expires as far as this replica knows (0: it has none). */
+  #leaseExpiry(node: string): number {
+    const seen = this.#o.mirror.lease(node);
+    const written = this.#leaseWritten.get(node);
+    if (written === undefined || (seen !== undefined && seen.revision >= written.revision)) {
+      if (written !== undefined) this.#leaseWritten.delete(node);
+      return seen?.expiresAt ?? 0;
+    }
+    return written.expiresAt;
+  }
+
   async #writeLease(node: string, ttlMs: number): Promise<number> {
     const expiresAt = this.#clock() + ttlMs;
-    await this.#o.executor.execute({
+    const r = await this.#o.executor.execute({
       op: 'put',
       key: leaseKey(node),
       value: encodeRecord(leaseRecord(node, expiresAt)),
     });
-    this.#leaseWritten.set(node, expiresAt);
+    if (r.kind === 'written') this.#leaseWritten.set(node, { expiresAt, revision: r.revision });
     return expiresAt;
   }
 
   async heartbeat(req: IdentityHeartbeatRequest): Promise<IdentityHeartbeatReply> {
     const now = this.#clock();
-    const before = Math.max(
-      this.#o.mirror.lease(req.node)?.expiresAt ?? 0,
-      this.#leaseWritten.get(req.node) ?? 0,
-    );
+    const before = this.#leaseExpiry(req.node);
     try {
       const expiresAt = await this.#writeLease(req.node, req.ttlMs ?? this.#o.nodeLeaseTtlMs);
       return { node: req.node, expiresAt, renewed: before > now };
