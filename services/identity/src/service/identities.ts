@@ -179,7 +179,10 @@ export class IdentityAllocator {
         if (step.op === undefined) break;
         const op = step.op;
         const result =
-          speculative && op.op === 'get' && step.state.phase === 'read-binding'
+          speculative &&
+          op.op === 'get' &&
+          step.state.phase === 'read-binding' &&
+          table.binding(step.state.hash) === undefined
             ? ({ kind: 'missing' } as const)
             : await this.#o.executor.execute(op);
         speculative = false;
