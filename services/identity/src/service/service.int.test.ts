@@ -168,10 +168,11 @@ describe('the identity service', () => {
         { timeoutMs: 15_000 },
       );
       assert.ok(Date.now() - releasedAt >= GRACE);
-      assert.equal(
-        await bucketValue(nc, buckets.identities(), `id.${a.id}`),
-        undefined,
-        'the number is free again',
+      // The release deletes the binding first, then the number.
+      await waitFor('the number to be free again', async () =>
+        (await bucketValue(nc, buckets.identities(), `id.${a.id}`)) === undefined
+          ? true
+          : undefined,
       );
       await rejectsWith(call('lookup', { id: a.id }, IdentityInfoSchema), 'not_found', 'id');
       assert.deepEqual(auditIdentityStore(await bucketEntries(nc)).violations, []);
