@@ -223,6 +223,56 @@ describe('the identity service', () => {
     });
   });
 
+  describe('garbage collection across a leader crash', () => {
+    after(stopAll);
+
+    it('a second replica takes the GC lease over and frees everything, with a sound store', async () => {
+      const gcEnv = {
+        CILIATE_IDENTITY_GC_GRACE: '300ms',
+        CILIATE_IDENTITY_GC_INTERVAL: '100ms',
+        CILIATE_IDENTITY_ALLOCATION_DEADLINE: '300ms',
+        CILIATE_IDENTITY_KV_TIMEOUT: '700ms',
+        CILIATE_IDENTITY_GC_LEASE_TTL: '600ms',
+      };
+      const first = await start({ ...gcEnv, CILIATE_NODE: 'identity-1' });
+      await waitFor('identity-1 to lead', () =>
+        first.proc.output().includes('"lease.acquired"') ? true : undefined,
+      );
+      await start({ ...gcEnv, CILIATE_NODE: 'identity-2' });
+      const sets = Array.from({ length: 20 }, (_, i) => [
+        `k8s:app=failover-${i}`,
+        'k8s:io.kubernetes.pod.namespace=gc2',
+      ]);
+      const ids = await Promise.all(sets.map((set) => allocate('node-f', set)));
+      await Promise.all(
+        ids.map((r) => call('release', { node: 'node-f', id: r.id }, IdentityReleaseReplySchema)),
+      );
+      // The leader marks them and holds; it dies in the middle of that.
+      await sleep(900);
+      await first.proc.kill('SIGKILL');
+      await waitFor(
+        'every released identity to be freed by the new leader',
+        async () => {
+          for (const set of sets) if ((await bound(set)) !== undefined) return undefined;
+          return true;
+        },
+        { timeoutMs: 20_000, intervalMs: 200 },
+      );
+      await waitFor('the numbers to be deleted too', async () => {
+        for (const r of ids) {
+          if ((await bucketValue(nc, buckets.identities(), `id.${r.id}`)) !== undefined) {
+            return undefined;
+          }
+        }
+        return true;
+      });
+      assert.deepEqual(auditIdentityStore(await bucketEntries(nc)).violations, []);
+      // A set asked for again gets a number again.
+      const back = await allocate('node-f', sets[0]!);
+      assert.equal(back.isNew, true);
+    });
+  });
+
   describe('requests', () => {
     before(async () => {
       await start({ CILIATE_IDENTITY_RANGE: '256-259', CILIATE_CLUSTER_NAME: 'c1' });
