@@ -354,13 +354,20 @@ export const identityService: ServiceDefinition<IdentitySettings> = {
           ttlMs: config.gcLeaseTtl,
           onAcquired: (token) => {
             gc.acquired(token);
+            // The leader's own writes, retried for as long as it leads.
             void (async () => {
               await watch!.synced;
-              if (gc.leader) await ipcache.ensureWorld(config.dualStack);
-              if (gc.leader) await crd?.lead();
-            })().catch((err: unknown) =>
-              log.warn({ event: 'identity.lead_failed', err }, 'leader start-up work failed'),
-            );
+              for (let attempt = 0; gc.leader; attempt++) {
+                try {
+                  await ipcache.ensureWorld(config.dualStack);
+                  if (gc.leader) await crd?.lead();
+                  return;
+                } catch (err) {
+                  log.warn({ event: 'identity.lead_failed', err }, 'leader start-up work failed');
+                  await new Promise((r) => setTimeout(r, Math.min(30_000, 500 * 2 ** attempt)));
+                }
+              }
+            })();
           },
           onLost: () => {
             gc.lost();
