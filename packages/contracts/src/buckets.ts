@@ -23,6 +23,20 @@ export const buckets = {
   ipam(): string {
     return `${PROJECT}-ipam`;
   },
+  /**
+   * Security identities: `id.<N>`, `labels.<sha256>`, `ref.<N>.<node>`, `lease.<node>` (layout
+   * in services/identity/README.md). Written only by the identity service.
+   */
+  identities(): string {
+    return `${PROJECT}-identities`;
+  },
+  /**
+   * The ipcache view: one key per prefix (`v4.10-0-1-5.32`, `v6.fd00--1.128`) whose value is the
+   * effective entry plus every owner's claim (docs/wire.md). Watched by the datapath.
+   */
+  ipcache(): string {
+    return `${PROJECT}-ipcache`;
+  },
 } as const;
 
 /** KV keys allow letters, digits and "-_/=."; a lease name is one such key. */

@@ -1,5 +1,5 @@
 // @ciliate/identity: the pure identity core (numbering, labels, allocation and GC machines,
-// ipcache). The NATS service that wires it is added on top of this entry.
+// ipcache) and the NATS service that wires it (src/service/, run by src/main.ts).
 export { IdentityError, IDENTITY_ERROR_CODES, type IdentityErrorCode } from './core/errors.js';
 export {
   LABEL_SOURCES,
@@ -171,3 +171,23 @@ export {
   type IpcacheUpsert,
 } from './core/ipcache.js';
 export { MemoryKv, runMachine, subjectMatches, type KvListener } from './core/memory-kv.js';
+export {
+  IDENTITY_VERSION,
+  identityService,
+  identitySettings,
+  resolveIdentityConfig,
+} from './service/service.js';
+export { IdentityAllocator, type IdentityAllocatorOptions } from './service/identities.js';
+export { IdentityMirror, type LeaseView } from './service/mirror.js';
+export { GarbageCollector, type GcOptions } from './service/gc.js';
+export { IpcacheWriter, WORLD_OWNER } from './service/ipcache.js';
+export { CiliumIdentityMirror, ciliumIdentityObject } from './service/ciliumidentity.js';
+export {
+  JetStreamKvExecutor,
+  isCasConflict,
+  watchBucket,
+  type BucketWatch,
+  type KvExecutor,
+} from './service/kv.js';
+export { toWireError, wireCodeOf } from './service/errors.js';
+export { createIdentityMetrics, type IdentityMetrics } from './service/metrics.js';

@@ -1,5 +1,6 @@
 import type { Command } from '../cli.js';
 import { ipamCommand } from './ipam.js';
+import { identityCommand } from './identity.js';
 import { applyCommand, deleteCommand, getCommand } from './resources.js';
 import { statusCommand } from './status.js';
 
@@ -9,4 +10,5 @@ export const commands: Command[] = [
   getCommand,
   deleteCommand,
   ipamCommand,
+  identityCommand,
 ];

@@ -1,0 +1,216 @@
+// Messages of the identity service (`ciliate.v1.identity.<endpoint>`): security identities for
+// label sets, node references with heartbeats, and the ipcache. Labels travel as Cilium writes
+// them: `source:key=value` (`k8s:app=web`, `reserved:host`).
+import { z } from 'zod';
+
+import { subjects } from './subjects.js';
+
+export const IDENTITY_COMPONENT = 'identity';
+
+/** Endpoint names of the identity micro service. */
+export const IDENTITY_ENDPOINTS = [
+  'allocate',
+  'release',
+  'lookup',
+  'heartbeat',
+  'list',
+  'ipcache-upsert',
+  'ipcache-delete',
+] as const;
+export type IdentityEndpoint = (typeof IDENTITY_ENDPOINTS)[number];
+
+export function identitySubject(endpoint: IdentityEndpoint): string {
+  return subjects.endpoint(IDENTITY_COMPONENT, endpoint);
+}
+
+/** A node name as the identity service keys it: a lower-case DNS subdomain. */
+const nodeName = z
+  .string()
+  .min(1, 'a node name is required')
+  .max(253)
+  .regex(
+    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
+    'must be a lower-case DNS subdomain',
+  );
+
+const labelText = z.string().min(1, 'a label is "source:key=value"');
+const identityNumber = z.number().int().min(1).max(0xffffffff);
+const stringMap = z.record(z.string(), z.string());
+
+/**
+ * Either an explicit label set (`labels`) or a pod's fields, from which the service derives the
+ * identity-relevant labels (namespace labels come from the Namespace object in the store unless
+ * `namespaceLabels` is given).
+ */
+export const IdentityAllocateRequestSchema = z
+  .object({
+    node: nodeName,
+    labels: z.array(labelText).optional(),
+    podLabels: stringMap.optional(),
+    namespace: z.string().min(1).optional(),
+    namespaceLabels: stringMap.optional(),
+    serviceAccount: z.string().min(1).optional(),
+  })
+  .superRefine((v, ctx) => {
+    const pod =
+      v.podLabels !== undefined ||
+      v.namespace !== undefined ||
+      v.namespaceLabels !== undefined ||
+      v.serviceAccount !== undefined;
+    if (v.labels !== undefined && pod) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['labels'],
+        message:
+          'give either labels or pod fields (podLabels, namespace, serviceAccount), not both',
+      });
+    } else if (v.labels === undefined && v.namespace === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: pod ? ['namespace'] : ['labels'],
+        message: pod
+          ? 'a pod identity needs its namespace'
+          : 'give labels or pod fields (podLabels, namespace, serviceAccount)',
+      });
+    }
+  });
+export type IdentityAllocateRequest = z.infer<typeof IdentityAllocateRequestSchema>;
+
+export const IdentityAllocateReplySchema = z.object({
+  id: identityNumber,
+  /** The identity's label set, sorted by key, as `source:key=value`. */
+  labels: z.array(z.string()),
+  /** This request took a number nobody held before. */
+  isNew: z.boolean(),
+  /** A reserved identity (1-255): answered without allocation or reference. */
+  reserved: z.boolean(),
+});
+export type IdentityAllocateReply = z.infer<typeof IdentityAllocateReplySchema>;
+
+export const IdentityReleaseRequestSchema = z
+  .object({
+    node: nodeName,
+    id: identityNumber.optional(),
+    labels: z.array(labelText).optional(),
+  })
+  .superRefine((v, ctx) => {
+    if ((v.id === undefined) === (v.labels === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['id'], message: 'give exactly one of id or labels' });
+    }
+  });
+export type IdentityReleaseRequest = z.infer<typeof IdentityReleaseRequestSchema>;
+
+export const IdentityReleaseReplySchema = z.object({
+  id: identityNumber,
+  /** False when the node held no reference (releasing twice is not an error). */
+  released: z.boolean(),
+});
+export type IdentityReleaseReply = z.infer<typeof IdentityReleaseReplySchema>;
+
+export const IdentityLookupRequestSchema = z
+  .object({ id: identityNumber.optional(), labels: z.array(labelText).optional() })
+  .superRefine((v, ctx) => {
+    if ((v.id === undefined) === (v.labels === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['id'], message: 'give exactly one of id or labels' });
+    }
+  });
+export type IdentityLookupRequest = z.infer<typeof IdentityLookupRequestSchema>;
+
+/** One identity as lookup, list and `ciliate identity get` show it. */
+export const IdentityInfoSchema = z.object({
+  id: identityNumber,
+  labels: z.array(z.string()),
+  reserved: z.boolean(),
+  /** Nodes with a live lease that reference it. */
+  references: z.number().int().nonnegative(),
+  nodes: z.array(z.string()),
+  /** The garbage collector has marked it and frees it unless someone takes a reference. */
+  releasing: z.boolean(),
+});
+export type IdentityInfo = z.infer<typeof IdentityInfoSchema>;
+
+export const IdentityListRequestSchema = z.object({
+  /** Only identities with a number above this (paging). */
+  after: z.number().int().nonnegative().optional(),
+  limit: z.number().int().min(1).max(5000).optional(),
+  /** Include the reserved identities (1-10) first; default true on the first page. */
+  reserved: z.boolean().optional(),
+});
+export type IdentityListRequest = z.infer<typeof IdentityListRequestSchema>;
+
+export const IdentityListReplySchema = z.object({
+  identities: z.array(IdentityInfoSchema),
+  /** Pass as `after` for the next page; absent on the last page. */
+  next: z.number().int().optional(),
+  /** Allocated (bound) identities in total. */
+  total: z.number().int().nonnegative(),
+});
+export type IdentityListReply = z.infer<typeof IdentityListReplySchema>;
+
+export const IdentityHeartbeatRequestSchema = z.object({
+  node: nodeName,
+  /** Lease time; the service's --node-lease-ttl when absent. */
+  ttlMs: z.number().int().min(1000).max(3_600_000).optional(),
+});
+export type IdentityHeartbeatRequest = z.infer<typeof IdentityHeartbeatRequestSchema>;
+
+export const IdentityHeartbeatReplySchema = z.object({
+  node: z.string(),
+  /** Milliseconds since the epoch. */
+  expiresAt: z.number().int(),
+  /**
+   * False when the node had no live lease: references it held before have expired with it and
+   * must be taken again (allocate again for every identity it uses).
+   */
+  renewed: z.boolean(),
+});
+export type IdentityHeartbeatReply = z.infer<typeof IdentityHeartbeatReplySchema>;
+
+export const IPCACHE_SOURCE_NAMES = [
+  'unspec',
+  'restored',
+  'generated',
+  'k8s',
+  'custom-resource',
+  'kvstore',
+  'local',
+  'kube-apiserver',
+] as const;
+
+/** An owner's claim on a prefix: an endpoint IP, a node IP, a CIDR. */
+export const IpcacheClaimSchema = z.object({
+  prefix: z.string().min(1),
+  identity: identityNumber,
+  hostIP: z.string().min(1).optional(),
+  source: z.enum(IPCACHE_SOURCE_NAMES),
+  /** Who claims it: `pod/<ns>/<name>`, `node/<name>`, `cidr/<policy>`. */
+  ownerKey: z.string().min(1),
+  encryptKey: z.number().int().min(0).max(255).optional(),
+});
+export type IpcacheClaim = z.infer<typeof IpcacheClaimSchema>;
+
+/**
+ * The value of one key of the ipcache bucket: the effective entry (the strongest source's
+ * claim; the latest among equals) at the top level, every claim in `claims`.
+ */
+export const IpcacheRecordSchema = IpcacheClaimSchema.extend({
+  v: z.literal(1),
+  claims: z.array(IpcacheClaimSchema),
+});
+export type IpcacheRecord = z.infer<typeof IpcacheRecordSchema>;
+
+export const IpcacheUpsertRequestSchema = IpcacheClaimSchema;
+export const IpcacheDeleteRequestSchema = z.object({
+  prefix: z.string().min(1),
+  ownerKey: z.string().min(1),
+});
+export type IpcacheDeleteRequest = z.infer<typeof IpcacheDeleteRequestSchema>;
+
+export const IpcacheReplySchema = z.object({
+  prefix: z.string(),
+  /** What the prefix resolves to now; null when nobody claims it. */
+  effective: IpcacheClaimSchema.nullable(),
+  /** The effective entry changed. */
+  changed: z.boolean(),
+});
+export type IpcacheReply = z.infer<typeof IpcacheReplySchema>;

@@ -1,0 +1,248 @@
+// Benchmark of the identity service through NATS: new identities per second and lookups per
+// second with concurrent clients against one replica on one nats-server, and the memory the
+// service process needs for 65,000 identities. Each figure is set against a baseline measured
+// in the same run on the same server: a bare NATS echo responder (request/reply cost) and a raw
+// JetStream KV create loop (the store's cost; a new identity takes four KV operations).
+//
+//   npx turbo run build --filter=@ciliate/identity && npm run bench -w @ciliate/identity
+//
+// Knobs: IDENTITY_BENCH_CLIENTS (32), IDENTITY_BENCH_NEW (20000, timed), IDENTITY_BENCH_FILL
+// (65000 identities in total for the memory figure), IDENTITY_BENCH_LOOKUPS (50000).
+import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+
+import {
+  IdentityAllocateReplySchema,
+  IdentityInfoSchema,
+  buckets,
+  identitySubject,
+} from '@ciliate/contracts';
+import { createRpcClient, disabledTracing, type RpcClient } from '@ciliate/runtime';
+import { jetstream } from '@nats-io/jetstream';
+import { spawnNode, startNats, waitFor, type NodeProcess } from '@ciliate/testkit';
+import { Kvm } from '@nats-io/kv';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+
+import { IdentityMirror } from '../service/mirror.js';
+import { watchBucket } from '../service/kv.js';
+
+const CLIENTS = Number(process.env.IDENTITY_BENCH_CLIENTS ?? 32);
+const NEW = Number(process.env.IDENTITY_BENCH_NEW ?? 20_000);
+const FILL = Number(process.env.IDENTITY_BENCH_FILL ?? 65_000);
+const LOOKUPS = Number(process.env.IDENTITY_BENCH_LOOKUPS ?? 50_000);
+const CONNECTIONS = 4;
+const TARGET_NEW_PER_S = 5000;
+const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
+const ECHO = fileURLToPath(new URL('./echo-responder.js', import.meta.url));
+
+function labelsOf(i: number): string[] {
+  return [
+    `k8s:app=app-${i}`,
+    `k8s:tier=${['web', 'api', 'db'][i % 3]!}`,
+    `k8s:version=v${i % 7}`,
+    `k8s:io.kubernetes.pod.namespace=ns-${i % 40}`,
+    'k8s:io.cilium.k8s.policy.cluster=default',
+    'k8s:io.cilium.k8s.policy.serviceaccount=default',
+  ];
+}
+
+/** Runs `total` operations over CLIENTS concurrent loops; returns operations per second. */
+async function drive(
+  total: number,
+  op: (i: number, client: number) => Promise<unknown>,
+): Promise<number> {
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async (_, c) => {
+      for (;;) {
+        const i = next++;
+        if (i >= total) return;
+        await op(i, c);
+      }
+    }),
+  );
+  return (total / (performance.now() - t0)) * 1000;
+}
+
+async function startProcess(script: string, env: Record<string, string>): Promise<NodeProcess> {
+  const p = spawnNode(script, [], { env });
+  await waitFor(
+    script,
+    () => {
+      if (p.child.exitCode !== null) throw new Error(p.output());
+      return p.output().includes('"service.started"') || p.output().includes('service.started')
+        ? true
+        : undefined;
+    },
+    { timeoutMs: 30_000 },
+  );
+  return p;
+}
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+async function heapMiB(httpAddress: string): Promise<number> {
+  const text = await (await fetch(`http://${httpAddress}/metrics`)).text();
+  const m = /^ciliate_nodejs_heap_size_used_bytes\{[^}]*\} (\d+(?:\.\d+)?(?:e\+\d+)?)/m.exec(text);
+  return m ? Number(m[1]) / 2 ** 20 : NaN;
+}
+
+const gc = (globalThis as { gc?: () => void }).gc;
+function localHeapMiB(): number {
+  gc?.();
+  gc?.();
+  return process.memoryUsage().heapUsed / 2 ** 20;
+}
+
+/**
+ * The state the service keeps per identity is its mirror of the bucket. Loading the same bucket
+ * into an IdentityMirror here, with forced collections around it, measures exactly that state
+ * (the service process's own heap figure also holds garbage not yet collected).
+ */
+async function mirrorMiB(nc: NatsConnection): Promise<{ mib: number; identities: number }> {
+  const kv = await new Kvm(nc).open(buckets.identities());
+  const before = localHeapMiB();
+  const mirror = new IdentityMirror();
+  const watch = await watchBucket(jetstream(nc), kv, '>', (key, value, rev, initial) =>
+    mirror.apply(key, value, rev, initial),
+  );
+  await watch.synced;
+  await watch.stop();
+  const after = localHeapMiB();
+  return { mib: after - before, identities: mirror.table.bindings };
+}
+
+const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
+const rows: [string, string, string][] = [];
+
+const nats = await startNats();
+const procs: NodeProcess[] = [];
+const conns: NatsConnection[] = [];
+try {
+  // Stack traces for every request would cost the load generator CPU the service needs.
+  for (let i = 0; i < CONNECTIONS; i++) {
+    conns.push(await connect({ servers: nats.url, noAsyncTraces: true }));
+  }
+  const rpcs: RpcClient[] = conns.map((nc) => createRpcClient(nc, disabledTracing));
+  const rpc = (c: number): RpcClient => rpcs[c % rpcs.length]!;
+
+  // Baseline 1: bare NATS request/reply to a responder process.
+  const echo = await startProcess(ECHO, { CILIATE_NATS_URL: nats.url });
+  procs.push(echo);
+  const payload = new TextEncoder().encode(JSON.stringify({ node: 'node-1', labels: labelsOf(1) }));
+  const echoRate = await drive(LOOKUPS, (_i, c) =>
+    conns[c % conns.length]!.request('bench.echo', payload, { timeout: 5000 }),
+  );
+  await echo.kill('SIGTERM');
+
+  // Baseline 2: raw KV creates of fresh keys, the store operation allocation is made of.
+  const kvm = new Kvm(conns[0]!);
+  const raw = await kvm.create('bench-raw', { history: 1 });
+  const value = new TextEncoder().encode('{"v":1,"id":300,"labels":"k8s:app=x;"}');
+  const kvRate = await drive(NEW, (i) => raw.create(`id.${i}`, value));
+  await raw.destroy();
+
+  const svc = await startProcess(MAIN, {
+    CILIATE_NATS_URL: nats.url,
+    CILIATE_HTTP_ADDRESS: '127.0.0.1:0',
+    CILIATE_NODE: 'bench',
+    CILIATE_LOG_LEVEL: 'info',
+    // One writer of CiliumIdentity objects would double the store writes; measured apart.
+    CILIATE_MIRROR_CILIUMIDENTITIES: 'false',
+  });
+  procs.push(svc);
+  const httpAddress = svc
+    .jsonLines<{ event?: string; address?: string }>()
+    .find((l) => l.event === 'http.listening')!.address!;
+  await new Promise((r) => setTimeout(r, 500));
+  const heap0 = await heapMiB(httpAddress);
+  const rss0 = rssMiB(svc.pid);
+
+  const allocate = (i: number, c: number) =>
+    rpc(c).request(
+      identitySubject('allocate'),
+      { node: `node-${c % 16}`, labels: labelsOf(i) },
+      IdentityAllocateReplySchema,
+      { timeoutMs: 30_000 },
+    );
+  const newRate = await drive(NEW, allocate);
+  const fillRate = FILL > NEW ? await drive(FILL - NEW, (i, c) => allocate(NEW + i, c)) : NaN;
+  await new Promise((r) => setTimeout(r, 2000));
+  const heap1 = await heapMiB(httpAddress);
+  const rss1 = rssMiB(svc.pid);
+  const held = await mirrorMiB(conns[0]!);
+
+  const existingRate = await drive(LOOKUPS / 2, (i, c) =>
+    allocate(Math.floor(Math.random() * FILL), c),
+  );
+  const lookupRate = await drive(LOOKUPS, (i, c) =>
+    rpc(c).request(
+      identitySubject('lookup'),
+      { labels: labelsOf(Math.floor(Math.random() * FILL)) },
+      IdentityInfoSchema,
+      { timeoutMs: 30_000 },
+    ),
+  );
+
+  rows.push(['baseline: NATS echo request/reply', `${fmt(echoRate)}/s`, '']);
+  rows.push(['baseline: raw KV create', `${fmt(kvRate)}/s`, '']);
+  // A new identity is three sequential store writes (number, binding, node reference; the first
+  // read is answered by the mirror), so raw creates / 3 is what the store allows before any
+  // request handling, watching or protocol work.
+  rows.push(['ceiling: raw KV create / 3 writes per new identity', `${fmt(kvRate / 3)}/s`, '']);
+  rows.push([
+    `new identities (first ${fmt(NEW)})`,
+    `${fmt(newRate)}/s`,
+    `${(newRate / kvRate).toFixed(2)}x raw KV create, ${((newRate * 3) / kvRate).toFixed(2)}x the ceiling; target ${fmt(TARGET_NEW_PER_S)}/s: ${newRate >= TARGET_NEW_PER_S ? 'met' : 'MISSED'}`,
+  ]);
+  if (!Number.isNaN(fillRate)) {
+    rows.push([
+      `new identities (${fmt(NEW)} to ${fmt(FILL)}, range filling up)`,
+      `${fmt(fillRate)}/s`,
+      `${(fillRate / kvRate).toFixed(2)}x raw KV create`,
+    ]);
+  }
+  rows.push([
+    'allocate of an existing set (writes the node reference)',
+    `${fmt(existingRate)}/s`,
+    `${(existingRate / echoRate).toFixed(2)}x NATS echo`,
+  ]);
+  rows.push([
+    'lookup by labels',
+    `${fmt(lookupRate)}/s`,
+    `${(lookupRate / echoRate).toFixed(2)}x NATS echo`,
+  ]);
+  rows.push([
+    `identity state (mirror) for ${fmt(held.identities)} identities`,
+    `${held.mib.toFixed(1)} MiB`,
+    `${((held.mib * 2 ** 20) / held.identities).toFixed(0)} B/identity: table, binding, reference, lease`,
+  ]);
+  rows.push([
+    `service heap growth for ${fmt(FILL)} identities`,
+    `${(heap1 - heap0).toFixed(1)} MiB`,
+    `heap ${heap0.toFixed(1)} -> ${heap1.toFixed(1)} MiB; ${(((heap1 - heap0) * 2 ** 20) / FILL).toFixed(0)} B/identity incl. garbage not yet collected`,
+  ]);
+  rows.push([
+    `service RSS for ${fmt(FILL)} identities`,
+    `${rss1.toFixed(1)} MiB`,
+    `idle service before: ${rss0.toFixed(1)} MiB`,
+  ]);
+
+  const w0 = Math.max(...rows.map((r) => r[0].length));
+  const w1 = Math.max(...rows.map((r) => r[1].length));
+  console.log(
+    `identity service through NATS: ${CLIENTS} clients on ${CONNECTIONS} connections, 1 replica, 1 nats-server (JetStream file store), Node ${process.version}\n`,
+  );
+  for (const [a, b, c] of rows) console.log(`${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`);
+  console.log(
+    '\nreproduce: npx turbo run build --filter=@ciliate/identity && npm run bench -w @ciliate/identity',
+  );
+} finally {
+  for (const nc of conns) await nc.close().catch(() => undefined);
+  for (const p of procs) await p.kill('SIGTERM');
+  await nats.close();
+}

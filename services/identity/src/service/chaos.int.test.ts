@@ -1,0 +1,159 @@
+// Three identity replicas on a three-server NATS cluster with replicated buckets, 32 concurrent
+// allocators asking for overlapping label sets while replicas are SIGKILLed and restarted at
+// random: every caller of one label set gets the same number and the store holds no duplicate.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+
+import { CiliateError, IdentityAllocateReplySchema } from '@ciliate/contracts';
+import { sleep, startNatsCluster, type NatsCluster } from '@ciliate/testkit';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+
+import { auditIdentityStore, parseKey } from '../core/kv.js';
+import { labelSetKey, labelsFromStrings } from '../core/labels.js';
+import {
+  bucketEntries,
+  identityClient,
+  startIdentity,
+  type IdentityProcess,
+} from './testing.int-helpers.js';
+
+const ALLOCATORS = 32;
+const KILLS = 5;
+// Allocators pick from a window of label sets that slides every STEP_MS, so new sets keep being
+// asked for by many allocators at the same instant throughout the kills.
+const WINDOW = 8;
+const STEP_MS = 100;
+const RETRYABLE = new Set(['timeout', 'unavailable', 'conflict']);
+
+function labelSet(k: number): string[] {
+  return [`k8s:app=app-${k}`, 'k8s:io.kubernetes.pod.namespace=chaos', `k8s:tier=t${k % 3}`];
+}
+
+describe('identity replicas under SIGKILL on a NATS cluster', () => {
+  let cluster: NatsCluster;
+  const replicas: (IdentityProcess | undefined)[] = [];
+  const conns: NatsConnection[] = [];
+
+  const env = (i: number): Record<string, string> => ({
+    CILIATE_NATS_URL: cluster.url,
+    CILIATE_KV_REPLICAS: '3',
+    CILIATE_NODE: `identity-${i}`,
+    CILIATE_HTTP_ADDRESS: '127.0.0.1:0',
+    CILIATE_MIRROR_CILIUMIDENTITIES: 'false',
+    CILIATE_LOG_LEVEL: 'info',
+  });
+
+  before(async () => {
+    cluster = await startNatsCluster();
+    // The first one creates the replicated buckets; the others open them.
+    replicas[0] = await startIdentity({ ...env(0), CILIATE_LOG_LEVEL: 'info' });
+    const rest = await Promise.all(
+      [1, 2].map((i) => startIdentity({ ...env(i), CILIATE_LOG_LEVEL: 'info' })),
+    );
+    replicas[1] = rest[0];
+    replicas[2] = rest[1];
+    for (let i = 0; i < 4; i++) conns.push(await connect({ servers: cluster.url.split(',') }));
+  });
+
+  after(async () => {
+    for (const nc of conns) await nc.close().catch(() => undefined);
+    for (const r of replicas) await r?.proc.kill('SIGKILL');
+    await cluster?.close();
+  });
+
+  it('gives every caller of one label set the same number, with zero duplicates in the store', async () => {
+    const answers = new Map<number, Set<number>>();
+    const failures: string[] = [];
+    let ok = 0;
+    let retried = 0;
+    let kills = 0;
+    const start = Date.now();
+    // Allocators run until the chaos loop has done its kills, however long restarts take.
+    let running = true;
+
+    const allocator = async (i: number): Promise<void> => {
+      const { call } = identityClient(conns[i % conns.length]!);
+      while (running) {
+        const k = Math.floor((Date.now() - start) / STEP_MS) + Math.floor(Math.random() * WINDOW);
+        try {
+          const r = await call(
+            'allocate',
+            { node: `node-${i % 8}`, labels: labelSet(k) },
+            IdentityAllocateReplySchema,
+            3000,
+          );
+          let seen = answers.get(k);
+          if (seen === undefined) answers.set(k, (seen = new Set()));
+          seen.add(r.id);
+          ok++;
+        } catch (err) {
+          if (err instanceof CiliateError && RETRYABLE.has(err.code)) {
+            retried++;
+            await sleep(20);
+            continue;
+          }
+          failures.push(err instanceof Error ? err.message : String(err));
+          return;
+        }
+      }
+    };
+
+    const chaos = async (): Promise<void> => {
+      while (kills < KILLS) {
+        await sleep(400 + Math.random() * 900);
+        const i = Math.floor(Math.random() * 3);
+        await replicas[i]!.proc.kill('SIGKILL');
+        kills++;
+        replicas[i] = undefined;
+        await sleep(100 + Math.random() * 400);
+        replicas[i] = await startIdentity(env(i), { waitSynced: false });
+      }
+      await sleep(1000);
+      running = false;
+    };
+
+    await Promise.all([chaos(), ...Array.from({ length: ALLOCATORS }, (_, i) => allocator(i))]);
+
+    assert.deepEqual(failures, [], 'only retryable errors');
+    assert.equal(kills, KILLS);
+    assert.ok(ok >= 200, `enough allocations went through (${ok}, ${retried} retried)`);
+    assert.ok(answers.size >= 50, `many label sets were allocated (${answers.size})`);
+
+    for (const [k, ids] of answers) {
+      assert.equal(ids.size, 1, `label set ${k} got one number, not ${[...ids].join(', ')}`);
+    }
+    const byNumber = new Map<number, number>();
+    for (const [k, ids] of answers) {
+      const id = [...ids][0]!;
+      assert.equal(byNumber.get(id), undefined, `sets ${byNumber.get(id)} and ${k} share ${id}`);
+      byNumber.set(id, k);
+    }
+
+    const entries = await bucketEntries(conns[0]!);
+    const audit = auditIdentityStore(entries);
+    assert.deepEqual(audit.violations, []);
+    // Every set the callers got is bound in the store to exactly the number they got.
+    const bindings = new Map<string, number>();
+    for (const [key, value] of entries) {
+      if (parseKey(key)?.kind === 'binding') {
+        const b = JSON.parse(value) as { id: number; labels: string };
+        assert.equal(bindings.has(b.labels), false, `one binding per label set: ${b.labels}`);
+        bindings.set(b.labels, b.id);
+      }
+    }
+    for (const [k, ids] of answers) {
+      assert.equal(bindings.get(labelSetKey(labelsFromStrings(labelSet(k)))), [...ids][0]);
+    }
+    console.log(
+      JSON.stringify({
+        event: 'chaos.summary',
+        allocations: ok,
+        retried,
+        kills,
+        sets: answers.size,
+        bound: audit.bound,
+        orphanedReservations: audit.reservations.length,
+      }),
+    );
+  });
+});

@@ -1,0 +1,205 @@
+// Garbage collection by lease, run by the one replica that holds the `identity-gc` lease. Each
+// pass decides with the core's collectGarbage() over this replica's mirror and frees with the
+// core's release machine, whose compare-and-set protocol lets any allocator that touches the
+// identity meanwhile win. Nothing is decided before the mirror's initial sync.
+import { collectGarbage, startRelease, stepRelease, type ReleaseStep } from '../core/gc.js';
+import { leaseKey, referenceKey } from '../core/kv.js';
+import type { Logger } from '@ciliate/runtime';
+
+import type { KvExecutor } from './kv.js';
+import type { IdentityMetrics } from './metrics.js';
+import type { IdentityMirror } from './mirror.js';
+
+export interface GcOptions {
+  readonly executor: KvExecutor;
+  readonly mirror: IdentityMirror;
+  readonly graceMs: number;
+  /** How long a mark is held before deleting; must exceed allocation deadline + KV timeout. */
+  readonly holdMs: number;
+  readonly intervalMs: number;
+  readonly synced: () => boolean;
+  readonly log: Logger;
+  readonly metrics?: IdentityMetrics;
+  readonly clock?: () => number;
+  /** Releases run at once at most. */
+  readonly concurrency?: number;
+}
+
+class Fenced extends Error {}
+
+export class GarbageCollector {
+  readonly #o: GcOptions;
+  readonly #clock: () => number;
+  #token: number | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  /** Idle times the core recorded on earlier passes. */
+  #idle: Record<string, number> = {};
+  readonly #releasing = new Set<number>();
+  readonly #tasks = new Set<Promise<void>>();
+  readonly #sleepers = new Set<() => void>();
+  #stopped = false;
+  passes = 0;
+
+  constructor(options: GcOptions) {
+    this.#o = options;
+    this.#clock = options.clock ?? Date.now;
+  }
+
+  get leader(): boolean {
+    return this.#token !== undefined;
+  }
+
+  /** Called with the fencing token when this replica acquires the lease. */
+  acquired(token: number): void {
+    this.#token = token;
+    // Idle times recorded under an earlier term may be stale; start from the mirror's.
+    this.#idle = {};
+    this.#schedule(0);
+  }
+
+  lost(): void {
+    this.#token = undefined;
+    clearTimeout(this.#timer);
+    // Releases holding their mark wake up and find themselves fenced.
+    for (const wake of [...this.#sleepers]) wake();
+  }
+
+  #sleepUntil(until: number): Promise<void> {
+    const ms = until - this.#clock();
+    if (ms <= 0 || this.#token === undefined) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(t);
+        this.#sleepers.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.#sleepers.add(done);
+    });
+  }
+
+  #schedule(ms: number): void {
+    clearTimeout(this.#timer);
+    if (this.#token === undefined) return;
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      this.#running = this.pass()
+        .catch((err: unknown) => {
+          this.#o.metrics?.gcRuns.inc({ result: 'failed' });
+          this.#o.log.warn({ event: 'gc.pass_failed', err }, 'garbage collection pass failed');
+        })
+        .finally(() => {
+          this.#running = undefined;
+          this.#schedule(this.#o.intervalMs);
+        });
+    }, ms);
+  }
+
+  #check(token: number): void {
+    if (this.#token !== token) throw new Fenced('the identity-gc lease was lost');
+  }
+
+  /** One pass: drop expired nodes' references and start releases of idle identities. */
+  async pass(): Promise<void> {
+    const token = this.#token;
+    if (token === undefined) return;
+    if (!this.#o.synced()) {
+      this.#o.metrics?.gcRuns.inc({ result: 'skipped-unsynced' });
+      return;
+    }
+    const now = this.#clock();
+    const input = this.#o.mirror.referenceState();
+    const res = collectGarbage(
+      { ...input, idleSince: { ...this.#idle, ...input.idleSince } },
+      now,
+      this.#o.graceMs,
+      true,
+    );
+    this.#idle = res.state.idleSince;
+    this.passes++;
+    this.#o.metrics?.gcRuns.inc({ result: 'ok' });
+    for (const node of res.expiredNodes) {
+      this.#check(token);
+      await this.#dropNode(node, now);
+    }
+    for (const id of res.free) {
+      if (this.#releasing.has(id)) continue;
+      if (this.#releasing.size >= (this.#o.concurrency ?? 256)) break;
+      this.#releasing.add(id);
+      const task = this.#release(id, token).finally(() => {
+        this.#releasing.delete(id);
+        this.#tasks.delete(task);
+      });
+      this.#tasks.add(task);
+    }
+  }
+
+  /**
+   * A node whose lease expired: its lease key goes first, compare-and-set on the revision seen
+   * expired (a renewal meanwhile wins and keeps everything); then each reference, each at the
+   * revision seen before, so one the node wrote again after renewing is kept.
+   */
+  async #dropNode(node: string, now: number): Promise<void> {
+    const lease = this.#o.mirror.lease(node);
+    if (lease !== undefined) {
+      if (lease.expiresAt > now) return;
+      const r = await this.#o.executor.execute({
+        op: 'delete',
+        key: leaseKey(node),
+        revision: lease.revision,
+      });
+      if (r.kind === 'conflict') return;
+    }
+    const refs = this.#o.mirror.referencesOf(node);
+    for (const [id, revision] of refs) {
+      await this.#o.executor.execute({ op: 'delete', key: referenceKey(id, node), revision });
+    }
+    this.#o.metrics?.expiredNodes.inc();
+    this.#o.log.info(
+      { event: 'gc.node_expired', node, references: refs.length },
+      'node lease expired; its references are dropped',
+    );
+  }
+
+  async #release(id: number, token: number): Promise<void> {
+    let step: ReleaseStep = startRelease({ id, holdMs: this.#o.holdMs });
+    try {
+      while (step.op !== undefined) {
+        this.#check(token);
+        if (step.op.op === 'wait') {
+          await this.#sleepUntil(step.op.until);
+          this.#check(token);
+        }
+        const result = await this.#o.executor.execute(step.op);
+        step = stepRelease(step.state, result, this.#clock());
+      }
+    } catch (err) {
+      const fenced = err instanceof Fenced;
+      this.#o.metrics?.releases.inc({ result: fenced ? 'fenced' : 'failed' });
+      if (!fenced) {
+        this.#o.log.warn({ event: 'gc.release_failed', id, err }, 'release failed; retried later');
+      }
+      return;
+    }
+    const { state } = step;
+    const result = state.phase === 'failed' ? 'failed' : (state.result ?? 'failed');
+    this.#o.metrics?.releases.inc({ result });
+    if (result === 'freed') {
+      this.#o.metrics?.frees.inc();
+      this.#o.log.info({ event: 'gc.freed', id, labels: state.labels }, 'identity freed');
+    } else if (state.phase === 'failed') {
+      this.#o.log.warn(
+        { event: 'gc.release_failed', id, error: state.error },
+        'release failed; retried later',
+      );
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.lost();
+    await this.#running;
+    await Promise.allSettled([...this.#tasks]);
+  }
+}

@@ -1,0 +1,160 @@
+// The service's allocator over the in-memory KV fake: replicas with lagging mirrors (and the
+// mirror shortcut for the first binding read) still give one number per label set.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { CiliateError } from '@ciliate/contracts';
+import { ConfigError } from '@ciliate/runtime';
+import fc from 'fast-check';
+
+import type { KvOp, KvResult } from '../core/allocation.js';
+import { auditIdentityStore, leaseKey, referenceKey } from '../core/kv.js';
+import { defaultLabelFilter } from '../core/label-filter.js';
+import { MemoryKv } from '../core/memory-kv.js';
+import { IdentityAllocator } from './identities.js';
+import type { KvExecutor } from './kv.js';
+import { IdentityMirror } from './mirror.js';
+import { resolveIdentityConfig } from './service.js';
+
+/** Each operation takes a turn of the event loop, so concurrent allocations interleave. */
+class SlowKv implements KvExecutor {
+  constructor(readonly kv: MemoryKv) {}
+  async execute(op: KvOp): Promise<KvResult> {
+    await new Promise((r) => setImmediate(r));
+    return this.kv.execute(op);
+  }
+}
+
+/** A mirror fed from the store in order, but late by a random few milliseconds. */
+function laggingMirror(kv: MemoryKv, maxLagMs: number): IdentityMirror {
+  const mirror = new IdentityMirror();
+  const queue: [string, string | undefined, number][] = [];
+  let scheduled = false;
+  kv.onChange((key, value, revision) => {
+    queue.push([key, value, revision]);
+    if (scheduled) return;
+    scheduled = true;
+    setTimeout(() => {
+      scheduled = false;
+      for (const [k, v, r] of queue.splice(0)) mirror.apply(k, v, r, false);
+    }, Math.random() * maxLagMs);
+  });
+  return mirror;
+}
+
+function replica(kv: MemoryKv, range = { min: 256, max: 65535 }, lag = 5): IdentityAllocator {
+  return new IdentityAllocator({
+    executor: new SlowKv(kv),
+    mirror: laggingMirror(kv, lag),
+    mirrorSynced: () => true,
+    range,
+    clusterName: 'default',
+    filter: defaultLabelFilter(),
+    deadlineMs: 10_000,
+    nodeLeaseTtlMs: 60_000,
+  });
+}
+
+const setOf = (k: number): string[] => [`k8s:app=a${k}`, 'k8s:io.kubernetes.pod.namespace=t'];
+
+describe('IdentityAllocator', () => {
+  it('gives one number per label set across replicas with lagging mirrors', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.nat(3), fc.nat(5)), { minLength: 8, maxLength: 40 }),
+        async (requests) => {
+          const kv = new MemoryKv();
+          const replicas = [replica(kv), replica(kv), replica(kv, undefined, 0)];
+          const got = await Promise.all(
+            requests.map(([r, k], i) =>
+              replicas[r % 3]!.allocate({ node: `node-${i % 4}`, labels: setOf(k) }).then(
+                (a) => [k, a.id] as const,
+              ),
+            ),
+          );
+          const byset = new Map<number, Set<number>>();
+          for (const [k, id] of got) byset.set(k, (byset.get(k) ?? new Set()).add(id));
+          for (const ids of byset.values()) assert.equal(ids.size, 1);
+          assert.equal(new Set([...byset.values()].map((s) => [...s][0])).size, byset.size);
+          const audit = auditIdentityStore(kv.entries().map(([k, e]) => [k, e.value] as const));
+          assert.deepEqual(audit.violations, []);
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+
+  it('writes the node lease before the reference, and references per node', async () => {
+    const kv = new MemoryKv();
+    const order: string[] = [];
+    kv.onChange((key) => order.push(key.split('.')[0]!));
+    const a = replica(kv, undefined, 0);
+    const r = await a.allocate({ node: 'node-a', labels: setOf(1) });
+    assert.equal(r.isNew, true);
+    assert.ok(order.indexOf('lease') < order.indexOf('ref'));
+    assert.ok(kv.get(leaseKey('node-a')) !== undefined);
+    assert.ok(kv.get(referenceKey(r.id, 'node-a')) !== undefined);
+    const rel = await a.release({ node: 'node-a', id: r.id });
+    assert.deepEqual(rel, { id: r.id, released: true });
+    assert.equal(kv.get(referenceKey(r.id, 'node-a')), undefined);
+    assert.deepEqual(await a.release({ node: 'node-a', id: r.id }), { id: r.id, released: false });
+  });
+
+  it('answers exhaustion and bad label sets with coded errors naming the field', async () => {
+    const kv = new MemoryKv();
+    const a = replica(kv, { min: 256, max: 257 }, 0);
+    await a.allocate({ node: 'n', labels: setOf(1) });
+    await a.allocate({ node: 'n', labels: setOf(2) });
+    await assert.rejects(a.allocate({ node: 'n', labels: setOf(3) }), (e: unknown) => {
+      assert.ok(e instanceof CiliateError);
+      assert.equal(e.code, 'exhausted');
+      return true;
+    });
+    for (const [labels, field] of [
+      [['k8s:a=1', 'k8s:a=2'], 'labels[1]'],
+      [['reserved:nope'], 'labels'],
+      [['cidr:10.0.0.0/8'], 'labels'],
+      [[], 'labels'],
+    ] as const) {
+      await assert.rejects(a.allocate({ node: 'n', labels: [...labels] }), (e: unknown) => {
+        assert.ok(e instanceof CiliateError);
+        assert.equal(e.code, 'bad_request');
+        assert.equal(e.field, field, e.message);
+        return true;
+      });
+    }
+    await assert.rejects(
+      a.allocate({
+        node: 'n',
+        namespace: 'x',
+        podLabels: { 'io.kubernetes.pod.namespace': 'y', a: 'b;' },
+      }),
+      (e: unknown) => e instanceof CiliateError && e.field === 'podLabels["a"].value',
+    );
+  });
+});
+
+describe('identity settings', () => {
+  it('names the setting of a bad cluster name, ID or range', () => {
+    const base = { clusterName: 'default', clusterId: 0, maxConnectedClusters: '255' as const };
+    assert.deepEqual(resolveIdentityConfig(base).range, { min: 256, max: 65535 });
+    assert.deepEqual(resolveIdentityConfig({ ...base, clusterName: 'east', clusterId: 3 }).range, {
+      min: 3 << 16,
+      max: (4 << 16) - 1,
+    });
+    const bad = (
+      over: Partial<typeof base> & { identityRange?: string },
+      setting: string,
+    ): void => {
+      assert.throws(
+        () => resolveIdentityConfig({ ...base, ...over }),
+        (e: unknown) => e instanceof ConfigError && e.setting === setting,
+      );
+    };
+    bad({ clusterName: 'Not_A_Name' }, 'clusterName');
+    bad({ clusterId: 7 }, 'clusterName');
+    bad({ clusterName: 'east', clusterId: 256 }, 'clusterId');
+    bad({ identityRange: '10-300' }, 'identityRange');
+    bad({ identityRange: '400-300' }, 'identityRange');
+  });
+});

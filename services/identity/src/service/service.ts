@@ -1,0 +1,389 @@
+// The identity service: its settings and how its parts are wired (main.ts only runs this).
+import {
+  IdentityAllocateReplySchema,
+  IdentityAllocateRequestSchema,
+  IdentityHeartbeatReplySchema,
+  IdentityHeartbeatRequestSchema,
+  IdentityInfoSchema,
+  IdentityListReplySchema,
+  IdentityListRequestSchema,
+  IdentityLookupRequestSchema,
+  IdentityReleaseReplySchema,
+  IdentityReleaseRequestSchema,
+  IpcacheDeleteRequestSchema,
+  IpcacheReplySchema,
+  IpcacheUpsertRequestSchema,
+  buckets,
+  identitySubject,
+} from '@ciliate/contracts';
+import { ConfigError, setting, type ServiceDefinition } from '@ciliate/runtime';
+import type { Namespace } from '@ciliate/resources';
+import { Informer, ResourceStore } from '@ciliate/store';
+import { jetstream } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+
+import { IdentityError } from '../core/errors.js';
+import { createLabelFilter, type LabelFilter } from '../core/label-filter.js';
+import {
+  clusterIdentityRange,
+  validateClusterConfig,
+  type ClusterConfig,
+  type IdentityRange,
+} from '../core/numeric.js';
+import { CiliumIdentityMirror } from './ciliumidentity.js';
+import { GarbageCollector } from './gc.js';
+import { IdentityAllocator } from './identities.js';
+import { IpcacheWriter } from './ipcache.js';
+import { JetStreamKvExecutor, watchBucket, type BucketWatch } from './kv.js';
+import { createIdentityMetrics } from './metrics.js';
+import { IdentityMirror } from './mirror.js';
+
+export const IDENTITY_VERSION = '0.1.0';
+
+export const identitySettings = {
+  clusterName: setting.string({
+    flag: 'cluster-name',
+    env: 'CILIATE_CLUSTER_NAME',
+    default: 'default',
+    describe: 'cluster name (the io.cilium.k8s.policy.cluster label of every pod identity)',
+  }),
+  clusterId: setting.int({
+    flag: 'cluster-id',
+    env: 'CILIATE_CLUSTER_ID',
+    default: 0,
+    describe: 'cluster ID for clustermesh (0: not meshed); it goes into identity bits 16-23',
+  }),
+  maxConnectedClusters: setting.oneOf({
+    flag: 'max-connected-clusters',
+    env: 'CILIATE_MAX_CONNECTED_CLUSTERS',
+    values: ['255', '511'],
+    default: '255',
+    describe: 'clustermesh size; 511 takes one bit of the cluster-local identity range',
+  }),
+  identityRange: setting.string({
+    flag: 'identity-range',
+    env: 'CILIATE_IDENTITY_RANGE',
+    pattern: /^\d+-\d+$/,
+    hint: 'MIN-MAX',
+    describe:
+      'allocate only from this part of the cluster range (MIN-MAX); default: the whole range',
+  }),
+  labels: setting.string({
+    flag: 'labels',
+    env: 'CILIATE_LABELS',
+    describe:
+      "identity-relevant label prefixes added to Cilium's defaults (Cilium's `labels` setting, space separated)",
+  }),
+  gcGrace: setting.duration({
+    flag: 'gc-grace',
+    env: 'CILIATE_IDENTITY_GC_GRACE',
+    default: 5 * 60_000,
+    describe: 'how long an identity without references lingers before it is freed',
+  }),
+  gcInterval: setting.duration({
+    flag: 'gc-interval',
+    env: 'CILIATE_IDENTITY_GC_INTERVAL',
+    minMs: 50,
+    describe:
+      'time between garbage collection passes (default: a quarter of --gc-grace, at most 30s)',
+  }),
+  gcHold: setting.duration({
+    flag: 'gc-hold',
+    env: 'CILIATE_IDENTITY_GC_HOLD',
+    describe:
+      'how long a release holds its mark before deleting (default and minimum: --allocation-deadline + --kv-timeout + 1s)',
+  }),
+  gcLeaseTtl: setting.duration({
+    flag: 'gc-lease-ttl',
+    env: 'CILIATE_IDENTITY_GC_LEASE_TTL',
+    default: 5000,
+    minMs: 300,
+    describe: 'lease time of the identity-gc leader lease',
+  }),
+  allocationDeadline: setting.duration({
+    flag: 'allocation-deadline',
+    env: 'CILIATE_IDENTITY_ALLOCATION_DEADLINE',
+    default: 5000,
+    minMs: 100,
+    describe: 'an allocation gives up (timeout) rather than act after this long',
+  }),
+  kvTimeout: setting.duration({
+    flag: 'kv-timeout',
+    env: 'CILIATE_IDENTITY_KV_TIMEOUT',
+    default: 2000,
+    minMs: 100,
+    describe: 'timeout of one request to the identity bucket',
+  }),
+  nodeLeaseTtl: setting.duration({
+    flag: 'node-lease-ttl',
+    env: 'CILIATE_IDENTITY_NODE_LEASE_TTL',
+    default: 60_000,
+    minMs: 1000,
+    describe: "lease a node's heartbeat renews; its references expire with it",
+  }),
+  mirrorCiliumIdentities: setting.bool({
+    flag: 'mirror-ciliumidentities',
+    env: 'CILIATE_MIRROR_CILIUMIDENTITIES',
+    default: true,
+    describe: 'write CiliumIdentity objects to the resource store (kubectl get ciliumidentities)',
+  }),
+  dualStack: setting.bool({
+    flag: 'dual-stack',
+    env: 'CILIATE_DUAL_STACK',
+    default: false,
+    describe: 'IPv4 and IPv6: the world entries get world-ipv4 (9) and world-ipv6 (10)',
+  }),
+};
+
+type IdentitySettings = typeof identitySettings;
+
+/** Cluster, range and filter settings checked together; errors name the setting. */
+export function resolveIdentityConfig(config: {
+  clusterName: string;
+  clusterId: number;
+  maxConnectedClusters: '255' | '511';
+  identityRange?: string | undefined;
+  labels?: string | undefined;
+}): { cluster: ClusterConfig; range: IdentityRange; filter: LabelFilter } {
+  let cluster: ClusterConfig;
+  try {
+    cluster = validateClusterConfig({
+      name: config.clusterName,
+      id: config.clusterId,
+      maxConnectedClusters: Number(config.maxConnectedClusters),
+    });
+  } catch (err) {
+    if (!(err instanceof IdentityError)) throw err;
+    const setting = err.field?.endsWith('.id') ? 'clusterId' : 'clusterName';
+    const flag = setting === 'clusterId' ? 'cluster-id' : 'cluster-name';
+    const env = setting === 'clusterId' ? 'CILIATE_CLUSTER_ID' : 'CILIATE_CLUSTER_NAME';
+    throw new ConfigError(
+      setting,
+      `invalid setting --${flag} (${env}) [${setting}]: ${err.message}`,
+    );
+  }
+  const full = clusterIdentityRange(cluster);
+  let range = full;
+  if (config.identityRange !== undefined) {
+    const [min, max] = config.identityRange.split('-').map(Number) as [number, number];
+    if (min > max || min < full.min || max > full.max) {
+      throw new ConfigError(
+        'identityRange',
+        `invalid setting --identity-range (CILIATE_IDENTITY_RANGE) [identityRange]: "${config.identityRange}" must lie within cluster ${cluster.id}'s range ${full.min}-${full.max} with MIN <= MAX`,
+      );
+    }
+    range = { min, max };
+  }
+  let filter: LabelFilter;
+  try {
+    filter = createLabelFilter(config.labels === undefined ? {} : { prefixes: config.labels });
+  } catch (err) {
+    throw new ConfigError(
+      'labels',
+      `invalid setting --labels (CILIATE_LABELS) [labels]: ${(err as Error).message}`,
+    );
+  }
+  return { cluster, range, filter };
+}
+
+export const identityService: ServiceDefinition<IdentitySettings> = {
+  component: 'identity',
+  version: IDENTITY_VERSION,
+  description:
+    'Security identities: label sets to numeric identities, node references with lease-based garbage collection, and the ipcache',
+  httpAddress: '127.0.0.1:9964',
+  settings: identitySettings,
+  async setup(ctx) {
+    const { config } = ctx;
+    const { cluster, range, filter } = resolveIdentityConfig(config);
+    const holdMin = config.allocationDeadline + config.kvTimeout + 1000;
+    const holdMs = config.gcHold ?? holdMin;
+    if (holdMs < holdMin) {
+      throw new ConfigError(
+        'gcHold',
+        `invalid setting --gc-hold (CILIATE_IDENTITY_GC_HOLD) [gcHold]: ${holdMs}ms is below --allocation-deadline + --kv-timeout + 1s = ${holdMin}ms; a slow allocation could bind a number being freed`,
+      );
+    }
+    const intervalMs = config.gcInterval ?? Math.max(50, Math.min(30_000, config.gcGrace / 4));
+    const log = ctx.logger('identity');
+    log.info(
+      {
+        event: 'identity.config',
+        cluster: cluster.name,
+        clusterId: cluster.id,
+        range,
+        graceMs: config.gcGrace,
+        holdMs,
+        intervalMs,
+      },
+      'identity configuration',
+    );
+
+    // Created with the service's replica count, then reopened with our own request timeout.
+    await ctx.kv(buckets.identities(), { history: 1 });
+    const js = jetstream(ctx.nc, { timeout: config.kvTimeout });
+    const kv = await new Kvm(js).open(buckets.identities());
+    const ipcacheKv = await ctx.kv(buckets.ipcache(), { history: 1 });
+    const executor = new JetStreamKvExecutor(kv);
+    const mirror = new IdentityMirror();
+    const leading = { gc: undefined as GarbageCollector | undefined };
+    const metrics = createIdentityMetrics(ctx.metrics.registry, {
+      inUse: () => mirror.table.bindings,
+      reservations: () => mirror.table.size - mirror.table.bindings,
+      references: () => mirror.references,
+      nodes: () => mirror.nodes,
+      gcLeader: () => (leading.gc?.leader === true ? 1 : 0),
+      invalidRecords: () => mirror.invalid,
+    });
+
+    let watch: BucketWatch | undefined;
+    const store = await ResourceStore.open(ctx.nc, { replicas: config.kvReplicas });
+    const namespaces = new Informer<Namespace>(store, { kind: 'Namespace' });
+    const allocator = new IdentityAllocator({
+      executor,
+      mirror,
+      range,
+      clusterName: cluster.name,
+      filter,
+      deadlineMs: config.allocationDeadline,
+      nodeLeaseTtlMs: config.nodeLeaseTtl,
+      mirrorSynced: () => watch?.isSynced === true,
+      namespaceLabels: (ns) => namespaces.get('', ns)?.metadata.labels ?? undefined,
+      metrics,
+    });
+    const ipcache = new IpcacheWriter(ipcacheKv, (op) => metrics.ipcacheWrites.inc({ op }));
+    const crd = config.mirrorCiliumIdentities
+      ? new CiliumIdentityMirror(store, mirror, ctx.logger('ciliumidentity'), metrics)
+      : undefined;
+
+    const synced = (): boolean => watch?.isSynced === true && namespaces.synced;
+    const gc = new GarbageCollector({
+      executor,
+      mirror,
+      graceMs: config.gcGrace,
+      holdMs,
+      intervalMs,
+      synced,
+      log: ctx.logger('gc'),
+      metrics,
+    });
+    leading.gc = gc;
+
+    ctx.endpoint({
+      name: 'allocate',
+      subject: identitySubject('allocate'),
+      request: IdentityAllocateRequestSchema,
+      reply: IdentityAllocateReplySchema,
+      handler: (req) => allocator.allocate(req),
+    });
+    ctx.endpoint({
+      name: 'release',
+      subject: identitySubject('release'),
+      request: IdentityReleaseRequestSchema,
+      reply: IdentityReleaseReplySchema,
+      handler: (req) => allocator.release(req),
+    });
+    ctx.endpoint({
+      name: 'lookup',
+      subject: identitySubject('lookup'),
+      request: IdentityLookupRequestSchema,
+      reply: IdentityInfoSchema,
+      handler: (req) => allocator.lookup(req),
+    });
+    ctx.endpoint({
+      name: 'heartbeat',
+      subject: identitySubject('heartbeat'),
+      request: IdentityHeartbeatRequestSchema,
+      reply: IdentityHeartbeatReplySchema,
+      handler: (req) => allocator.heartbeat(req),
+    });
+    ctx.endpoint({
+      name: 'list',
+      subject: identitySubject('list'),
+      request: IdentityListRequestSchema.optional().transform((v) => v ?? {}),
+      reply: IdentityListReplySchema,
+      handler: (req) => allocator.list(req),
+    });
+    ctx.endpoint({
+      name: 'ipcache-upsert',
+      subject: identitySubject('ipcache-upsert'),
+      request: IpcacheUpsertRequestSchema,
+      reply: IpcacheReplySchema,
+      handler: (req) => ipcache.upsert(req),
+    });
+    ctx.endpoint({
+      name: 'ipcache-delete',
+      subject: identitySubject('ipcache-delete'),
+      request: IpcacheDeleteRequestSchema,
+      reply: IpcacheReplySchema,
+      handler: (req) => ipcache.delete(req.prefix, req.ownerKey),
+    });
+
+    const gate = ctx.readiness.gate('initial-sync', 'identity bucket and namespaces not loaded');
+    ctx.add({
+      name: 'identity-watch',
+      start: async () => {
+        watch = await watchBucket(js, kv, '>', (key, value, rev, initial) => {
+          const id = mirror.apply(key, value, rev, initial);
+          if (id !== undefined) crd?.touch(id);
+        });
+      },
+      stop: () => watch?.stop(),
+    });
+    ctx.add({
+      name: 'namespaces',
+      start: () => namespaces.start(),
+      stop: () => namespaces.stop(),
+    });
+    ctx.add({
+      name: 'initial-sync',
+      start: () => {
+        void watch!.synced.then(() => {
+          gate.done();
+          log.info(
+            { event: 'identity.synced', identities: mirror.table.bindings },
+            'identity bucket loaded',
+          );
+        });
+      },
+    });
+    ctx.add({
+      name: 'gc-lease',
+      start: async () => {
+        const lease = await ctx.lease('identity-gc', {
+          ttlMs: config.gcLeaseTtl,
+          onAcquired: (token) => {
+            gc.acquired(token);
+            // The leader's own writes, retried for as long as it leads.
+            void (async () => {
+              await watch!.synced;
+              for (let attempt = 0; gc.leader; attempt++) {
+                try {
+                  await ipcache.ensureWorld(config.dualStack);
+                  if (gc.leader) await crd?.lead();
+                  return;
+                } catch (err) {
+                  log.warn({ event: 'identity.lead_failed', err }, 'leader start-up work failed');
+                  await new Promise((r) => setTimeout(r, Math.min(30_000, 500 * 2 ** attempt)));
+                }
+              }
+            })();
+          },
+          onLost: () => {
+            gc.lost();
+            crd?.resign();
+          },
+        });
+        ctx.add({
+          name: 'gc-stop',
+          stop: async () => {
+            await lease.stop();
+            await gc.stop();
+            await crd?.stop();
+          },
+        });
+        await lease.start();
+      },
+    });
+  },
+};
