@@ -69,6 +69,7 @@ export type {
   IpamStatusReply,
   PodOwnerWire,
 } from './ipam.js';
+export {
   IDENTITY_COMPONENT,
   IDENTITY_ENDPOINTS,
   IPCACHE_SOURCE_NAMES,
