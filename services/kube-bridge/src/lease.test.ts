@@ -150,7 +150,10 @@ describe('KubeLeaderElector', () => {
     await new Promise((r) => setTimeout(r, 600));
     assert.ok(a.isLeader && !b.isLeader, 'the first keeps leading while it renews');
     hangA = true;
-    await new Promise((r) => setTimeout(r, 1000));
+    // Timers run late on a loaded machine: poll rather than sleep a fixed time.
+    for (let waited = 0; !(b.isLeader && !a.isLeader) && waited < 10_000; waited += 20) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
     assert.ok(!a.isLeader && b.isLeader, 'the standby took over');
     const aStop = events.find((e) => e.who === 'a' && e.what === 'stop');
     const bStart = events.find((e) => e.who === 'b' && e.what === 'start');
