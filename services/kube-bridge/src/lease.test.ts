@@ -143,24 +143,28 @@ describe('KubeLeaderElector', () => {
         onStopped: () => events.push({ who, what: 'stop', at: performance.now() }),
       });
     const a = make('a', () => hangA);
-    a.start();
-    await new Promise((r) => setTimeout(r, 150));
     const b = make('b', () => false);
-    b.start();
-    await new Promise((r) => setTimeout(r, 600));
-    assert.ok(a.isLeader && !b.isLeader, 'the first keeps leading while it renews');
-    hangA = true;
-    // Timers run late on a loaded machine: poll rather than sleep a fixed time.
-    for (let waited = 0; !(b.isLeader && !a.isLeader) && waited < 10_000; waited += 20) {
-      await new Promise((r) => setTimeout(r, 20));
+    try {
+      a.start();
+      await new Promise((r) => setTimeout(r, 150));
+      b.start();
+      await new Promise((r) => setTimeout(r, 600));
+      assert.ok(a.isLeader && !b.isLeader, 'the first keeps leading while it renews');
+      hangA = true;
+      // Timers run late on a loaded machine: poll rather than sleep a fixed time.
+      for (let waited = 0; !(b.isLeader && !a.isLeader) && waited < 10_000; waited += 20) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(!a.isLeader && b.isLeader, 'the standby took over');
+      const aStop = events.find((e) => e.who === 'a' && e.what === 'stop');
+      const bStart = events.find((e) => e.who === 'b' && e.what === 'start');
+      assert.ok(aStop && bStart);
+      assert.ok(aStop.at < bStart.at, 'the old leader stopped before the new one started');
+    } finally {
+      // Also when an assertion failed: a hung elector left running would keep the test alive.
+      hangA = false;
+      await b.stop();
+      await a.stop();
     }
-    assert.ok(!a.isLeader && b.isLeader, 'the standby took over');
-    const aStop = events.find((e) => e.who === 'a' && e.what === 'stop');
-    const bStart = events.find((e) => e.who === 'b' && e.what === 'start');
-    assert.ok(aStop && bStart);
-    assert.ok(aStop.at < bStart.at, 'the old leader stopped before the new one started');
-    hangA = false;
-    await b.stop();
-    await a.stop();
   });
 });
