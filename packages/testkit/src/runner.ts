@@ -63,7 +63,7 @@ export async function main(args: string[]): Promise<number> {
   const nodeArgs = [
     '--enable-source-maps',
     '--test',
-    '--test-timeout=900000',
+    '--test-timeout=600000',
     '--test-reporter=spec',
     '--test-reporter-destination=stdout',
     `--test-reporter=${reporter}`,
