@@ -84,3 +84,20 @@ describe('schemas', () => {
     assert.deepEqual(back.toWire(), err.toWire());
   });
 });
+
+describe('datapath subjects', () => {
+  it('scopes endpoints and events by node', async () => {
+    const { datapathSubjects } = await import('./datapath.js');
+    assert.equal(
+      datapathSubjects.endpoint('node-1', 'endpoint-list'),
+      'ciliate.v1.datapath.node.node-1.endpoint-list',
+    );
+    assert.equal(
+      datapathSubjects.event('drop', 'node-1'),
+      'ciliate.v1.datapath.events.drop.node-1',
+    );
+    assert.equal(datapathSubjects.events(), 'ciliate.v1.datapath.events.*.*');
+    assert.equal(datapathSubjects.events({ type: 'trace' }), 'ciliate.v1.datapath.events.trace.*');
+    assert.throws(() => datapathSubjects.event('drop', 'a.b'), /node: Invalid value: "a.b"/);
+  });
+});

@@ -107,3 +107,31 @@ export type {
   IpcacheRecord,
   IpcacheReply,
 } from './identity.js';
+export {
+  BpfCtEntrySchema,
+  BpfCtListReplySchema,
+  BpfCtListRequestSchema,
+  BpfIpcacheEntrySchema,
+  BpfIpcacheListReplySchema,
+  BpfIpcacheListRequestSchema,
+  DATAPATH_COMPONENT,
+  DATAPATH_EVENT_TYPES,
+  DatapathEventSchema,
+  ENDPOINT_STATES,
+  EndpointInfoSchema,
+  EndpointListReplySchema,
+  EndpointListRequestSchema,
+  datapathEndpoints,
+  datapathSubjects,
+} from './datapath.js';
+export type {
+  BpfCtEntry,
+  BpfCtListReply,
+  BpfIpcacheEntry,
+  BpfIpcacheListReply,
+  DatapathEndpoint,
+  DatapathEvent,
+  DatapathEventType,
+  EndpointInfo,
+  EndpointListReply,
+} from './datapath.js';
