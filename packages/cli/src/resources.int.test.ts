@@ -11,15 +11,15 @@ import { spawnNode, startNats, type NatsServer } from '@ciliate/testkit';
 const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
 
 function seedDir(): string {
-  if (process.env.CILIATE_SHARED_DIR)
-    return join(process.env.CILIATE_SHARED_DIR, 'fixtures', 'seed-manifests');
+  if (process.env.CILIATE_FIXTURES_DIR)
+    return join(process.env.CILIATE_FIXTURES_DIR, 'seed-manifests');
   let dir = dirname(CLI);
   while (dir !== dirname(dir)) {
-    const candidate = join(dir, 'shared', 'fixtures', 'seed-manifests');
+    const candidate = join(dir, 'fixtures', 'seed-manifests');
     if (existsSync(candidate)) return candidate;
     dir = dirname(dir);
   }
-  throw new Error('shared/fixtures/seed-manifests not found beside the repository');
+  throw new Error('fixtures/seed-manifests not found in the repository');
 }
 
 describe('ciliate apply, get and delete', () => {

@@ -75,17 +75,17 @@ export function owner(pod: string, ns = 'default', ifname = 'eth0') {
   return { namespace: ns, pod, containerID: `c-${pod}`, ifname };
 }
 
-/** The seed manifests directory: CILIATE_SHARED_DIR, else found walking up from here. */
+/** The seed manifests directory: CILIATE_FIXTURES_DIR, else the repository's fixtures/. */
 export function seedManifestsDir(): string {
-  const env = process.env.CILIATE_SHARED_DIR;
-  if (env) return join(env, 'fixtures', 'seed-manifests');
+  const env = process.env.CILIATE_FIXTURES_DIR;
+  if (env) return join(env, 'seed-manifests');
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
-    const candidate = join(dir, 'shared', 'fixtures', 'seed-manifests');
+    const candidate = join(dir, 'fixtures', 'seed-manifests');
     if (existsSync(candidate)) return candidate;
     const up = dirname(dir);
     if (up === dir)
-      throw new Error('shared/fixtures/seed-manifests not found (set CILIATE_SHARED_DIR)');
+      throw new Error('fixtures/seed-manifests not found (set CILIATE_FIXTURES_DIR)');
     dir = up;
   }
 }

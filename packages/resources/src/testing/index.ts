@@ -3,4 +3,4 @@
 
 export { EXAMPLES } from './examples.js';
 export { openApiErrors } from './openapi.js';
-export { seedManifests, sharedDir, type SeedManifest } from './shared.js';
+export { seedManifests, fixturesDir, type SeedManifest } from './shared.js';

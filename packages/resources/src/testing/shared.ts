@@ -1,31 +1,17 @@
-// Test fixtures shared between Ciliate's repositories live in a `shared/` directory beside the
-// repository (/work/shared next to /work/main). A worktree sits deeper, so look in every parent of
-// the repository root; CILIATE_SHARED_DIR overrides the search.
+// The manifests and configuration users bring live in the repository's `fixtures/` (a copy of
+// the team's shared fixtures, so a clone is self-contained); CILIATE_FIXTURES_DIR overrides it.
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 
 import { repoRoot } from '../crd/paths.js';
 
-export function sharedDir(): string {
-  const fromEnv = process.env.CILIATE_SHARED_DIR;
-  if (fromEnv) {
-    if (!existsSync(join(fromEnv, 'fixtures'))) {
-      throw new Error(`CILIATE_SHARED_DIR=${fromEnv} has no fixtures/ directory`);
-    }
-    return resolve(fromEnv);
+export function fixturesDir(): string {
+  const dir = resolve(process.env.CILIATE_FIXTURES_DIR ?? join(repoRoot(), 'fixtures'));
+  if (!existsSync(join(dir, 'seed-manifests'))) {
+    throw new Error(`${dir} has no seed-manifests/ directory (CILIATE_FIXTURES_DIR overrides it)`);
   }
-  let dir = repoRoot();
-  for (;;) {
-    const candidate = join(dir, 'shared');
-    if (existsSync(join(candidate, 'fixtures'))) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
-  }
-  throw new Error(
-    `no shared/fixtures directory found in any parent of ${repoRoot()}; set CILIATE_SHARED_DIR to the shared/ directory`,
-  );
+  return dir;
 }
 
 export interface SeedManifest {
@@ -34,7 +20,7 @@ export interface SeedManifest {
 }
 
 export function seedManifests(): SeedManifest[] {
-  const dir = join(sharedDir(), 'fixtures', 'seed-manifests');
+  const dir = join(fixturesDir(), 'seed-manifests');
   return readdirSync(dir)
     .filter((f) => f.endsWith('.yaml') || f.endsWith('.yml') || f.endsWith('.json'))
     .sort()
