@@ -1,5 +1,6 @@
 // The plugin and the agent's server over a real unix socket (in a temp dir, no root), with a
-// fake endpoint manager: what crosses the wire, error mapping, STATUS, and serialisation.
+// fake endpoint manager: what crosses the wire, error mapping, STATUS, and requests running
+// concurrently (the endpoint manager orders them per attachment).
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createConnection } from 'node:net';
@@ -138,13 +139,13 @@ describe('CNI server over a unix socket', () => {
     ready = true;
   });
 
-  it('requests run one at a time', async () => {
+  it('requests for different containers run concurrently', async () => {
     maxActive = 0;
     const outs = await Promise.all(
       Array.from({ length: 8 }, (_, i) => run({ ...ENV, CNI_CONTAINERID: `p${i}` })),
     );
     assert.ok(outs.every((o) => o.exitCode === 0));
-    assert.equal(maxActive, 1);
+    assert.ok(maxActive > 1, `at most ${maxActive} ran at once`);
   });
 
   it('garbage on the socket is answered with a decode error, not a crash', async () => {

@@ -1,6 +1,6 @@
 // The agent's side of the plugin protocol: a unix socket that answers one JSON request per
-// connection. Requests run one at a time: the runtime never sends two for the same container
-// at once, and serialising the rest keeps address and endpoint-id choice race free.
+// connection. Requests run concurrently: the endpoint manager orders requests for the same
+// attachment and makes address and endpoint-id choice atomic.
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
@@ -33,10 +33,10 @@ function need(v: string | undefined, name: string): string {
 }
 
 export async function startCniServer(opts: CniServerOptions): Promise<CniServer> {
-  let queue: Promise<unknown> = Promise.resolve();
-  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
-    const p = queue.then(fn, fn);
-    queue = p.catch(() => undefined);
+  const inFlight = new Set<Promise<unknown>>();
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    inFlight.add(p);
+    void p.catch(() => undefined).finally(() => inFlight.delete(p));
     return p;
   };
 
@@ -57,15 +57,15 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
     });
     switch (req.command) {
       case 'ADD':
-        return { ok: true, result: await serial(() => ep.add(base())) };
+        return { ok: true, result: await track(ep.add(base())) };
       case 'DEL':
-        await serial(() => ep.del(base()));
+        await track(ep.del(base()));
         return { ok: true };
       case 'CHECK':
-        await serial(() => ep.check(base()));
+        await track(ep.check(base()));
         return { ok: true };
       case 'GC':
-        await serial(() => ep.gc(req.config.validAttachments ?? []));
+        await track(ep.gc(req.config.validAttachments ?? []));
         return { ok: true };
       case 'STATUS': {
         const r = await opts.ready();
@@ -149,7 +149,7 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
     handle,
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await queue;
+      await Promise.allSettled([...inFlight]);
       rmSync(opts.socketPath, { force: true });
     },
   };
