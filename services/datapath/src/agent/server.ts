@@ -6,7 +6,13 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 
 import { asCniError, CniError, CniErrorCode } from '../cni/errors.js';
-import { PROTOCOL_VERSION, type AgentReply, type AgentRequest } from '../cni/protocol.js';
+import { runPlugin } from '../cni/plugin.js';
+import {
+  PROTOCOL_VERSION,
+  type AgentReply,
+  type AgentRequest,
+  type PluginInvocation,
+} from '../cni/protocol.js';
 import type { EndpointManager } from './endpoints.js';
 
 const MAX_REQUEST_BYTES = 1 << 20;
@@ -30,6 +36,10 @@ export interface CniServer {
 function need(v: string | undefined, name: string): string {
   if (!v) throw new CniError(CniErrorCode.INVALID_ENVIRONMENT, `${name}: Required value`);
   return v;
+}
+
+function isInvocation(r: unknown): r is PluginInvocation {
+  return typeof r === 'object' && r !== null && 'invoke' in r;
 }
 
 export async function startCniServer(opts: CniServerOptions): Promise<CniServer> {
@@ -105,6 +115,21 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
     return reply;
   }
 
+  /** The plugin core run here, for the native front: the same checks and errors as the Node
+   * executable, without starting Node per CNI call. */
+  function invoke(inv: PluginInvocation): Promise<{ stdout: string; exitCode: number }> {
+    const env = inv.invoke.env;
+    const stdin = inv.invoke.stdin;
+    if (inv.v !== PROTOCOL_VERSION || typeof stdin !== 'string' || typeof env !== 'object') {
+      const e = new CniError(
+        CniErrorCode.INCOMPATIBLE_VERSION,
+        `plugin protocol version ${String(inv.v)} is not ${String(PROTOCOL_VERSION)}`,
+      );
+      return Promise.resolve({ stdout: JSON.stringify(e.toJson('1.1.0')) + '\n', exitCode: 1 });
+    }
+    return runPlugin(env, stdin, (_socketPath, req) => handle(req));
+  }
+
   function onConnection(sock: Socket): void {
     let buf = '';
     sock.setEncoding('utf8');
@@ -118,9 +143,9 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
       sock.pause();
-      let req: AgentRequest;
+      let req: AgentRequest | PluginInvocation;
       try {
-        req = JSON.parse(buf.slice(0, nl)) as AgentRequest;
+        req = JSON.parse(buf.slice(0, nl)) as AgentRequest | PluginInvocation;
       } catch (err) {
         sock.end(
           JSON.stringify({
@@ -128,6 +153,10 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
             error: { code: CniErrorCode.DECODE_FAILURE, msg: `request: ${(err as Error).message}` },
           }) + '\n',
         );
+        return;
+      }
+      if (isInvocation(req)) {
+        void invoke(req).then((out) => sock.end(`${out.exitCode}\n${out.stdout}`));
         return;
       }
       void handle(req).then((reply) => sock.end(JSON.stringify(reply) + '\n'));
