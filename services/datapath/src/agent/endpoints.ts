@@ -444,6 +444,14 @@ export class EndpointManager {
         .filter(([k, v]) => ifindexes.has(v.ifindex) || (state && k.ip === state.ip))
         .map(([k]) => k);
       for (const k of stale) this.dp.endpoints.delete(k);
+      // as Cilium scrubs a deleted endpoint's flows: a pod that gets the address next must not
+      // inherit its connections' state
+      if (state) {
+        const flows = [...this.dp.ct4.keys()].filter(
+          (k) => k.saddr === state.ip || k.daddr === state.ip,
+        );
+        for (const k of flows) this.dp.ct4.delete(k);
+      }
       if (state?.attachMode === 'tcx')
         this.tcxPins(state.hostIfindex).forEach((p) => detachTcxPin(p));
       // the tc filters, the route and the container's end go with the host end
