@@ -213,7 +213,7 @@ for (const routing of ['native', 'vxlan'] as const) {
       assert.equal((await cluster.delPod(a2)).code, 0, 'DEL twice');
     });
 
-    it('the service killed and restarted mid-stream: no stall, no endpoint lost', async () => {
+    it('the service killed and restarted mid-stream: no stall, no endpoint lost', async (t) => {
       const before = endpointIds(a);
       const server = await echoServer(b1.ns.name, 7100);
       try {
@@ -226,6 +226,7 @@ for (const routing of ['native', 'vxlan'] as const) {
         const r = await stream.result;
         assert.ok(r.ok, r.error);
         assert.ok(r.maxGapMs < 1000, `longest stall ${r.maxGapMs} ms`);
+        t.diagnostic(`${routing} restart: longest stall ${r.maxGapMs} ms`);
         assert.ok(r.bytes > 100_000, `${r.bytes} bytes echoed`);
       } finally {
         server.stop();
@@ -239,7 +240,7 @@ for (const routing of ['native', 'vxlan'] as const) {
       assert.equal((await ceps()).length, 2, 'CiliumEndpoints kept');
     });
 
-    it('NATS stopped for ten seconds: no stall; ADD fails fast with code 11; all catches up', async () => {
+    it('NATS stopped for ten seconds: no stall; ADD fails fast with code 11; all catches up', async (t) => {
       const server = await echoServer(b1.ns.name, 7200);
       try {
         const stream = tcpStream(a1.ns.name, b1.ip, 7200, 14_000);
@@ -263,6 +264,7 @@ for (const routing of ['native', 'vxlan'] as const) {
         const r = await stream.result;
         assert.ok(r.ok, r.error);
         assert.ok(r.maxGapMs < 1000, `longest stall ${r.maxGapMs} ms`);
+        t.diagnostic(`${routing} NATS outage: longest stall ${r.maxGapMs} ms`);
       } finally {
         server.stop();
       }
@@ -286,8 +288,14 @@ for (const routing of ['native', 'vxlan'] as const) {
         { timeoutMs: 30_000 },
       );
       assert.ok(await ping(b1.ns.name, late.ip), 'the new pod is reachable across nodes');
-      await waitFor('its CiliumEndpoint', async () =>
-        (await ceps()).some((c) => c.metadata.name === 'late2') ? true : undefined,
+      const cep = await waitFor('its CiliumEndpoint', async () =>
+        (await ceps()).find((c) => c.metadata.name === 'late2'),
+      );
+      // the mirror on node B follows the bucket again after the reconnect
+      await waitFor('node B maps the new pod with its identity', () =>
+        bpfIpcache(b).get(`${late.ip}/32`)?.identity === cep.status?.identity?.id
+          ? true
+          : undefined,
       );
     });
   });
