@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { Datapath } from '@ciliate/bpf';
 import {
   IdentityListReplySchema,
+  IpcacheReplySchema,
   buckets,
   identitySubject,
   type IpcacheRecord,
@@ -215,6 +216,29 @@ for (const routing of ['native', 'vxlan'] as const) {
 
     it('the service killed and restarted mid-stream: no stall, no endpoint lost', async (t) => {
       const before = endpointIds(a);
+      // left by a run that died before it could clean up: swept after the restart
+      const rpc = createRpcClient(cluster.nc, disabledTracing);
+      const ghostIp = `${a1.ip.split('.').slice(0, 3).join('.')}.250`;
+      await rpc.request(
+        identitySubject('ipcache-upsert'),
+        {
+          prefix: `${ghostIp}/32`,
+          identity: 300,
+          hostIP: a.ip,
+          source: 'local',
+          ownerKey: 'pod/default/ghost',
+        },
+        IpcacheReplySchema,
+      );
+      await cluster.store.apply({
+        apiVersion: 'cilium.io/v2',
+        kind: 'CiliumEndpoint',
+        metadata: { name: 'ghost', namespace: 'default' },
+      });
+      await cluster.store.setStatus(
+        { kind: 'CiliumEndpoint', namespace: 'default', name: 'ghost' },
+        { id: 99, networking: { addressing: [{ ipv4: ghostIp }], node: a.name }, state: 'ready' },
+      );
       const server = await echoServer(b1.ns.name, 7100);
       try {
         const stream = tcpStream(a1.ns.name, b1.ip, 7100, 8000);
@@ -237,7 +261,17 @@ for (const routing of ['native', 'vxlan'] as const) {
         .find((l) => l.event === 'datapath.ready')?.restored;
       assert.deepEqual(restored, { restored: 1, removed: 0 });
       assert.ok(await ping(a1.ns.name, b1.ip), 'still connected after the restart');
-      assert.equal((await ceps()).length, 2, 'CiliumEndpoints kept');
+      await waitFor('the stale CiliumEndpoint and ipcache claim swept', async () =>
+        !(await ceps()).some((c) => c.metadata.name === 'ghost') &&
+        !(await ipcacheRecords()).has(`${ghostIp}/32`)
+          ? true
+          : undefined,
+      );
+      assert.deepEqual(
+        (await ceps()).map((c) => c.metadata.name).sort(),
+        ['web-a1', 'web-b1'],
+        'CiliumEndpoints kept',
+      );
     });
 
     it('NATS stopped for ten seconds: no stall; ADD fails fast with code 11; all catches up', async (t) => {
