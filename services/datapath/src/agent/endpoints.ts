@@ -39,8 +39,15 @@ export interface EndpointState {
   mtu: number;
   endpointId: number;
   identity: number;
+  /** The identity's labels as the identity source answered them (`k8s:app=web`). */
+  identityLabels?: string[];
   attachMode: 'tc' | 'tcx';
 }
+
+/** What changed, for whoever mirrors endpoints elsewhere (ipcache claims, CiliumEndpoints). */
+export type EndpointChange =
+  | { type: 'added' | 'restored'; state: EndpointState }
+  | { type: 'deleted'; owner: PodOwner; state: EndpointState | undefined };
 
 /** One CNI call as the agent receives it (already validated by the plugin). */
 export interface EndpointRequest {
@@ -62,6 +69,8 @@ export interface EndpointManagerOptions {
   mtu?: number;
   /** How endpoint programs are attached (see Datapath.attachEndpoint). Default tc. */
   attachMode?: 'tc' | 'tcx';
+  /** Told after an endpoint is recorded, re-adopted or removed; must not throw. */
+  onChange?: (change: EndpointChange) => void;
 }
 
 const MAX_ENDPOINT_ID = 0xffff;
@@ -344,7 +353,8 @@ export class EndpointManager {
     try {
       const lease = await this.opts.addresses.allocate(owner);
       undo.push(() => this.opts.addresses.release(owner));
-      const identity = await this.opts.identities.resolve(labels);
+      const identity = await this.opts.identities.resolve(labels, owner);
+      undo.push(() => this.opts.identities.release?.(identity.id, owner));
 
       const created = { veth: false };
       undo.push(() =>
@@ -381,7 +391,8 @@ export class EndpointManager {
         mac: pod.address,
         mtu,
         endpointId,
-        identity,
+        identity: identity.id,
+        identityLabels: identity.labels,
         attachMode: this.attachMode,
       };
       this.programMap(state);
@@ -391,6 +402,7 @@ export class EndpointManager {
         undo.push(() => this.tcxPins(state.hostIfindex).forEach((p) => detachTcxPin(p)));
       }
       this.write(state);
+      this.opts.onChange?.({ type: 'added', state });
       return buildAddResult(
         req.config.cniVersion,
         {
@@ -460,9 +472,11 @@ export class EndpointManager {
           if (!(err instanceof CommandError && /Cannot find device/.test(err.stderr))) throw err;
         });
       }
+      if (state) await this.opts.identities.release?.(state.identity, owner);
       await this.opts.addresses.release(owner);
       rmSync(this.file(containerId, ifname), { force: true });
       if (state) this.ids.delete(state.endpointId);
+      this.opts.onChange?.({ type: 'deleted', owner, state });
     } catch (err) {
       throw wrap(err, `DEL ${containerId}/${ifname}`);
     }
@@ -585,6 +599,7 @@ export class EndpointManager {
         if (!entry || entry.ifindex !== s.hostIfindex || entry.identity !== s.identity)
           this.programMap(s);
         this.attach(s);
+        this.opts.onChange?.({ type: 'restored', state: s });
         restored++;
       } else {
         await this.del({
