@@ -3,7 +3,7 @@
 // ring buffer is drained on a native thread, and while NATS is unreachable (or the configured
 // rate is exceeded) events are dropped and counted, never queued; nats.js would otherwise
 // buffer every publish made while disconnected, without bound.
-import type { DatapathEvent as DecodedEvent, DropEvent, TraceEvent } from '@ciliate/bpf';
+import type { DatapathEvent as DecodedEvent } from '@ciliate/bpf';
 import { datapathSubjects, type DatapathEvent, type DatapathEventType } from '@ciliate/contracts';
 import { Counter, Registry, type Logger } from '@ciliate/runtime';
 import type { NatsConnection } from '@nats-io/transport-node';
