@@ -48,3 +48,37 @@ export {
   resolveAgentConfig,
 } from './agent/agent.js';
 export type { Agent, AgentConfig, AgentDeps } from './agent/agent.js';
+
+export {
+  formatUnixNanos,
+  realtimeOffsetNs,
+  startEventPublisher,
+  toWireEvent,
+} from './agent/events.js';
+export type {
+  EventPublisher,
+  EventPublisherOptions,
+  EventPublisherStats,
+  EventResult,
+  EventSource,
+} from './agent/events.js';
+export {
+  DEFAULT_CT_LIMIT,
+  addDatapathEndpoints,
+  comparePrefixes,
+  ctEntryToWire,
+  ctFlagsText,
+  ctListToWire,
+  endpointInfoFromRecord,
+  endpointInfos,
+  ipcacheEntryToWire,
+  ipcacheListToWire,
+  labelList,
+} from './agent/rpc.js';
+export type {
+  DatapathEndpointsOptions,
+  DatapathMaps,
+  EndpointRecord,
+  EndpointRegistrar,
+} from './agent/rpc.js';
+export { packetSummary, protoName, tcpFlagNames } from './agent/packet-text.js';
