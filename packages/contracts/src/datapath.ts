@@ -117,7 +117,8 @@ export const BpfCtEntrySchema = z.object({
   rxBytes: z.number().int().min(0),
   txPackets: z.number().int().min(0),
   txBytes: z.number().int().min(0),
-  /** TCP flags seen / closing state, as text (`SYN ACK`, `closing`). */
+  /** TCP flags seen in either direction, then the entry's state flags as Cilium names them
+   * (`SYN ACK FIN SeenNonSyn TxClosing`); empty when none. */
   flags: z.string(),
   srcIdentity: z.number().int().min(0),
   /** Reverse-NAT index (0 until service load balancing exists). */
@@ -150,6 +151,11 @@ export const DatapathEventSchema = z.object({
   reason: z.number().int().min(0).optional(),
   reasonName: z.string().optional(),
   observationPoint: z.string().optional(),
+  /** Trace: the conntrack state the packet matched (`new`, `established`, `reply`). */
+  state: z.string().optional(),
+  /** Drop: where in the programs it was decided (`bpf_lxc.c`, line). */
+  file: z.string().optional(),
+  line: z.number().int().min(0).optional(),
   endpointId: z.number().int().min(0),
   ifindex: z.number().int().min(0),
   srcIdentity: z.number().int().min(0),

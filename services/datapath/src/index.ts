@@ -104,3 +104,36 @@ export {
   desiredPublications,
 } from './service/publish.js';
 export type { EndpointPublisherOptions } from './service/publish.js';
+export {
+  formatUnixNanos,
+  realtimeOffsetNs,
+  startEventPublisher,
+  toWireEvent,
+} from './agent/events.js';
+export type {
+  EventPublisher,
+  EventPublisherOptions,
+  EventPublisherStats,
+  EventResult,
+  EventSource,
+} from './agent/events.js';
+export {
+  DEFAULT_CT_LIMIT,
+  addDatapathEndpoints,
+  comparePrefixes,
+  ctEntryToWire,
+  ctFlagsText,
+  ctListToWire,
+  endpointInfoFromRecord,
+  endpointInfos,
+  ipcacheEntryToWire,
+  ipcacheListToWire,
+  labelList,
+} from './agent/rpc.js';
+export type {
+  DatapathEndpointsOptions,
+  DatapathMaps,
+  EndpointRecord,
+  EndpointRegistrar,
+} from './agent/rpc.js';
+export { packetSummary, protoName, tcpFlagNames } from './agent/packet-text.js';

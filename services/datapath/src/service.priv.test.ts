@@ -9,7 +9,10 @@ import { after, before, describe, it } from 'node:test';
 
 import { Datapath } from '@ciliate/bpf';
 import {
+  BpfIpcacheListReplySchema,
+  EndpointListReplySchema,
   IdentityListReplySchema,
+  datapathSubjects,
   IpcacheReplySchema,
   buckets,
   identitySubject,
@@ -167,6 +170,24 @@ for (const routing of ['native', 'vxlan'] as const) {
       assert.equal(m.get(`${b1.ip}/32`)?.tunnelEndpoint, routing === 'vxlan' ? b.ip : null);
       assert.equal(m.get(`${b.ip}/32`)?.identity, 6);
       assert.equal(m.get(`${a.ip}/32`)?.identity, 1);
+
+      // the node-scoped endpoints `ciliate endpoint list` and `bpf ipcache list` read
+      const eps = await rpc.request(
+        datapathSubjects.endpoint('node-a', 'endpoint-list'),
+        {},
+        EndpointListReplySchema,
+      );
+      const a1Info = eps.endpoints.find((e) => e.pod === 'web-a1');
+      assert.equal(a1Info?.ipv4, a1.ip);
+      assert.equal(a1Info?.identity, byName.get('web-a1')?.status?.identity?.id);
+      assert.ok(a1Info?.labels.includes('k8s:app=web'), JSON.stringify(a1Info?.labels));
+      assert.deepEqual(eps.endpoints.map((e) => e.pod).sort(), ['db-a2', 'web-a1']);
+      const ipc = await rpc.request(
+        datapathSubjects.endpoint('node-b', 'ipcache-list'),
+        {},
+        BpfIpcacheListReplySchema,
+      );
+      assert.ok(ipc.entries.some((e) => e.prefix === `${a1.ip}/32`));
     });
 
     it('CiliumNodes carry pod CIDRs and addresses; routes lead to the other node', async () => {

@@ -1,6 +1,8 @@
 import type { Command } from '../cli.js';
+import { bpfCommand, endpointCommand } from './datapath.js';
 import { ipamCommand } from './ipam.js';
 import { identityCommand } from './identity.js';
+import { monitorCommand } from './monitor.js';
 import { applyCommand, deleteCommand, getCommand } from './resources.js';
 import { statusCommand } from './status.js';
 
@@ -11,4 +13,7 @@ export const commands: Command[] = [
   deleteCommand,
   ipamCommand,
   identityCommand,
+  endpointCommand,
+  bpfCommand,
+  monitorCommand,
 ];

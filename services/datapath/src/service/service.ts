@@ -8,6 +8,8 @@ import { setting, type ServiceContext, type ServiceDefinition } from '@ciliate/r
 import { Informer, ResourceStore } from '@ciliate/store';
 
 import { createAgent, type Agent } from '../agent/agent.js';
+import { startEventPublisher, type EventPublisher } from '../agent/events.js';
+import { addDatapathEndpoints, endpointInfoFromRecord } from '../agent/rpc.js';
 import type { EndpointChange } from '../agent/endpoints.js';
 import { Netlink } from '../agent/netlink.js';
 import { IpcacheMirror } from './ipcache.js';
@@ -126,6 +128,7 @@ export async function setupDatapath(ctx: ServiceContext<DatapathSettings>): Prom
 
   const addresses = new NatsAddressSource({ rpc: ctx.rpc, node, log: ctx.logger('ipam-client') });
   let agent: Agent | undefined;
+  let events: EventPublisher | undefined;
   const identities = new NatsIdentitySource({
     rpc: ctx.rpc,
     node,
@@ -204,6 +207,37 @@ export async function setupDatapath(ctx: ServiceContext<DatapathSettings>): Prom
     },
     // the programs stay attached and the maps pinned: pods keep talking while we are away
     stop: () => agent?.close(),
+  });
+
+  // What `ciliate endpoint list`, `bpf ipcache|ct list` and `monitor` read: node-scoped
+  // endpoints and the ring buffer's events on NATS.
+  ctx.add({
+    name: 'observe',
+    start: () => {
+      const a = agent!;
+      addDatapathEndpoints(ctx, {
+        node,
+        datapath: a.datapath,
+        endpoints: () =>
+          a.endpoints
+            .list()
+            .map((r) =>
+              endpointInfoFromRecord(r, {
+                node,
+                ...(r.identityLabels ? { labels: r.identityLabels } : {}),
+              }),
+            )
+            .sort((x, y) => x.id - y.id),
+      });
+      events = startEventPublisher({
+        nc: ctx.nc,
+        node,
+        datapath: a.datapath,
+        log: ctx.logger('events'),
+        registry: ctx.metrics.registry,
+      });
+    },
+    stop: () => events?.stop(),
   });
 
   ctx.add({
