@@ -1,6 +1,7 @@
 import type { Command } from '../cli.js';
 import { ipamCommand } from './ipam.js';
 import { identityCommand } from './identity.js';
+import { labCommand } from './lab.js';
 import { applyCommand, deleteCommand, getCommand } from './resources.js';
 import { statusCommand } from './status.js';
 
@@ -11,4 +12,5 @@ export const commands: Command[] = [
   deleteCommand,
   ipamCommand,
   identityCommand,
+  labCommand,
 ];
