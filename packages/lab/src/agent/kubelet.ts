@@ -29,7 +29,7 @@ import {
   type LabManifest,
   type PodRecord,
 } from '../state.js';
-import { createNetns, deleteNetns, isAlive, spawnDaemon, stopProcess } from '../sys.js';
+import { createNetns, deleteNetns, inNs, isAlive, spawnDaemon, stopProcess } from '../sys.js';
 import {
   TEMPLATE_ANNOTATION,
   expandTemplate,
@@ -253,6 +253,7 @@ export class Kubelet {
       if (ip) rec.ip = ip;
       writePodRecord(this.deps.dir, rec);
       this.startProcess(pod, rec);
+      await this.waitListening(pod, rec);
       this.failures.delete(k);
       if (ip) await this.writeRunning(pod, node, ip);
       this.deps.log.info({ event: 'pod.started', pod: k, node: node.name, ip }, 'pod running');
@@ -285,6 +286,29 @@ export class Kubelet {
     });
     rec.process = { ...child, argv: proc.argv };
     writePodRecord(this.deps.dir, rec);
+  }
+
+  /** Like a readiness probe: Running is written once the pod's TCP ports accept connections. */
+  private async waitListening(pod: Pod, rec: PodRecord): Promise<void> {
+    const want = podProcess(pod, POD_SERVER_MAIN, process.execPath).tcpPorts;
+    if (want.length === 0) return;
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && isAlive(rec.process)) {
+      const { stdout } = await inNs(rec.netns, 'ss', ['-Hltn']).catch(() => ({ stdout: '' }));
+      const listening = new Set(
+        stdout
+          .split('\n')
+          .map((l) => l.trim().split(/\s+/)[3] ?? '')
+          .map((local) => Number(local.slice(local.lastIndexOf(':') + 1)))
+          .filter((n) => n > 0),
+      );
+      if (want.every((p) => listening.has(p))) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    this.deps.log.warn(
+      { event: 'pod.ports_not_listening', pod: `${rec.namespace}/${rec.name}`, ports: want },
+      'the pod does not listen on all its TCP ports yet',
+    );
   }
 
   private async writeRunning(pod: Pod, node: NodePlan, ip: string): Promise<void> {
