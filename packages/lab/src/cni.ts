@@ -65,8 +65,7 @@ export function pluginConfig(
   const rc: Record<string, unknown> = {};
   for (const [cap, on] of Object.entries(plugin.capabilities ?? {})) {
     const value = (runtime as Record<string, unknown>)[cap];
-    if (on && value !== undefined && !(Array.isArray(value) && value.length === 0))
-      rc[cap] = value;
+    if (on && value !== undefined && !(Array.isArray(value) && value.length === 0)) rc[cap] = value;
   }
   if (Object.keys(rc).length > 0) conf.runtimeConfig = rc;
   if (prevResult !== undefined) conf.prevResult = prevResult;

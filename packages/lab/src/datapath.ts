@@ -130,9 +130,7 @@ export async function waitDatapathReady(
 }
 
 /** The agent does not route between nodes: each node routes the others' pod CIDRs natively. */
-export async function connectNodes(
-  nodes: { plan: NodePlan; podCidr: string }[],
-): Promise<void> {
+export async function connectNodes(nodes: { plan: NodePlan; podCidr: string }[]): Promise<void> {
   for (const a of nodes) {
     for (const b of nodes) {
       if (a === b) continue;

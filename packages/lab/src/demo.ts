@@ -57,7 +57,10 @@ export async function runDemo(
   const nc = await connect({ servers: m.natsUrl, name: 'ciliate-lab-demo' });
   try {
     const store = await ResourceStore.open(nc);
-    const objects = loadManifests(readFileSync(DEMO_MANIFEST, 'utf8'), DEMO_MANIFEST) as KubeObject[];
+    const objects = loadManifests(
+      readFileSync(DEMO_MANIFEST, 'utf8'),
+      DEMO_MANIFEST,
+    ) as KubeObject[];
     progress(`applying ${objects.length} objects from ${DEMO_MANIFEST}`);
     for (const o of objects) await store.apply(o, { source: 'apply' });
     const templates = objects.filter(
@@ -104,12 +107,16 @@ export async function runDemo(
       });
     }
     for (const s of await store.list('CiliumIdentity')) {
-      const o = s.object as { metadata: { name?: string }; 'security-labels'?: Record<string, string> };
+      const o = s.object as {
+        metadata: { name?: string };
+        'security-labels'?: Record<string, string>;
+      };
       const labels = Object.entries(o['security-labels'] ?? {})
         .filter(([k]) => k.includes(`namespace`) || k.includes(':app'))
         .map(([k, v]) => `${k}=${v}`)
         .join(' ');
-      if (labels.includes(DEMO_NAMESPACE)) report.identities.push({ id: o.metadata.name ?? '', labels });
+      if (labels.includes(DEMO_NAMESPACE))
+        report.identities.push({ id: o.metadata.name ?? '', labels });
     }
     const frontends = report.pods.filter((p) => p.labels.app === 'frontend');
     const apis = report.pods.filter((p) => p.labels.app === 'web-api');

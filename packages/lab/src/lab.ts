@@ -254,7 +254,9 @@ export async function labUp(opts: UpOptions = {}): Promise<LabManifest> {
     processes: [],
   };
   writeManifest(dir, m);
-  progress(`lab ${name}: ${plan.nodes.length} nodes on ${plan.underlayCidr}, pods from ${plan.clusterPoolCidr}, ${routing} routing`);
+  progress(
+    `lab ${name}: ${plan.nodes.length} nodes on ${plan.underlayCidr}, pods from ${plan.clusterPoolCidr}, ${routing} routing`,
+  );
 
   progress(`starting nats-server on ${m.natsUrl}`);
   recordProcess(m, dir, 'nats', undefined, natsLaunch({ dir, lab: name, port }), {});
@@ -447,7 +449,11 @@ async function resumeLab(
   for (const p of dead.filter((p) => p.service === 'nats')) {
     opts.progress(`restarting ${p.service}`);
     recordProcess(m, dir, p.service, p.node, p.argv, p.env);
-    await waitFor('nats-server to listen', async () => (await portOpen(m.natsPort)) || undefined, 20_000);
+    await waitFor(
+      'nats-server to listen',
+      async () => (await portOpen(m.natsPort)) || undefined,
+      20_000,
+    );
   }
   for (const p of dead.filter((p) => p.service !== 'nats')) {
     opts.progress(`restarting ${p.service}${p.node ? ` on ${p.node}` : ''}`);
@@ -601,7 +607,13 @@ export interface LabStatus {
     running: boolean;
     logFile: string;
   }[];
-  pods: { namespace: string; name: string; node: string; ip: string | undefined; running: boolean }[];
+  pods: {
+    namespace: string;
+    name: string;
+    node: string;
+    ip: string | undefined;
+    running: boolean;
+  }[];
 }
 
 export function labStatus(opts: LabOptions & { name?: string } = {}): LabStatus {
@@ -679,7 +691,9 @@ export async function labExec(opts: {
     child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
+    child.on('close', (code, signal) =>
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }),
+    );
   });
 }
 
@@ -696,7 +710,9 @@ export function labLogFile(opts: {
   const services = [...new Set(m.processes.map((p) => p.service))];
   const candidates = m.processes.filter((p) => p.service === opts.service);
   if (candidates.length === 0) {
-    const pod = readPodRecords(dir).find((r) => `${r.namespace}/${r.name}` === opts.service || r.name === opts.service);
+    const pod = readPodRecords(dir).find(
+      (r) => `${r.namespace}/${r.name}` === opts.service || r.name === opts.service,
+    );
     if (pod) return pod.logFile;
     throw new LabError(
       'not_found',

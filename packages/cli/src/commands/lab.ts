@@ -153,7 +153,9 @@ async function up(
 ): Promise<number> {
   const nodes = values.nodes === undefined ? undefined : Number(values.nodes);
   if (nodes !== undefined && !Number.isInteger(nodes)) {
-    throw new UsageError(`--nodes: Invalid value: ${JSON.stringify(values.nodes)}: must be an integer`);
+    throw new UsageError(
+      `--nodes: Invalid value: ${JSON.stringify(values.nodes)}: must be an integer`,
+    );
   }
   const routing = values.routing as RoutingMode | undefined;
   if (routing !== undefined && routing !== 'native' && routing !== 'vxlan') {
@@ -236,7 +238,10 @@ export const labCommand: Command = {
         }
         case 'logs': {
           const [service] = rest;
-          if (!service) throw new UsageError('logs needs a service: nats, identity, ipam, datapath, kubelet, or a pod NAMESPACE/NAME');
+          if (!service)
+            throw new UsageError(
+              'logs needs a service: nats, identity, ipam, datapath, kubelet, or a pod NAMESPACE/NAME',
+            );
           const file = labLogFile({
             ...(name ? { name } : {}),
             service,

@@ -81,7 +81,8 @@ export class Kubelet {
   }
 
   async start(): Promise<void> {
-    for (const rec of readPodRecords(this.deps.dir)) this.records.set(key(rec.namespace, rec.name), rec);
+    for (const rec of readPodRecords(this.deps.dir))
+      this.records.set(key(rec.namespace, rec.name), rec);
     this.informer.on((ev) => this.onEvent(ev));
     await this.informer.start();
     // records of pods deleted while the kubelet was away
@@ -169,7 +170,14 @@ export class Kubelet {
       { ...rest, metadata: meta, spec: { ...rest.spec, nodeName } },
       { source: SCHEDULER_SOURCE },
     );
-    this.deps.log.info({ event: 'pod.scheduled', pod: key(meta.namespace ?? 'default', meta.name ?? ''), node: nodeName }, 'scheduled');
+    this.deps.log.info(
+      {
+        event: 'pod.scheduled',
+        pod: key(meta.namespace ?? 'default', meta.name ?? ''),
+        node: nodeName,
+      },
+      'scheduled',
+    );
   }
 
   private async expand(template: Pod): Promise<void> {
@@ -343,7 +351,10 @@ export class Kubelet {
           rec.cniResult,
         );
       } catch (err) {
-        this.deps.log.warn({ event: 'pod.cni_del_failed', pod: k, err }, 'CNI DEL failed; retrying');
+        this.deps.log.warn(
+          { event: 'pod.cni_del_failed', pod: k, err },
+          'CNI DEL failed; retrying',
+        );
         delete rec.process;
         writePodRecord(this.deps.dir, rec);
         throw err;

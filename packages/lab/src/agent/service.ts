@@ -37,7 +37,10 @@ export const labService: ServiceDefinition<typeof settings> = {
         .map((p) => `${p.service}${p.node ? `@${p.node}` : ''} (pid ${p.pid}) is not running`);
       return dead.length === 0
         ? { ok: true }
-        : { ok: false, detail: `${dead.join(', ')}; restart with: ciliate lab up --name ${manifest.name}` };
+        : {
+            ok: false,
+            detail: `${dead.join(', ')}; restart with: ciliate lab up --name ${manifest.name}`,
+          };
     });
     ctx.add({ name: 'kubelet', start: () => kubelet.start(), stop: () => kubelet.stop() });
   },
