@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { CiliateError } from '@ciliate/contracts';
 import {
   LabError,
+  currentLab,
   labDown,
   labExec,
   labLogFile,
@@ -84,9 +85,10 @@ function statusText(s: LabStatus): string {
   return out.join('');
 }
 
-function demoText(r: DemoReport, name: string | undefined): string {
+function demoText(r: DemoReport, name: string | undefined, current: string | undefined): string {
   const out: string[] = [];
-  const nameFlag = name ? ` --name ${name}` : '';
+  // after `lab up` the context points at the lab: no flag needed then
+  const nameFlag = name && name !== current ? ` --name ${name}` : '';
   out.push('\nPods (namespace app):\n');
   out.push(
     formatTable(
@@ -135,14 +137,14 @@ function demoText(r: DemoReport, name: string | undefined): string {
   const a = r.pods.find((p) => p.labels.app === 'web-api' && p.node !== f?.node);
   out.push(`
 Try next:
-  npx ciliate get pods -n app -o wide            the pods, their nodes and addresses
+  npx ciliate get pods -n app                          # pods, their nodes and addresses
   npx ciliate lab exec ${f?.name ?? 'frontend-0'} -n app${nameFlag} -- curl -s http://${a?.ip ?? 'IP'}:8080/
   npx ciliate lab exec ${f?.name ?? 'frontend-0'} -n app${nameFlag} -- ping -c 3 ${a?.ip ?? 'IP'}
-  npx ciliate lab status${nameFlag}                         nodes, services, pids, log files
-  npx ciliate lab logs datapath --node node-1${nameFlag}    a node's datapath log
-  npx ciliate status                                 every service and its health
-  npx ciliate delete pod frontend-0 -n app           the lab tears the pod down (CNI DEL)
-  npx ciliate lab down${nameFlag}                           remove the lab and everything it made
+  npx ciliate lab status${nameFlag}                               # nodes, services, pids, log files
+  npx ciliate lab logs datapath --node node-1${nameFlag}          # a node's datapath log
+  npx ciliate status                                   # every service and its health
+  npx ciliate delete pod frontend-0 -n app             # the lab tears the pod down (CNI DEL)
+  npx ciliate lab down${nameFlag}                                 # remove the lab and all it made
 `);
   return out.join('');
 }
@@ -178,7 +180,7 @@ async function up(
   }
   if (ctx.globals.output === 'table') {
     ctx.io.out(
-      `\nLab ${m.name} is up in ${Math.round((Date.now() - started) / 1000)}s: ${m.plan.nodes.length} nodes, NATS ${m.natsUrl}.\nThe CLI now talks to it (context lab-${m.name}). Next: npx ciliate lab demo${values.name ? ` --name ${m.name}` : ''}\n`,
+      `\nLab ${m.name} is up in ${Math.round((Date.now() - started) / 1000)}s: ${m.plan.nodes.length} nodes, NATS ${m.natsUrl}.\nThe CLI now talks to it (context lab-${m.name}). Next: npx ciliate lab demo\n`,
     );
   }
   return 0;
@@ -264,7 +266,7 @@ export const labCommand: Command = {
             env,
             progress: (line) => ctx.io.err(`==> ${line}\n`),
           });
-          ctx.io.out(render(ctx.globals.output, r, () => demoText(r, name)));
+          ctx.io.out(render(ctx.globals.output, r, () => demoText(r, name, currentLab(env))));
           return r.requests.every((q) => q.ok) ? 0 : 1;
         }
         case undefined:
