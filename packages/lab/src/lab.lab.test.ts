@@ -4,10 +4,12 @@
 // services' health, which `ciliate status` shows, while traffic keeps flowing), and two labs
 // side by side.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 
 import type { Pod } from '@ciliate/resources';
@@ -198,6 +200,25 @@ describe('lab', { timeout: 600_000 }, () => {
     await labDown({ name, env });
     made.delete(name);
     assert.deepEqual(labLeftovers(name, env), []);
+  });
+
+  it('a lab interrupted half-way is removed completely', async () => {
+    const name = `li${suffix}`;
+    made.add(name);
+    const cli = fileURLToPath(new URL('../../cli/bin/ciliate.js', import.meta.url));
+    // killed at several points of its start-up: early (NATS, namespaces) and later (services)
+    for (const afterMs of [700, 2500]) {
+      const child = spawn(process.execPath, [cli, 'lab', 'up', '--name', name], {
+        env,
+        stdio: 'ignore',
+      });
+      await new Promise((r) => setTimeout(r, afterMs));
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('close', r));
+      await labDown({ name, env });
+      assert.deepEqual(labLeftovers(name, env), [], `killed after ${afterMs} ms`);
+    }
+    made.delete(name);
   });
 
   it('two labs run side by side', async () => {
