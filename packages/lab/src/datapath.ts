@@ -1,9 +1,11 @@
-// The one module that knows how a lab node's datapath process is started. Today that is the
-// standalone node agent of services/datapath (`dist/agent/main.js config.json`): it serves the
-// CNI plugin and loads the eBPF programs in the node's namespace, takes its pod CIDR from the
-// lab (which asks IPAM for it) and does not route to other nodes, so the lab routes the other
-// nodes' pod CIDRs over the underlay itself (native routing). The datapath service
-// (DATAPATH-SETTINGS.md) replaces it here without changing the rest of the lab.
+// The one module that knows how a lab node's datapath process is started. Two implementations:
+// - `service`: the datapath service (`services/datapath/dist/main.js`, DATAPATH-SETTINGS.md):
+//   gets its pod CIDR from IPAM, routes to other nodes itself (native or VXLAN), registers in
+//   `ciliate status`. Used whenever the tree has it.
+// - `agent`: services/datapath's standalone node agent (`dist/agent/main.js config.json`): real
+//   eBPF and CNI, but its pod CIDR comes from the lab (asked of IPAM) and it does not route
+//   between nodes, so the lab routes the other nodes' pod CIDRs over the underlay (native only).
+// A lab keeps the implementation it was made with (recorded in its manifest).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,17 +21,22 @@ import { inNs, waitFor } from './sys.js';
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const DATAPATH_DIR = join(REPO_ROOT, 'services', 'datapath');
 const AGENT_MAIN = join(DATAPATH_DIR, 'dist', 'agent', 'main.js');
+const SERVICE_MAIN = join(DATAPATH_DIR, 'dist', 'main.js');
 /** Holds `ciliate-cni`; first in the kubelet's CNI_PATH. */
 export const CNI_BIN_DIR = join(DATAPATH_DIR, 'bin');
 
-/** Which implementation this tree runs. */
-export const DATAPATH_IMPL: LabManifest['datapath'] = 'agent';
+/** Which implementation a new lab gets in this tree. */
+export const DATAPATH_IMPL: LabManifest['datapath'] = existsSync(SERVICE_MAIN)
+  ? 'service'
+  : 'agent';
 
 /** Does the datapath register itself with `ciliate status`? */
-export const DATAPATH_IN_STATUS = false;
+export function datapathInStatus(impl: LabManifest['datapath']): boolean {
+  return impl === 'service';
+}
 
-export function supportedRouting(mode: RoutingMode): void {
-  if (mode !== 'native') {
+export function supportedRouting(mode: RoutingMode, impl: LabManifest['datapath']): void {
+  if (mode !== 'native' && impl === 'agent') {
     throw new LabError(
       'not_supported',
       `routing: "${mode}" needs the datapath service, which this tree does not have yet (the standalone node agent routes natively only)`,
@@ -81,6 +88,31 @@ export async function datapathLaunch(
   node: NodePlan,
   nc: NatsConnection,
 ): Promise<DatapathLaunch> {
+  const nd0 = nodeDir(dir, node.name);
+  if (m.datapath === 'service') {
+    mkdirSync(nd0, { recursive: true });
+    return {
+      argv: [
+        process.execPath,
+        SERVICE_MAIN,
+        '--netns',
+        node.netns,
+        '--underlay-device',
+        node.underlayDevice,
+        '--node-ip',
+        node.ip,
+        '--routing',
+        m.plan.routing,
+        '--pin-dir',
+        node.pinDir,
+        '--state-dir',
+        join(nd0, 'state'),
+        '--socket-path',
+        cniSocket(dir, node.name),
+      ],
+      env: {},
+    };
+  }
   const podCidr = await nodePodCidr(nc, node.name);
   const nd = nodeDir(dir, node.name);
   mkdirSync(nd, { recursive: true });
@@ -104,13 +136,24 @@ export async function datapathLaunch(
   return { argv: [process.execPath, AGENT_MAIN, configFile], env: {} };
 }
 
-/** Resolves once the node's datapath serves the CNI plugin. */
+/** Resolves once the node's datapath serves the CNI plugin (the service: once it runs; its
+ * readiness is waited for through `ciliate status` with the rest of the lab). */
 export async function waitDatapathReady(
+  m: LabManifest,
   dir: string,
   node: NodePlan,
   logFile: string,
   alive: () => boolean,
 ): Promise<void> {
+  if (m.datapath === 'service') {
+    if (!alive()) {
+      throw new LabError(
+        'failed',
+        `the datapath of ${node.name} exited: ${readFileSync(logFile, 'utf8').slice(-2000)}`,
+      );
+    }
+    return;
+  }
   await waitFor(
     `the datapath of ${node.name} to serve CNI`,
     () => {
@@ -130,7 +173,11 @@ export async function waitDatapathReady(
 }
 
 /** The agent does not route between nodes: each node routes the others' pod CIDRs natively. */
-export async function connectNodes(nodes: { plan: NodePlan; podCidr: string }[]): Promise<void> {
+export async function connectNodes(
+  m: LabManifest,
+  nodes: { plan: NodePlan; podCidr: string }[],
+): Promise<void> {
+  if (m.datapath === 'service') return;
   for (const a of nodes) {
     for (const b of nodes) {
       if (a === b) continue;

@@ -35,6 +35,8 @@ export interface DemoRequest {
 
 export interface DemoReport {
   lab: string;
+  /** How the nodes' datapath runs (the agent publishes no endpoints, allocates no identities). */
+  datapath: 'agent' | 'service';
   pods: DemoPod[];
   endpoints: { name: string; identity: string; ips: string; state: string }[];
   identities: { id: string; labels: string }[];
@@ -85,6 +87,7 @@ export async function runDemo(
     );
     const report: DemoReport = {
       lab: m.name,
+      datapath: m.datapath,
       pods: pods.map((p) => ({
         name: p.metadata.name ?? '',
         node: p.spec.nodeName ?? '',

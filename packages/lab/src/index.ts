@@ -8,7 +8,7 @@ export {
   resultIPv4,
 } from './cni.js';
 export type { CniConfList, CniPluginConf, PortMapping, RuntimeConfig } from './cni.js';
-export { DATAPATH_IMPL, DATAPATH_IN_STATUS } from './datapath.js';
+export { DATAPATH_IMPL, datapathInStatus } from './datapath.js';
 export {
   CONTROL_NODE,
   DEFAULT_LAB,

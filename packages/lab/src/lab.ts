@@ -20,10 +20,10 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 
 import {
   DATAPATH_IMPL,
-  DATAPATH_IN_STATUS,
   REPO_ROOT,
   connectNodes,
   datapathLaunch,
+  datapathInStatus,
   datapathPodCidr,
   supportedRouting,
   waitDatapathReady,
@@ -178,7 +178,7 @@ export function expectedComponents(m: LabManifest): Map<string, number> {
     ['ipam', 1],
     ['lab', 1],
   ]);
-  if (DATAPATH_IN_STATUS) want.set('datapath', m.plan.nodes.length);
+  if (datapathInStatus(m.datapath)) want.set('datapath', m.plan.nodes.length);
   return want;
 }
 
@@ -223,7 +223,7 @@ export async function labUp(opts: UpOptions = {}): Promise<LabManifest> {
     );
   }
   const routing = opts.routing ?? 'native';
-  supportedRouting(routing);
+  supportedRouting(routing, DATAPATH_IMPL);
   const dir = labDir(name, env);
   const existing = readManifest(dir);
   if (existing) return resumeLab(existing, dir, { ...opts, env, progress });
@@ -287,6 +287,7 @@ export async function labUp(opts: UpOptions = {}): Promise<LabManifest> {
       await startDatapath(m, dir, node, nc);
     }
     await connectNodes(
+      m,
       plan.nodes.map((n) => ({ plan: n, podCidr: datapathPodCidr(dir, n.name) ?? '' })),
     );
 
@@ -317,7 +318,7 @@ async function startDatapath(
     ...serviceEnv(m, node.name),
     ...launch.env,
   });
-  await waitDatapathReady(dir, node, proc.logFile, () => isAlive(proc));
+  await waitDatapathReady(m, dir, node, proc.logFile, () => isAlive(proc));
 }
 
 function startKubelet(m: LabManifest, dir: string): void {

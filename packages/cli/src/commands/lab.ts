@@ -106,7 +106,9 @@ function demoText(r: DemoReport, name: string | undefined, current: string | und
   out.push('\nEndpoints:\n');
   out.push(
     r.endpoints.length === 0
-      ? "  none published: this tree's node datapath is the standalone agent, which does not publish CiliumEndpoints (the datapath service does)\n"
+      ? r.datapath === 'agent'
+        ? "  none published: this tree's node datapath is the standalone agent, which does not publish CiliumEndpoints (the datapath service does)\n"
+        : '  none found in namespace app\n'
       : formatTable(
           ['ENDPOINT', 'IDENTITY', 'IPS', 'STATE'],
           r.endpoints.map((e) => [e.name, e.identity, e.ips, e.state]),
@@ -115,7 +117,9 @@ function demoText(r: DemoReport, name: string | undefined, current: string | und
   out.push('\nIdentities:\n');
   out.push(
     r.identities.length === 0
-      ? '  none allocated for namespace app yet: the standalone agent gives every pod the reserved identity 5 (init); the datapath service asks the identity service per label set\n'
+      ? r.datapath === 'agent'
+        ? '  none allocated for namespace app: the standalone agent gives every pod the reserved identity 5 (init); the datapath service asks the identity service per label set\n'
+        : '  none found for namespace app\n'
       : formatTable(
           ['ID', 'LABELS'],
           r.identities.map((i) => [i.id, i.labels]),
