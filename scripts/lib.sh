@@ -31,6 +31,7 @@ SYSTEM_PACKAGES=(
   iptables       # portmap writes its DNAT rules with it
   etcd-server    # the store behind kube-apiserver in the kubernetes test tier
   openssl        # certificates for that kube-apiserver, generated per test run
+  iperf3         # pod-to-pod TCP throughput in the datapath benchmark (npm run bench)
 )
 
 ensure_system_packages() {

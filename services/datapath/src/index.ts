@@ -1,4 +1,5 @@
-// @ciliate/datapath: the per-node datapath service's CNI plugin and endpoint wiring.
+// @ciliate/datapath: the per-node datapath service (src/main.ts runs it), its CNI plugin and
+// endpoint wiring, and the parts that connect it to NATS.
 export { CniError, CniErrorCode, asCniError, isCniError } from './cni/errors.js';
 export type { CniErrorCodeValue, CniErrorJson } from './cni/errors.js';
 export {
@@ -35,9 +36,20 @@ export type { PluginOutput } from './cni/plugin.js';
 export { unixTransport } from './cni/socket.js';
 
 export { InitIdentitySource, PoolAddressSource } from './agent/sources.js';
-export type { AddressLease, AddressSource, IdentitySource, PodOwner } from './agent/sources.js';
+export type {
+  AddressLease,
+  AddressSource,
+  IdentitySource,
+  PodOwner,
+  ResolvedIdentity,
+} from './agent/sources.js';
 export { EndpointManager, endpointLabels, hostIfname, ownerOf } from './agent/endpoints.js';
-export type { EndpointManagerOptions, EndpointRequest, EndpointState } from './agent/endpoints.js';
+export type {
+  EndpointChange,
+  EndpointManagerOptions,
+  EndpointRequest,
+  EndpointState,
+} from './agent/endpoints.js';
 export { Netlink } from './agent/netlink.js';
 export { startCniServer } from './agent/server.js';
 export type { CniServer, CniServerOptions } from './agent/server.js';
@@ -48,3 +60,47 @@ export {
   resolveAgentConfig,
 } from './agent/agent.js';
 export type { Agent, AgentConfig, AgentDeps } from './agent/agent.js';
+
+export {
+  DATAPATH_VERSION,
+  datapathService,
+  datapathSettings,
+  setupDatapath,
+} from './service/service.js';
+export type { DatapathSettings } from './service/service.js';
+export {
+  NatsAddressSource,
+  NatsIdentitySource,
+  REQUEST_DEADLINE_MS,
+  routerAddress,
+  withDeadline,
+} from './service/sources.js';
+export type { NatsIdentitySourceOptions, NatsSourceOptions } from './service/sources.js';
+export { IpcacheMirror, canonicalPrefix, desiredIpcache, diffIpcache } from './service/ipcache.js';
+export type {
+  DesiredIpcacheInput,
+  IpcacheChange,
+  IpcacheMirrorOptions,
+  IpcacheRecordView,
+  PeerNode,
+  RoutingMode,
+} from './service/ipcache.js';
+export {
+  ROUTE_PROTOCOL,
+  VXLAN_DEVICE,
+  VXLAN_OVERHEAD,
+  VXLAN_PORT,
+  ensureVxlanDevice,
+  peerOf,
+  planNodeRoutes,
+  recordNodeAddress,
+  syncRoutes,
+} from './service/nodes.js';
+export type { CiliumNodeLike, NodeRoute } from './service/nodes.js';
+export {
+  EndpointPublisher,
+  ciliumEndpointStatus,
+  claimOf,
+  desiredPublications,
+} from './service/publish.js';
+export type { EndpointPublisherOptions } from './service/publish.js';

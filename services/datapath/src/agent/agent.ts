@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Datapath, ReservedIdentity } from '@ciliate/bpf';
 
 import { DEFAULT_SOCKET_PATH } from '../cni/config.js';
-import { EndpointManager } from './endpoints.js';
+import { EndpointManager, type EndpointChange } from './endpoints.js';
 import { Netlink } from './netlink.js';
 import { startCniServer, type CniServer } from './server.js';
 import {
@@ -29,6 +29,10 @@ export interface AgentConfig {
   nodeIPv4?: string;
   /** A named netns that plays the node (labs); unset in production. */
   nodeNetns?: string;
+  /** How traffic to other nodes leaves: the stack's routes (native) or the VXLAN device. */
+  tunnelMode?: 'native' | 'vxlan';
+  /** ifindex of the collect_md VXLAN device in the node namespace (vxlan mode). */
+  tunnelIfindex?: number;
   mtu: number;
   attachMode: 'tc' | 'tcx';
   traceMode: 'off' | 'new' | 'all';
@@ -57,7 +61,14 @@ function bad(path: string, value: unknown, reason: string): AgentConfigError {
 
 /** Fills defaults and validates; errors name the setting (`datapath.mtu: ...`). */
 export function resolveAgentConfig(input: Record<string, unknown>, path = 'datapath'): AgentConfig {
-  const known = new Set([...Object.keys(DEFAULT_AGENT_CONFIG), 'podCidr', 'nodeIPv4', 'nodeNetns']);
+  const known = new Set([
+    ...Object.keys(DEFAULT_AGENT_CONFIG),
+    'podCidr',
+    'nodeIPv4',
+    'nodeNetns',
+    'tunnelMode',
+    'tunnelIfindex',
+  ]);
   for (const k of Object.keys(input))
     if (!known.has(k)) throw bad(`${path}.${k}`, input[k], 'unknown setting');
   const cfg: AgentConfig = { ...DEFAULT_AGENT_CONFIG, ...(input as Partial<AgentConfig>) };
@@ -80,6 +91,8 @@ export function resolveAgentConfig(input: Record<string, unknown>, path = 'datap
   ) {
     throw bad(`${path}.nodeNetns`, cfg.nodeNetns, 'must be a netns name');
   }
+  if (cfg.tunnelMode !== undefined && cfg.tunnelMode !== 'native' && cfg.tunnelMode !== 'vxlan')
+    throw bad(`${path}.tunnelMode`, cfg.tunnelMode, 'must be "native" or "vxlan"');
   if (!Number.isInteger(cfg.mtu) || cfg.mtu < 576 || cfg.mtu > 65535)
     throw bad(`${path}.mtu`, cfg.mtu, 'must be an integer 576-65535');
   if (cfg.attachMode !== 'tc' && cfg.attachMode !== 'tcx')
@@ -107,6 +120,8 @@ export interface AgentDeps {
   identities?: IdentitySource;
   /** Structured log entries (one per CNI request). */
   log?: (entry: Record<string, unknown>) => void;
+  /** Told of every endpoint recorded, re-adopted (also during the restore) or removed. */
+  onEndpointChange?: (change: EndpointChange) => void;
 }
 
 export async function createAgent(config: AgentConfig, deps: AgentDeps = {}): Promise<Agent> {
@@ -120,6 +135,8 @@ export async function createAgent(config: AgentConfig, deps: AgentDeps = {}): Pr
     pinDir: config.pinDir,
     config: {
       traceMode: config.traceMode,
+      ...(config.tunnelMode ? { tunnelMode: config.tunnelMode } : {}),
+      ...(config.tunnelIfindex ? { tunnelIfindex: config.tunnelIfindex } : {}),
       ...(config.nodeIPv4 ? { nodeIPv4: config.nodeIPv4 } : {}),
     },
   });
@@ -144,6 +161,7 @@ export async function createAgent(config: AgentConfig, deps: AgentDeps = {}): Pr
       stateDir: config.stateDir,
       mtu: config.mtu,
       attachMode: config.attachMode,
+      ...(deps.onEndpointChange ? { onChange: deps.onEndpointChange } : {}),
     });
     const restored = await endpoints.restore();
     const src = addresses;

@@ -3,7 +3,15 @@
 // and removed last on DEL, so a restarted agent knows exactly what exists and re-adopts it
 // without touching the veth, the addresses or the map entries traffic depends on.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 import { detachTcxPin, type Datapath } from '@ciliate/bpf';
@@ -12,8 +20,8 @@ import type { NetConf, ValidAttachment } from '../cni/config.js';
 import type { CniArgs } from '../cni/env.js';
 import { CniError, CniErrorCode } from '../cni/errors.js';
 import { buildAddResult, type CniResult } from '../cni/result.js';
-import { CommandError, type Netlink } from './netlink.js';
-import type { AddressSource, IdentitySource, PodOwner } from './sources.js';
+import { CommandError, type LinkInfo, type Netlink } from './netlink.js';
+import type { AddressLease, AddressSource, IdentitySource, PodOwner } from './sources.js';
 
 export interface EndpointState {
   v: 1;
@@ -31,8 +39,15 @@ export interface EndpointState {
   mtu: number;
   endpointId: number;
   identity: number;
+  /** The identity's labels as the identity source answered them (`k8s:app=web`). */
+  identityLabels?: string[];
   attachMode: 'tc' | 'tcx';
 }
+
+/** What changed, for whoever mirrors endpoints elsewhere (ipcache claims, CiliumEndpoints). */
+export type EndpointChange =
+  | { type: 'added' | 'restored'; state: EndpointState }
+  | { type: 'deleted'; owner: PodOwner; state: EndpointState | undefined };
 
 /** One CNI call as the agent receives it (already validated by the plugin). */
 export interface EndpointRequest {
@@ -54,9 +69,36 @@ export interface EndpointManagerOptions {
   mtu?: number;
   /** How endpoint programs are attached (see Datapath.attachEndpoint). Default tc. */
   attachMode?: 'tc' | 'tcx';
+  /** Told after an endpoint is recorded, re-adopted or removed; must not throw. */
+  onChange?: (change: EndpointChange) => void;
 }
 
 const MAX_ENDPOINT_ID = 0xffff;
+/** Requests wired at the same time; more wait (each one runs a couple of `ip` processes). */
+const MAX_IN_FLIGHT = 16;
+
+class Semaphore {
+  private waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+  async acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((r) => this.waiting.push(r));
+  }
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
+
+/** `ip -j -batch` prints one JSON document per `show`; the last one is ours. */
+function lastJson<T>(out: string): T {
+  const lines = out.split('\n').filter((l) => l.trim() !== '');
+  return JSON.parse(lines[lines.length - 1] ?? '[]') as T;
+}
 
 /** Host-side veth name: `lxc` + 11 hex digits of a hash of the attachment (14 characters, under
  * the kernel's 15), stable so a DEL without state still finds it. */
@@ -102,12 +144,19 @@ export class EndpointManager {
   private readonly dir: string;
   private readonly mtu: number;
   private readonly attachMode: 'tc' | 'tcx';
+  /** Endpoint ids in use (recorded endpoints and ADDs in progress). */
+  private readonly ids: Set<number>;
+  private lastId = 0;
+  /** Tail of the request chain per attachment. */
+  private readonly locks = new Map<string, Promise<void>>();
+  private readonly slots = new Semaphore(MAX_IN_FLIGHT);
 
   constructor(private readonly opts: EndpointManagerOptions) {
     this.dir = join(opts.stateDir, 'endpoints');
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     this.mtu = opts.mtu ?? 1500;
     this.attachMode = opts.attachMode ?? 'tc';
+    this.ids = new Set(this.list().map((s) => s.endpointId));
   }
 
   private get dp(): Datapath {
@@ -153,9 +202,17 @@ export class EndpointManager {
     return out;
   }
 
-  private nextEndpointId(): number {
-    const used = new Set(this.list().map((s) => s.endpointId));
-    for (let id = 1; id <= MAX_ENDPOINT_ID; id++) if (!used.has(id)) return id;
+  /** Taken synchronously (no await between choice and reservation), so concurrent ADDs never
+   * pick the same id; freed on DEL and when an ADD is undone. */
+  private takeEndpointId(): number {
+    for (let i = 0; i < MAX_ENDPOINT_ID; i++) {
+      const id = ((this.lastId + i) % MAX_ENDPOINT_ID) + 1;
+      if (!this.ids.has(id)) {
+        this.ids.add(id);
+        this.lastId = id;
+        return id;
+      }
+    }
     throw new CniError(CniErrorCode.ADDRESS_EXHAUSTED, 'no endpoint id left on this node');
   }
 
@@ -188,7 +245,90 @@ export class EndpointManager {
 
   // ---- ADD -----------------------------------------------------------------------------------
 
-  async add(req: EndpointRequest): Promise<CniResult> {
+  /** One request per attachment at a time; requests for different attachments run
+   * concurrently (at most MAX_IN_FLIGHT, so a burst does not fork hundreds of `ip`s). */
+  private async locked<T>(containerId: string, ifname: string, fn: () => Promise<T>): Promise<T> {
+    const key = attachmentKey(containerId, ifname);
+    const prev = this.locks.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const tail = prev.then(() => mine);
+    this.locks.set(key, tail);
+    await prev;
+    try {
+      await this.slots.acquire();
+      try {
+        return await fn();
+      } finally {
+        this.slots.release();
+      }
+    } finally {
+      release();
+      if (this.locks.get(key) === tail) this.locks.delete(key);
+    }
+  }
+
+  add(req: EndpointRequest): Promise<CniResult> {
+    return this.locked(req.containerId, req.ifname, () => this.addLocked(req));
+  }
+
+  /** Creates the veth inside the pod's namespace with its host end in the node's, and wires
+   * the pod side, in one `ip -batch`; returns the pod interface. A host veth left behind by a
+   * crashed ADD is removed and the batch retried once. `created` tells the caller whether the
+   * veth exists (so undo knows to remove it). */
+  private async wirePod(
+    netns: string,
+    ifname: string,
+    hostIf: string,
+    mtu: number,
+    lease: AddressLease,
+    created: { veth: boolean },
+    retry = true,
+  ): Promise<LinkInfo> {
+    const lines = [
+      ['link', 'add', ifname, 'mtu', String(mtu), 'up', 'type', 'veth', 'peer', 'name', hostIf],
+      ['mtu', String(mtu), 'netns', this.nl.nodeNetnsPath],
+      ['addr', 'add', `${lease.ip}/32`, 'dev', ifname],
+      ['route', 'add', lease.gateway, 'dev', ifname, 'scope', 'link'],
+      ['route', 'add', 'default', 'via', lease.gateway, 'dev', ifname],
+      ['link', 'show', 'dev', ifname],
+    ];
+    // the first two are one command (peer options continue the line)
+    const batch = [[...lines[0]!, ...lines[1]!], ...lines.slice(2)];
+    try {
+      const out = await this.nl.batch(batch, netns, { json: true });
+      created.veth = true;
+      return lastJson<LinkInfo[]>(out)[0]!;
+    } catch (err) {
+      if (!(err instanceof CommandError)) throw err;
+      if (/^nsenter:/m.test(err.stderr)) {
+        throw new CniError(
+          CniErrorCode.INVALID_ENVIRONMENT,
+          `CNI_NETNS: Invalid value: ${JSON.stringify(netns)}: ${err.stderr.trim()}`,
+        );
+      }
+      const failedLine = Number(/Command failed -:(\d+)/.exec(err.stderr)?.[1] ?? '0');
+      if (failedLine !== 1) {
+        created.veth = true;
+        throw err;
+      }
+      if (!/File exists/.test(err.stderr)) throw err;
+      if (await this.nl.link(ifname, netns)) {
+        throw new CniError(
+          CniErrorCode.ALREADY_EXISTS,
+          `CNI_IFNAME: interface ${JSON.stringify(ifname)} already exists in ${netns}`,
+        );
+      }
+      // a host veth left by an ADD that crashed half way
+      if (retry && (await this.nl.link(hostIf))) {
+        await this.nl.ip(['link', 'del', hostIf]);
+        return this.wirePod(netns, ifname, hostIf, mtu, lease, created, false);
+      }
+      throw err;
+    }
+  }
+
+  private async addLocked(req: EndpointRequest): Promise<CniResult> {
     const { containerId, ifname } = req;
     const netns = req.netns;
     if (!netns) throw new CniError(CniErrorCode.INVALID_ENVIRONMENT, 'CNI_NETNS: Required value');
@@ -199,65 +339,43 @@ export class EndpointManager {
         `attachment ${containerId}/${ifname} already exists (address ${existing.ip}); DEL it first`,
       );
     }
+    if (!existsSync(netns)) {
+      throw new CniError(
+        CniErrorCode.INVALID_ENVIRONMENT,
+        `CNI_NETNS: Invalid value: ${JSON.stringify(netns)}: no such namespace`,
+      );
+    }
     const owner = ownerOf(containerId, ifname, req.args);
     const labels = endpointLabels(req.args);
     const mtu = req.config.mtu ?? this.mtu;
     const hostIf = hostIfname(containerId, ifname);
     const undo: (() => unknown)[] = [];
     try {
-      if (
-        await this.nl.link(ifname, netns).catch((err: unknown) => {
-          throw new CniError(
-            CniErrorCode.INVALID_ENVIRONMENT,
-            `CNI_NETNS: Invalid value: ${JSON.stringify(netns)}: ${(err as Error).message}`,
-          );
-        })
-      ) {
-        throw new CniError(
-          CniErrorCode.ALREADY_EXISTS,
-          `CNI_IFNAME: interface ${JSON.stringify(ifname)} already exists in ${netns}`,
-        );
-      }
       const lease = await this.opts.addresses.allocate(owner);
       undo.push(() => this.opts.addresses.release(owner));
-      const identity = await this.opts.identities.resolve(labels);
+      const identity = await this.opts.identities.resolve(labels, owner);
+      undo.push(() => this.opts.identities.release?.(identity.id, owner));
 
-      // a host veth left by an ADD that crashed half way
-      if (await this.nl.link(hostIf)) await this.nl.ip(['link', 'del', hostIf]);
-      await this.nl.ip([
-        'link',
-        'add',
-        hostIf,
-        'mtu',
-        String(mtu),
-        'type',
-        'veth',
-        'peer',
-        'name',
-        ifname,
-        'mtu',
-        String(mtu),
-        'netns',
-        netns,
-      ]);
-      undo.push(() => this.nl.ip(['link', 'del', hostIf]).catch(() => undefined));
-      await this.nl.batch(
-        [
-          ['link', 'set', ifname, 'up'],
-          ['addr', 'add', `${lease.ip}/32`, 'dev', ifname],
-          ['route', 'add', lease.gateway, 'dev', ifname, 'scope', 'link'],
-          ['route', 'add', 'default', 'via', lease.gateway, 'dev', ifname],
-        ],
-        netns,
+      const created = { veth: false };
+      undo.push(() =>
+        created.veth ? this.nl.ip(['link', 'del', hostIf]).catch(() => undefined) : undefined,
       );
-      await this.nl.batch([
-        ['link', 'set', hostIf, 'up'],
-        ['route', 'replace', `${lease.ip}/32`, 'dev', hostIf],
-      ]);
-      const host = await this.nl.link(hostIf);
-      const pod = await this.nl.link(ifname, netns);
+      const pod = await this.wirePod(netns, ifname, hostIf, mtu, lease, created);
+      const host = lastJson<LinkInfo[]>(
+        await this.nl.batch(
+          [
+            ['link', 'set', hostIf, 'up'],
+            ['route', 'replace', `${lease.ip}/32`, 'dev', hostIf],
+            ['link', 'show', 'dev', hostIf],
+          ],
+          undefined,
+          { json: true },
+        ),
+      )[0];
       if (!host || !pod) throw new Error(`veth ${hostIf}/${ifname} vanished while being set up`);
 
+      const endpointId = this.takeEndpointId();
+      undo.push(() => this.ids.delete(endpointId));
       const state: EndpointState = {
         v: 1,
         containerId,
@@ -272,8 +390,9 @@ export class EndpointManager {
         hostMac: host.address,
         mac: pod.address,
         mtu,
-        endpointId: this.nextEndpointId(),
-        identity,
+        endpointId,
+        identity: identity.id,
+        identityLabels: identity.labels,
         attachMode: this.attachMode,
       };
       this.programMap(state);
@@ -283,6 +402,7 @@ export class EndpointManager {
         undo.push(() => this.tcxPins(state.hostIfindex).forEach((p) => detachTcxPin(p)));
       }
       this.write(state);
+      this.opts.onChange?.({ type: 'added', state });
       return buildAddResult(
         req.config.cniVersion,
         {
@@ -313,13 +433,20 @@ export class EndpointManager {
   // ---- DEL -----------------------------------------------------------------------------------
 
   /** Undoes ADD; idempotent, and works without state, netns or veth. */
-  async del(req: Pick<EndpointRequest, 'containerId' | 'ifname' | 'args'>): Promise<void> {
+  del(req: Pick<EndpointRequest, 'containerId' | 'ifname' | 'args'>): Promise<void> {
+    return this.locked(req.containerId, req.ifname, () => this.delLocked(req));
+  }
+
+  private async delLocked(
+    req: Pick<EndpointRequest, 'containerId' | 'ifname' | 'args'>,
+  ): Promise<void> {
     const { containerId, ifname } = req;
     const state = this.read(containerId, ifname);
     const owner = state?.owner ?? ownerOf(containerId, ifname, req.args);
     const hostIf = state?.hostIfname ?? hostIfname(containerId, ifname);
     try {
-      const link = await this.nl.link(hostIf);
+      // with a state file the veth's ifindex is known: one `ip` fewer
+      const link = state ? undefined : await this.nl.link(hostIf);
       // map entries first, so nothing is redirected to a veth about to disappear
       const ifindexes = new Set<number>();
       if (state) ifindexes.add(state.hostIfindex);
@@ -329,16 +456,27 @@ export class EndpointManager {
         .filter(([k, v]) => ifindexes.has(v.ifindex) || (state && k.ip === state.ip))
         .map(([k]) => k);
       for (const k of stale) this.dp.endpoints.delete(k);
+      // as Cilium scrubs a deleted endpoint's flows: a pod that gets the address next must not
+      // inherit its connections' state
+      if (state) {
+        const flows = [...this.dp.ct4.keys()].filter(
+          (k) => k.saddr === state.ip || k.daddr === state.ip,
+        );
+        for (const k of flows) this.dp.ct4.delete(k);
+      }
       if (state?.attachMode === 'tcx')
         this.tcxPins(state.hostIfindex).forEach((p) => detachTcxPin(p));
       // the tc filters, the route and the container's end go with the host end
-      if (link) {
+      if (state || link) {
         await this.nl.ip(['link', 'del', hostIf]).catch((err: unknown) => {
           if (!(err instanceof CommandError && /Cannot find device/.test(err.stderr))) throw err;
         });
       }
+      if (state) await this.opts.identities.release?.(state.identity, owner);
       await this.opts.addresses.release(owner);
       rmSync(this.file(containerId, ifname), { force: true });
+      if (state) this.ids.delete(state.endpointId);
+      this.opts.onChange?.({ type: 'deleted', owner, state });
     } catch (err) {
       throw wrap(err, `DEL ${containerId}/${ifname}`);
     }
@@ -346,7 +484,11 @@ export class EndpointManager {
 
   // ---- CHECK ---------------------------------------------------------------------------------
 
-  async check(req: EndpointRequest): Promise<void> {
+  check(req: EndpointRequest): Promise<void> {
+    return this.locked(req.containerId, req.ifname, () => this.checkLocked(req));
+  }
+
+  private async checkLocked(req: EndpointRequest): Promise<void> {
     const { containerId, ifname } = req;
     const s = this.read(containerId, ifname);
     const fail = (what: string) =>
@@ -457,6 +599,7 @@ export class EndpointManager {
         if (!entry || entry.ifindex !== s.hostIfindex || entry.identity !== s.identity)
           this.programMap(s);
         this.attach(s);
+        this.opts.onChange?.({ type: 'restored', state: s });
         restored++;
       } else {
         await this.del({

@@ -77,14 +77,16 @@ export class Netlink {
 
   /** Several ip commands in one process (`ip -batch -`), in the node namespace or, with
    * `netnsPath`, inside a container's; stops at the first failing line. */
-  batch(lines: string[][], netnsPath?: string): Promise<string> {
+  batch(lines: string[][], netnsPath?: string, opts: { json?: boolean } = {}): Promise<string> {
     const input = lines.map((l) => l.join(' ')).join('\n') + '\n';
-    if (netnsPath) return execInput('nsenter', [`--net=${netnsPath}`, 'ip', '-batch', '-'], input);
-    return execInput(
-      'ip',
-      [...(this.nodeNetns ? ['-n', this.nodeNetns] : []), '-batch', '-'],
-      input,
-    );
+    const flags = [...(opts.json ? ['-j'] : []), '-batch', '-'];
+    if (netnsPath) return execInput('nsenter', [`--net=${netnsPath}`, 'ip', ...flags], input);
+    return execInput('ip', [...(this.nodeNetns ? ['-n', this.nodeNetns] : []), ...flags], input);
+  }
+
+  /** The node namespace as a path another namespace's `ip` can name (`... netns <path>`). */
+  get nodeNetnsPath(): string {
+    return this.nodeNetns ? `/var/run/netns/${this.nodeNetns}` : `/proc/${process.pid}/ns/net`;
   }
 
   sysctlIn(netnsPath: string, key: string, value: string): Promise<string> {

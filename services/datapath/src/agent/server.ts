@@ -1,12 +1,18 @@
 // The agent's side of the plugin protocol: a unix socket that answers one JSON request per
-// connection. Requests run one at a time: the runtime never sends two for the same container
-// at once, and serialising the rest keeps address and endpoint-id choice race free.
+// connection. Requests run concurrently: the endpoint manager orders requests for the same
+// attachment and makes address and endpoint-id choice atomic.
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 
 import { asCniError, CniError, CniErrorCode } from '../cni/errors.js';
-import { PROTOCOL_VERSION, type AgentReply, type AgentRequest } from '../cni/protocol.js';
+import { runPlugin } from '../cni/plugin.js';
+import {
+  PROTOCOL_VERSION,
+  type AgentReply,
+  type AgentRequest,
+  type PluginInvocation,
+} from '../cni/protocol.js';
 import type { EndpointManager } from './endpoints.js';
 
 const MAX_REQUEST_BYTES = 1 << 20;
@@ -32,11 +38,15 @@ function need(v: string | undefined, name: string): string {
   return v;
 }
 
+function isInvocation(r: unknown): r is PluginInvocation {
+  return typeof r === 'object' && r !== null && 'invoke' in r;
+}
+
 export async function startCniServer(opts: CniServerOptions): Promise<CniServer> {
-  let queue: Promise<unknown> = Promise.resolve();
-  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
-    const p = queue.then(fn, fn);
-    queue = p.catch(() => undefined);
+  const inFlight = new Set<Promise<unknown>>();
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    inFlight.add(p);
+    void p.catch(() => undefined).finally(() => inFlight.delete(p));
     return p;
   };
 
@@ -57,15 +67,15 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
     });
     switch (req.command) {
       case 'ADD':
-        return { ok: true, result: await serial(() => ep.add(base())) };
+        return { ok: true, result: await track(ep.add(base())) };
       case 'DEL':
-        await serial(() => ep.del(base()));
+        await track(ep.del(base()));
         return { ok: true };
       case 'CHECK':
-        await serial(() => ep.check(base()));
+        await track(ep.check(base()));
         return { ok: true };
       case 'GC':
-        await serial(() => ep.gc(req.config.validAttachments ?? []));
+        await track(ep.gc(req.config.validAttachments ?? []));
         return { ok: true };
       case 'STATUS': {
         const r = await opts.ready();
@@ -105,6 +115,21 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
     return reply;
   }
 
+  /** The plugin core run here, for the native front: the same checks and errors as the Node
+   * executable, without starting Node per CNI call. */
+  function invoke(inv: PluginInvocation): Promise<{ stdout: string; exitCode: number }> {
+    const env = inv.invoke.env;
+    const stdin = inv.invoke.stdin;
+    if (inv.v !== PROTOCOL_VERSION || typeof stdin !== 'string' || typeof env !== 'object') {
+      const e = new CniError(
+        CniErrorCode.INCOMPATIBLE_VERSION,
+        `plugin protocol version ${String(inv.v)} is not ${String(PROTOCOL_VERSION)}`,
+      );
+      return Promise.resolve({ stdout: JSON.stringify(e.toJson('1.1.0')) + '\n', exitCode: 1 });
+    }
+    return runPlugin(env, stdin, (_socketPath, req) => handle(req));
+  }
+
   function onConnection(sock: Socket): void {
     let buf = '';
     sock.setEncoding('utf8');
@@ -118,9 +143,9 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
       sock.pause();
-      let req: AgentRequest;
+      let req: AgentRequest | PluginInvocation;
       try {
-        req = JSON.parse(buf.slice(0, nl)) as AgentRequest;
+        req = JSON.parse(buf.slice(0, nl)) as AgentRequest | PluginInvocation;
       } catch (err) {
         sock.end(
           JSON.stringify({
@@ -128,6 +153,10 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
             error: { code: CniErrorCode.DECODE_FAILURE, msg: `request: ${(err as Error).message}` },
           }) + '\n',
         );
+        return;
+      }
+      if (isInvocation(req)) {
+        void invoke(req).then((out) => sock.end(`${out.exitCode}\n${out.stdout}`));
         return;
       }
       void handle(req).then((reply) => sock.end(JSON.stringify(reply) + '\n'));
@@ -149,7 +178,7 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
     handle,
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await queue;
+      await Promise.allSettled([...inFlight]);
       rmSync(opts.socketPath, { force: true });
     },
   };

@@ -116,7 +116,13 @@ describe('endpoint naming and config', () => {
       ifname: 'eth0',
     });
     assert.deepEqual(endpointLabels(k8s), { 'k8s:io.kubernetes.pod.namespace': 'shop' });
-    assert.equal(await new InitIdentitySource().resolve({}), 5);
+    assert.deepEqual(
+      await new InitIdentitySource().resolve(
+        {},
+        { namespace: 'default', pod: 'p', containerId: 'c', ifname: 'eth0' },
+      ),
+      { id: 5, labels: ['reserved:init'] },
+    );
   });
 
   it('agent config: defaults filled, every bad setting named', () => {

@@ -39,9 +39,18 @@ export interface AddressSource {
   available?(): Promise<number>;
 }
 
+export interface ResolvedIdentity {
+  /** The numeric security identity. */
+  id: number;
+  /** Its label set as `source:key=value`. */
+  labels: string[];
+}
+
 export interface IdentitySource {
-  /** The numeric security identity of a set of labels. */
-  resolve(labels: Record<string, string>): Promise<number>;
+  /** The security identity of a pod interface; `labels` are what the CNI arguments tell. */
+  resolve(labels: Record<string, string>, owner: PodOwner): Promise<ResolvedIdentity>;
+  /** The owner no longer uses `identity` (DEL); no error when it held none. */
+  release?(identity: number, owner: PodOwner): Promise<void>;
 }
 
 /**
@@ -50,8 +59,8 @@ export interface IdentitySource {
  * cannot tell such pods apart; do not use it where policy matters.
  */
 export class InitIdentitySource implements IdentitySource {
-  resolve(_labels: Record<string, string>): Promise<number> {
-    return Promise.resolve(ReservedIdentity.init);
+  resolve(_labels: Record<string, string>, _owner: PodOwner): Promise<ResolvedIdentity> {
+    return Promise.resolve({ id: ReservedIdentity.init, labels: ['reserved:init'] });
   }
 }
 

@@ -20,5 +20,15 @@ export interface AgentRequest {
 export type AgentReply =
   { ok: true; result?: CniResult } | { ok: false; error: Omit<CniErrorJson, 'cniVersion'> };
 
+/**
+ * A whole plugin invocation, sent by the executable's front (src/cni/front.ts) instead of an
+ * AgentRequest: the agent runs the plugin core on it and answers `<exit code>\n<stdout>`
+ * (not JSON) before closing the connection.
+ */
+export interface PluginInvocation {
+  v: typeof PROTOCOL_VERSION;
+  invoke: { env: Record<string, string>; stdin: string };
+}
+
 /** How the plugin reaches the agent (a unix socket in production, a function in unit tests). */
 export type AgentTransport = (socketPath: string, request: AgentRequest) => Promise<AgentReply>;

@@ -53,12 +53,13 @@ export async function makeNode(
   await ns.ip(['addr', 'add', `${nodeIp}/32`, 'dev', 'lo']);
   const dir = mkdtempSync(join(tmpdir(), 'ciliate-cni-'));
   const pinDir = `/sys/fs/bpf/ciliate-test-cni-${randomBytes(3).toString('hex')}`;
-  ensureBpffs('/sys/fs/bpf', pinDir);
   const remove = () => {
     rmSync(pinDir, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
   };
+  // registered before anything that can throw, so a failure leaves no temp dir behind
   const forget = atExit(remove);
+  ensureBpffs('/sys/fs/bpf', pinDir);
   const node: TestNode = {
     ns,
     ip: nodeIp,

@@ -146,7 +146,7 @@ async function main(): Promise<void> {
       `  kube-bridge: process start -> all in store   ${String(imported).padStart(7)}   ${(allImportedMs / 1000).toFixed(2)} s`,
     );
     console.log(
-      `  kube-bridge: -> source marked synced         ${String(seen.size).padStart(7)}   ${(bridgeSyncMs / 1000).toFixed(2)} s  (${Math.round(total / (bridgeSyncMs / 1000))} objects/s)`,
+      `  kube-bridge: -> source marked synced         ${String(seen.size).padStart(7)}   ${(bridgeSyncMs / 1000).toFixed(2)} s  (${Math.round(total / (bridgeSyncMs / 1000))} objects/s, ${ratio(bridgeSyncMs, baselineSyncMs)} the informer's list)`,
     );
     console.log('');
     console.log(
@@ -157,6 +157,9 @@ async function main(): Promise<void> {
     );
     console.log(
       `  kube-bridge: store watch event                                    ${fmt(percentile(bridgeLat, 50)).padStart(7)}  ${fmt(percentile(bridgeLat, 99)).padStart(7)}  ${fmt(bridgeLat.at(-1)!).padStart(7)}`,
+    );
+    console.log(
+      `  ratio to the baseline                                             ${ratio(percentile(bridgeLat, 50), percentile(baseLat, 50)).padStart(7)}  ${ratio(percentile(bridgeLat, 99), percentile(baseLat, 99)).padStart(7)}`,
     );
     console.log('');
     console.log(`(store key checked: ${check} present: ${seen.has(check)})`);
@@ -174,3 +177,7 @@ main().then(
     process.exit(1);
   },
 );
+
+function ratio(value: number, baseline: number): string {
+  return `${(value / baseline).toFixed(2)}x`;
+}

@@ -1,0 +1,232 @@
+// Local endpoints as the rest of the cluster sees them: an ipcache claim per pod address (so
+// other nodes know its identity and, in VXLAN mode, which node it lives on) and a CiliumEndpoint
+// object per pod in the resource store. A level-triggered reconciler: desired state comes from
+// the endpoint records, what was published is remembered, and failures (NATS unreachable) are
+// retried until they succeed; the datapath itself never waits for any of it.
+import {
+  CiliateError,
+  IpcacheReplySchema,
+  identitySubject,
+  type IpcacheClaim,
+} from '@ciliate/contracts';
+import type { Logger, RpcClient } from '@ciliate/runtime';
+import type { ResourceStore } from '@ciliate/store';
+
+import type { EndpointState } from '../agent/endpoints.js';
+import type { IpcacheRecordView } from './ipcache.js';
+
+export const IPCACHE_SOURCE = 'local';
+
+export function podOwnerKey(s: Pick<EndpointState, 'owner'>): string {
+  return `pod/${s.owner.namespace}/${s.owner.pod}`;
+}
+
+export function claimOf(s: EndpointState, nodeIP: string): IpcacheClaim {
+  return {
+    prefix: `${s.ip}/32`,
+    identity: s.identity,
+    hostIP: nodeIP,
+    source: IPCACHE_SOURCE,
+    ownerKey: podOwnerKey(s),
+  };
+}
+
+/** Cilium's CiliumEndpoint status for an endpoint. */
+export function ciliumEndpointStatus(s: EndpointState, node: string): Record<string, unknown> {
+  return {
+    id: s.endpointId,
+    identity: { id: s.identity, labels: s.identityLabels ?? [] },
+    networking: { addressing: [{ ipv4: s.ip }], node },
+    state: 'ready',
+    'external-identifiers': {
+      'container-id': s.containerId,
+      'k8s-namespace': s.owner.namespace,
+      'k8s-pod-name': s.owner.pod,
+      'pod-name': `${s.owner.namespace}/${s.owner.pod}`,
+    },
+  };
+}
+
+interface CepDesired {
+  namespace: string;
+  name: string;
+  status: Record<string, unknown>;
+}
+
+/** Desired claims (by prefix and owner) and CiliumEndpoints (by namespace/name). */
+export function desiredPublications(
+  endpoints: EndpointState[],
+  node: string,
+  nodeIP: string,
+): { claims: Map<string, IpcacheClaim>; ceps: Map<string, CepDesired> } {
+  const claims = new Map<string, IpcacheClaim>();
+  const ceps = new Map<string, CepDesired>();
+  // newest endpoint of a pod name wins (a pod recreated under the same name)
+  const sorted = [...endpoints].sort((a, b) => a.endpointId - b.endpointId);
+  for (const s of sorted) {
+    const c = claimOf(s, nodeIP);
+    claims.set(`${c.prefix}|${c.ownerKey}`, c);
+    ceps.set(`${s.owner.namespace}/${s.owner.pod}`, {
+      namespace: s.owner.namespace,
+      name: s.owner.pod,
+      status: ciliumEndpointStatus(s, node),
+    });
+  }
+  return { claims, ceps };
+}
+
+export interface EndpointPublisherOptions {
+  rpc: RpcClient;
+  store: ResourceStore;
+  node: string;
+  nodeIP: string;
+  log: Logger;
+  endpoints: () => EndpointState[];
+  /** The ipcache bucket's records (for the sweep of claims left by a previous run). */
+  ipcacheRecords: () => IpcacheRecordView[];
+}
+
+export class EndpointPublisher {
+  private readonly claims = new Map<string, string>();
+  private readonly ceps = new Map<string, string>();
+  private swept = false;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private retry: NodeJS.Timeout | undefined;
+  private periodic: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private failures = 0;
+
+  constructor(private readonly opts: EndpointPublisherOptions) {}
+
+  start(resyncMs = 30_000): void {
+    this.periodic = setInterval(() => this.kick(), resyncMs);
+    this.periodic.unref();
+    this.kick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.periodic);
+    clearTimeout(this.retry);
+    await this.running;
+  }
+
+  /** True once the claims and objects of a previous run have been swept. */
+  get isSwept(): boolean {
+    return this.swept;
+  }
+
+  /** Runs a pass now (or right after the current one). */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.pass()
+      .then(
+        () => {
+          this.failures = 0;
+        },
+        (err: unknown) => {
+          this.failures++;
+          this.opts.log.warn(
+            { event: 'publish.failed', err, failures: this.failures },
+            'publishing endpoints failed; retrying',
+          );
+          clearTimeout(this.retry);
+          this.retry = setTimeout(() => this.kick(), Math.min(500 * this.failures, 5000));
+          this.retry.unref();
+        },
+      )
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.kick();
+        }
+      });
+  }
+
+  /** Resolves when no pass is running (tests). */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private async sweep(): Promise<void> {
+    const { node, nodeIP, store } = this.opts;
+    for (const r of this.opts.ipcacheRecords()) {
+      for (const c of r.claims ?? []) {
+        if (c.hostIP === nodeIP && c.ownerKey.startsWith('pod/')) {
+          this.claims.set(`${r.prefix}|${c.ownerKey}`, 'unknown');
+        }
+      }
+    }
+    for (const { object } of await store.list('CiliumEndpoint')) {
+      const st = (object as { status?: { networking?: { node?: string } } }).status;
+      if (st?.networking?.node !== node) continue;
+      const m = object.metadata as { namespace?: string; name: string };
+      this.ceps.set(`${m.namespace ?? ''}/${m.name}`, 'unknown');
+    }
+    this.swept = true;
+  }
+
+  private async pass(): Promise<void> {
+    const { node, nodeIP, store, rpc } = this.opts;
+    if (!this.swept) await this.sweep();
+    const want = desiredPublications(this.opts.endpoints(), node, nodeIP);
+    for (const [key, claim] of want.claims) {
+      const text = JSON.stringify(claim);
+      if (this.claims.get(key) === text) continue;
+      await rpc.request(identitySubject('ipcache-upsert'), claim, IpcacheReplySchema, {
+        timeoutMs: 3000,
+      });
+      this.claims.set(key, text);
+    }
+    for (const [key, cep] of want.ceps) {
+      const text = JSON.stringify(cep);
+      if (this.ceps.get(key) === text) continue;
+      const ref = { kind: 'CiliumEndpoint', namespace: cep.namespace, name: cep.name };
+      await store.apply(
+        {
+          apiVersion: 'cilium.io/v2',
+          kind: 'CiliumEndpoint',
+          metadata: { name: cep.name, namespace: cep.namespace },
+        },
+        { source: 'datapath' },
+      );
+      await store.setStatus(ref, cep.status);
+      this.ceps.set(key, text);
+    }
+    for (const key of [...this.claims.keys()]) {
+      if (want.claims.has(key)) continue;
+      const [prefix, ownerKey] = key.split('|') as [string, string];
+      await rpc.request(
+        identitySubject('ipcache-delete'),
+        { prefix, ownerKey },
+        IpcacheReplySchema,
+        { timeoutMs: 3000 },
+      );
+      this.claims.delete(key);
+    }
+    for (const key of [...this.ceps.keys()]) {
+      if (want.ceps.has(key)) continue;
+      const [namespace, name] = key.split('/') as [string, string];
+      const ref = { kind: 'CiliumEndpoint', namespace, name };
+      // only ours: a pod moved to another node has its CiliumEndpoint written by that node
+      const cur = await store.get(ref);
+      const st = (cur?.object as { status?: { networking?: { node?: string } } } | undefined)
+        ?.status;
+      if (cur && st?.networking?.node === node) {
+        try {
+          await store.delete(ref, { expectRevision: cur.revision });
+        } catch (err) {
+          if (!(err instanceof CiliateError && err.code === 'conflict')) throw err;
+          continue; // changed meanwhile: looked at again in the next pass
+        }
+      }
+      this.ceps.delete(key);
+    }
+  }
+}

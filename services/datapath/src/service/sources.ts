@@ -1,0 +1,357 @@
+// The agent's address and identity sources over NATS: the IPAM service hands out pod addresses
+// from this node's pod CIDR, the identity service turns a pod's labels (read from the Pod object
+// in the resource store) into its security identity. Transient failures (no responder, timeout,
+// a reconnecting connection) are retried until a deadline, then answered as CNI error 11 ("try
+// again later") so a runtime never waits on a NATS outage longer than that.
+import {
+  CiliateError,
+  IdentityAllocateReplySchema,
+  IdentityHeartbeatReplySchema,
+  IdentityReleaseReplySchema,
+  IpamAllocateReplySchema,
+  IpamListReplySchema,
+  IpamNodeCidrsReplySchema,
+  IpamReleaseReplySchema,
+  identitySubject,
+  ipamSubject,
+  type IdentityAllocateRequest,
+} from '@ciliate/contracts';
+import {
+  createPodPool,
+  lookupPodIp,
+  parsePodOwnerKey,
+  ROUTER_OWNER,
+  type PodOwner,
+} from '@ciliate/ipam';
+import type { Logger, RpcClient } from '@ciliate/runtime';
+import type { ResourceStore } from '@ciliate/store';
+
+import type { EndpointState } from '../agent/endpoints.js';
+import type {
+  AddressLease,
+  AddressSource,
+  IdentitySource,
+  ResolvedIdentity,
+} from '../agent/sources.js';
+import { CniError, CniErrorCode } from '../cni/errors.js';
+
+/** How long one CNI-path request to another service may take, retries included. */
+export const REQUEST_DEADLINE_MS = 8_000;
+const ATTEMPT_TIMEOUT_MS = 2_000;
+
+function transient(err: unknown): boolean {
+  if (err instanceof CiliateError) return err.code === 'unavailable' || err.code === 'timeout';
+  // connection-level failures of the client (closed, draining, reconnecting)
+  return !(err instanceof CniError);
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Runs `fn` until it succeeds, fails for good, or `deadlineMs` has passed; each attempt gets the
+ * time left (at most ATTEMPT_TIMEOUT_MS). Out of time: CNI error 11 naming what did not answer.
+ */
+export async function withDeadline<T>(
+  what: string,
+  fn: (timeoutMs: number) => Promise<T>,
+  deadlineMs = REQUEST_DEADLINE_MS,
+): Promise<T> {
+  const end = Date.now() + deadlineMs;
+  let last: unknown;
+  for (let attempt = 0; ; attempt++) {
+    const left = end - Date.now();
+    if (left <= 0) break;
+    try {
+      return await fn(Math.max(200, Math.min(ATTEMPT_TIMEOUT_MS, left)));
+    } catch (err) {
+      if (!transient(err)) throw err;
+      last = err;
+    }
+    await sleep(Math.min(100 * 2 ** attempt, 1000, Math.max(0, end - Date.now())));
+  }
+  const why = last instanceof Error ? last.message : String(last);
+  throw new CniError(
+    CniErrorCode.TRY_AGAIN_LATER,
+    `${what}: no answer within ${deadlineMs} ms (is NATS reachable?): ${why}`,
+  );
+}
+
+function permanent(err: unknown, what: string): unknown {
+  if (err instanceof CiliateError && err.code === 'exhausted')
+    return new CniError(CniErrorCode.ADDRESS_EXHAUSTED, `${what}: ${err.message}`);
+  return err;
+}
+
+/** The router address IPAM reserves in a pod CIDR: the pods' gateway. */
+export function routerAddress(cidr: string): string {
+  const gw = lookupPodIp(createPodPool(cidr), ROUTER_OWNER);
+  if (!gw) throw new Error(`pod CIDR ${cidr} has no router address`);
+  return gw;
+}
+
+export interface NatsSourceOptions {
+  rpc: RpcClient;
+  node: string;
+  log: Logger;
+  deadlineMs?: number;
+}
+
+export class NatsAddressSource implements AddressSource {
+  private podCidr: string | undefined;
+  private router: string | undefined;
+
+  constructor(private readonly opts: NatsSourceOptions) {}
+
+  get cidr(): string | undefined {
+    return this.podCidr;
+  }
+
+  get gateway(): string | undefined {
+    return this.router;
+  }
+
+  /** Asks IPAM for this node's pod CIDR (allocating one on first use); retried until `deadlineMs`. */
+  async start(deadlineMs = 60_000): Promise<{ cidr: string; gateway: string }> {
+    const r = await withDeadline(
+      `IPAM node-cidrs for ${this.opts.node}`,
+      (timeoutMs) =>
+        this.opts.rpc.request(
+          ipamSubject('node-cidrs'),
+          { node: this.opts.node },
+          IpamNodeCidrsReplySchema,
+          { timeoutMs },
+        ),
+      deadlineMs,
+    );
+    const cidr = r.cidrs.ipv4;
+    if (!cidr) throw new Error(`IPAM gave node ${this.opts.node} no IPv4 pod CIDR`);
+    this.podCidr = cidr;
+    this.router = routerAddress(cidr);
+    return { cidr, gateway: this.router };
+  }
+
+  async allocate(owner: PodOwner): Promise<AddressLease> {
+    const r = await withDeadline(
+      'IPAM allocate',
+      (timeoutMs) =>
+        this.opts.rpc.request(
+          ipamSubject('allocate'),
+          { node: this.opts.node, owner: wire(owner), family: 'ipv4' },
+          IpamAllocateReplySchema,
+          { timeoutMs },
+        ),
+      this.opts.deadlineMs,
+    ).catch((err: unknown) => {
+      throw permanent(err, 'IPAM allocate');
+    });
+    const ip = r.ips.ipv4;
+    if (!ip) throw new Error(`IPAM allocate answered no IPv4 address for ${owner.pod}`);
+    const cidr = r.cidrs.ipv4 ?? this.podCidr;
+    if (!cidr) throw new Error('IPAM allocate answered no pod CIDR');
+    if (cidr !== this.podCidr) {
+      this.podCidr = cidr;
+      this.router = routerAddress(cidr);
+    }
+    return { ip, gateway: this.router! };
+  }
+
+  async release(owner: PodOwner): Promise<string | null> {
+    const r = await withDeadline(
+      'IPAM release',
+      (timeoutMs) =>
+        this.opts.rpc.request(
+          ipamSubject('release'),
+          { node: this.opts.node, owner: wire(owner) },
+          IpamReleaseReplySchema,
+          { timeoutMs },
+        ),
+      this.opts.deadlineMs,
+    );
+    return r.released.ipv4 ?? null;
+  }
+
+  async owners(): Promise<PodOwner[]> {
+    const r = await withDeadline(
+      'IPAM list',
+      (timeoutMs) =>
+        this.opts.rpc.request(ipamSubject('list'), { node: this.opts.node }, IpamListReplySchema, {
+          timeoutMs,
+        }),
+      this.opts.deadlineMs,
+    );
+    const out: PodOwner[] = [];
+    for (const a of r.allocations) {
+      const o = parsePodOwnerKey(a.owner);
+      if (o) out.push(o);
+    }
+    return out;
+  }
+}
+
+function attachment(o: PodOwner): string {
+  return `${o.containerId}@${o.ifname}`;
+}
+
+function wire(o: PodOwner) {
+  return { namespace: o.namespace, pod: o.pod, containerID: o.containerId, ifname: o.ifname };
+}
+
+interface PodLike {
+  metadata?: { labels?: Record<string, string> };
+  spec?: { serviceAccountName?: string; serviceAccount?: string };
+}
+
+export interface NatsIdentitySourceOptions extends NatsSourceOptions {
+  store: ResourceStore;
+  /** The endpoints of this node (an identity is released when the last one stops using it). */
+  holders: () => EndpointState[];
+  /** Node lease the identity service keeps for our references. */
+  leaseTtlMs?: number;
+}
+
+/**
+ * Identities from the identity service. The service counts references per node, not per pod,
+ * so a DEL releases an identity only when no other endpoint of this node uses it, and the node's
+ * lease is kept alive by heartbeats; a lease found expired means our references were dropped,
+ * and every identity in use is allocated again.
+ */
+export class NatsIdentitySource implements IdentitySource {
+  private timer: NodeJS.Timeout | undefined;
+  /** Identities handed out, by attachment: covers ADDs not recorded yet when a DEL runs. */
+  private readonly claimed = new Map<string, number>();
+  private beating: Promise<void> | undefined;
+
+  constructor(private readonly opts: NatsIdentitySourceOptions) {}
+
+  private get ttl(): number {
+    return this.opts.leaseTtlMs ?? 60_000;
+  }
+
+  /** Starts the heartbeats (every third of the lease time). */
+  start(): void {
+    this.timer = setInterval(() => void this.heartbeat(), Math.floor(this.ttl / 3));
+    this.timer.unref();
+    void this.heartbeat();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.beating;
+  }
+
+  heartbeat(): Promise<void> {
+    this.beating ??= this.beat().finally(() => (this.beating = undefined));
+    return this.beating;
+  }
+
+  private async beat(): Promise<void> {
+    try {
+      const r = await withDeadline(
+        'identity heartbeat',
+        (timeoutMs) =>
+          this.opts.rpc.request(
+            identitySubject('heartbeat'),
+            { node: this.opts.node, ttlMs: this.ttl },
+            IdentityHeartbeatReplySchema,
+            { timeoutMs },
+          ),
+        Math.floor(this.ttl / 3),
+      );
+      if (!r.renewed) await this.retake();
+    } catch (err) {
+      this.opts.log.warn(
+        { event: 'identity.heartbeat_failed', err },
+        'identity heartbeat failed; retrying at the next beat',
+      );
+    }
+  }
+
+  /** Allocates again every identity this node's endpoints use (after a lease expiry). */
+  private async retake(): Promise<void> {
+    const sets = new Map<number, string[]>();
+    for (const s of this.opts.holders())
+      if (s.identity > 255 && s.identityLabels) sets.set(s.identity, s.identityLabels);
+    for (const [id, labels] of sets) {
+      const r = await this.allocate({ node: this.opts.node, labels });
+      if (r.id !== id) {
+        this.opts.log.warn(
+          { event: 'identity.changed', was: id, now: r.id, labels },
+          'an identity got a new number after the node lease expired',
+        );
+      }
+    }
+    this.opts.log.info(
+      { event: 'identity.retaken', count: sets.size },
+      'identity references retaken',
+    );
+  }
+
+  private allocate(req: IdentityAllocateRequest): Promise<ResolvedIdentity> {
+    return withDeadline(
+      'identity allocate',
+      (timeoutMs) =>
+        this.opts.rpc.request(identitySubject('allocate'), req, IdentityAllocateReplySchema, {
+          timeoutMs,
+        }),
+      this.opts.deadlineMs,
+    ).then((r) => ({ id: r.id, labels: r.labels }));
+  }
+
+  async resolve(_labels: Record<string, string>, owner: PodOwner): Promise<ResolvedIdentity> {
+    const pod = await withDeadline(
+      'resource store (Pod)',
+      (timeoutMs) =>
+        Promise.race([
+          this.opts.store.get({ kind: 'Pod', namespace: owner.namespace, name: owner.pod }),
+          sleep(timeoutMs).then(() => {
+            throw new CiliateError('timeout', `no answer within ${timeoutMs} ms`);
+          }),
+        ]),
+      this.opts.deadlineMs,
+    ).catch((err: unknown) => {
+      // a name that is no valid Kubernetes name (plain runtimes) cannot have a Pod object
+      if (err instanceof CiliateError && err.code === 'bad_request') return undefined;
+      if ((err as { name?: string }).name === 'InvalidTokenError') return undefined;
+      throw err;
+    });
+    const obj = pod?.object as PodLike | undefined;
+    if (!obj) {
+      this.opts.log.warn(
+        { event: 'identity.no_pod', namespace: owner.namespace, pod: owner.pod },
+        'no Pod object in the store: identity from the namespace alone',
+      );
+    }
+    const sa = obj?.spec?.serviceAccountName ?? obj?.spec?.serviceAccount;
+    const r = await this.allocate({
+      node: this.opts.node,
+      namespace: owner.namespace,
+      podLabels: obj?.metadata?.labels ?? {},
+      ...(sa ? { serviceAccount: sa } : {}),
+    }).catch((err: unknown) => {
+      throw permanent(err, 'identity allocate');
+    });
+    this.claimed.set(attachment(owner), r.id);
+    return r;
+  }
+
+  async release(identity: number, owner: PodOwner): Promise<void> {
+    const key = attachment(owner);
+    this.claimed.delete(key);
+    if (identity <= 255) return; // reserved: never referenced
+    const others =
+      [...this.claimed.values()].includes(identity) ||
+      this.opts.holders().some((s) => s.identity === identity && attachment(s.owner) !== key);
+    if (others) return;
+    await withDeadline(
+      'identity release',
+      (timeoutMs) =>
+        this.opts.rpc.request(
+          identitySubject('release'),
+          { node: this.opts.node, id: identity },
+          IdentityReleaseReplySchema,
+          { timeoutMs },
+        ),
+      this.opts.deadlineMs,
+    );
+  }
+}
