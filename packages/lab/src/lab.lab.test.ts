@@ -25,7 +25,8 @@ import {
   labUp,
   pendingReadiness,
 } from './lab.js';
-import { podNetns } from './plan.js';
+import { DATAPATH_IMPL } from './datapath.js';
+import { podNetns, type RoutingMode } from './plan.js';
 import { readManifest, labDir, type LabManifest } from './state.js';
 import { netnsExists, waitFor } from './sys.js';
 import { REPLICAS_ANNOTATION } from './workloads.js';
@@ -39,9 +40,9 @@ const env: NodeJS.ProcessEnv = {
 const made = new Set<string>();
 const suffix = randomBytes(2).toString('hex');
 
-async function up(name: string): Promise<LabManifest> {
+async function up(name: string, routing: RoutingMode = 'native'): Promise<LabManifest> {
   made.add(name);
-  return labUp({ name, nodes: 2, env, timeoutMs: 90_000 });
+  return labUp({ name, nodes: 2, routing, env, timeoutMs: 90_000 });
 }
 
 after(async () => {
@@ -107,10 +108,12 @@ describe('lab', { timeout: 600_000 }, () => {
     assert.equal(process.getuid?.(), 0, 'the lab tier runs as root');
   });
 
-  for (const round of [1, 2]) {
-    it(`round ${round}: up, pods across nodes, exec, delete, down without leftovers`, async () => {
+  // the second round tunnels when the datapath service is there (the agent routes natively only)
+  const rounds: RoutingMode[] = ['native', DATAPATH_IMPL === 'service' ? 'vxlan' : 'native'];
+  for (const [i, routing] of rounds.entries()) {
+    it(`round ${i + 1} (${routing}): up, pods across nodes, exec, delete, down without leftovers`, async () => {
       const name = `lt${suffix}`;
-      const m = await up(name);
+      const m = await up(name, routing);
       assert.equal(currentLab(env), name, 'the context points at the lab');
       await withStore(m, async (s) => {
         await s.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'app' } });
