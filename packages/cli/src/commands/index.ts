@@ -2,6 +2,7 @@ import type { Command } from '../cli.js';
 import { bpfCommand, endpointCommand } from './datapath.js';
 import { ipamCommand } from './ipam.js';
 import { identityCommand } from './identity.js';
+import { labCommand } from './lab.js';
 import { monitorCommand } from './monitor.js';
 import { applyCommand, deleteCommand, getCommand } from './resources.js';
 import { statusCommand } from './status.js';
@@ -16,4 +17,5 @@ export const commands: Command[] = [
   endpointCommand,
   bpfCommand,
   monitorCommand,
+  labCommand,
 ];

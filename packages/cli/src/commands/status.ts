@@ -53,7 +53,7 @@ function why(i: StatusInstance): string {
   return failing.join('; ');
 }
 
-function table(r: StatusReport): string {
+export function statusTable(r: StatusReport): string {
   if (r.instances.length === 0) return `No Ciliate services found on ${r.nats.url}.\n`;
   const rows = r.instances.map((i) => [
     i.component,
@@ -110,7 +110,7 @@ export const statusCommand: Command = {
     if (!wait) {
       const nc = await ctx.connect();
       const report = await collectStatus(nc, ctx.natsUrl());
-      ctx.io.out(render(ctx.globals.output, report, () => table(report)));
+      ctx.io.out(render(ctx.globals.output, report, () => statusTable(report)));
       return 0;
     }
     const deadline = Date.now() + timeoutMs;
@@ -132,13 +132,13 @@ export const statusCommand: Command = {
     }
     if (ctx.io.interactive) ctx.io.err('\r\x1b[2K');
     if (lastPending !== undefined) {
-      if (last) ctx.io.out(render(ctx.globals.output, last, () => table(last)));
+      if (last) ctx.io.out(render(ctx.globals.output, last, () => statusTable(last)));
       ctx.io.err(
         `error: timed out after ${formatDuration(timeoutMs / 1000)} waiting for: ${(lastPending ?? []).join(', ')}\n`,
       );
       return 1;
     }
-    ctx.io.out(render(ctx.globals.output, last!, () => table(last!)));
+    ctx.io.out(render(ctx.globals.output, last!, () => statusTable(last!)));
     return 0;
   },
 };

@@ -1,0 +1,384 @@
+// The lab's kubelet (and its little scheduler): watches Pod objects in the resource store and,
+// for pods on a lab node, makes the pod's network namespace, calls the CNI plugin chain with the
+// conflist a runtime would use, records the pod's addresses in its status, and starts the pod's
+// process in that namespace. Pods from the replicas shorthand are created here; pods without a
+// node are bound to the least busy one. One pod is handled at a time per name (a queue per key).
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { objectRef, type Pod } from '@ciliate/resources';
+import type { Logger } from '@ciliate/runtime';
+import { Informer, type InformerEvent, type ResourceStore } from '@ciliate/store';
+
+import {
+  DEBIAN_CNI_DIR,
+  cniAdd,
+  cniArgs,
+  cniDel,
+  labConfList,
+  resultIPv4,
+  type PortMapping,
+} from '../cni.js';
+import { CNI_BIN_DIR, REPO_ROOT, cniSocket } from '../datapath.js';
+import { podNetns, sandboxId, type NodePlan } from '../plan.js';
+import {
+  logFile,
+  podRecordFile,
+  readPodRecords,
+  writePodRecord,
+  type LabManifest,
+  type PodRecord,
+} from '../state.js';
+import { createNetns, deleteNetns, inNs, isAlive, spawnDaemon, stopProcess } from '../sys.js';
+import {
+  TEMPLATE_ANNOTATION,
+  expandTemplate,
+  isTemplate,
+  pickNode,
+  podProcess,
+  replicasOf,
+  surplusReplicas,
+} from '../workloads.js';
+
+const POD_SERVER_MAIN = join(REPO_ROOT, 'packages', 'lab', 'dist', 'pod-server-main.js');
+const SCHEDULER_SOURCE = 'lab-scheduler';
+
+export interface KubeletDeps {
+  store: ResourceStore;
+  manifest: LabManifest;
+  dir: string;
+  log: Logger;
+  resyncMs?: number;
+}
+
+function key(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+export class Kubelet {
+  private readonly informer: Informer<Pod>;
+  private readonly records = new Map<string, PodRecord>();
+  private readonly queues = new Map<string, Promise<void>>();
+  private readonly nodes: Map<string, NodePlan>;
+  private readonly failures = new Map<string, string>();
+  private stopped = false;
+
+  constructor(private readonly deps: KubeletDeps) {
+    this.nodes = new Map(deps.manifest.plan.nodes.map((n) => [n.name, n]));
+    this.informer = new Informer<Pod>(deps.store, {
+      kind: 'Pod',
+      resyncMs: deps.resyncMs ?? 10_000,
+    });
+  }
+
+  get synced(): boolean {
+    return this.informer.synced;
+  }
+
+  /** Pods that could not be started, with the reason. */
+  failing(): Map<string, string> {
+    return this.failures;
+  }
+
+  async start(): Promise<void> {
+    for (const rec of readPodRecords(this.deps.dir))
+      this.records.set(key(rec.namespace, rec.name), rec);
+    this.informer.on((ev) => this.onEvent(ev));
+    await this.informer.start();
+    // records of pods deleted while the kubelet was away
+    for (const k of this.records.keys()) {
+      const [ns, name] = k.split('/') as [string, string];
+      if (!this.informer.get(ns, name)) this.enqueue(ns, name);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.informer.stop();
+    await Promise.allSettled([...this.queues.values()]);
+  }
+
+  private onEvent(ev: InformerEvent<Pod>): void {
+    const ns = ev.object.metadata.namespace ?? 'default';
+    const name = ev.object.metadata.name ?? '';
+    if (isTemplate(ev.object)) {
+      this.enqueue(ns, `template:${name}`, () =>
+        ev.type === 'DELETED' ? this.dropTemplate(ev.object) : this.expand(ev.object),
+      );
+      return;
+    }
+    this.enqueue(ns, name);
+  }
+
+  private enqueue(ns: string, name: string, work?: () => Promise<void>): void {
+    if (this.stopped) return;
+    const k = key(ns, name);
+    const prev = this.queues.get(k) ?? Promise.resolve();
+    const next = prev
+      .then(() => (work ? work() : this.reconcile(ns, name)))
+      .catch((err: unknown) => {
+        this.deps.log.error({ event: 'pod.reconcile_failed', pod: k, err }, 'reconcile failed');
+      });
+    this.queues.set(k, next);
+    void next.finally(() => {
+      if (this.queues.get(k) === next) this.queues.delete(k);
+    });
+  }
+
+  private async reconcile(ns: string, name: string): Promise<void> {
+    if (this.stopped) return;
+    const k = key(ns, name);
+    const pod = this.informer.get(ns, name);
+    const rec = this.records.get(k);
+    if (pod && !pod.spec.nodeName && !isTemplate(pod)) {
+      await this.bind(pod);
+      return;
+    }
+    const node = pod?.spec.nodeName ? this.nodes.get(pod.spec.nodeName) : undefined;
+    const wanted = pod !== undefined && node !== undefined && !isTemplate(pod);
+    if (rec && (!wanted || rec.uid !== pod.metadata.uid || rec.node !== node.name)) {
+      await this.teardown(rec);
+    }
+    if (!wanted) {
+      this.failures.delete(k);
+      return;
+    }
+    const current = this.records.get(k);
+    if (!current) {
+      await this.setup(pod, node);
+      return;
+    }
+    if (current.process && !isAlive(current.process)) {
+      // restartPolicy Always, as a kubelet would (other policies: left stopped)
+      if ((pod.spec.restartPolicy ?? 'Always') === 'Always') this.startProcess(pod, current);
+    }
+    const status = (pod as Pod & { status?: { podIP?: string; phase?: string } }).status;
+    if (current.ip && (status?.podIP !== current.ip || status?.phase !== 'Running')) {
+      await this.writeRunning(pod, node, current.ip);
+    }
+  }
+
+  private async bind(pod: Pod): Promise<void> {
+    const nodeName = pickNode(
+      [...this.nodes.keys()],
+      this.informer.list().filter((p) => !isTemplate(p)),
+    );
+    const { status: _s, ...rest } = pod as Pod & { status?: unknown };
+    const meta = { ...rest.metadata };
+    delete meta.resourceVersion;
+    await this.deps.store.apply(
+      { ...rest, metadata: meta, spec: { ...rest.spec, nodeName } },
+      { source: SCHEDULER_SOURCE },
+    );
+    this.deps.log.info(
+      {
+        event: 'pod.scheduled',
+        pod: key(meta.namespace ?? 'default', meta.name ?? ''),
+        node: nodeName,
+      },
+      'scheduled',
+    );
+  }
+
+  private async expand(template: Pod): Promise<void> {
+    const nodes = [...this.nodes.keys()];
+    let replicas: number;
+    try {
+      replicas = replicasOf(template) ?? 0;
+    } catch (err) {
+      await this.deps.store.setStatus(objectRef(template), {
+        phase: 'Failed',
+        reason: 'InvalidReplicas',
+        message: (err as Error).message,
+      });
+      return;
+    }
+    for (const p of expandTemplate(template, nodes)) {
+      await this.deps.store.apply(p, { source: SCHEDULER_SOURCE });
+    }
+    for (const name of surplusReplicas(template, this.informer.list(), nodes)) {
+      await this.deps.store.delete({
+        kind: 'Pod',
+        namespace: template.metadata.namespace ?? 'default',
+        name,
+      });
+    }
+    await this.deps.store.setStatus(objectRef(template), {
+      phase: 'Pending',
+      reason: 'LabTemplate',
+      message: `a template: the lab runs it as ${replicas} pods ${template.metadata.name}-0..${replicas - 1} spread over the nodes`,
+    });
+  }
+
+  private async dropTemplate(template: Pod): Promise<void> {
+    const ns = template.metadata.namespace ?? 'default';
+    for (const p of this.informer.list()) {
+      if (
+        (p.metadata.namespace ?? 'default') === ns &&
+        p.metadata.annotations?.[TEMPLATE_ANNOTATION] === template.metadata.name
+      ) {
+        await this.deps.store.delete({ kind: 'Pod', namespace: ns, name: p.metadata.name ?? '' });
+      }
+    }
+  }
+
+  private cniInvocation(rec: PodRecord, node: NodePlan) {
+    return {
+      containerId: rec.containerId,
+      netnsPath: `/run/netns/${rec.netns}`,
+      ifname: 'eth0',
+      args: cniArgs(rec.namespace, rec.name, rec.containerId),
+      path: [CNI_BIN_DIR, DEBIAN_CNI_DIR],
+      runIn: node.netns,
+    };
+  }
+
+  private async setup(pod: Pod, node: NodePlan): Promise<void> {
+    const ns = pod.metadata.namespace ?? 'default';
+    const name = pod.metadata.name ?? '';
+    const k = key(ns, name);
+    const rec: PodRecord = {
+      namespace: ns,
+      name,
+      uid: pod.metadata.uid ?? '',
+      node: node.name,
+      netns: podNetns(this.deps.manifest.name, ns, name),
+      containerId: sandboxId(pod.metadata.uid ?? k),
+      logFile: logFile(this.deps.dir, 'pod', `${ns}_${name}`),
+    };
+    // recorded first: a kubelet that dies half-way finds and undoes it on its next start
+    writePodRecord(this.deps.dir, rec);
+    this.records.set(k, rec);
+    try {
+      await createNetns(rec.netns);
+      const result = await cniAdd(
+        labConfList(cniSocket(this.deps.dir, node.name)),
+        this.cniInvocation(rec, node),
+        { portMappings: portMappings(pod) },
+      );
+      rec.cniResult = result;
+      const ip = resultIPv4(result);
+      if (ip) rec.ip = ip;
+      writePodRecord(this.deps.dir, rec);
+      this.startProcess(pod, rec);
+      await this.waitListening(pod, rec);
+      this.failures.delete(k);
+      if (ip) await this.writeRunning(pod, node, ip);
+      this.deps.log.info({ event: 'pod.started', pod: k, node: node.name, ip }, 'pod running');
+    } catch (err) {
+      const message = (err as Error).message;
+      this.failures.set(k, message);
+      this.deps.log.warn({ event: 'pod.setup_failed', pod: k, err }, 'pod setup failed; retrying');
+      await this.deps.store
+        .setStatus(objectRef(pod), {
+          phase: 'Pending',
+          reason: 'FailedCreatePodSandBox',
+          message,
+        })
+        .catch(() => undefined);
+      await this.teardown(rec);
+    }
+  }
+
+  private startProcess(pod: Pod, rec: PodRecord): void {
+    const proc = podProcess(pod, POD_SERVER_MAIN, process.execPath);
+    const child = spawnDaemon(['ip', 'netns', 'exec', rec.netns, ...proc.argv], {
+      logFile: rec.logFile,
+      env: {
+        ...process.env,
+        POD_NAME: rec.name,
+        POD_NAMESPACE: rec.namespace,
+        POD_IP: rec.ip ?? '',
+        NODE_NAME: rec.node,
+      },
+    });
+    rec.process = { ...child, argv: proc.argv };
+    writePodRecord(this.deps.dir, rec);
+  }
+
+  /** Like a readiness probe: Running is written once the pod's TCP ports accept connections. */
+  private async waitListening(pod: Pod, rec: PodRecord): Promise<void> {
+    const want = podProcess(pod, POD_SERVER_MAIN, process.execPath).tcpPorts;
+    if (want.length === 0) return;
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && isAlive(rec.process)) {
+      const { stdout } = await inNs(rec.netns, 'ss', ['-Hltn']).catch(() => ({ stdout: '' }));
+      const listening = new Set(
+        stdout
+          .split('\n')
+          .map((l) => l.trim().split(/\s+/)[3] ?? '')
+          .map((local) => Number(local.slice(local.lastIndexOf(':') + 1)))
+          .filter((n) => n > 0),
+      );
+      if (want.every((p) => listening.has(p))) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    this.deps.log.warn(
+      { event: 'pod.ports_not_listening', pod: `${rec.namespace}/${rec.name}`, ports: want },
+      'the pod does not listen on all its TCP ports yet',
+    );
+  }
+
+  private async writeRunning(pod: Pod, node: NodePlan, ip: string): Promise<void> {
+    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    await this.deps.store.setStatus(objectRef(pod), {
+      phase: 'Running',
+      podIP: ip,
+      podIPs: [{ ip }],
+      hostIP: node.ip,
+      hostIPs: [{ ip: node.ip }],
+      startTime: now,
+      conditions: [
+        { type: 'PodScheduled', status: 'True' },
+        { type: 'Initialized', status: 'True' },
+        { type: 'ContainersReady', status: 'True' },
+        { type: 'Ready', status: 'True' },
+      ],
+    });
+  }
+
+  /** Process, CNI DEL, namespace, record; a failed DEL keeps the record so a resync retries. */
+  private async teardown(rec: PodRecord): Promise<void> {
+    const k = key(rec.namespace, rec.name);
+    await stopProcess(rec.process, 2000);
+    const node = this.nodes.get(rec.node);
+    if (node) {
+      try {
+        await cniDel(
+          labConfList(cniSocket(this.deps.dir, node.name)),
+          this.cniInvocation(rec, node),
+          {},
+          rec.cniResult,
+        );
+      } catch (err) {
+        this.deps.log.warn(
+          { event: 'pod.cni_del_failed', pod: k, err },
+          'CNI DEL failed; retrying',
+        );
+        delete rec.process;
+        writePodRecord(this.deps.dir, rec);
+        throw err;
+      }
+    }
+    await deleteNetns(rec.netns);
+    rmSync(podRecordFile(this.deps.dir, rec.namespace, rec.name), { force: true });
+    this.records.delete(k);
+    this.deps.log.info({ event: 'pod.removed', pod: k }, 'pod removed');
+  }
+}
+
+function portMappings(pod: Pod): PortMapping[] {
+  const out: PortMapping[] = [];
+  for (const c of pod.spec.containers) {
+    for (const p of c.ports ?? []) {
+      if (!p.hostPort) continue;
+      out.push({
+        hostPort: p.hostPort,
+        containerPort: p.containerPort,
+        protocol: (p.protocol ?? 'TCP').toLowerCase() as PortMapping['protocol'],
+        ...(p.hostIP ? { hostIP: p.hostIP } : {}),
+      });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,256 @@
+// The lab end to end, as root: up, pods applied through the resource store, HTTP between pods
+// on different nodes, pods deleted, down; in a loop, each round checked for leftovers
+// (namespaces, pinned maps, processes, files). Then a lab process killed (reported by the
+// services' health, which `ciliate status` shows, while traffic keeps flowing), and two labs
+// side by side.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+
+import type { Pod } from '@ciliate/resources';
+import { ResourceStore } from '@ciliate/store';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+
+import {
+  currentLab,
+  labDown,
+  labExec,
+  labLeftovers,
+  labStatus,
+  labUp,
+  pendingReadiness,
+} from './lab.js';
+import { DATAPATH_IMPL } from './datapath.js';
+import { podNetns, type RoutingMode } from './plan.js';
+import { readManifest, labDir, type LabManifest } from './state.js';
+import { netnsExists, waitFor } from './sys.js';
+import { REPLICAS_ANNOTATION } from './workloads.js';
+
+const root = mkdtempSync(join(tmpdir(), 'ciliate-lab-test-'));
+const env: NodeJS.ProcessEnv = {
+  ...process.env,
+  CILIATE_STATE: join(root, 'state'),
+  CILIATE_CONTEXT_FILE: join(root, 'context.json'),
+};
+const made = new Set<string>();
+const suffix = randomBytes(2).toString('hex');
+
+async function up(name: string, routing: RoutingMode = 'native'): Promise<LabManifest> {
+  made.add(name);
+  return labUp({ name, nodes: 2, routing, env, timeoutMs: 90_000 });
+}
+
+after(async () => {
+  for (const name of made) await labDown({ name, env }).catch(() => undefined);
+  rmSync(root, { recursive: true, force: true });
+});
+
+function pod(name: string, node: string | undefined, extra: Record<string, unknown> = {}): Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: 'app', labels: { app: name.replace(/-\d+$/, '') }, ...extra },
+    spec: {
+      containers: [{ name: 'c', ports: [{ containerPort: 8080, protocol: 'TCP' }] }],
+      ...(node ? { nodeName: node } : {}),
+    },
+  } as unknown as Pod;
+}
+
+async function withStore<T>(
+  m: LabManifest,
+  fn: (s: ResourceStore, nc: NatsConnection) => Promise<T>,
+): Promise<T> {
+  const nc = await connect({ servers: m.natsUrl });
+  try {
+    return await fn(await ResourceStore.open(nc), nc);
+  } finally {
+    await nc.close();
+  }
+}
+
+type Status = { phase?: string; podIP?: string; hostIP?: string; podIPs?: { ip: string }[] };
+
+async function runningPods(s: ResourceStore, want: number): Promise<(Pod & { status: Status })[]> {
+  return waitFor(
+    `${want} running pods`,
+    async () => {
+      const pods = (await s.list<Pod>('Pod', 'app')).map(
+        (e) => e.object as Pod & { status: Status },
+      );
+      const running = pods.filter((p) => p.status?.phase === 'Running' && p.status.podIP);
+      return running.length >= want ? running : undefined;
+    },
+    60_000,
+    300,
+  );
+}
+
+async function curl(lab: string, from: string, ip: string): Promise<string> {
+  const r = await labExec({
+    name: lab,
+    env,
+    namespace: 'app',
+    pod: from,
+    cmd: ['curl', '-sS', '-m', '5', `http://${ip}:8080/`],
+    stdio: 'pipe',
+  });
+  return r.code === 0 ? r.stdout.trim() : `error ${r.code}: ${r.stderr.trim()}`;
+}
+
+describe('lab', { timeout: 600_000 }, () => {
+  before(() => {
+    assert.equal(process.getuid?.(), 0, 'the lab tier runs as root');
+  });
+
+  // the second round tunnels when the datapath service is there (the agent routes natively only)
+  const rounds: RoutingMode[] = ['native', DATAPATH_IMPL === 'service' ? 'vxlan' : 'native'];
+  for (const [i, routing] of rounds.entries()) {
+    it(`round ${i + 1} (${routing}): up, pods across nodes, exec, delete, down without leftovers`, async () => {
+      const name = `lt${suffix}`;
+      const m = await up(name, routing);
+      assert.equal(currentLab(env), name, 'the context points at the lab');
+      await withStore(m, async (s) => {
+        await s.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'app' } });
+        await s.apply(pod('client', 'node-1'));
+        await s.apply(pod('server', 'node-2'));
+        // the replicas shorthand, spread over both nodes
+        await s.apply(pod('web', undefined, { annotations: { [REPLICAS_ANNOTATION]: '2' } }));
+        const pods = await runningPods(s, 4);
+        const byName = new Map(pods.map((p) => [p.metadata.name, p]));
+        const server = byName.get('server')!;
+        assert.equal(server.status.hostIP, m.plan.nodes[1]!.ip);
+        assert.deepEqual(server.status.podIPs, [{ ip: server.status.podIP }]);
+        assert.equal(byName.get('web-0')?.spec.nodeName, 'node-1');
+        assert.equal(byName.get('web-1')?.spec.nodeName, 'node-2');
+        // node-1 -> node-2 and node-2 -> node-1
+        assert.equal(await curl(name, 'client', server.status.podIP!), 'server');
+        assert.equal(await curl(name, 'web-1', byName.get('client')!.status.podIP!), 'client');
+        // TCP that is not HTTP is echoed
+        const echo = await labExec({
+          name,
+          env,
+          namespace: 'app',
+          pod: 'client',
+          cmd: [
+            process.execPath,
+            '-e',
+            `const s=require('net').connect(8080,'${server.status.podIP}');s.on('connect',()=>s.write('echo me'));s.on('data',d=>{process.stdout.write(d);s.end()})`,
+          ],
+          stdio: 'pipe',
+        });
+        assert.equal(echo.stdout, 'echo me');
+
+        await s.delete({ kind: 'Pod', namespace: 'app', name: 'server' });
+        await s.delete({ kind: 'Pod', namespace: 'app', name: 'web' });
+        await waitFor(
+          'deleted pods to be torn down',
+          () =>
+            ['server', 'web-0', 'web-1'].every((p) => !netnsExists(podNetns(name, 'app', p))) ||
+            undefined,
+          30_000,
+        );
+        assert.deepEqual(
+          labStatus({ name, env }).pods.map((p) => p.name),
+          ['client'],
+        );
+      });
+      await labDown({ name, env });
+      made.delete(name);
+      assert.deepEqual(labLeftovers(name, env), []);
+      assert.equal(currentLab(env), undefined, 'the context is gone with the lab');
+    });
+  }
+
+  it('a killed node datapath is reported while existing pods keep talking', async () => {
+    const name = `lk${suffix}`;
+    const m = await up(name);
+    await withStore(m, async (s, nc) => {
+      await s.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'app' } });
+      await s.apply(pod('client', 'node-1'));
+      await s.apply(pod('server', 'node-2'));
+      const pods = await runningPods(s, 2);
+      const serverIp = pods.find((p) => p.metadata.name === 'server')!.status.podIP!;
+      assert.equal(await curl(name, 'client', serverIp), 'server');
+      const dp = readManifest(labDir(name, env))!.processes.find(
+        (p) => p.service === 'datapath' && p.node === 'node-2',
+      )!;
+      process.kill(dp.pid, 'SIGKILL');
+      const pending = await waitFor(
+        'the lab to report the dead datapath',
+        async () => {
+          const p = await pendingReadiness(nc, m);
+          return p.some((x) => x.includes('datapath@node-2')) ? p : undefined;
+        },
+        20_000,
+      );
+      assert.ok(
+        pending.some((x) => x.startsWith('lab@')),
+        pending.join('; '),
+      );
+      // the kernel keeps forwarding without the node's userspace
+      for (let i = 0; i < 3; i++) assert.equal(await curl(name, 'client', serverIp), 'server');
+      // `lab up` again starts what is not running
+      await labUp({ name, env, timeoutMs: 60_000 });
+      assert.ok(labStatus({ name, env }).processes.every((p) => p.running));
+      assert.equal(await curl(name, 'client', serverIp), 'server');
+    });
+    await labDown({ name, env });
+    made.delete(name);
+    assert.deepEqual(labLeftovers(name, env), []);
+  });
+
+  it('a lab interrupted half-way is removed completely', async () => {
+    const name = `li${suffix}`;
+    made.add(name);
+    const cli = fileURLToPath(new URL('../../cli/bin/ciliate.js', import.meta.url));
+    // killed at several points of its start-up: early (NATS, namespaces) and later (services)
+    for (const afterMs of [700, 2500]) {
+      const child = spawn(process.execPath, [cli, 'lab', 'up', '--name', name], {
+        env,
+        stdio: 'ignore',
+      });
+      await new Promise((r) => setTimeout(r, afterMs));
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('close', r));
+      await labDown({ name, env });
+      assert.deepEqual(labLeftovers(name, env), [], `killed after ${afterMs} ms`);
+    }
+    made.delete(name);
+  });
+
+  it('two labs run side by side', async () => {
+    const a = `la${suffix}`;
+    const b = `lb${suffix}`;
+    const [ma, mb] = [await up(a), await up(b)];
+    assert.notEqual(ma.plan.index, mb.plan.index);
+    assert.notEqual(ma.natsPort, mb.natsPort);
+    for (const [name, m] of [
+      [a, ma],
+      [b, mb],
+    ] as const) {
+      await withStore(m, async (s) => {
+        await s.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'app' } });
+        await s.apply(pod('client', 'node-2'));
+        await s.apply(pod('server', 'node-1'));
+        const pods = await runningPods(s, 2);
+        const ip = pods.find((p) => p.metadata.name === 'server')!.status.podIP!;
+        assert.ok(ip.startsWith(`10.${m.plan.index}.`), ip);
+        assert.equal(await curl(name, 'client', ip), 'server');
+      });
+    }
+    await labDown({ name: a, env });
+    made.delete(a);
+    assert.deepEqual(labLeftovers(a, env), []);
+    // b is untouched by a's removal
+    assert.ok(labStatus({ name: b, env }).processes.every((p) => p.running));
+    await labDown({ name: b, env });
+    made.delete(b);
+    assert.deepEqual(labLeftovers(b, env), []);
+  });
+});

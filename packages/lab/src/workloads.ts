@@ -1,0 +1,136 @@
+// What the lab does with Pod objects, as pure functions: which pods a lab node runs, how the
+// replicas shorthand expands into pods spread over the nodes, where an unscheduled pod goes, and
+// what process a pod runs.
+import type { Pod } from '@ciliate/resources';
+
+import { LabError } from './plan.js';
+
+/** A Pod with this annotation (and no spec.nodeName) is a template the lab expands. */
+export const REPLICAS_ANNOTATION = 'lab.ciliate.io/replicas';
+/** Set on every pod made from a template: the template's name. */
+export const TEMPLATE_ANNOTATION = 'lab.ciliate.io/template';
+export const MAX_REPLICAS = 100;
+export const DEFAULT_HTTP_PORT = 8080;
+
+export function replicasOf(pod: Pod): number | undefined {
+  const raw = pod.metadata.annotations?.[REPLICAS_ANNOTATION];
+  if (raw === undefined) return undefined;
+  if (!/^\d+$/.test(raw) || Number(raw) > MAX_REPLICAS) {
+    throw new LabError(
+      'bad_request',
+      `metadata.annotations[${REPLICAS_ANNOTATION}]: Invalid value: ${JSON.stringify(raw)}: must be an integer 0-${MAX_REPLICAS}`,
+    );
+  }
+  return Number(raw);
+}
+
+export function isTemplate(pod: Pod): boolean {
+  return !pod.spec.nodeName && pod.metadata.annotations?.[REPLICAS_ANNOTATION] !== undefined;
+}
+
+/**
+ * The pods a template stands for: `<name>-<i>` for i in 0..replicas-1, on node i mod N (round
+ * robin over the lab's nodes in order), with the template's labels and spec.
+ */
+export function expandTemplate(template: Pod, nodes: readonly string[]): Pod[] {
+  const replicas = replicasOf(template) ?? 0;
+  if (nodes.length === 0) throw new LabError('failed', 'the lab has no nodes');
+  const name = template.metadata.name ?? '';
+  const annotations = { ...(template.metadata.annotations ?? {}) };
+  delete annotations[REPLICAS_ANNOTATION];
+  annotations[TEMPLATE_ANNOTATION] = name;
+  const out: Pod[] = [];
+  for (let i = 0; i < replicas; i++) {
+    out.push({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name: `${name}-${i}`,
+        ...(template.metadata.namespace ? { namespace: template.metadata.namespace } : {}),
+        ...(template.metadata.labels ? { labels: { ...template.metadata.labels } } : {}),
+        annotations,
+      },
+      spec: { ...structuredClone(template.spec), nodeName: nodes[i % nodes.length]! },
+    });
+  }
+  return out;
+}
+
+/** The names of pods made from `template` that no longer belong to it (scaled down). */
+export function surplusReplicas(
+  template: Pod,
+  existing: readonly Pod[],
+  nodes: readonly string[],
+): string[] {
+  const want = new Set(expandTemplate(template, nodes).map((p) => p.metadata.name));
+  return existing
+    .filter(
+      (p) =>
+        p.metadata.namespace === template.metadata.namespace &&
+        p.metadata.annotations?.[TEMPLATE_ANNOTATION] === template.metadata.name &&
+        !want.has(p.metadata.name),
+    )
+    .map((p) => p.metadata.name ?? '');
+}
+
+/** The node for a pod without spec.nodeName: the one running the fewest pods, first on ties. */
+export function pickNode(nodes: readonly string[], pods: readonly Pod[]): string {
+  if (nodes.length === 0) throw new LabError('failed', 'the lab has no nodes');
+  const load = new Map(nodes.map((n) => [n, 0]));
+  for (const p of pods) {
+    const n = p.spec.nodeName;
+    if (n !== undefined && load.has(n)) load.set(n, load.get(n)! + 1);
+  }
+  let best = nodes[0]!;
+  for (const n of nodes) if (load.get(n)! < load.get(best)!) best = n;
+  return best;
+}
+
+export interface PodProcess {
+  /** The manifest's command (first container that has one), or the built-in server. */
+  kind: 'command' | 'builtin';
+  argv: string[];
+  tcpPorts: number[];
+  udpPorts: number[];
+}
+
+/** The ports a pod declares over all its containers, by protocol, sorted and unique. */
+export function podPorts(pod: Pod): { tcp: number[]; udp: number[] } {
+  const tcp = new Set<number>();
+  const udp = new Set<number>();
+  for (const c of pod.spec.containers) {
+    for (const p of c.ports ?? []) {
+      if (p.protocol === 'UDP') udp.add(p.containerPort);
+      else if (p.protocol === 'TCP' || p.protocol === undefined) tcp.add(p.containerPort);
+    }
+  }
+  return { tcp: [...tcp].sort((a, b) => a - b), udp: [...udp].sort((a, b) => a - b) };
+}
+
+/** What the lab runs in the pod's namespace. `serverMain` is the built-in server's script. */
+export function podProcess(pod: Pod, serverMain: string, nodeBin: string): PodProcess {
+  const { tcp, udp } = podPorts(pod);
+  const withCommand = pod.spec.containers.find((c) => c.command && c.command.length > 0);
+  if (withCommand) {
+    return {
+      kind: 'command',
+      argv: [...withCommand.command!, ...(withCommand.args ?? [])],
+      tcpPorts: tcp,
+      udpPorts: udp,
+    };
+  }
+  const tcpPorts = tcp.length > 0 ? tcp : [DEFAULT_HTTP_PORT];
+  return {
+    kind: 'builtin',
+    argv: [
+      nodeBin,
+      serverMain,
+      '--name',
+      pod.metadata.name ?? '',
+      ...tcpPorts.flatMap((p) => ['--tcp', String(p)]),
+      ...udp.flatMap((p) => ['--udp', String(p)]),
+    ],
+    tcpPorts,
+    udpPorts: udp,
+  };
+}
