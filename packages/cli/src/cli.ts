@@ -6,7 +6,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { CiliateError } from '@ciliate/contracts';
 import { natsConnectionOptions } from '@ciliate/runtime';
 
-import { resolveNats } from './context.js';
+import { resolveNats, type ExpectedInstance } from './context.js';
 import { OUTPUT_FORMATS, type OutputFormat } from './output.js';
 
 export class UsageError extends Error {
@@ -34,6 +34,8 @@ export interface CommandContext {
   /** Connects to NATS (once) with the global flags; fails with a message naming the URL. */
   connect(opts?: { retryUntil?: number }): Promise<NatsConnection>;
   natsUrl(): string;
+  /** Instances the current context expects to be running (empty without a context). */
+  expected(): ExpectedInstance[];
 }
 
 export interface Command {
@@ -104,6 +106,7 @@ export async function runCli(argv: string[], commands: Command[], io: Io): Promi
       io,
       globals,
       natsUrl: () => target.url,
+      expected: () => target.expect,
       async connect(opts = {}) {
         if (nc) return nc;
         const options = natsConnectionOptions({

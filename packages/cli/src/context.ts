@@ -6,10 +6,17 @@ import { join } from 'node:path';
 
 export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
 
+/** A service instance the context's owner runs (`ciliate status` reports it when missing). */
+export interface ExpectedInstance {
+  component: string;
+  node: string;
+}
+
 export interface CliContext {
   name: string;
   natsUrl: string;
   creds?: string;
+  expect?: ExpectedInstance[];
 }
 
 export function contextFile(env: NodeJS.ProcessEnv = process.env): string {
@@ -23,10 +30,17 @@ export function readContext(env: NodeJS.ProcessEnv = process.env): CliContext | 
   try {
     const raw = JSON.parse(readFileSync(contextFile(env), 'utf8')) as Partial<CliContext>;
     if (typeof raw.natsUrl !== 'string') return undefined;
+    const expect = Array.isArray(raw.expect)
+      ? raw.expect.filter(
+          (e): e is ExpectedInstance =>
+            typeof e?.component === 'string' && typeof e?.node === 'string',
+        )
+      : undefined;
     return {
       name: raw.name ?? 'default',
       natsUrl: raw.natsUrl,
       ...(raw.creds ? { creds: raw.creds } : {}),
+      ...(expect ? { expect } : {}),
     };
   } catch {
     return undefined;
@@ -36,11 +50,14 @@ export function readContext(env: NodeJS.ProcessEnv = process.env): CliContext | 
 export function resolveNats(
   flags: { nats?: string | undefined; creds?: string | undefined },
   env: NodeJS.ProcessEnv = process.env,
-): { url: string; creds: string | undefined; source: string } {
+): { url: string; creds: string | undefined; source: string; expect: ExpectedInstance[] } {
   const ctx = readContext(env);
   const creds = flags.creds ?? env.CILIATE_NATS_CREDS ?? ctx?.creds;
-  if (flags.nats) return { url: flags.nats, creds, source: '--nats' };
-  if (env.CILIATE_NATS_URL) return { url: env.CILIATE_NATS_URL, creds, source: 'CILIATE_NATS_URL' };
-  if (ctx) return { url: ctx.natsUrl, creds, source: `context ${ctx.name}` };
-  return { url: DEFAULT_NATS_URL, creds, source: 'default' };
+  // what the context expects holds only for the context's own NATS
+  const expect = ctx && !flags.nats && !env.CILIATE_NATS_URL ? (ctx.expect ?? []) : [];
+  if (flags.nats) return { url: flags.nats, creds, source: '--nats', expect };
+  if (env.CILIATE_NATS_URL)
+    return { url: env.CILIATE_NATS_URL, creds, source: 'CILIATE_NATS_URL', expect };
+  if (ctx) return { url: ctx.natsUrl, creds, source: `context ${ctx.name}`, expect };
+  return { url: DEFAULT_NATS_URL, creds, source: 'default', expect };
 }

@@ -63,11 +63,17 @@ export const StatusReportSchema = z.object({
   kind: z.literal('Status'),
   nats: z.object({ url: z.string(), connected: z.boolean(), serverVersion: z.string().nullable() }),
   instances: z.array(StatusInstanceSchema),
+  /**
+   * Instances the current context expects (a lab lists every service it runs) that no running
+   * instance matches: a killed process shows here. Absent when nothing is expected.
+   */
+  missing: z.array(z.object({ component: z.string(), node: z.string() })).optional(),
   summary: z.object({
     total: z.number().int(),
     ready: z.number().int(),
     notReady: z.number().int(),
     unreachable: z.number().int(),
+    missing: z.number().int().optional(),
   }),
 });
 export type StatusReport = z.infer<typeof StatusReportSchema>;

@@ -4,7 +4,7 @@
 // services' health, which `ciliate status` shows, while traffic keeps flowing), and two labs
 // side by side.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -195,6 +195,32 @@ describe('lab', { timeout: 600_000 }, () => {
       );
       // the kernel keeps forwarding without the node's userspace
       for (let i = 0; i < 3; i++) assert.equal(await curl(name, 'client', serverIp), 'server');
+      // the lab's own service killed too: `ciliate status` (through the context the lab wrote)
+      // lists both as missing, and traffic still flows
+      const kubelet = readManifest(labDir(name, env))!.processes.find(
+        (p) => p.service === 'kubelet',
+      )!;
+      process.kill(kubelet.pid, 'SIGKILL');
+      const cli = fileURLToPath(new URL('../../cli/bin/ciliate.js', import.meta.url));
+      const report = await waitFor(
+        'ciliate status to list the killed processes as missing',
+        () => {
+          const r = spawnSync(process.execPath, [cli, 'status', '-o', 'json'], {
+            env,
+            encoding: 'utf8',
+          });
+          const j = JSON.parse(r.stdout) as {
+            missing?: { component: string; node: string }[];
+          };
+          const keys = (j.missing ?? []).map((x) => `${x.component}@${x.node}`).sort();
+          return keys.includes('lab@control-plane') && keys.includes('datapath@node-2')
+            ? keys
+            : undefined;
+        },
+        20_000,
+      );
+      assert.deepEqual(report, ['datapath@node-2', 'lab@control-plane']);
+      assert.equal(await curl(name, 'client', serverIp), 'server');
       // `lab up` again starts what is not running
       await labUp({ name, env, timeoutMs: 60_000 });
       assert.ok(labStatus({ name, env }).processes.every((p) => p.running));

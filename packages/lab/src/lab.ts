@@ -95,12 +95,30 @@ export function contextName(lab: string): string {
   return `lab-${lab}`;
 }
 
+/**
+ * Every service instance the lab runs, as `ciliate status` should find it: a killed process
+ * then shows as missing there (its micro service is simply gone from $SRV).
+ */
+export function expectedInstances(m: LabManifest): { component: string; node: string }[] {
+  return m.processes
+    .filter((p) => p.service !== 'nats')
+    .filter((p) => p.service !== 'datapath' || datapathInStatus(m.datapath))
+    .map((p) => ({
+      component: p.service === 'kubelet' ? 'lab' : p.service,
+      node: p.env.CILIATE_NODE ?? p.node ?? CONTROL_NODE,
+    }));
+}
+
 function writeContext(m: LabManifest, env: NodeJS.ProcessEnv): void {
   const file = contextFile(env);
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(
     file,
-    JSON.stringify({ name: contextName(m.name), natsUrl: m.natsUrl, lab: m.name }, null, 2) + '\n',
+    JSON.stringify(
+      { name: contextName(m.name), natsUrl: m.natsUrl, lab: m.name, expect: expectedInstances(m) },
+      null,
+      2,
+    ) + '\n',
   );
 }
 

@@ -4,12 +4,14 @@ import type { StatusInstance, StatusReport } from '@ciliate/contracts';
 import type { NatsConnection } from '@nats-io/transport-node';
 
 import { UsageError, type Command } from '../cli.js';
+import type { ExpectedInstance } from '../context.js';
 import { formatDuration, formatTable, render } from '../output.js';
 
 export async function collectStatus(
   nc: NatsConnection,
   natsUrl: string,
   now = Date.now(),
+  expected: readonly ExpectedInstance[] = [],
 ): Promise<StatusReport> {
   const found = await discoverInstances(nc, { maxWaitMs: 750 });
   const instances: StatusInstance[] = await Promise.all(
@@ -31,16 +33,21 @@ export async function collectStatus(
   );
   const count = (h: StatusInstance['health']): number =>
     instances.filter((i) => i.health === h).length;
+  const missing = expected
+    .filter((e) => !instances.some((i) => i.component === e.component && i.node === e.node))
+    .map((e) => ({ component: e.component, node: e.node }));
   return {
     apiVersion: 'ciliate.io/v1',
     kind: 'Status',
     nats: { url: natsUrl, connected: !nc.isClosed(), serverVersion: nc.info?.version ?? null },
     instances,
+    ...(expected.length > 0 ? { missing } : {}),
     summary: {
       total: instances.length,
       ready: count('ready'),
       notReady: count('not-ready'),
       unreachable: count('unreachable'),
+      ...(expected.length > 0 ? { missing: missing.length } : {}),
     },
   };
 }
@@ -54,7 +61,9 @@ function why(i: StatusInstance): string {
 }
 
 export function statusTable(r: StatusReport): string {
-  if (r.instances.length === 0) return `No Ciliate services found on ${r.nats.url}.\n`;
+  const missing = r.missing ?? [];
+  if (r.instances.length === 0 && missing.length === 0)
+    return `No Ciliate services found on ${r.nats.url}.\n`;
   const rows = r.instances.map((i) => [
     i.component,
     i.node,
@@ -64,9 +73,21 @@ export function statusTable(r: StatusReport): string {
     i.health,
     why(i),
   ]);
+  for (const m of missing) {
+    rows.push([
+      m.component,
+      m.node,
+      '-',
+      '-',
+      '-',
+      'missing',
+      'expected by the context; no instance answers',
+    ]);
+  }
+  const expected = r.summary.total + missing.length;
   return (
     formatTable(['COMPONENT', 'NODE', 'INSTANCE', 'VERSION', 'UPTIME', 'HEALTH', 'DETAIL'], rows) +
-    `\n${r.summary.ready}/${r.summary.total} ready (NATS ${r.nats.url}${r.nats.serverVersion ? `, server ${r.nats.serverVersion}` : ''})\n`
+    `\n${r.summary.ready}/${expected} ready${missing.length ? `, ${missing.length} missing` : ''} (NATS ${r.nats.url}${r.nats.serverVersion ? `, server ${r.nats.serverVersion}` : ''})\n`
   );
 }
 
@@ -76,7 +97,11 @@ function pending(r: StatusReport, expect: string[]): string[] | undefined {
   const notReady = r.instances
     .filter((i) => i.health !== 'ready')
     .map((i) => `${i.component}@${i.node} (${why(i) || i.health})`);
-  const out = [...missing.map((c) => `${c} (no instance found)`), ...notReady];
+  const out = [
+    ...missing.map((c) => `${c} (no instance found)`),
+    ...(r.missing ?? []).map((m) => `${m.component}@${m.node} (missing)`),
+    ...notReady,
+  ];
   if (r.instances.length === 0 && expect.length === 0) out.push('any service (none found)');
   return out.length === 0 ? undefined : out;
 }
@@ -109,7 +134,7 @@ export const statusCommand: Command = {
         : [];
     if (!wait) {
       const nc = await ctx.connect();
-      const report = await collectStatus(nc, ctx.natsUrl());
+      const report = await collectStatus(nc, ctx.natsUrl(), Date.now(), ctx.expected());
       ctx.io.out(render(ctx.globals.output, report, () => statusTable(report)));
       return 0;
     }
@@ -119,7 +144,7 @@ export const statusCommand: Command = {
     let lastPending: string[] | undefined = [];
     const started = Date.now();
     while (Date.now() < deadline) {
-      last = await collectStatus(nc, ctx.natsUrl());
+      last = await collectStatus(nc, ctx.natsUrl(), Date.now(), ctx.expected());
       lastPending = pending(last, expect);
       if (lastPending === undefined) break;
       if (ctx.io.interactive) {
