@@ -26,7 +26,7 @@ import {
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
 import type { CniResult } from '../cni/result.js';
-import { PLUGIN, REFERENCE_PLUGINS, type PluginRun } from './harness.js';
+import { PLUGIN, REFERENCE_PLUGINS, runPluginIn, type PluginRun } from './harness.js';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 export const DATAPATH_MAIN = here('../main.js');
@@ -283,31 +283,7 @@ function runPlugin(
   env: Record<string, string | undefined>,
   config: unknown,
 ): Promise<PluginRun> {
-  const cleanEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH };
-  for (const [k, v] of Object.entries(env)) if (v !== undefined) cleanEnv[k] = v;
-  return new Promise((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', netns, PLUGIN], {
-      env: cleanEnv,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      let json: Record<string, unknown> | undefined;
-      try {
-        json = stdout.trim() ? (JSON.parse(stdout) as Record<string, unknown>) : undefined;
-      } catch {
-        json = undefined;
-      }
-      resolve({ code, stdout, stderr, ...(json ? { json } : {}) });
-    });
-    child.stdin.end(JSON.stringify(config));
-  });
+  return runPluginIn(netns, PLUGIN, env, config);
 }
 
 /** A UDP echo server in `ns`; stop() kills it. */

@@ -133,10 +133,20 @@ export function runCni(
   env: Record<string, string | undefined>,
   config: unknown,
 ): Promise<PluginRun> {
+  return runPluginIn(node.ns.name, binary, env, config);
+}
+
+/** Runs a CNI executable inside a named netns as a runtime would: env, stdin, stdout, exit code. */
+export function runPluginIn(
+  netns: string,
+  binary: string,
+  env: Record<string, string | undefined>,
+  config: unknown,
+): Promise<PluginRun> {
   const cleanEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH };
   for (const [k, v] of Object.entries(env)) if (v !== undefined) cleanEnv[k] = v;
   return new Promise((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', node.ns.name, binary], {
+    const child = spawn('ip', ['netns', 'exec', netns, binary], {
       env: cleanEnv,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
