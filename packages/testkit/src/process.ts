@@ -18,9 +18,10 @@ export interface NodeProcess {
 export function spawnNode(
   script: string,
   args: string[] = [],
-  opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; nodeArgs?: readonly string[] } = {},
 ): NodeProcess {
-  const child = spawn(process.execPath, ['--enable-source-maps', script, ...args], {
+  const nodeArgs = ['--enable-source-maps', ...(opts.nodeArgs ?? [])];
+  const child = spawn(process.execPath, [...nodeArgs, script, ...args], {
     env: { ...process.env, ...opts.env },
     cwd: opts.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -7,7 +7,8 @@
 //   npx turbo run build --filter=@ciliate/identity && npm run bench -w @ciliate/identity
 //
 // Knobs: IDENTITY_BENCH_CLIENTS (32), IDENTITY_BENCH_NEW (20000, timed), IDENTITY_BENCH_FILL
-// (65000 identities in total for the memory figure), IDENTITY_BENCH_LOOKUPS (50000).
+// (65000 identities in total for the memory figure), IDENTITY_BENCH_LOOKUPS (50000),
+// IDENTITY_BENCH_CPU_PROF (a directory: the service writes a V8 CPU profile there on exit).
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 
@@ -30,6 +31,7 @@ const CLIENTS = Number(process.env.IDENTITY_BENCH_CLIENTS ?? 32);
 const NEW = Number(process.env.IDENTITY_BENCH_NEW ?? 20_000);
 const FILL = Number(process.env.IDENTITY_BENCH_FILL ?? 65_000);
 const LOOKUPS = Number(process.env.IDENTITY_BENCH_LOOKUPS ?? 50_000);
+const CPU_PROF = process.env.IDENTITY_BENCH_CPU_PROF;
 const CONNECTIONS = 4;
 const TARGET_NEW_PER_S = 5000;
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
@@ -65,8 +67,12 @@ async function drive(
   return (total / (performance.now() - t0)) * 1000;
 }
 
-async function startProcess(script: string, env: Record<string, string>): Promise<NodeProcess> {
-  const p = spawnNode(script, [], { env });
+async function startProcess(
+  script: string,
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+): Promise<NodeProcess> {
+  const p = spawnNode(script, [], { env, nodeArgs });
   await waitFor(
     script,
     () => {
@@ -146,14 +152,18 @@ try {
   const kvRate = await drive(NEW, (i) => raw.create(`id.${i}`, value));
   await raw.destroy();
 
-  const svc = await startProcess(MAIN, {
-    CILIATE_NATS_URL: nats.url,
-    CILIATE_HTTP_ADDRESS: '127.0.0.1:0',
-    CILIATE_NODE: 'bench',
-    CILIATE_LOG_LEVEL: 'info',
-    // One writer of CiliumIdentity objects would double the store writes; measured apart.
-    CILIATE_MIRROR_CILIUMIDENTITIES: 'false',
-  });
+  const svc = await startProcess(
+    MAIN,
+    {
+      CILIATE_NATS_URL: nats.url,
+      CILIATE_HTTP_ADDRESS: '127.0.0.1:0',
+      CILIATE_NODE: 'bench',
+      CILIATE_LOG_LEVEL: 'info',
+      // One writer of CiliumIdentity objects would double the store writes; measured apart.
+      CILIATE_MIRROR_CILIUMIDENTITIES: 'false',
+    },
+    CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [],
+  );
   procs.push(svc);
   const httpAddress = svc
     .jsonLines<{ event?: string; address?: string }>()

@@ -43,7 +43,7 @@ function allocate(
   kv: MemoryKv,
   view: AllocationView,
   labels: string,
-  extra: { range?: IdentityRange; node?: string; now?: number } = {},
+  extra: { range?: IdentityRange; node?: string; now?: number; atomic?: boolean } = {},
 ): AllocationState {
   const now = extra.now ?? 0;
   return runMachine(
@@ -54,6 +54,7 @@ function allocate(
         range: extra.range ?? RANGE,
         now,
         ...(extra.node === undefined ? {} : { node: extra.node }),
+        ...(extra.atomic === undefined ? {} : { atomic: extra.atomic }),
       },
       view,
     ),
@@ -192,6 +193,60 @@ describe('allocation machine, one allocator at a time', () => {
     checkStore(kv);
   });
 
+  it('with an atomic store, claims number, binding and reference in one batch', () => {
+    const { kv, table } = store();
+    const s = allocate(kv, table, setOf('web'), { node: 'worker-1', atomic: true });
+    assert.equal(s.phase, 'done');
+    assert.deepEqual(s.result, { id: s.result!.id, outcome: 'created', conflicts: 0 });
+    // read binding, one batch: nothing else
+    assert.equal(s.steps, 2);
+    assert.deepEqual(
+      { ...kv.counts },
+      { get: 1, create: 0, update: 0, put: 0, delete: 0, keys: 0, wait: 0, batch: 1 },
+    );
+    assert.ok(kv.get(`ref.${s.result.id}.worker-1`) !== undefined);
+    assert.equal(
+      decodeBindingRecord(kv.get(bindingKey(labelSetHash(setOf('web'))))!.value).id,
+      s.result.id,
+    );
+    checkStore(kv);
+  });
+
+  it('with an atomic store, two racers for one set: the loser writes nothing and reads the winner', () => {
+    const kv = new MemoryKv();
+    const empty = new IdentityTable();
+    const labels = setOf('web');
+    const start = (): AllocationStep =>
+      startAllocation({ labels, range: RANGE, now: 0, node: 'n1', atomic: true }, empty);
+    let a = start();
+    let b = start();
+    const step = (x: AllocationStep): AllocationStep =>
+      stepAllocation(x.state, kv.execute(x.op!), empty, 0);
+    a = step(a); // get binding: missing
+    b = step(b); // get binding: missing
+    a = step(a); // batch: written
+    assert.equal(a.state.phase, 'done');
+    const before = kv.revision;
+    b = step(b); // batch: conflict, nothing written
+    assert.equal(kv.revision, before);
+    assert.equal(b.op?.op, 'get');
+    b = step(b); // the binding: A's number
+    b = step(b); // B's node reference
+    assert.deepEqual(b.state.result, { id: a.state.result!.id, outcome: 'existing', conflicts: 1 });
+    checkStore(kv);
+  });
+
+  it('a batch the store refuses falls back to the sequential steps', () => {
+    const { kv, table } = store();
+    kv.refuseBatches = true;
+    const s = allocate(kv, table, setOf('web'), { node: 'n1', atomic: true });
+    assert.equal(s.result?.outcome, 'created');
+    assert.equal(kv.counts.batch, 1);
+    assert.equal(kv.counts.create, 2);
+    assert.equal(kv.counts.put, 1);
+    checkStore(kv);
+  });
+
   it('revives a binding the GC is about to release', () => {
     const { kv, table } = store();
     const labels = setOf('web');
@@ -281,10 +336,11 @@ describe('allocation machine, many allocators interleaved', () => {
   const scenario = fc.record({
     sets: fc.integer({ min: 1, max: 5 }),
     extra: fc.integer({ min: 0, max: 12 }),
-    actors: fc.array(fc.record({ set: fc.nat(), stale: fc.boolean(), startAt: fc.nat(60) }), {
-      minLength: 2,
-      maxLength: 32,
-    }),
+    refuseBatches: fc.boolean(),
+    actors: fc.array(
+      fc.record({ set: fc.nat(), stale: fc.boolean(), startAt: fc.nat(60), atomic: fc.boolean() }),
+      { minLength: 2, maxLength: 32 },
+    ),
     schedule: fc.array(fc.record({ who: fc.nat(), kill: fc.integer({ min: 0, max: 30 }) }), {
       maxLength: 400,
     }),
@@ -292,10 +348,11 @@ describe('allocation machine, many allocators interleaved', () => {
 
   it('property: zero duplicates, and every caller of one set gets the same number, whatever the interleaving and whoever dies', () => {
     // What the runs went through, to show the property was exercised and not vacuous.
-    const seen = { conflicts: 0, converged: 0, orphans: 0, kills: 0 };
+    const seen = { conflicts: 0, converged: 0, orphans: 0, kills: 0, atomic: 0, sequential: 0 };
     fc.assert(
-      fc.property(scenario, ({ sets, extra, actors: specs, schedule }) => {
+      fc.property(scenario, ({ sets, extra, refuseBatches, actors: specs, schedule }) => {
         const { kv, table } = store();
+        kv.refuseBatches = refuseBatches;
         const range = { min: 256, max: 256 + sets + extra };
         const actors: (Actor | undefined)[] = specs.map(() => undefined);
         const startActor = (i: number): Actor => {
@@ -306,7 +363,10 @@ describe('allocation machine, many allocators interleaved', () => {
           const actor: Actor = {
             labels,
             view,
-            step: startAllocation({ labels, range, now: 0, maxSteps: 10_000 }, view),
+            step: startAllocation(
+              { labels, range, now: 0, maxSteps: 10_000, atomic: spec.atomic },
+              view,
+            ),
             killed: false,
           };
           actors[i] = actor;
@@ -349,6 +409,10 @@ describe('allocation machine, many allocators interleaved', () => {
           const id = s.result!.id;
           seen.conflicts += s.result!.conflicts;
           if (s.result!.outcome === 'converged') seen.converged++;
+          if (s.result!.outcome === 'created') {
+            if (s.atomic) seen.atomic++;
+            else seen.sequential++;
+          }
           if (s.result!.orphan !== undefined) seen.orphans++;
           const bound = kv.get(bindingKey(labelSetHash(actor.labels)));
           assert.equal(bound && decodeBindingRecord(bound.value).id, id, 'answer is the binding');

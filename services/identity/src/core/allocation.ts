@@ -12,6 +12,13 @@
 //   conditional on the revision it decided on. An allocator that adopts an existing
 //   reservation first rewrites it (compare-and-set), so a GC delete decided earlier fails.
 //
+// Atomic claims: on a store that writes several keys all-or-nothing (JetStream atomic batch
+// publish), a new number, its binding and the asking node's reference go in one write. That is
+// one of the interleavings the sequential protocol already allows (create-id, create-binding,
+// reference with nothing in between), and a refused batch wrote nothing, so it adds no state
+// and needs no new argument; it saves two of the three round trips of a new identity. After
+// a conflicting batch the machine reads the binding and continues with the sequential steps.
+//
 // Why it collides rarely: the first candidate number is derived from the label-set hash and
 // probing continues along a hash-derived stride. Allocators racing for the same label set pick
 // the same numbers in the same order and converge on one; allocators of different sets start
@@ -32,7 +39,7 @@ import {
   type BindingRecord,
   type IdentityRecord,
 } from './kv.js';
-import { labelSetHash, parseLabelSetKey } from './labels.js';
+import { checkLabelSetKey, labelSetHash, parseLabelSetKey } from './labels.js';
 import { LOCAL_IDENTITY_MAX, rangeSize, type IdentityRange } from './numeric.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -52,13 +59,26 @@ export type KvOp =
   | { readonly op: 'put'; readonly key: string; readonly value: string }
   /** Delete; when `revision` is given, only if it is still the key's last revision. */
   | { readonly op: 'delete'; readonly key: string; readonly revision?: number }
+  /**
+   * All of `writes` or none of them (an atomic batch); a create in it expects the key absent.
+   * Answered `written` (revision of the last write), `conflict` (a create met an existing key:
+   * nothing was written) or `refused` (the store would not take a batch now: nothing written).
+   */
+  | { readonly op: 'batch'; readonly writes: readonly BatchWrite[] }
   /** Keys matching a subject filter (`ref.300.>`). */
   | { readonly op: 'keys'; readonly filter: string }
   /** Come back at or after `until` (ms); the service uses a timer. */
   | { readonly op: 'wait'; readonly until: number };
 
+/** One write of an atomic batch. */
+export type BatchWrite =
+  | { readonly op: 'create'; readonly key: string; readonly value: string }
+  | { readonly op: 'put'; readonly key: string; readonly value: string };
+
 export type KvResult =
   | { readonly kind: 'written'; readonly revision: number }
+  /** A batch the store did not take for reasons of its own (limits); nothing was written. */
+  | { readonly kind: 'refused' }
   /** create on an existing key; update or conditional delete with a stale revision. */
   | { readonly kind: 'conflict' }
   | { readonly kind: 'value'; readonly value: string; readonly revision: number }
@@ -274,7 +294,7 @@ export type AllocationPlan =
       /** Index of this candidate in the probe sequence; continue from probe + 1. */
       readonly probe: number;
       /** What to create, in order: the number, then the binding. */
-      readonly writes: readonly [KvOp, KvOp];
+      readonly writes: readonly [BatchWrite, BatchWrite];
     }
   | { readonly kind: 'exhausted'; readonly hash: string; readonly error: IdentityError }
   | { readonly kind: 'collision'; readonly hash: string; readonly error: IdentityError };
@@ -353,6 +373,7 @@ function collisionError(hash: string): IdentityError {
 
 export type AllocationPhase =
   | 'read-binding'
+  | 'claim-atomic'
   | 'create-id'
   | 'read-id'
   | 'touch-id'
@@ -384,6 +405,8 @@ export interface AllocationState {
   /** Node on whose behalf the reference `ref.<N>.<node>` is written before answering. */
   readonly node?: string;
   readonly deadlineAt: number;
+  /** Claim new numbers with one atomic batch (the store supports it, no conflict met yet). */
+  readonly atomic: boolean;
   readonly maxSteps: number;
   readonly steps: number;
   readonly phase: AllocationPhase;
@@ -416,6 +439,8 @@ export interface StartAllocationInput {
   readonly deadlineMs?: number;
   /** Give up (ALLOCATION_CONFLICT) after this many KV operations. */
   readonly maxSteps?: number;
+  /** The store executes `batch` operations atomically: claim with one write (default false). */
+  readonly atomic?: boolean;
 }
 
 export const DEFAULT_ALLOCATION_DEADLINE_MS = 10_000;
@@ -426,7 +451,7 @@ export const DEFAULT_ALLOCATION_MAX_STEPS = 64;
  * the answer needs no KV round trip (apart from the node's reference, when a node is given).
  */
 export function startAllocation(input: StartAllocationInput, view: AllocationView): AllocationStep {
-  parseLabelSetKey(input.labels, 'labels');
+  checkLabelSetKey(input.labels, 'labels');
   checkRange(input.range);
   if (input.node !== undefined) nodeToken(input.node);
   const state: AllocationState = {
@@ -436,6 +461,7 @@ export function startAllocation(input: StartAllocationInput, view: AllocationVie
     range: { min: input.range.min, max: input.range.max },
     ...(input.node === undefined ? {} : { node: input.node }),
     deadlineAt: input.now + (input.deadlineMs ?? DEFAULT_ALLOCATION_DEADLINE_MS),
+    atomic: input.atomic === true,
     maxSteps: input.maxSteps ?? DEFAULT_ALLOCATION_MAX_STEPS,
     steps: 0,
     phase: 'read-binding',
@@ -506,6 +532,34 @@ function advance(
         withOrphan(s, { id: b.id, outcome: 'existing', conflicts: s.conflicts }),
         now,
       );
+    }
+    case 'claim-atomic': {
+      const n = s.candidate!;
+      if (r.kind === 'written') {
+        // The reference went with the claim: answered without a further write.
+        return {
+          state: {
+            ...s,
+            claimed: n,
+            phase: 'done',
+            result: { id: n, outcome: 'created', conflicts: s.conflicts },
+          },
+        };
+      }
+      if (r.kind === 'conflict') {
+        // The number or the binding exists; which one, the binding says. From here on the
+        // sequential steps run, which tell the two apart.
+        return issue(
+          { ...s, atomic: false, conflicts: s.conflicts + 1 },
+          { op: 'get', key: bindingKey(s.hash) },
+          'read-binding',
+          now,
+        );
+      }
+      if (r.kind === 'refused') {
+        return issue({ ...s, atomic: false }, createIdentity(s, n), 'create-id', now);
+      }
+      return unexpected(s, r);
     }
     case 'create-id': {
       const n = s.candidate!;
@@ -619,19 +673,39 @@ function createBinding(s: AllocationState, n: number): KvOp {
 }
 
 function claimNext(s: AllocationState, view: AllocationView, now: number): AllocationStep {
-  const plan = planAllocate({
-    labels: s.labels,
-    range: s.range,
-    view,
-    skip: new Set(s.skip),
-    fromProbe: s.probe,
-    ignoreBinding: true,
-  });
-  if (plan.kind === 'exhausted' || plan.kind === 'collision') return fail(s, plan.error);
-  if (plan.kind === 'existing') return unexpected(s, { kind: 'missing' });
+  // The labels and range were checked when the allocation started.
+  const next = plan(
+    {
+      labels: s.labels,
+      range: s.range,
+      view,
+      skip: new Set(s.skip),
+      fromProbe: s.probe,
+      ignoreBinding: true,
+    },
+    s.hash,
+  );
+  if (next.kind === 'exhausted' || next.kind === 'collision') return fail(s, next.error);
+  if (next.kind === 'existing') return unexpected(s, { kind: 'missing' });
+  if (s.atomic) {
+    const writes: BatchWrite[] = [...next.writes];
+    if (s.node !== undefined) {
+      writes.push({
+        op: 'put',
+        key: referenceKey(next.id, s.node),
+        value: encodeRecord(referenceRecord(next.id, s.node)),
+      });
+    }
+    return issue(
+      { ...s, candidate: next.id, probe: next.probe + 1 },
+      { op: 'batch', writes },
+      'claim-atomic',
+      now,
+    );
+  }
   return issue(
-    { ...s, candidate: plan.id, probe: plan.probe + 1 },
-    plan.writes[0],
+    { ...s, candidate: next.id, probe: next.probe + 1 },
+    next.writes[0],
     'create-id',
     now,
   );

@@ -187,6 +187,7 @@ describe('release machine', () => {
   }
   function ops(step: ReleaseStep | AllocationStep): string {
     const op = step.op!;
+    if (op.op === 'batch') return `batch ${op.writes.map((w) => w.key).join(',')}`;
     return `${op.op} ${'key' in op ? op.key : 'filter' in op ? op.filter : op.until}`;
   }
 
@@ -297,18 +298,20 @@ describe('release machine', () => {
     const scenario = fc.record({
       actors: fc.array(
         fc.oneof(
-          fc.record({ kind: fc.constant('alloc' as const), set: fc.nat(4) }),
+          fc.record({ kind: fc.constant('alloc' as const), set: fc.nat(4), atomic: fc.boolean() }),
           fc.record({ kind: fc.constant('release' as const), pick: fc.nat() }),
         ),
         { minLength: 2, maxLength: 24 },
       ),
       schedule: fc.array(fc.nat(), { maxLength: 400 }),
       size: fc.integer({ min: 4, max: 12 }),
+      refuseBatches: fc.boolean(),
     });
-    const seen = { freed: 0, revived: 0, answered: 0, timedOut: 0 };
+    const seen = { freed: 0, revived: 0, answered: 0, timedOut: 0, atomicClaims: 0 };
     fc.assert(
-      fc.property(scenario, ({ actors, schedule, size }) => {
+      fc.property(scenario, ({ actors, schedule, size, refuseBatches }) => {
         const { kv, table } = store();
+        kv.refuseBatches = refuseBatches;
         const range = { min: 256, max: 256 + size - 1 };
         let now = 0;
         type Running =
@@ -319,7 +322,10 @@ describe('release machine', () => {
           const a = actors[i]!;
           if (a.kind === 'alloc') {
             const labels = setOf(`s${a.set}`);
-            const step = startAllocation({ labels, range, now, deadlineMs: DEADLINE }, table);
+            const step = startAllocation(
+              { labels, range, now, deadlineMs: DEADLINE, atomic: a.atomic },
+              table,
+            );
             return { kind: 'alloc', labels, step };
           }
           // The worst GC: it picks any number at all, in use or not.
@@ -353,6 +359,7 @@ describe('release machine', () => {
             if (r.step.op === undefined) return finished(r);
           }
           const result = kv.execute(r.step.op!);
+          if (r.step.op!.op === 'batch' && result.kind === 'written') seen.atomicClaims++;
           now++;
           if (r.kind === 'alloc') r.step = stepAllocation(r.step.state, result, table, now);
           else r.step = stepRelease(r.step.state, result, now);

@@ -10,7 +10,7 @@
 // not key characters, and values are unbounded), hence the hash. Node names are DNS subdomains;
 // their dots become '_' (never in a DNS name) to stay one token.
 import { IdentityError, invalid } from './errors.js';
-import { labelSetHash, parseLabelSetKey } from './labels.js';
+import { checkLabelSetKey, labelSetHash } from './labels.js';
 import { LOCAL_IDENTITY_MAX, MIN_GLOBAL_IDENTITY } from './numeric.js';
 
 export interface IdentityRecord {
@@ -187,7 +187,7 @@ function checkLabels(labels: unknown, field: string): string {
     throw invalid('INVALID_RECORD', field, labels, 'must be a label-set key string');
   }
   try {
-    parseLabelSetKey(labels, field);
+    checkLabelSetKey(labels, field);
   } catch (err) {
     if (err instanceof IdentityError) {
       throw new IdentityError('INVALID_RECORD', err.message, { field, cause: err });

@@ -201,7 +201,32 @@ export function parseLabelSetKey(key: string, field = 'labels'): Label[] {
  * allowed in NATS KV keys, and values are unbounded), so label sets are addressed by this hash.
  */
 export function labelSetHash(setKey: string): string {
-  return createHash('sha256').update(setKey, 'utf8').digest('hex');
+  let hash = recentHashes.get(setKey);
+  if (hash === undefined) {
+    hash = createHash('sha256').update(setKey, 'utf8').digest('hex');
+    remember(recentHashes, setKey, hash);
+  }
+  return hash;
+}
+
+/**
+ * Checks that `key` is a label-set key exactly as labelSetKey() writes it (parseLabelSetKey()
+ * without building the labels). One label set passes through here several times in a row (the
+ * request, the allocation, the mirror's two records), so recent valid keys are remembered.
+ */
+export function checkLabelSetKey(key: string, field = 'labels'): void {
+  if (recentValid.has(key)) return;
+  parseLabelSetKey(key, field);
+  remember(recentValid, key, true);
+}
+
+// Small memos of pure functions: a label set is seen a few times within moments, rarely later.
+const MEMO_SIZE = 4096;
+const recentHashes = new Map<string, string>();
+const recentValid = new Map<string, true>();
+function remember<V>(memo: Map<string, V>, key: string, value: V): void {
+  if (memo.size >= MEMO_SIZE) memo.clear();
+  memo.set(key, value);
 }
 
 /** Label sets from `source:key=value` strings, as a CLI or a test writes them. */

@@ -31,7 +31,10 @@ export class MemoryKv {
     delete: 0,
     keys: 0,
     wait: 0,
+    batch: 0,
   };
+  /** When set, `batch` operations are refused (a store at its batch limits). */
+  refuseBatches = false;
 
   get revision(): number {
     return this.#revision;
@@ -89,6 +92,15 @@ export class MemoryKv {
           return { kind: 'conflict' };
         }
         return this.#write(op.key, undefined);
+      }
+      case 'batch': {
+        if (this.refuseBatches) return { kind: 'refused' };
+        for (const w of op.writes) {
+          if (w.op === 'create' && this.#data.has(w.key)) return { kind: 'conflict' };
+        }
+        let last: KvResult = { kind: 'conflict' };
+        for (const w of op.writes) last = this.#write(w.key, w.value);
+        return last;
       }
       case 'keys':
         return { kind: 'keys', keys: this.keys(op.filter) };

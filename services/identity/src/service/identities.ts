@@ -166,6 +166,7 @@ export class IdentityAllocator {
           node: req.node,
           now: this.#clock(),
           deadlineMs: this.#o.deadlineMs,
+          atomic: this.#o.executor.atomic === true,
         },
         table,
       );
