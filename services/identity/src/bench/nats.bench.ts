@@ -33,6 +33,7 @@ const FILL = Number(process.env.IDENTITY_BENCH_FILL ?? 65_000);
 const LOOKUPS = Number(process.env.IDENTITY_BENCH_LOOKUPS ?? 50_000);
 const CPU_PROF = process.env.IDENTITY_BENCH_CPU_PROF;
 const CONNECTIONS = 4;
+const REPLICAS = Number(process.env.IDENTITY_BENCH_REPLICAS ?? 1);
 const TARGET_NEW_PER_S = 5000;
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 const ECHO = fileURLToPath(new URL('./echo-responder.js', import.meta.url));
@@ -165,6 +166,16 @@ try {
     CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [],
   );
   procs.push(svc);
+  for (let r = 1; r < REPLICAS; r++) {
+    procs.push(
+      await startProcess(MAIN, {
+        CILIATE_NATS_URL: nats.url,
+        CILIATE_HTTP_ADDRESS: '127.0.0.1:0',
+        CILIATE_NODE: `bench-${r}`,
+        CILIATE_MIRROR_CILIUMIDENTITIES: 'false',
+      }),
+    );
+  }
   const httpAddress = svc
     .jsonLines<{ event?: string; address?: string }>()
     .find((l) => l.event === 'http.listening')!.address!;
@@ -245,7 +256,7 @@ try {
   const w0 = Math.max(...rows.map((r) => r[0].length));
   const w1 = Math.max(...rows.map((r) => r[1].length));
   console.log(
-    `identity service through NATS: ${CLIENTS} clients on ${CONNECTIONS} connections, 1 replica, 1 nats-server (JetStream file store), Node ${process.version}\n`,
+    `identity service through NATS: ${CLIENTS} clients on ${CONNECTIONS} connections, ${REPLICAS} replica(s), 1 nats-server (JetStream file store), Node ${process.version}\n`,
   );
   for (const [a, b, c] of rows) console.log(`${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`);
   console.log(

@@ -161,7 +161,10 @@ export function normalizeLabelSet(labels: Iterable<Label>, field = 'labels'): La
 export function labelSetKey(labels: Iterable<Label>, field = 'labels'): string {
   // join() gives a flat string; `+=` would leave a rope that costs several times the memory
   // for as long as the key is kept (and every identity keeps one).
-  return normalizeLabelSet(labels, field).map(formatLabelForKv).join('');
+  const key = normalizeLabelSet(labels, field).map(formatLabelForKv).join('');
+  // Valid by construction: the allocation that follows need not parse it again.
+  remember(recentValid, key, true);
+  return key;
 }
 
 /** Inverse of labelSetKey; refuses anything labelSetKey could not have produced. */
