@@ -153,11 +153,19 @@ describe('allocation machine, one allocator at a time', () => {
     checkStore(kv);
   });
 
-  it('writes the node’s reference before answering when a node asks', () => {
+  it('the asking node holds the number before the answer: as the holder of the binding it created, else by a reference', () => {
     const { kv, table } = store();
     const s = allocate(kv, table, setOf('web'), { node: 'worker-1.lab' });
     assert.equal(s.phase, 'done');
-    assert.ok(kv.get(`ref.${s.result!.id}.worker-1_lab`) !== undefined);
+    const b = decodeBindingRecord(kv.get(bindingKey(labelSetHash(setOf('web'))))!.value);
+    assert.equal(b.holder, 'worker-1.lab');
+    assert.equal(kv.get(`ref.${s.result!.id}.worker-1_lab`), undefined);
+    // id, binding: two writes for a new identity
+    assert.equal(kv.counts.create, 2);
+    assert.equal(kv.counts.put, 0);
+    const other = allocate(kv, table, setOf('web'), { node: 'worker-2' });
+    assert.equal(other.result?.outcome, 'existing');
+    assert.ok(kv.get(`ref.${s.result!.id}.worker-2`) !== undefined);
   });
 
   it('two allocators racing for one set converge on one number (step by step)', () => {
@@ -193,7 +201,7 @@ describe('allocation machine, one allocator at a time', () => {
     checkStore(kv);
   });
 
-  it('with an atomic store, claims number, binding and reference in one batch', () => {
+  it('with an atomic store, claims number and binding (naming the node) in one batch', () => {
     const { kv, table } = store();
     const s = allocate(kv, table, setOf('web'), { node: 'worker-1', atomic: true });
     assert.equal(s.phase, 'done');
@@ -204,7 +212,10 @@ describe('allocation machine, one allocator at a time', () => {
       { ...kv.counts },
       { get: 1, create: 0, update: 0, put: 0, delete: 0, keys: 0, wait: 0, batch: 1 },
     );
-    assert.ok(kv.get(`ref.${s.result.id}.worker-1`) !== undefined);
+    assert.equal(
+      decodeBindingRecord(kv.get(bindingKey(labelSetHash(setOf('web'))))!.value).holder,
+      'worker-1',
+    );
     assert.equal(
       decodeBindingRecord(kv.get(bindingKey(labelSetHash(setOf('web'))))!.value).id,
       s.result.id,
@@ -243,7 +254,7 @@ describe('allocation machine, one allocator at a time', () => {
     assert.equal(s.result?.outcome, 'created');
     assert.equal(kv.counts.batch, 1);
     assert.equal(kv.counts.create, 2);
-    assert.equal(kv.counts.put, 1);
+    assert.equal(kv.counts.put, 0);
     checkStore(kv);
   });
 

@@ -12,12 +12,16 @@
 //   conditional on the revision it decided on. An allocator that adopts an existing
 //   reservation first rewrites it (compare-and-set), so a GC delete decided earlier fails.
 //
+// The node's reference: an allocation on behalf of a node answers only once the node holds the
+// number. When this allocator creates the binding, the binding names the node as its holder
+// (one write instead of two); otherwise `ref.<N>.<node>` is written before the answer.
+//
 // Atomic claims: on a store that writes several keys all-or-nothing (JetStream atomic batch
-// publish), a new number, its binding and the asking node's reference go in one write. That is
-// one of the interleavings the sequential protocol already allows (create-id, create-binding,
-// reference with nothing in between), and a refused batch wrote nothing, so it adds no state
-// and needs no new argument; it saves two of the three round trips of a new identity. After
-// a conflicting batch the machine reads the binding and continues with the sequential steps.
+// publish), a new number and its binding go in one write. That is one of the interleavings the
+// sequential protocol already allows (create-id, create-binding with nothing in between), and a
+// refused batch wrote nothing, so it adds no state and needs no new argument; it saves one of
+// the two round trips of a new identity. After a conflicting batch the machine reads the
+// binding and continues with the sequential steps.
 //
 // Why it collides rarely: the first candidate number is derived from the label-set hash and
 // probing continues along a hash-derived stride. Allocators racing for the same label set pick
@@ -536,7 +540,7 @@ function advance(
     case 'claim-atomic': {
       const n = s.candidate!;
       if (r.kind === 'written') {
-        // The reference went with the claim: answered without a further write.
+        // The binding names the node as holder: answered without a further write.
         return {
           state: {
             ...s,
@@ -621,11 +625,13 @@ function advance(
     }
     case 'create-binding': {
       if (r.kind === 'written') {
-        return finish(
-          s,
-          { id: s.claimed!, outcome: s.claimOutcome ?? 'created', conflicts: s.conflicts },
-          now,
-        );
+        // The binding names the asking node as its holder: that is the node's reference.
+        const result: AllocationResult = {
+          id: s.claimed!,
+          outcome: s.claimOutcome ?? 'created',
+          conflicts: s.conflicts,
+        };
+        return { state: { ...s, phase: 'done', result } };
       }
       if (r.kind === 'conflict') {
         return issue(
@@ -668,8 +674,12 @@ function createIdentity(s: AllocationState, n: number): KvOp {
   return { op: 'create', key: identityKey(n), value: encodeRecord(identityRecord(n, s.labels)) };
 }
 
-function createBinding(s: AllocationState, n: number): KvOp {
-  return { op: 'create', key: bindingKey(s.hash), value: encodeRecord(bindingRecord(n, s.labels)) };
+function createBinding(s: AllocationState, n: number): BatchWrite {
+  return {
+    op: 'create',
+    key: bindingKey(s.hash),
+    value: encodeRecord(bindingRecord(n, s.labels, false, s.node)),
+  };
 }
 
 function claimNext(s: AllocationState, view: AllocationView, now: number): AllocationStep {
@@ -688,14 +698,7 @@ function claimNext(s: AllocationState, view: AllocationView, now: number): Alloc
   if (next.kind === 'exhausted' || next.kind === 'collision') return fail(s, next.error);
   if (next.kind === 'existing') return unexpected(s, { kind: 'missing' });
   if (s.atomic) {
-    const writes: BatchWrite[] = [...next.writes];
-    if (s.node !== undefined) {
-      writes.push({
-        op: 'put',
-        key: referenceKey(next.id, s.node),
-        value: encodeRecord(referenceRecord(next.id, s.node)),
-      });
-    }
+    const writes: BatchWrite[] = [next.writes[0], createBinding(s, next.id)];
     return issue(
       { ...s, candidate: next.id, probe: next.probe + 1 },
       { op: 'batch', writes },

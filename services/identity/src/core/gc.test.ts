@@ -298,7 +298,12 @@ describe('release machine', () => {
     const scenario = fc.record({
       actors: fc.array(
         fc.oneof(
-          fc.record({ kind: fc.constant('alloc' as const), set: fc.nat(4), atomic: fc.boolean() }),
+          fc.record({
+            kind: fc.constant('alloc' as const),
+            set: fc.nat(4),
+            atomic: fc.boolean(),
+            node: fc.option(fc.constantFrom('n1', 'n2'), { nil: undefined }),
+          }),
           fc.record({ kind: fc.constant('release' as const), pick: fc.nat() }),
         ),
         { minLength: 2, maxLength: 24 },
@@ -307,15 +312,17 @@ describe('release machine', () => {
       size: fc.integer({ min: 4, max: 12 }),
       refuseBatches: fc.boolean(),
     });
-    const seen = { freed: 0, revived: 0, answered: 0, timedOut: 0, atomicClaims: 0 };
+    const seen = { freed: 0, revived: 0, answered: 0, timedOut: 0, atomicClaims: 0, held: 0 };
     fc.assert(
       fc.property(scenario, ({ actors, schedule, size, refuseBatches }) => {
         const { kv, table } = store();
         kv.refuseBatches = refuseBatches;
+        // Answers given to a node: the node holds them, so no release may free them.
+        const held: { labels: string; id: number }[] = [];
         const range = { min: 256, max: 256 + size - 1 };
         let now = 0;
         type Running =
-          | { kind: 'alloc'; labels: string; step: AllocationStep }
+          | { kind: 'alloc'; labels: string; step: AllocationStep; node: string | undefined }
           | { kind: 'release'; step: ReleaseStep };
         const running: (Running | undefined)[] = actors.map(() => undefined);
         const begin = (i: number): Running => {
@@ -323,10 +330,17 @@ describe('release machine', () => {
           if (a.kind === 'alloc') {
             const labels = setOf(`s${a.set}`);
             const step = startAllocation(
-              { labels, range, now, deadlineMs: DEADLINE, atomic: a.atomic },
+              {
+                labels,
+                range,
+                now,
+                deadlineMs: DEADLINE,
+                atomic: a.atomic,
+                ...(a.node === undefined ? {} : { node: a.node }),
+              },
               table,
             );
-            return { kind: 'alloc', labels, step };
+            return { kind: 'alloc', labels, step, node: a.node };
           }
           // The worst GC: it picks any number at all, in use or not.
           const ids = kv.keys('id.>').map((k) => (parseKey(k) as { id: number }).id);
@@ -352,6 +366,7 @@ describe('release machine', () => {
           const b = kv.get(bindingKey(labelSetHash(r.labels)));
           assert.equal(b && decodeBindingRecord(b.value).id, st.result!.id, 'answer was bound');
           seen.answered++;
+          if (r.node !== undefined) held.push({ labels: r.labels, id: st.result!.id });
         };
         const advance = (r: Running): void => {
           if (r.kind === 'alloc') {
@@ -377,6 +392,11 @@ describe('release machine', () => {
         for (let i = 0; i < actors.length; i++) {
           const r = (running[i] ??= begin(i));
           while (r.step.op !== undefined) advance(r);
+        }
+        for (const h of held) {
+          const b = kv.get(bindingKey(labelSetHash(h.labels)));
+          assert.equal(b && decodeBindingRecord(b.value).id, h.id, 'a held answer stays bound');
+          seen.held++;
         }
       }),
       { numRuns: 300 },

@@ -1,5 +1,6 @@
-// Garbage collection by lease. Each node holds references (`ref.<N>.<node>`) to the identities
-// its endpoints use and renews a lease (`lease.<node>`) by heartbeat. An identity is live while
+// Garbage collection by lease. Each node holds references (`ref.<N>.<node>`, or the `holder` of
+// a binding it created) to the identities its endpoints use and renews a lease (`lease.<node>`)
+// by heartbeat. An identity is live while
 // some node with a live lease references it. One without a live reference for the grace period
 // is freed; a node whose lease expires loses its references at the moment of expiry.
 //
@@ -316,7 +317,11 @@ function advanceRelease(s: ReleaseState, r: KvResult, now: number): ReleaseStep 
       if (r.kind !== 'value' && r.kind !== 'missing') return bad();
       if (boundHere(s, r, bKey())) {
         const value = r as { value: string; revision: number };
-        if (decodeBindingRecord(value.value).releasing === true) {
+        const b = decodeBindingRecord(value.value);
+        // The node that bound it still holds it: only its release or the expiry of its lease
+        // (the GC's node clean-up) clears the holder. A decision from a stale view ends here.
+        if (b.holder !== undefined) return end(s, 'revived');
+        if (b.releasing === true) {
           return hold({ ...s, marked: 'binding', markedRevision: value.revision }, now);
         }
         return at({ ...s, marked: 'binding' }, 'mark', {

@@ -2,6 +2,7 @@
 //
 //   id.<N>                 IdentityRecord   created only if absent: owning key "id.N" is owning N
 //   labels.<sha256>        BindingRecord    created only if absent: the one number of a label set
+//                                           (and the reference of the node that bound it)
 //   ref.<N>.<node>         ReferenceRecord  a node uses N (written by or for that node)
 //   lease.<node>           LeaseRecord      the node's heartbeat; its references die with it
 //
@@ -34,6 +35,13 @@ export interface BindingRecord {
    * set clears it the same way, which makes the GC's conditional delete fail.
    */
   readonly releasing?: boolean;
+  /**
+   * The node whose allocation created the binding: it holds a reference to the number exactly
+   * as `ref.<N>.<node>` would, until it releases the number or its lease expires (both clear
+   * the field with compare-and-set). Saves the third write of a new identity. Only the
+   * binding's creation sets it; a binding being released never has one.
+   */
+  readonly holder?: string;
 }
 
 export interface ReferenceRecord {
@@ -198,7 +206,11 @@ function checkLabels(labels: unknown, field: string): string {
 }
 
 /** Parses and checks an `id.<N>` value (a JSON string or an already parsed object). */
-function decodeNumbered(value: unknown, field: string): IdentityRecord & BindingRecord {
+function decodeNumbered(
+  value: unknown,
+  field: string,
+  binding: boolean,
+): IdentityRecord & BindingRecord {
   const o = asObject(value, field);
   const r = {
     v: 1 as const,
@@ -208,17 +220,27 @@ function decodeNumbered(value: unknown, field: string): IdentityRecord & Binding
   if (o.releasing !== undefined && typeof o.releasing !== 'boolean') {
     throw invalid('INVALID_RECORD', `${field}.releasing`, o.releasing, 'must be a boolean');
   }
-  return o.releasing === true ? { ...r, releasing: true } : r;
+  let holder: string | undefined;
+  if (o.holder !== undefined) {
+    if (!binding)
+      throw invalid('INVALID_RECORD', `${field}.holder`, o.holder, 'only a binding has a holder');
+    if (typeof o.holder !== 'string') {
+      throw invalid('INVALID_RECORD', `${field}.holder`, o.holder, 'must be a node name');
+    }
+    nodeToken(o.holder, `${field}.holder`);
+    holder = o.holder;
+  }
+  return bindingRecord(r.id, r.labels, o.releasing === true, holder);
 }
 
 /** Parses and checks an `id.<N>` value (a JSON string or an already parsed object). */
 export function decodeIdentityRecord(value: unknown, field = 'record'): IdentityRecord {
-  return decodeNumbered(value, field);
+  return decodeNumbered(value, field, false);
 }
 
 /** Parses and checks a `labels.<hash>` value. */
 export function decodeBindingRecord(value: unknown, field = 'record'): BindingRecord {
-  return decodeNumbered(value, field);
+  return decodeNumbered(value, field, true);
 }
 
 export function decodeReferenceRecord(value: unknown, field = 'record'): ReferenceRecord {
@@ -251,8 +273,14 @@ export function identityRecord(id: number, labels: string, releasing = false): I
   return releasing ? { v: 1, id, labels, releasing: true } : { v: 1, id, labels };
 }
 
-export function bindingRecord(id: number, labels: string, releasing = false): BindingRecord {
-  return releasing ? { v: 1, id, labels, releasing: true } : { v: 1, id, labels };
+export function bindingRecord(
+  id: number,
+  labels: string,
+  releasing = false,
+  holder?: string,
+): BindingRecord {
+  const r: BindingRecord = releasing ? { v: 1, id, labels, releasing: true } : { v: 1, id, labels };
+  return holder === undefined ? r : { ...r, holder };
 }
 
 export function referenceRecord(id: number, node: string): ReferenceRecord {
@@ -272,7 +300,14 @@ export function encodeRecord(
 ): string {
   if ('expiresAt' in record) return JSON.stringify(leaseRecord(record.node, record.expiresAt));
   if ('node' in record) return JSON.stringify(referenceRecord(record.id, record.node));
-  return JSON.stringify(bindingRecord(record.id, record.labels, record.releasing === true));
+  return JSON.stringify(
+    bindingRecord(
+      record.id,
+      record.labels,
+      record.releasing === true,
+      'holder' in record ? record.holder : undefined,
+    ),
+  );
 }
 
 export interface StoreAudit {

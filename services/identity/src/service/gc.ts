@@ -6,6 +6,7 @@ import { collectGarbage, startRelease, stepRelease, type ReleaseStep } from '../
 import { leaseKey, referenceKey } from '../core/kv.js';
 import type { Logger } from '@ciliate/runtime';
 
+import { clearHolder } from './holder.js';
 import type { KvExecutor } from './kv.js';
 import type { IdentityMetrics } from './metrics.js';
 import type { IdentityMirror } from './mirror.js';
@@ -155,9 +156,14 @@ export class GarbageCollector {
     for (const [id, revision] of refs) {
       await this.#o.executor.execute({ op: 'delete', key: referenceKey(id, node), revision });
     }
+    const held = this.#o.mirror.heldBindingsOf(node);
+    for (const [id] of held) {
+      const rec = this.#o.mirror.table.identity(id);
+      if (rec !== undefined) await clearHolder(this.#o.executor, id, rec.labels, node);
+    }
     this.#o.metrics?.expiredNodes.inc();
     this.#o.log.info(
-      { event: 'gc.node_expired', node, references: refs.length },
+      { event: 'gc.node_expired', node, references: refs.length + held.length },
       'node lease expired; its references are dropped',
     );
   }

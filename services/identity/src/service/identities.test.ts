@@ -8,7 +8,15 @@ import { ConfigError } from '@ciliate/runtime';
 import fc from 'fast-check';
 
 import type { KvOp, KvResult } from '../core/allocation.js';
-import { auditIdentityStore, leaseKey, referenceKey } from '../core/kv.js';
+import {
+  auditIdentityStore,
+  bindingKeyForLabels,
+  decodeBindingRecord,
+  leaseKey,
+  referenceKey,
+  type BindingRecord,
+} from '../core/kv.js';
+import { labelSetKey, labelsFromStrings } from '../core/labels.js';
 import { defaultLabelFilter } from '../core/label-filter.js';
 import { MemoryKv } from '../core/memory-kv.js';
 import { IdentityAllocator } from './identities.js';
@@ -84,20 +92,32 @@ describe('IdentityAllocator', () => {
     );
   });
 
-  it('writes the node lease before the reference, and references per node', async () => {
+  it('writes the node lease before its hold: the binding it creates, or a reference', async () => {
     const kv = new MemoryKv();
     const order: string[] = [];
     kv.onChange((key) => order.push(key.split('.')[0]!));
     const a = replica(kv, undefined, 0);
     const r = await a.allocate({ node: 'node-a', labels: setOf(1) });
     assert.equal(r.isNew, true);
-    assert.ok(order.indexOf('lease') < order.indexOf('ref'));
+    assert.ok(order.indexOf('lease') < order.indexOf('labels'));
     assert.ok(kv.get(leaseKey('node-a')) !== undefined);
-    assert.ok(kv.get(referenceKey(r.id, 'node-a')) !== undefined);
-    const rel = await a.release({ node: 'node-a', id: r.id });
-    assert.deepEqual(rel, { id: r.id, released: true });
+    const binding = (): BindingRecord =>
+      decodeBindingRecord(
+        kv.get(bindingKeyForLabels(labelSetKey(labelsFromStrings(setOf(1)))))!.value,
+      );
+    // The creating node holds the number through the binding: no reference key.
+    assert.equal(binding().holder, 'node-a');
     assert.equal(kv.get(referenceKey(r.id, 'node-a')), undefined);
+    // Another node asking for the same set writes a reference.
+    const again = await a.allocate({ node: 'node-b', labels: setOf(1) });
+    assert.equal(again.id, r.id);
+    assert.ok(kv.get(referenceKey(r.id, 'node-b')) !== undefined);
+    assert.deepEqual(await a.release({ node: 'node-a', id: r.id }), { id: r.id, released: true });
+    assert.equal(binding().holder, undefined);
     assert.deepEqual(await a.release({ node: 'node-a', id: r.id }), { id: r.id, released: false });
+    assert.deepEqual(await a.release({ node: 'node-b', id: r.id }), { id: r.id, released: true });
+    assert.equal(kv.get(referenceKey(r.id, 'node-b')), undefined);
+    assert.deepEqual(await a.release({ node: 'node-b', id: r.id }), { id: r.id, released: false });
   });
 
   it('answers exhaustion and bad label sets with coded errors naming the field', async () => {

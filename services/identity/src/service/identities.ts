@@ -51,6 +51,7 @@ import {
   type IdentityRange,
 } from '../core/numeric.js';
 import { toWireError } from './errors.js';
+import { clearHolder } from './holder.js';
 import type { KvExecutor } from './kv.js';
 import type { IdentityMetrics } from './metrics.js';
 import type { IdentityMirror } from './mirror.js';
@@ -283,14 +284,28 @@ export class IdentityAllocator {
       );
     }
     try {
+      // The node's hold is its reference key, the holder of the binding it created, or both.
       const key = referenceKey(id, req.node);
       const got = await this.#o.executor.execute({ op: 'get', key });
-      if (got.kind !== 'value') return { id, released: false };
-      await this.#o.executor.execute({ op: 'delete', key });
-      return { id, released: true };
+      let released = false;
+      if (got.kind === 'value') {
+        await this.#o.executor.execute({ op: 'delete', key });
+        released = true;
+      }
+      const labels = this.#o.mirror.table.identity(id)?.labels ?? (await this.#labelsOf(id));
+      if (labels !== undefined && (await clearHolder(this.#o.executor, id, labels, req.node))) {
+        released = true;
+      }
+      return { id, released };
     } catch (err) {
       throw toWireError(err);
     }
+  }
+
+  /** The labels `id.<N>` holds, from the store (the mirror may lag behind a new number). */
+  async #labelsOf(id: number): Promise<string | undefined> {
+    const got = await this.#o.executor.execute({ op: 'get', key: identityKey(id) });
+    return got.kind === 'value' ? decodeIdentityRecord(got.value).labels : undefined;
   }
 
   /** The number bound to a label set: the mirror first, the store when the mirror lags. */

@@ -15,6 +15,10 @@ export class IdentityMirror {
   readonly table = new IdentityTable();
   /** Identity -> node -> revision of `ref.<N>.<node>`. */
   readonly #refs = new Map<number, Map<string, number>>();
+  /** Identity -> the holder its binding names, with the binding's revision. */
+  readonly #holders = new Map<number, { node: string; revision: number }>();
+  /** One string per node name, shared by every record that names it. */
+  readonly #nodeNames = new Map<string, string>();
   readonly #leases = new Map<string, LeaseView>();
   /**
    * When an identity lost its last live reference, as seen live by this replica (not set from
@@ -56,7 +60,10 @@ export class IdentityMirror {
         case 'binding': {
           const before = this.table.binding(parsed.hash)?.id;
           this.table.applyKv(key, value);
-          return this.table.binding(parsed.hash)?.id ?? before;
+          const after = this.table.binding(parsed.hash);
+          const id = after?.id ?? before;
+          if (id !== undefined) this.#setHolder(id, after, revision, initial);
+          return id;
         }
         case 'reference': {
           let nodes = this.#refs.get(parsed.id);
@@ -70,10 +77,7 @@ export class IdentityMirror {
           if (nodes?.delete(parsed.node) === true) {
             this.#refCount--;
             if (nodes.size === 0) this.#refs.delete(parsed.id);
-            const now = this.clock();
-            if (!initial && this.liveHolders(parsed.id, now).length === 0) {
-              this.#idleSince.set(parsed.id, now);
-            }
+            this.#maybeIdle(parsed.id, initial);
           }
           return undefined;
         }
@@ -94,13 +98,50 @@ export class IdentityMirror {
     }
   }
 
+  #setHolder(
+    id: number,
+    binding: { holder?: string } | undefined,
+    revision: number,
+    initial: boolean,
+  ): void {
+    const had = this.#holders.get(id);
+    if (binding?.holder !== undefined) {
+      if (had === undefined) this.#refCount++;
+      let node = this.#nodeNames.get(binding.holder);
+      if (node === undefined) this.#nodeNames.set(binding.holder, (node = binding.holder));
+      this.#holders.set(id, { node, revision });
+      this.#idleSince.delete(id);
+      return;
+    }
+    if (had === undefined) return;
+    this.#holders.delete(id);
+    this.#refCount--;
+    this.#maybeIdle(id, initial);
+  }
+
+  /** A holder let go: the identity is idle from now if no live holder is left. */
+  #maybeIdle(id: number, initial: boolean): void {
+    const now = this.clock();
+    if (!initial && this.liveHolders(id, now).length === 0) this.#idleSince.set(id, now);
+  }
+
   lease(node: string): LeaseView | undefined {
     return this.#leases.get(node);
   }
 
-  /** Nodes referencing an identity (whatever their lease). */
+  /** Nodes referencing an identity (whatever their lease), binding holder included. */
   holders(id: number): string[] {
-    return [...(this.#refs.get(id)?.keys() ?? [])].sort();
+    const nodes = new Set(this.#refs.get(id)?.keys() ?? []);
+    const holder = this.#holders.get(id);
+    if (holder !== undefined) nodes.add(holder.node);
+    return [...nodes].sort();
+  }
+
+  /** Identities whose binding names `node` as holder, with the binding's revision. */
+  heldBindingsOf(node: string): [number, number][] {
+    const out: [number, number][] = [];
+    for (const [id, h] of this.#holders) if (h.node === node) out.push([id, h.revision]);
+    return out;
   }
 
   /** Revision of `ref.<id>.<node>` as last seen, if present. */
@@ -125,10 +166,16 @@ export class IdentityMirror {
 
   /** The GC's input, built afresh each pass (cheaper than keeping it incrementally). */
   referenceState(): ReferenceState {
+    const byNode = new Map<string, Set<number>>();
+    const add = (node: string, id: number): void => {
+      let ids = byNode.get(node);
+      if (ids === undefined) byNode.set(node, (ids = new Set<number>()));
+      ids.add(id);
+    };
+    for (const [id, nodes] of this.#refs) for (const n of nodes.keys()) add(n, id);
+    for (const [id, h] of this.#holders) add(h.node, id);
     const references: Record<string, number[]> = {};
-    for (const [id, nodes] of this.#refs) {
-      for (const n of nodes.keys()) (references[n] ??= []).push(id);
-    }
+    for (const [n, ids] of byNode) references[n] = [...ids];
     const leases: Record<string, number> = {};
     for (const [n, l] of this.#leases) leases[n] = l.expiresAt;
     const idleSince: Record<string, number> = {};
