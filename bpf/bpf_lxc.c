@@ -16,6 +16,8 @@
 #include "lib/lb.h"
 #include "lib/tunnel.h"
 #include "lib/arp.h"
+#include "lib/fib.h"
+#include "lib/lxc.h"
 
 #define THIS_FILE FILE_BPF_LXC
 
@@ -93,7 +95,22 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb)
 		return bpf_redirect(cfg_tunnel_ifindex, 0);
 	}
 
-	/* Native routing, the node itself, the world: the node's routing table decides. */
+	/* Native routing. With BPF host routing the node's FIB is read here and the packet goes
+	 * straight out of the egress device (whose to-netdev program still sees it); the node
+	 * itself and whatever the FIB does not forward still go to the stack. */
+	if (cfg_host_routing == HOST_ROUTING_BPF) {
+		struct bpf_fib_lookup fib = {};
+
+		ret = fib_lookup4(skb, &p, &fib);
+		if (ret < 0)
+			return DROP(skb, -ret, METRIC_DIR_EGRESS, &nc);
+		if (ret != FIB_FWD_STACK) {
+			nc.ifindex = fib.ifindex;
+			send_trace(skb, TRACE_TO_NETWORK, ct, &nc);
+			return fib_redirect4(&fib, ret);
+		}
+	}
+
 	send_trace(skb, TRACE_TO_STACK, ct, &nc);
 	return TC_ACT_OK;
 }
@@ -127,16 +144,15 @@ int cil_from_container(struct __sk_buff *skb)
 	}
 }
 
+/* Packets that reach the pod through its host veth: from local pods, from the node and the
+ * stack, from the overlay, and from the underlay with legacy host routing. */
 static __always_inline int handle_ipv4_to_lxc(struct __sk_buff *skb)
 {
 	struct notify_ctx nc = { .ifindex = skb->ifindex };
 	struct endpoint_info *ep, *src_ep;
 	struct ipcache_value *info;
-	struct policy_verdict pv;
-	struct ct4_key tuple;
-	enum ct_status ct;
 	struct pkt4 p;
-	__u32 src_identity, now;
+	__u32 src_identity;
 	int ret;
 
 	ret = parse_ipv4(skb, &p);
@@ -146,9 +162,6 @@ static __always_inline int handle_ipv4_to_lxc(struct __sk_buff *skb)
 	ep = lookup_endpoint4(p.daddr);
 	if (!ep || ep->ifindex != skb->ifindex)
 		return DROP(skb, DROP_NO_LXC, METRIC_DIR_INGRESS, &nc);
-	nc.source = ep->endpoint_id;
-	nc.dst_id = ep->endpoint_id;
-	nc.dst_identity = ep->identity;
 
 	/* Who sent it: our own programs leave the identity in the mark (from another local pod,
 	 * from the overlay or the underlay); otherwise the ipcache knows the address. */
@@ -162,32 +175,7 @@ static __always_inline int handle_ipv4_to_lxc(struct __sk_buff *skb)
 			src_identity = info ? info->identity : IDENTITY_WORLD;
 		}
 	}
-	nc.src_identity = src_identity;
-	skb->mark = 0;
-
-	if (p.is_fragment)
-		return DROP(skb, DROP_FRAG_NOSUPPORT, METRIC_DIR_INGRESS, &nc);
-
-	now = now_seconds();
-	ct = ct4_lookup(&p, TUPLE_F_IN, skb->len, &tuple, now);
-	if (ct == CT_NEW) {
-		pv = policy_can_ingress4(ep, src_identity, &tuple);
-		if (pv.reason)
-			return DROP(skb, pv.reason, METRIC_DIR_INGRESS, &nc);
-		ret = ct4_create(&tuple, &p, skb->len, src_identity, ep->ifindex, pv.verdict, now);
-		if (ret < 0)
-			return DROP(skb, -ret, METRIC_DIR_INGRESS, &nc);
-	}
-
-	if (!mac_is_zero(ep->mac)) {
-		ret = rewrite_macs(skb, ep->mac, ep->node_mac);
-		if (ret < 0)
-			return DROP(skb, -ret, METRIC_DIR_INGRESS, &nc);
-	}
-
-	update_metrics(skb->len, METRIC_DIR_INGRESS, 0);
-	send_trace(skb, TRACE_TO_LXC, ct, &nc);
-	return TC_ACT_OK;
+	return ipv4_to_endpoint(skb, &p, ep, src_identity, THIS_FILE);
 }
 
 SEC("tc")

@@ -84,6 +84,7 @@ export {
   TraceObservationPoint,
   TraceReason,
   TunnelMode,
+  HostRouting,
   TupleFlags,
   dropReasonName,
   dropReasonText,

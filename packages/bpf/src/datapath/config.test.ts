@@ -10,6 +10,12 @@ describe('datapath config', () => {
     assert.deepEqual(cfg.ctTimeouts, { tcpEstablished: 8000, tcpSyn: 60, tcpClose: 10, any: 60 });
     const c = datapathConstants(cfg);
     assert.equal(c.cfg_tunnel_mode, 0);
+    assert.equal(cfg.hostRouting, 'bpf');
+    assert.equal(c.cfg_host_routing, 1);
+    assert.equal(
+      datapathConstants(resolveDatapathConfig({ hostRouting: 'legacy' })).cfg_host_routing,
+      0,
+    );
     assert.equal(c.cfg_trace_mode, 1);
     assert.equal(c.cfg_ct_tcp_established, 8000);
   });
@@ -32,6 +38,10 @@ describe('datapath config', () => {
     assert.throws(
       () => resolveDatapathConfig({ traceMode: 'loud' as 'all' }),
       /datapath\.traceMode: Invalid value: "loud": must be "off", "new" or "all"/,
+    );
+    assert.throws(
+      () => resolveDatapathConfig({ hostRouting: 'kernel' as 'bpf' }),
+      /datapath\.hostRouting: Invalid value: "kernel": must be "bpf" or "legacy"/,
     );
     assert.throws(() => resolveDatapathConfig({ nodeIPv4: '300.1.1.1' }), /datapath\.nodeIPv4/);
   });

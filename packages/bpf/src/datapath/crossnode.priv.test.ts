@@ -3,6 +3,7 @@
 // the node program hands arriving packets to the pod), then in VXLAN mode (the sender's
 // identity travels in the VNI and is read back on the receiving node).
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 
@@ -19,7 +20,7 @@ import {
   startServer,
   type Pod,
 } from '../testing/support.js';
-import { ReservedIdentity, TraceObservationPoint, TupleFlags } from './constants.js';
+import { ReservedIdentity, TraceObservationPoint, TraceReason, TupleFlags } from './constants.js';
 import { Datapath } from './datapath.js';
 import type { DatapathEvent, TraceEvent } from './events.js';
 
@@ -37,8 +38,13 @@ interface TestNode {
 }
 
 type Mode = 'native' | 'vxlan';
+type HostRoutingMode = 'bpf' | 'legacy';
 
-async function makeCluster(scope: NetScope, mode: Mode): Promise<[TestNode, TestNode]> {
+async function makeCluster(
+  scope: NetScope,
+  mode: Mode,
+  hostRouting: HostRoutingMode,
+): Promise<[TestNode, TestNode]> {
   const hub = await scope.netns('seg');
   const br = 'br0';
   await scope.bridge(br, hub.name);
@@ -87,7 +93,7 @@ async function makeCluster(scope: NetScope, mode: Mode): Promise<[TestNode, Test
     const pins = pinDir(`x${nodes.length}`);
     const dp = Datapath.load({
       pinDir: pins.dir,
-      config: { traceMode: 'all', nodeIPv4: s.ip, tunnelMode: mode, tunnelIfindex },
+      config: { traceMode: 'all', nodeIPv4: s.ip, tunnelMode: mode, tunnelIfindex, hostRouting },
     });
     dp.endpoints.set(
       { ip: pod.ip },
@@ -175,13 +181,21 @@ function teardown(nodes: TestNode[]): void {
   }
 }
 
-for (const mode of ['native', 'vxlan'] as const) {
-  describe(`two nodes, ${mode} routing`, () => {
+// BPF host routing only changes native routing; the legacy path (the stack forwards, arrivals
+// pass the host veth) stays selectable and is checked with the same tests.
+const variants: [Mode, HostRoutingMode][] = [
+  ['native', 'bpf'],
+  ['native', 'legacy'],
+  ['vxlan', 'bpf'],
+];
+
+for (const [mode, hostRouting] of variants) {
+  describe(`two nodes, ${mode} routing, ${hostRouting} host routing`, () => {
     const scope = new NetScope();
     let n1: TestNode;
     let n2: TestNode;
     before(async () => {
-      [n1, n2] = await makeCluster(scope, mode);
+      [n1, n2] = await makeCluster(scope, mode, hostRouting);
     });
     after(async () => {
       try {
@@ -257,13 +271,32 @@ for (const mode of ['native', 'vxlan'] as const) {
       const t1 = () => n1.events.filter((e): e is TraceEvent => e.kind === 'trace');
       const t2 = () => n2.events.filter((e): e is TraceEvent => e.kind === 'trace');
       if (mode === 'native') {
-        await waitFor('to-stack on node 1', () =>
+        // bpf: node 1's endpoint program forwards by the FIB itself (to-network on the
+        // underlay); legacy: it hands the packet to the stack
+        const leave =
+          hostRouting === 'bpf' ? TraceObservationPoint.TO_NETWORK : TraceObservationPoint.TO_STACK;
+        const out = await waitFor(`${hostRouting} egress on node 1`, () =>
           t1().find(
             (t) =>
-              t.observationPoint === TraceObservationPoint.TO_STACK &&
-              t.packet?.dstIp === n2.pod.ip,
+              t.observationPoint === leave &&
+              t.packet?.dstIp === n2.pod.ip &&
+              t.reason === TraceReason.CT_NEW,
           ),
         );
+        if (hostRouting === 'bpf') {
+          assert.equal(out.ifindex, ifIndex('eth0', n1.ns.name), 'the FIB picked the underlay');
+          assert.equal(out.packet?.ttl, 63, 'forwarded like a router: TTL decremented');
+        }
+        // no forwarded pod packet reached node 1's stack
+        if (hostRouting === 'bpf') {
+          assert.ok(
+            !t1().some(
+              (t) =>
+                t.observationPoint === TraceObservationPoint.TO_STACK &&
+                t.packet?.dstIp === n2.pod.ip,
+            ),
+          );
+        }
         const arrive = await waitFor('from-network on node 2', () =>
           t2().find(
             (t) =>
@@ -272,6 +305,16 @@ for (const mode of ['native', 'vxlan'] as const) {
           ),
         );
         assert.equal(arrive.srcIdentity, n1.identity);
+        // to-container on node 2's host veth still counts the pod's egress from the underlay
+        // (to-netdev): the underlay egress program sees the redirected traffic
+        await waitFor('to-network on node 1 underlay (to-netdev)', () =>
+          t1().find(
+            (t) =>
+              t.observationPoint === TraceObservationPoint.TO_NETWORK &&
+              t.packet?.dstIp === n2.pod.ip &&
+              t.reason === TraceReason.UNKNOWN,
+          ),
+        );
       } else {
         await waitFor('to-overlay on node 1', () =>
           t1().find(
@@ -294,6 +337,29 @@ for (const mode of ['native', 'vxlan'] as const) {
       );
       assert.ok(at);
       assert.equal(at.srcIdentity, n1.identity);
+      assert.equal(at.ifindex, n2.pod.hostIfindex, "to-lxc names the endpoint's interface");
     });
+
+    if (mode === 'native') {
+      it(`arrivals ${hostRouting === 'bpf' ? 'skip' : 'pass'} the host veth`, async () => {
+        const txPackets = () =>
+          (
+            JSON.parse(
+              execFileSync('ip', ['-n', n2.ns.name, '-s', '-j', 'link', 'show', n2.pod.hostIf], {
+                encoding: 'utf8',
+              }),
+            ) as { stats64: { tx: { packets: number } } }[]
+          )[0]!.stats64.tx.packets;
+        const before = txPackets();
+        assert.ok(await ping(n1.pod.ns, n2.pod.ip, { count: 5 }));
+        const sent = txPackets() - before;
+        if (hostRouting === 'bpf') {
+          // bpf_redirect_peer enters the pod's eth0 directly: nothing is sent by the host veth
+          assert.ok(sent < 5, `host veth sent ${sent} packets`);
+        } else {
+          assert.ok(sent >= 5, `host veth sent ${sent} packets`);
+        }
+      });
+    }
   });
 }
