@@ -22,7 +22,7 @@ import {
 } from '../testing/support.js';
 import { ReservedIdentity, TraceObservationPoint, TraceReason, TupleFlags } from './constants.js';
 import { Datapath } from './datapath.js';
-import type { DatapathEvent, TraceEvent } from './events.js';
+import type { DatapathEvent, DropEvent, TraceEvent } from './events.js';
 
 interface TestNode {
   ns: Netns;
@@ -341,6 +341,45 @@ for (const [mode, hostRouting] of variants) {
     });
 
     if (mode === 'native') {
+      it('drops at delivery are reported with Cilium reasons by the program that delivers', async () => {
+        // node 2 (not a pod: no endpoint program on the way out) fragments a big ping; the
+        // non-first fragments reach node 1's pod side, which refuses fragments
+        try {
+          await n2.ns.exec('ping', ['-c', '1', '-W', '1', '-s', '3000', '-M', 'dont', n1.pod.ip], {
+            timeoutMs: 10_000,
+          });
+        } catch {
+          // no reply expected
+        }
+        const drop = await waitFor('fragment drop on node 1', () =>
+          n1.events.find(
+            (e): e is DropEvent =>
+              e.kind === 'drop' && e.reason === 157 && e.packet?.dstIp === n1.pod.ip,
+          ),
+        );
+        assert.equal(drop.reasonName, 'IP_FRAGMENTATION_NOT_SUPPORTED');
+        assert.equal(drop.file, hostRouting === 'bpf' ? 'bpf_host.c' : 'bpf_lxc.c');
+        assert.equal(drop.ifindex, n1.pod.hostIfindex);
+        assert.equal(drop.srcIdentity, ReservedIdentity.remoteNode);
+      });
+
+      it('what the FIB does not forward still goes to the stack', async () => {
+        await n1.ns.ip(['route', 'add', 'blackhole', '10.209.0.0/24']);
+        try {
+          assert.equal(await ping(n1.pod.ns, '10.209.0.1'), false);
+          await waitFor('to-stack for the blackholed prefix', () =>
+            n1.events.find(
+              (e) =>
+                e.kind === 'trace' &&
+                e.observationPoint === TraceObservationPoint.TO_STACK &&
+                e.packet?.dstIp === '10.209.0.1',
+            ),
+          );
+        } finally {
+          await n1.ns.ip(['route', 'del', 'blackhole', '10.209.0.0/24']);
+        }
+      });
+
       it(`arrivals ${hostRouting === 'bpf' ? 'skip' : 'pass'} the host veth`, async () => {
         const txPackets = () =>
           (
