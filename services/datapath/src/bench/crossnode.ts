@@ -1,8 +1,10 @@
 // Pod-to-pod across two nodes (namespaces on one bridge segment), through the eBPF datapath in
 // native routing, against the same namespaces wired with plain veth routing and no BPF: TCP
 // throughput (iperf3) and 1-byte TCP request/response latency (rr.c, netperf TCP_RR-like).
-// Both clusters exist side by side; rounds alternate between them so that noise from the
-// shared machine hits both alike, and the median round counts.
+// The eBPF datapath runs twice, with BPF host routing (the default) and with legacy host
+// routing (the stack forwards), so one run shows what host routing buys. All clusters exist
+// side by side; rounds rotate their order so that noise from the shared machine hits each
+// alike, and the median round counts.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,9 +45,13 @@ function linkInfo(ns: string, dev: string): { ifindex: number; address: string }
   )[0]!;
 }
 
-/** Two nodes on a bridge, a pod on each. `bpf`: the datapath's programs on the pod veths and the
- * underlay, native routing; otherwise the kernel alone (the host end holds the gateway). */
-async function makeCluster(scope: NetScope, bpf: boolean, octet: number): Promise<Cluster> {
+type Kind = 'plain' | 'ebpf' | 'ebpf-legacy';
+
+/** Two nodes on a bridge, a pod on each. `ebpf*`: the datapath's programs on the pod veths and
+ * the underlay, native routing, BPF or legacy host routing; `plain`: the kernel alone (the host
+ * end holds the gateway). */
+async function makeCluster(scope: NetScope, kind: Kind, octet: number): Promise<Cluster> {
+  const bpf = kind !== 'plain';
   const hub = await scope.netns('hub');
   await scope.bridge('br0', hub.name);
   const closers: (() => void)[] = [];
@@ -94,7 +100,12 @@ async function makeCluster(scope: NetScope, bpf: boolean, octet: number): Promis
     const forget = atExit(() => rmSync(pinDir, { recursive: true, force: true }));
     const dp = Datapath.load({
       pinDir,
-      config: { traceMode: 'off', nodeIPv4: nodeIp, tunnelMode: 'native' },
+      config: {
+        traceMode: 'off',
+        nodeIPv4: nodeIp,
+        tunnelMode: 'native',
+        hostRouting: kind === 'ebpf' ? 'bpf' : 'legacy',
+      },
     });
     closers.push(() => {
       dp.close();
@@ -131,7 +142,7 @@ async function makeCluster(scope: NetScope, bpf: boolean, octet: number): Promis
     self.dp?.ipcache.set({ prefix: peer.pod.ip }, { identity: 2000, tunnelEndpoint: null });
   }
   return {
-    name: bpf ? 'ebpf' : 'plain',
+    name: kind,
     pods: [n1.pod, n2.pod],
     close() {
       for (const c of closers) {
@@ -226,14 +237,15 @@ export async function runCrossNodeBench(argv: Map<string, string>): Promise<void
   const scope = new NetScope();
   const clusters: Cluster[] = [];
   try {
-    const plain = await makeCluster(scope, false, 241);
-    clusters.push(plain);
-    const ebpf = await makeCluster(scope, true, 242);
-    clusters.push(ebpf);
+    clusters.push(await makeCluster(scope, 'plain', 241));
+    clusters.push(await makeCluster(scope, 'ebpf', 242));
+    clusters.push(await makeCluster(scope, 'ebpf-legacy', 243));
     const res = new Map<string, { gbps: number[]; p50: number[]; p99: number[] }>();
     for (const c of clusters) res.set(c.name, { gbps: [], p50: [], p99: [] });
     for (let r = 0; r < rounds; r++) {
-      for (const c of r % 2 === 0 ? clusters : [...clusters].reverse()) {
+      // rotate and reverse, so each cluster takes every position over the rounds
+      const order = [...clusters.slice(r % 3), ...clusters.slice(0, r % 3)];
+      for (const c of r % 2 === 0 ? order : order.reverse()) {
         const m = res.get(c.name)!;
         m.gbps.push(await throughput(c, seconds));
         const l = await requestResponse(c, rr, trips);
@@ -242,41 +254,48 @@ export async function runCrossNodeBench(argv: Map<string, string>): Promise<void
       }
     }
     const med = (xs: number[]) => percentile(xs, 50);
-    const o = res.get('ebpf')!;
     const b = res.get('plain')!;
-    report(
-      `pod to pod across two nodes, eBPF native routing vs plain veth routing (median of ${rounds} alternating rounds)`,
-      [
-        {
-          metric: 'TCP throughput (iperf3, 1 stream)',
-          ours: med(o.gbps),
-          baseline: med(b.gbps),
-          unit: 'Gbit/s',
-          better: 'higher',
-          target: 0.9,
-        },
-        {
-          metric: 'TCP_RR 1 byte p50',
-          ours: med(o.p50),
-          baseline: med(b.p50),
-          unit: 'us',
-          better: 'lower',
-          target: 1.1,
-        },
-        {
-          metric: 'TCP_RR 1 byte p99',
-          ours: med(o.p99),
-          baseline: med(b.p99),
-          unit: 'us',
-          better: 'lower',
-        },
-      ],
-      `sudo npm run bench -w @ciliate/datapath -- --only=crossnode --rounds=${rounds} --seconds=${seconds} --trips=${trips}`,
-      [
-        `per round, eBPF Gbit/s: ${o.gbps.map((x) => x.toFixed(2)).join(' ')}; plain: ${b.gbps.map((x) => x.toFixed(2)).join(' ')}`,
-        `per round, eBPF RR p50 us: ${o.p50.join(' ')}; plain: ${b.p50.join(' ')}`,
-      ],
-    );
+    const cmd = `sudo npm run bench -w @ciliate/datapath -- --only=crossnode --rounds=${rounds} --seconds=${seconds} --trips=${trips}`;
+    for (const [name, title] of [
+      ['ebpf', 'eBPF native routing, BPF host routing'],
+      ['ebpf-legacy', 'eBPF native routing, legacy host routing (the stack forwards)'],
+    ] as const) {
+      const o = res.get(name)!;
+      report(
+        `pod to pod across two nodes, ${title} vs plain veth routing (median of ${rounds} alternating rounds)`,
+        [
+          {
+            metric: 'TCP throughput (iperf3, 1 stream)',
+            ours: med(o.gbps),
+            baseline: med(b.gbps),
+            unit: 'Gbit/s',
+            better: 'higher',
+            target: 0.9,
+          },
+          {
+            metric: 'TCP_RR 1 byte p50',
+            ours: med(o.p50),
+            baseline: med(b.p50),
+            unit: 'us',
+            better: 'lower',
+            target: 1.1,
+          },
+          {
+            metric: 'TCP_RR 1 byte p99',
+            ours: med(o.p99),
+            baseline: med(b.p99),
+            unit: 'us',
+            better: 'lower',
+          },
+        ],
+        cmd,
+        [
+          `per round, ${name} Gbit/s: ${o.gbps.map((x) => x.toFixed(2)).join(' ')}; plain: ${b.gbps.map((x) => x.toFixed(2)).join(' ')}`,
+          `per round, ${name} RR p50 us: ${o.p50.join(' ')}; plain: ${b.p50.join(' ')}`,
+          `per round, ${name} RR p99 us: ${o.p99.join(' ')}; plain: ${b.p99.join(' ')}`,
+        ],
+      );
+    }
   } finally {
     for (const c of clusters) c.close();
     await scope.close();

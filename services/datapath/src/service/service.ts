@@ -61,6 +61,14 @@ export const datapathSettings = {
     default: 'native',
     describe: "Cilium's routingMode: native routes of pod CIDRs, or a VXLAN tunnel",
   }),
+  hostRouting: setting.oneOf({
+    flag: 'host-routing',
+    env: 'CILIATE_DATAPATH_HOST_ROUTING',
+    values: ['bpf', 'legacy'] as const,
+    default: 'bpf',
+    describe:
+      "native routing: BPF host routing (FIB lookup and redirect, bpf_redirect_peer into pods; bypasses the node's netfilter for pod traffic) or legacy (the node's stack forwards)",
+  }),
   pinDir: setting.string({
     flag: 'pin-dir',
     env: 'CILIATE_DATAPATH_PIN_DIR',
@@ -176,6 +184,7 @@ export async function setupDatapath(ctx: ServiceContext<DatapathSettings>): Prom
           nodeIPv4: nodeIP,
           ...(config.netns ? { nodeNetns: config.netns } : {}),
           tunnelMode: config.routing,
+          hostRouting: config.hostRouting,
           ...(tunnelIfindex ? { tunnelIfindex } : {}),
           mtu: config.routing === 'vxlan' ? config.mtu - VXLAN_OVERHEAD : config.mtu,
           attachMode: config.attachMode,
