@@ -219,6 +219,10 @@ export class NatsIdentitySource implements IdentitySource {
   private timer: NodeJS.Timeout | undefined;
   /** Identities handed out, by attachment: covers ADDs not recorded yet when a DEL runs. */
   private readonly claimed = new Map<string, number>();
+  /** Attachments whose DEL has released (or is releasing) their identity. */
+  private readonly releasing = new Set<string>();
+  /** Identity allocations not answered yet. */
+  private readonly allocating = new Set<Promise<unknown>>();
   private beating: Promise<void> | undefined;
 
   constructor(private readonly opts: NatsIdentitySourceOptions) {}
@@ -322,25 +326,45 @@ export class NatsIdentitySource implements IdentitySource {
       );
     }
     const sa = obj?.spec?.serviceAccountName ?? obj?.spec?.serviceAccount;
-    const r = await this.allocate({
+    const key = attachment(owner);
+    const allocating = this.allocate({
       node: this.opts.node,
       namespace: owner.namespace,
       podLabels: obj?.metadata?.labels ?? {},
       ...(sa ? { serviceAccount: sa } : {}),
-    }).catch((err: unknown) => {
-      throw permanent(err, 'identity allocate');
+    }).then((r) => {
+      this.claimed.set(key, r.id);
+      this.releasing.delete(key);
+      return r;
     });
-    this.claimed.set(attachment(owner), r.id);
-    return r;
+    this.allocating.add(allocating);
+    try {
+      return await allocating.catch((err: unknown) => {
+        throw permanent(err, 'identity allocate');
+      });
+    } finally {
+      this.allocating.delete(allocating);
+    }
   }
 
   async release(identity: number, owner: PodOwner): Promise<void> {
     const key = attachment(owner);
     this.claimed.delete(key);
+    // Endpoints being deleted at the same time still look like holders until their DEL ends:
+    // they must not keep each other's identity referenced, or nobody releases it.
+    this.releasing.add(key);
+    const holders = this.opts.holders();
+    const live = new Set(holders.map((s) => attachment(s.owner)));
+    for (const k of this.releasing) if (k !== key && !live.has(k)) this.releasing.delete(k);
     if (identity <= 255) return; // reserved: never referenced
+    // An allocation in flight may be for this identity; its reference is written before it is
+    // answered, so a release sent now could remove the reference it relies on.
+    await Promise.allSettled([...this.allocating]);
     const others =
       [...this.claimed.values()].includes(identity) ||
-      this.opts.holders().some((s) => s.identity === identity && attachment(s.owner) !== key);
+      this.opts
+        .holders()
+        .some((s) => s.identity === identity && !this.releasing.has(attachment(s.owner)));
     if (others) return;
     await withDeadline(
       'identity release',
