@@ -50,8 +50,8 @@ static __always_inline int handle_ipv4_from_netdev(struct __sk_buff *skb)
 	if (ret < 0)
 		return DROP(skb, -ret, METRIC_DIR_INGRESS, &nc);
 	send_trace(skb, TRACE_FROM_NETWORK, TRACE_REASON_UNKNOWN, &nc);
-	if (cfg_host_routing == HOST_ROUTING_BPF) {
-		ret = ipv4_to_endpoint(skb, &p, ep, nc.src_identity, THIS_FILE);
+	if (host_routing_bpf()) {
+		ret = ipv4_to_endpoint(skb, &p, ep, nc.src_identity, 0, THIS_FILE);
 		if (ret != TC_ACT_OK)
 			return ret;
 		/* into the pod's namespace: the host veth's egress and its program are skipped */

@@ -31,6 +31,7 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb)
 	enum ct_status ct;
 	struct pkt4 p;
 	__u32 dst_identity, now;
+	__u16 ct_flags;
 	int ret;
 
 	ret = parse_ipv4(skb, &p);
@@ -63,18 +64,27 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb)
 	nc.dst_id = dst_ep ? dst_ep->endpoint_id : 0;
 
 	now = now_seconds();
-	ct = ct4_lookup(&p, TUPLE_F_OUT, skb->len, &tuple, now);
+	ct = ct4_lookup(&p, TUPLE_F_OUT, skb->len, &tuple, now, &ct_flags);
 	if (ct == CT_NEW) {
 		pv = policy_can_egress4(ep, dst_identity, &tuple);
 		if (pv.reason)
 			return DROP(skb, pv.reason, METRIC_DIR_EGRESS, &nc);
-		ret = ct4_create(&tuple, &p, skb->len, ep->identity, ep->ifindex, pv.verdict, now);
+		ret = ct4_create(&tuple, &p, skb->len, ep->identity, ep->ifindex, pv.verdict, now, 0);
 		if (ret < 0)
 			return DROP(skb, -ret, METRIC_DIR_EGRESS, &nc);
 	}
 
 	update_metrics(skb->len, METRIC_DIR_EGRESS, 0);
 	send_trace(skb, TRACE_FROM_LXC, ct, &nc);
+
+	/* A reply on a connection that the node's stack delivered to this endpoint (no identity
+	 * mark: see handle_ipv4_to_lxc): netfilter may have translated it on the way in (portmap's
+	 * hostPort DNAT) and only the stack undoes that, so the reply goes back through the stack,
+	 * whatever the destination (another node, the tunnel or a pod on this node). */
+	if (ct_flags & CT_F_VIA_STACK) {
+		send_trace(skb, TRACE_TO_STACK, ct, &nc);
+		return TC_ACT_OK;
+	}
 
 	if (dst_ep) {
 		/* Local delivery: straight to the other pod's host veth, whose to-container program
@@ -98,7 +108,7 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb)
 	/* Native routing. With BPF host routing the node's FIB is read here and the packet goes
 	 * straight out of the egress device (whose to-netdev program still sees it); the node
 	 * itself and whatever the FIB does not forward still go to the stack. */
-	if (cfg_host_routing == HOST_ROUTING_BPF) {
+	if (host_routing_bpf()) {
 		struct bpf_fib_lookup fib = {};
 
 		ret = fib_lookup4(skb, &p, &fib);
@@ -153,6 +163,7 @@ static __always_inline int handle_ipv4_to_lxc(struct __sk_buff *skb)
 	struct ipcache_value *info;
 	struct pkt4 p;
 	__u32 src_identity;
+	__u16 ct_flags = 0;
 	int ret;
 
 	ret = parse_ipv4(skb, &p);
@@ -167,6 +178,10 @@ static __always_inline int handle_ipv4_to_lxc(struct __sk_buff *skb)
 	 * from the overlay or the underlay); otherwise the ipcache knows the address. */
 	src_identity = identity_from_mark(skb->mark);
 	if (src_identity == IDENTITY_UNKNOWN) {
+		/* No mark: the node's stack delivered it (the node itself, or a packet the node
+		 * forwarded, possibly after netfilter translated it). Replies must take the same way
+		 * back; the conntrack entry this creates remembers it. */
+		ct_flags = CT_F_VIA_STACK;
 		src_ep = lookup_endpoint4(p.saddr);
 		if (src_ep) {
 			src_identity = src_ep->identity;
@@ -175,7 +190,7 @@ static __always_inline int handle_ipv4_to_lxc(struct __sk_buff *skb)
 			src_identity = info ? info->identity : IDENTITY_WORLD;
 		}
 	}
-	return ipv4_to_endpoint(skb, &p, ep, src_identity, THIS_FILE);
+	return ipv4_to_endpoint(skb, &p, ep, src_identity, ct_flags, THIS_FILE);
 }
 
 SEC("tc")

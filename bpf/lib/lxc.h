@@ -17,10 +17,11 @@
 
 /* Returns TC_ACT_OK when the packet may go to `ep` (it has been rewritten, accounted and
  * traced), or TC_ACT_SHOT once the drop is reported. `file` is the calling program's FILE_*:
- * the drop's line is this header's. */
+ * the drop's line is this header's. `ct_flags` (CT_F_*) go into the conntrack entry if the
+ * packet starts a connection. */
 static __always_inline int ipv4_to_endpoint(struct __sk_buff *skb, const struct pkt4 *p,
 					    const struct endpoint_info *ep, __u32 src_identity,
-					    __u8 file)
+					    __u16 ct_flags, __u8 file)
 {
 	struct notify_ctx nc = {
 		.source = ep->endpoint_id,
@@ -43,12 +44,13 @@ static __always_inline int ipv4_to_endpoint(struct __sk_buff *skb, const struct 
 		return DROP_FILE(skb, DROP_FRAG_NOSUPPORT, METRIC_DIR_INGRESS, &nc, file);
 
 	now = now_seconds();
-	ct = ct4_lookup(p, TUPLE_F_IN, skb->len, &tuple, now);
+	ct = ct4_lookup(p, TUPLE_F_IN, skb->len, &tuple, now, 0);
 	if (ct == CT_NEW) {
 		pv = policy_can_ingress4(ep, src_identity, &tuple);
 		if (pv.reason)
 			return DROP_FILE(skb, pv.reason, METRIC_DIR_INGRESS, &nc, file);
-		ret = ct4_create(&tuple, p, skb->len, src_identity, ep->ifindex, pv.verdict, now);
+		ret = ct4_create(&tuple, p, skb->len, src_identity, ep->ifindex, pv.verdict, now,
+				 ct_flags);
 		if (ret < 0)
 			return DROP_FILE(skb, -ret, METRIC_DIR_INGRESS, &nc, file);
 	}

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { datapathConstants, resolveDatapathConfig } from './config.js';
+import { datapathConstants, effectiveHostRouting, resolveDatapathConfig } from './config.js';
 
 describe('datapath config', () => {
   it("defaults to native routing, new-flow tracing and Cilium's conntrack timeouts", () => {
@@ -18,6 +18,15 @@ describe('datapath config', () => {
     );
     assert.equal(c.cfg_trace_mode, 1);
     assert.equal(c.cfg_ct_tcp_established, 8000);
+  });
+
+  it('applies BPF host routing to native routing only; VXLAN mode is legacy', () => {
+    const vxlan = resolveDatapathConfig({ tunnelMode: 'vxlan', tunnelIfindex: 7 });
+    assert.equal(vxlan.hostRouting, 'bpf', 'the setting is kept as given');
+    assert.equal(effectiveHostRouting(vxlan), 'legacy');
+    assert.equal(datapathConstants(vxlan).cfg_host_routing, 0);
+    assert.equal(effectiveHostRouting(resolveDatapathConfig()), 'bpf');
+    assert.equal(effectiveHostRouting(resolveDatapathConfig({ hostRouting: 'legacy' })), 'legacy');
   });
 
   it('encodes the node address in network byte order', () => {

@@ -24,7 +24,8 @@ export interface DatapathConfig {
   tunnelIfindex: number;
   /** Native routing: bpf (Cilium's BPF host routing: FIB lookup and redirect on the way out,
    * bpf_redirect_peer into the pod on the way in, netfilter on the node is bypassed for pod
-   * traffic) or legacy (the node's stack forwards; arriving packets pass the host veth). */
+   * traffic) or legacy (the node's stack forwards; arriving packets pass the host veth).
+   * VXLAN mode always uses legacy: see effectiveHostRouting(). */
   hostRouting: keyof typeof HostRouting;
   /** This node's underlay IPv4 address. */
   nodeIPv4: string | undefined;
@@ -97,12 +98,24 @@ export function resolveDatapathConfig(
   return cfg;
 }
 
+/**
+ * The host routing the programs apply: BPF host routing is for native routing only. In VXLAN
+ * mode what leaves the node outside the tunnel (the world, other nodes) relies on the node's
+ * netfilter (masquerading), which FIB redirects would bypass, so the stack forwards there as
+ * with legacy host routing (bpf/lib/config.h host_routing_bpf()).
+ */
+export function effectiveHostRouting(
+  cfg: Pick<DatapathConfig, 'tunnelMode' | 'hostRouting'>,
+): keyof typeof HostRouting {
+  return cfg.tunnelMode === 'native' ? cfg.hostRouting : 'legacy';
+}
+
 /** The `volatile const` values of bpf/lib/config.h for this config. */
 export function datapathConstants(cfg: DatapathConfig): Record<string, ConstantValue> {
   return {
     cfg_tunnel_mode: TunnelMode[cfg.tunnelMode],
     cfg_tunnel_ifindex: cfg.tunnelIfindex,
-    cfg_host_routing: HostRouting[cfg.hostRouting],
+    cfg_host_routing: HostRouting[effectiveHostRouting(cfg)],
     // network byte order, as the programs compare it with packet addresses
     cfg_node_ipv4: cfg.nodeIPv4 ? ipv4Bytes(cfg.nodeIPv4) : 0,
     cfg_cluster_id: cfg.clusterId,

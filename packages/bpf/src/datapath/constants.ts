@@ -45,6 +45,8 @@ export const CtFlags = {
   RX_CLOSING: 0x2,
   SEEN_NON_SYN: 0x4,
   SEEN_REPLY: 0x8,
+  /** First packet delivered by the node's stack: replies go back through it (NAT undone). */
+  VIA_STACK: 0x10,
 } as const;
 export const CtVerdict = { ALLOWED: 0 } as const;
 
