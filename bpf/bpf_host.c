@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /* The node program on the underlay device (the node's uplink on the shared segment).
  *   cil_from_netdev: tc ingress. Pod traffic arriving natively routed from another node is
- *                    handed straight to the destination pod's host veth; everything else
+ *                    handed to the destination pod: with BPF host routing the endpoint's
+ *                    ingress side runs here and bpf_redirect_peer puts the packet straight
+ *                    into the pod's namespace; with legacy host routing it goes to the pod's
+ *                    host veth, whose to-container program does that part. Everything else
  *                    (node traffic, VXLAN UDP for the overlay device, ARP, IPv6) goes to the
  *                    stack untouched.
  *   cil_to_netdev:   tc egress. Counts pod traffic leaving the node; the place where
@@ -14,6 +17,9 @@
 #include "lib/drop.h"
 #include "lib/notify.h"
 #include "lib/pkt.h"
+#include "lib/conntrack.h"
+#include "lib/policy.h"
+#include "lib/lxc.h"
 
 #define THIS_FILE FILE_BPF_HOST
 
@@ -44,6 +50,13 @@ static __always_inline int handle_ipv4_from_netdev(struct __sk_buff *skb)
 	if (ret < 0)
 		return DROP(skb, -ret, METRIC_DIR_INGRESS, &nc);
 	send_trace(skb, TRACE_FROM_NETWORK, TRACE_REASON_UNKNOWN, &nc);
+	if (host_routing_bpf()) {
+		ret = ipv4_to_endpoint(skb, &p, ep, nc.src_identity, 0, THIS_FILE);
+		if (ret != TC_ACT_OK)
+			return ret;
+		/* into the pod's namespace: the host veth's egress and its program are skipped */
+		return bpf_redirect_peer(ep->ifindex, 0);
+	}
 	skb->mark = identity_to_mark(nc.src_identity);
 	return bpf_redirect(ep->ifindex, 0);
 }

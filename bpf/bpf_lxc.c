@@ -16,6 +16,8 @@
 #include "lib/lb.h"
 #include "lib/tunnel.h"
 #include "lib/arp.h"
+#include "lib/fib.h"
+#include "lib/lxc.h"
 
 #define THIS_FILE FILE_BPF_LXC
 
@@ -29,6 +31,7 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb)
 	enum ct_status ct;
 	struct pkt4 p;
 	__u32 dst_identity, now;
+	__u16 ct_flags;
 	int ret;
 
 	ret = parse_ipv4(skb, &p);
@@ -61,18 +64,27 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb)
 	nc.dst_id = dst_ep ? dst_ep->endpoint_id : 0;
 
 	now = now_seconds();
-	ct = ct4_lookup(&p, TUPLE_F_OUT, skb->len, &tuple, now);
+	ct = ct4_lookup(&p, TUPLE_F_OUT, skb->len, &tuple, now, &ct_flags);
 	if (ct == CT_NEW) {
 		pv = policy_can_egress4(ep, dst_identity, &tuple);
 		if (pv.reason)
 			return DROP(skb, pv.reason, METRIC_DIR_EGRESS, &nc);
-		ret = ct4_create(&tuple, &p, skb->len, ep->identity, ep->ifindex, pv.verdict, now);
+		ret = ct4_create(&tuple, &p, skb->len, ep->identity, ep->ifindex, pv.verdict, now, 0);
 		if (ret < 0)
 			return DROP(skb, -ret, METRIC_DIR_EGRESS, &nc);
 	}
 
 	update_metrics(skb->len, METRIC_DIR_EGRESS, 0);
 	send_trace(skb, TRACE_FROM_LXC, ct, &nc);
+
+	/* A reply on a connection that the node's stack delivered to this endpoint (no identity
+	 * mark: see handle_ipv4_to_lxc): netfilter may have translated it on the way in (portmap's
+	 * hostPort DNAT) and only the stack undoes that, so the reply goes back through the stack,
+	 * whatever the destination (another node, the tunnel or a pod on this node). */
+	if (ct_flags & CT_F_VIA_STACK) {
+		send_trace(skb, TRACE_TO_STACK, ct, &nc);
+		return TC_ACT_OK;
+	}
 
 	if (dst_ep) {
 		/* Local delivery: straight to the other pod's host veth, whose to-container program
@@ -93,7 +105,22 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb)
 		return bpf_redirect(cfg_tunnel_ifindex, 0);
 	}
 
-	/* Native routing, the node itself, the world: the node's routing table decides. */
+	/* Native routing. With BPF host routing the node's FIB is read here and the packet goes
+	 * straight out of the egress device (whose to-netdev program still sees it); the node
+	 * itself and whatever the FIB does not forward still go to the stack. */
+	if (host_routing_bpf()) {
+		struct bpf_fib_lookup fib = {};
+
+		ret = fib_lookup4(skb, &p, &fib);
+		if (ret < 0)
+			return DROP(skb, -ret, METRIC_DIR_EGRESS, &nc);
+		if (ret != FIB_FWD_STACK) {
+			nc.ifindex = fib.ifindex;
+			send_trace(skb, TRACE_TO_NETWORK, ct, &nc);
+			return fib_redirect4(&fib, ret);
+		}
+	}
+
 	send_trace(skb, TRACE_TO_STACK, ct, &nc);
 	return TC_ACT_OK;
 }
@@ -127,16 +154,16 @@ int cil_from_container(struct __sk_buff *skb)
 	}
 }
 
+/* Packets that reach the pod through its host veth: from local pods, from the node and the
+ * stack, from the overlay, and from the underlay with legacy host routing. */
 static __always_inline int handle_ipv4_to_lxc(struct __sk_buff *skb)
 {
 	struct notify_ctx nc = { .ifindex = skb->ifindex };
 	struct endpoint_info *ep, *src_ep;
 	struct ipcache_value *info;
-	struct policy_verdict pv;
-	struct ct4_key tuple;
-	enum ct_status ct;
 	struct pkt4 p;
-	__u32 src_identity, now;
+	__u32 src_identity;
+	__u16 ct_flags = 0;
 	int ret;
 
 	ret = parse_ipv4(skb, &p);
@@ -146,14 +173,15 @@ static __always_inline int handle_ipv4_to_lxc(struct __sk_buff *skb)
 	ep = lookup_endpoint4(p.daddr);
 	if (!ep || ep->ifindex != skb->ifindex)
 		return DROP(skb, DROP_NO_LXC, METRIC_DIR_INGRESS, &nc);
-	nc.source = ep->endpoint_id;
-	nc.dst_id = ep->endpoint_id;
-	nc.dst_identity = ep->identity;
 
 	/* Who sent it: our own programs leave the identity in the mark (from another local pod,
 	 * from the overlay or the underlay); otherwise the ipcache knows the address. */
 	src_identity = identity_from_mark(skb->mark);
 	if (src_identity == IDENTITY_UNKNOWN) {
+		/* No mark: the node's stack delivered it (the node itself, or a packet the node
+		 * forwarded, possibly after netfilter translated it). Replies must take the same way
+		 * back; the conntrack entry this creates remembers it. */
+		ct_flags = CT_F_VIA_STACK;
 		src_ep = lookup_endpoint4(p.saddr);
 		if (src_ep) {
 			src_identity = src_ep->identity;
@@ -162,32 +190,7 @@ static __always_inline int handle_ipv4_to_lxc(struct __sk_buff *skb)
 			src_identity = info ? info->identity : IDENTITY_WORLD;
 		}
 	}
-	nc.src_identity = src_identity;
-	skb->mark = 0;
-
-	if (p.is_fragment)
-		return DROP(skb, DROP_FRAG_NOSUPPORT, METRIC_DIR_INGRESS, &nc);
-
-	now = now_seconds();
-	ct = ct4_lookup(&p, TUPLE_F_IN, skb->len, &tuple, now);
-	if (ct == CT_NEW) {
-		pv = policy_can_ingress4(ep, src_identity, &tuple);
-		if (pv.reason)
-			return DROP(skb, pv.reason, METRIC_DIR_INGRESS, &nc);
-		ret = ct4_create(&tuple, &p, skb->len, src_identity, ep->ifindex, pv.verdict, now);
-		if (ret < 0)
-			return DROP(skb, -ret, METRIC_DIR_INGRESS, &nc);
-	}
-
-	if (!mac_is_zero(ep->mac)) {
-		ret = rewrite_macs(skb, ep->mac, ep->node_mac);
-		if (ret < 0)
-			return DROP(skb, -ret, METRIC_DIR_INGRESS, &nc);
-	}
-
-	update_metrics(skb->len, METRIC_DIR_INGRESS, 0);
-	send_trace(skb, TRACE_TO_LXC, ct, &nc);
-	return TC_ACT_OK;
+	return ipv4_to_endpoint(skb, &p, ep, src_identity, ct_flags, THIS_FILE);
 }
 
 SEC("tc")

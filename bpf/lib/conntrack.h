@@ -88,13 +88,15 @@ static __always_inline void ct_account(struct ct_entry *e, const struct pkt4 *p,
 
 /* Finds the packet's flow for an endpoint seen in direction `dir` (TUPLE_F_OUT for packets
  * leaving the endpoint, TUPLE_F_IN for packets entering it). On CT_NEW, `tuple` is the key to
- * create. */
+ * create. `flags` (may be NULL) receives the entry's CT_F_* flags, 0 on CT_NEW. */
 static __always_inline enum ct_status ct4_lookup(const struct pkt4 *p, __u8 dir, __u64 bytes,
-						 struct ct4_key *tuple, __u32 now)
+						 struct ct4_key *tuple, __u32 now, __u16 *flags)
 {
 	struct ct4_key rev;
 	struct ct_entry *e;
 
+	if (flags)
+		*flags = 0;
 	ct4_tuple(p, dir, tuple);
 	e = bpf_map_lookup_elem(&cil_ct4_v1, tuple);
 	if (e && e->lifetime >= now) {
@@ -104,6 +106,8 @@ static __always_inline enum ct_status ct4_lookup(const struct pkt4 *p, __u8 dir,
 		    (e->flags & (CT_F_TX_CLOSING | CT_F_RX_CLOSING)))
 			return CT_NEW;
 		ct_account(e, p, bytes, 0, now);
+		if (flags)
+			*flags = e->flags;
 		return CT_ESTABLISHED;
 	}
 
@@ -111,6 +115,8 @@ static __always_inline enum ct_status ct4_lookup(const struct pkt4 *p, __u8 dir,
 	e = bpf_map_lookup_elem(&cil_ct4_v1, &rev);
 	if (e && e->lifetime >= now) {
 		ct_account(e, p, bytes, 1, now);
+		if (flags)
+			*flags = e->flags;
 		return CT_REPLY;
 	}
 	return CT_NEW;
@@ -118,10 +124,11 @@ static __always_inline enum ct_status ct4_lookup(const struct pkt4 *p, __u8 dir,
 
 static __always_inline int ct4_create(const struct ct4_key *tuple, const struct pkt4 *p,
 				      __u64 bytes, __u32 src_identity, __u32 ifindex, __u8 verdict,
-				      __u32 now)
+				      __u32 now, __u16 flags)
 {
 	struct ct_entry e = {};
 
+	e.flags = flags;
 	e.src_identity = src_identity;
 	e.ifindex = ifindex;
 	e.policy_verdict = verdict;

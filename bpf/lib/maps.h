@@ -102,6 +102,11 @@ struct ct4_key {
 #define CT_F_RX_CLOSING 0x2    /* FIN (or RST) seen in the reply direction */
 #define CT_F_SEEN_NON_SYN 0x4  /* the handshake completed */
 #define CT_F_SEEN_REPLY 0x8
+/* The connection's first packet reached the endpoint through the node's stack (no identity
+ * mark from our programs): netfilter may have translated it (portmap's hostPort DNAT), so the
+ * endpoint's replies go back through the stack, never straight to a local pod, the tunnel or
+ * (BPF host routing) the FIB's egress device. */
+#define CT_F_VIA_STACK 0x10
 
 /* Policy verdict cached with the flow; only "allowed" exists until policy enforcement lands. */
 #define CT_VERDICT_ALLOWED 0

@@ -190,3 +190,6 @@ static __always_inline void send_drop(struct __sk_buff *skb, __u8 reason, __u8 d
 /* Reports the drop and returns the tc verdict, so call sites read `return DROP(...)`. */
 #define DROP(skb, reason, dir, c) \
 	(send_drop(skb, reason, dir, THIS_FILE, __LINE__, c), TC_ACT_SHOT)
+/* The same from a shared header function: the caller passes its program's FILE_*. */
+#define DROP_FILE(skb, reason, dir, c, file) \
+	(send_drop(skb, reason, dir, file, __LINE__, c), TC_ACT_SHOT)

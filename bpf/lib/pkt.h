@@ -17,6 +17,7 @@ struct pkt4 {
 	__u8 ttl;
 	__u8 is_fragment;    /* a non-first fragment: no L4 header */
 	__u8 icmp_type;
+	__u8 tos;
 	__u32 l4_off;
 };
 
@@ -55,6 +56,7 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct pkt4 *p)
 	p->daddr = ip.daddr;
 	p->proto = ip.protocol;
 	p->ttl = ip.ttl;
+	p->tos = ip.tos;
 	p->sport = 0;
 	p->dport = 0;
 	p->tcp_flags = 0;

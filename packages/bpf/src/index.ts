@@ -84,6 +84,7 @@ export {
   TraceObservationPoint,
   TraceReason,
   TunnelMode,
+  HostRouting,
   TupleFlags,
   dropReasonName,
   dropReasonText,
@@ -92,6 +93,7 @@ export {
   DEFAULT_CT_TIMEOUTS,
   DEFAULT_DATAPATH_CONFIG,
   datapathConstants,
+  effectiveHostRouting,
   resolveDatapathConfig,
 } from './datapath/config.js';
 export type { CtTimeouts, DatapathConfig } from './datapath/config.js';

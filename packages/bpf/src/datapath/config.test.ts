@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { datapathConstants, resolveDatapathConfig } from './config.js';
+import { datapathConstants, effectiveHostRouting, resolveDatapathConfig } from './config.js';
 
 describe('datapath config', () => {
   it("defaults to native routing, new-flow tracing and Cilium's conntrack timeouts", () => {
@@ -10,8 +10,23 @@ describe('datapath config', () => {
     assert.deepEqual(cfg.ctTimeouts, { tcpEstablished: 8000, tcpSyn: 60, tcpClose: 10, any: 60 });
     const c = datapathConstants(cfg);
     assert.equal(c.cfg_tunnel_mode, 0);
+    assert.equal(cfg.hostRouting, 'bpf');
+    assert.equal(c.cfg_host_routing, 1);
+    assert.equal(
+      datapathConstants(resolveDatapathConfig({ hostRouting: 'legacy' })).cfg_host_routing,
+      0,
+    );
     assert.equal(c.cfg_trace_mode, 1);
     assert.equal(c.cfg_ct_tcp_established, 8000);
+  });
+
+  it('applies BPF host routing to native routing only; VXLAN mode is legacy', () => {
+    const vxlan = resolveDatapathConfig({ tunnelMode: 'vxlan', tunnelIfindex: 7 });
+    assert.equal(vxlan.hostRouting, 'bpf', 'the setting is kept as given');
+    assert.equal(effectiveHostRouting(vxlan), 'legacy');
+    assert.equal(datapathConstants(vxlan).cfg_host_routing, 0);
+    assert.equal(effectiveHostRouting(resolveDatapathConfig()), 'bpf');
+    assert.equal(effectiveHostRouting(resolveDatapathConfig({ hostRouting: 'legacy' })), 'legacy');
   });
 
   it('encodes the node address in network byte order', () => {
@@ -32,6 +47,10 @@ describe('datapath config', () => {
     assert.throws(
       () => resolveDatapathConfig({ traceMode: 'loud' as 'all' }),
       /datapath\.traceMode: Invalid value: "loud": must be "off", "new" or "all"/,
+    );
+    assert.throws(
+      () => resolveDatapathConfig({ hostRouting: 'kernel' as 'bpf' }),
+      /datapath\.hostRouting: Invalid value: "kernel": must be "bpf" or "legacy"/,
     );
     assert.throws(() => resolveDatapathConfig({ nodeIPv4: '300.1.1.1' }), /datapath\.nodeIPv4/);
   });

@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import { ipv4Bytes } from '../codec.js';
 import { invalidValue } from '../errors.js';
 import type { ConstantValue } from '../object.js';
-import { TraceMode, TunnelMode } from './constants.js';
+import { HostRouting, TraceMode, TunnelMode } from './constants.js';
 
 export interface CtTimeouts {
   /** Established TCP, seconds (Cilium ≥1.15: 8000; older releases: 21600). */
@@ -22,6 +22,11 @@ export interface DatapathConfig {
   tunnelMode: keyof typeof TunnelMode;
   /** ifindex of the collect_md VXLAN device (required in vxlan mode). */
   tunnelIfindex: number;
+  /** Native routing: bpf (Cilium's BPF host routing: FIB lookup and redirect on the way out,
+   * bpf_redirect_peer into the pod on the way in, netfilter on the node is bypassed for pod
+   * traffic) or legacy (the node's stack forwards; arriving packets pass the host veth).
+   * VXLAN mode always uses legacy: see effectiveHostRouting(). */
+  hostRouting: keyof typeof HostRouting;
   /** This node's underlay IPv4 address. */
   nodeIPv4: string | undefined;
   clusterId: number;
@@ -42,6 +47,7 @@ export const DEFAULT_CT_TIMEOUTS: CtTimeouts = {
 export const DEFAULT_DATAPATH_CONFIG: DatapathConfig = {
   tunnelMode: 'native',
   tunnelIfindex: 0,
+  hostRouting: 'bpf',
   nodeIPv4: undefined,
   clusterId: 0,
   traceMode: 'new',
@@ -69,6 +75,9 @@ export function resolveDatapathConfig(
   if (!(cfg.tunnelMode in TunnelMode)) {
     throw invalidValue(`${path}.tunnelMode`, cfg.tunnelMode, 'must be "native" or "vxlan"');
   }
+  if (!Object.hasOwn(HostRouting, cfg.hostRouting)) {
+    throw invalidValue(`${path}.hostRouting`, cfg.hostRouting, 'must be "bpf" or "legacy"');
+  }
   if (!(cfg.traceMode in TraceMode)) {
     throw invalidValue(`${path}.traceMode`, cfg.traceMode, 'must be "off", "new" or "all"');
   }
@@ -89,11 +98,24 @@ export function resolveDatapathConfig(
   return cfg;
 }
 
+/**
+ * The host routing the programs apply: BPF host routing is for native routing only. In VXLAN
+ * mode what leaves the node outside the tunnel (the world, other nodes) relies on the node's
+ * netfilter (masquerading), which FIB redirects would bypass, so the stack forwards there as
+ * with legacy host routing (bpf/lib/config.h host_routing_bpf()).
+ */
+export function effectiveHostRouting(
+  cfg: Pick<DatapathConfig, 'tunnelMode' | 'hostRouting'>,
+): keyof typeof HostRouting {
+  return cfg.tunnelMode === 'native' ? cfg.hostRouting : 'legacy';
+}
+
 /** The `volatile const` values of bpf/lib/config.h for this config. */
 export function datapathConstants(cfg: DatapathConfig): Record<string, ConstantValue> {
   return {
     cfg_tunnel_mode: TunnelMode[cfg.tunnelMode],
     cfg_tunnel_ifindex: cfg.tunnelIfindex,
+    cfg_host_routing: HostRouting[effectiveHostRouting(cfg)],
     // network byte order, as the programs compare it with packet addresses
     cfg_node_ipv4: cfg.nodeIPv4 ? ipv4Bytes(cfg.nodeIPv4) : 0,
     cfg_cluster_id: cfg.clusterId,

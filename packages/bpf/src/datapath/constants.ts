@@ -45,6 +45,8 @@ export const CtFlags = {
   RX_CLOSING: 0x2,
   SEEN_NON_SYN: 0x4,
   SEEN_REPLY: 0x8,
+  /** First packet delivered by the node's stack: replies go back through it (NAT undone). */
+  VIA_STACK: 0x10,
 } as const;
 export const CtVerdict = { ALLOWED: 0 } as const;
 
@@ -101,6 +103,10 @@ export const TRACE_REASON_NAMES: Readonly<Record<number, string>> = {
 
 export const TraceMode = { off: 0, new: 1, all: 2 } as const;
 export const TunnelMode = { native: 0, vxlan: 1 } as const;
+/** bpf: pod traffic crosses the node without the stack (FIB lookup and redirect on the way out,
+ * bpf_redirect_peer into the pod on the way in); legacy: the stack forwards, arriving packets
+ * pass the host veth. bpf/lib/config.h HOST_ROUTING_*. */
+export const HostRouting = { legacy: 0, bpf: 1 } as const;
 
 export const SourceFile: Readonly<Record<number, string>> = {
   1: 'bpf_lxc.c',

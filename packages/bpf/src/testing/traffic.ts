@@ -3,7 +3,7 @@
 //   tcp-server <port>                  echo every byte back
 //   udp-server <port>                  echo every datagram back
 //   tcp-client <host> <port> <bytes>   send, read the echo, close; prints {ok, bytes, ms}
-//   udp-client <host> <port> <count>   send count datagrams, await each echo
+//   udp-client <host> <port> <count>   send count datagrams, await each echo from host:port
 import { createSocket } from 'node:dgram';
 import { createServer, connect } from 'node:net';
 
@@ -60,7 +60,11 @@ switch (mode) {
     const sock = createSocket('udp4');
     let got = 0;
     const timer = setTimeout(() => fail(`timeout after ${got} of ${count} echoes`), 5000);
-    sock.on('message', () => {
+    sock.on('message', (_msg, from) => {
+      // an answer from another address (a reply that missed its un-NAT) is no answer
+      if (from.address !== host || from.port !== port) {
+        fail(`answer from ${from.address}:${from.port}, not ${host}:${port}`);
+      }
       got++;
       if (got === count) {
         clearTimeout(timer);

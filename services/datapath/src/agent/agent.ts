@@ -33,6 +33,8 @@ export interface AgentConfig {
   tunnelMode?: 'native' | 'vxlan';
   /** ifindex of the collect_md VXLAN device in the node namespace (vxlan mode). */
   tunnelIfindex?: number;
+  /** Native routing: BPF host routing (default) or the stack's forwarding (legacy). */
+  hostRouting?: 'bpf' | 'legacy';
   mtu: number;
   attachMode: 'tc' | 'tcx';
   traceMode: 'off' | 'new' | 'all';
@@ -68,6 +70,7 @@ export function resolveAgentConfig(input: Record<string, unknown>, path = 'datap
     'nodeNetns',
     'tunnelMode',
     'tunnelIfindex',
+    'hostRouting',
   ]);
   for (const k of Object.keys(input))
     if (!known.has(k)) throw bad(`${path}.${k}`, input[k], 'unknown setting');
@@ -93,6 +96,8 @@ export function resolveAgentConfig(input: Record<string, unknown>, path = 'datap
   }
   if (cfg.tunnelMode !== undefined && cfg.tunnelMode !== 'native' && cfg.tunnelMode !== 'vxlan')
     throw bad(`${path}.tunnelMode`, cfg.tunnelMode, 'must be "native" or "vxlan"');
+  if (cfg.hostRouting !== undefined && cfg.hostRouting !== 'bpf' && cfg.hostRouting !== 'legacy')
+    throw bad(`${path}.hostRouting`, cfg.hostRouting, 'must be "bpf" or "legacy"');
   if (!Number.isInteger(cfg.mtu) || cfg.mtu < 576 || cfg.mtu > 65535)
     throw bad(`${path}.mtu`, cfg.mtu, 'must be an integer 576-65535');
   if (cfg.attachMode !== 'tc' && cfg.attachMode !== 'tcx')
@@ -137,6 +142,7 @@ export async function createAgent(config: AgentConfig, deps: AgentDeps = {}): Pr
       traceMode: config.traceMode,
       ...(config.tunnelMode ? { tunnelMode: config.tunnelMode } : {}),
       ...(config.tunnelIfindex ? { tunnelIfindex: config.tunnelIfindex } : {}),
+      ...(config.hostRouting ? { hostRouting: config.hostRouting } : {}),
       ...(config.nodeIPv4 ? { nodeIPv4: config.nodeIPv4 } : {}),
     },
   });

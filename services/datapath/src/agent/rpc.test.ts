@@ -189,6 +189,13 @@ describe('conntrack entries on the wire', () => {
     assert.equal(ctEntryToWire(key({ nexthdr: 47 }), entry(), 0).proto, '47');
     assert.equal(ctFlagsText({ flags: 0, txFlagsSeen: 0, rxFlagsSeen: 0 }, 6), '');
     assert.equal(ctFlagsText({ flags: 0, txFlagsSeen: 0x11, rxFlagsSeen: 0x04 }, 6), 'ACK FIN RST');
+    assert.equal(
+      ctFlagsText(
+        { flags: CtFlags.VIA_STACK | CtFlags.SEEN_REPLY, txFlagsSeen: 0, rxFlagsSeen: 0 },
+        17,
+      ),
+      'SeenReply ViaStack',
+    );
   });
 
   it('a limited listing reads at most one entry past the limit and says it is truncated', () => {

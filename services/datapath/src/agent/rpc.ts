@@ -130,6 +130,7 @@ const CT_STATE_FLAGS: readonly (readonly [number, string])[] = [
   [CtFlags.SEEN_REPLY, 'SeenReply'],
   [CtFlags.TX_CLOSING, 'TxClosing'],
   [CtFlags.RX_CLOSING, 'RxClosing'],
+  [CtFlags.VIA_STACK, 'ViaStack'],
 ];
 
 /** TCP flags seen in either direction, then the entry's state flags (`SYN ACK SeenNonSyn`). */

@@ -129,6 +129,7 @@ describe('endpoint naming and config', () => {
     const cfg = resolveAgentConfig({ podCidr: '10.0.0.0/24' });
     assert.equal(cfg.socketPath, '/var/run/ciliate/cni.sock');
     assert.equal(cfg.attachMode, 'tc');
+    assert.equal(resolveAgentConfig({ hostRouting: 'legacy' }).hostRouting, 'legacy');
     const bad: [Record<string, unknown>, RegExp][] = [
       [{ mtu: 10 }, /^datapath.mtu: Invalid value: 10/],
       [{ attachMode: 'xdp' }, /^datapath.attachMode/],
@@ -136,6 +137,7 @@ describe('endpoint naming and config', () => {
       [{ podCidr: 'nope' }, /^datapath.podCidr/],
       [{ nodeIPv4: '::1' }, /^datapath.nodeIPv4/],
       [{ traceMode: 'loud' }, /^datapath.traceMode/],
+      [{ hostRouting: 'kernel' }, /^datapath.hostRouting: Invalid value: "kernel"/],
       [{ frobnicate: 1 }, /^datapath.frobnicate: Invalid value: 1: unknown setting/],
     ];
     for (const [input, message] of bad) assert.throws(() => resolveAgentConfig(input), { message });

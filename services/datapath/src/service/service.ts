@@ -3,6 +3,7 @@
 // into the BPF map, routes to other nodes' pod CIDRs, and every local endpoint published as an
 // ipcache claim and a CiliumEndpoint. Nothing here is torn down when NATS goes away: the kernel
 // keeps forwarding on the pinned maps, and the NATS-facing parts catch up when it is back.
+import { effectiveHostRouting } from '@ciliate/bpf';
 import { DATAPATH_COMPONENT } from '@ciliate/contracts';
 import { setting, type ServiceContext, type ServiceDefinition } from '@ciliate/runtime';
 import { Informer, ResourceStore } from '@ciliate/store';
@@ -60,6 +61,14 @@ export const datapathSettings = {
     values: ['native', 'vxlan'] as const,
     default: 'native',
     describe: "Cilium's routingMode: native routes of pod CIDRs, or a VXLAN tunnel",
+  }),
+  hostRouting: setting.oneOf({
+    flag: 'host-routing',
+    env: 'CILIATE_DATAPATH_HOST_ROUTING',
+    values: ['bpf', 'legacy'] as const,
+    default: 'bpf',
+    describe:
+      "native routing: BPF host routing (FIB lookup and redirect, bpf_redirect_peer into pods; bypasses the node's netfilter for pod traffic) or legacy (the node's stack forwards); vxlan routing always uses legacy",
   }),
   pinDir: setting.string({
     flag: 'pin-dir',
@@ -176,6 +185,7 @@ export async function setupDatapath(ctx: ServiceContext<DatapathSettings>): Prom
           nodeIPv4: nodeIP,
           ...(config.netns ? { nodeNetns: config.netns } : {}),
           tunnelMode: config.routing,
+          hostRouting: config.hostRouting,
           ...(tunnelIfindex ? { tunnelIfindex } : {}),
           mtu: config.routing === 'vxlan' ? config.mtu - VXLAN_OVERHEAD : config.mtu,
           attachMode: config.attachMode,
@@ -201,7 +211,14 @@ export async function setupDatapath(ctx: ServiceContext<DatapathSettings>): Prom
       gates.datapath.done();
       gates.restored.done();
       log.info(
-        { event: 'datapath.ready', nodeIP, routing: config.routing, restored: agent.restored },
+        {
+          event: 'datapath.ready',
+          nodeIP,
+          routing: config.routing,
+          // what the programs do: VXLAN mode always forwards through the stack
+          hostRouting: effectiveHostRouting(agent.datapath.config),
+          restored: agent.restored,
+        },
         'datapath loaded, endpoints restored, serving CNI',
       );
     },
