@@ -46,19 +46,23 @@ static __always_inline int handle_ipv4_from_netdev(struct __sk_buff *skb)
 	nc.dst_id = ep->endpoint_id;
 	nc.source = ep->endpoint_id;
 
-	ret = ipv4_dec_ttl(skb, p.ttl);
-	if (ret < 0)
-		return DROP(skb, -ret, METRIC_DIR_INGRESS, &nc);
 	send_trace(skb, TRACE_FROM_NETWORK, TRACE_REASON_UNKNOWN, &nc);
 	if (host_routing_bpf()) {
+		ret = ipv4_dec_ttl(skb, p.ttl);
+		if (ret < 0)
+			return DROP(skb, -ret, METRIC_DIR_INGRESS, &nc);
 		ret = ipv4_to_endpoint(skb, &p, ep, nc.src_identity, 0, THIS_FILE);
 		if (ret != TC_ACT_OK)
 			return ret;
 		/* into the pod's namespace: the host veth's egress and its program are skipped */
 		return bpf_redirect_peer(ep->ifindex, 0);
 	}
+	/* Legacy host routing: the node's stack forwards to the pod's host veth, whose to-container
+	 * program applies the pod's side with the identity carried in the mark. Going through the
+	 * stack is what lets netfilter translate back replies of connections it translated on the
+	 * way out (kube-proxy's Service DNAT from a pod on this node). */
 	skb->mark = identity_to_mark(nc.src_identity);
-	return bpf_redirect(ep->ifindex, 0);
+	return TC_ACT_OK;
 }
 
 SEC("tc")

@@ -107,8 +107,12 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb)
 
 	/* Native routing. With BPF host routing the node's FIB is read here and the packet goes
 	 * straight out of the egress device (whose to-netdev program still sees it); the node
-	 * itself and whatever the FIB does not forward still go to the stack. */
-	if (host_routing_bpf()) {
+	 * itself and whatever the FIB does not forward still go to the stack. Only destinations
+	 * the ipcache knows as cluster endpoints or nodes take this path: anything else (world,
+	 * a Service address no program here translates) goes through the stack, whose netfilter
+	 * may translate it (kube-proxy's Service DNAT, masquerading to the outside). */
+	if (host_routing_bpf() && info && dst_identity != IDENTITY_WORLD &&
+	    dst_identity != IDENTITY_WORLD_IPV4) {
 		struct bpf_fib_lookup fib = {};
 
 		ret = fib_lookup4(skb, &p, &fib);

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /* The overlay program on the node's collect_md VXLAN device.
  *   cil_from_overlay: tc ingress = decapsulated packets from other nodes. The VNI is the
- *                     sender's security identity; packets for a local pod go straight to its
- *                     host veth with that identity in the mark.
+ *                     sender's security identity; packets for a local pod go to the stack
+ *                     with that identity in the mark, which forwards them to the host veth.
  *   cil_to_overlay:   tc egress = packets about to be encapsulated: counted, and given tunnel
  *                     metadata when the node's own stack routed them here (the place for
  *                     encryption and tunnel-side policy later). */
@@ -48,12 +48,15 @@ static __always_inline int handle_ipv4_from_overlay(struct __sk_buff *skb)
 	nc.dst_id = ep->endpoint_id;
 	nc.source = ep->endpoint_id;
 
-	ret = ipv4_dec_ttl(skb, p.ttl);
-	if (ret < 0)
-		return DROP(skb, -ret, METRIC_DIR_INGRESS, &nc);
 	send_trace(skb, TRACE_FROM_OVERLAY, TRACE_REASON_UNKNOWN, &nc);
+	/* The node's stack forwards to the pod's host veth (whose to-container program takes the
+	 * identity from the mark), so netfilter can translate back replies of connections it
+	 * translated on the way out (kube-proxy's Service DNAT from a pod on this node). */
 	skb->mark = identity_to_mark(src_identity);
-	return bpf_redirect(ep->ifindex, 0);
+	/* The inner frame is addressed to whatever MAC the sender chose, not this device's: tell
+	 * the stack it is for this host so that it routes instead of dropping it. */
+	bpf_skb_change_type(skb, 0 /* PACKET_HOST */);
+	return TC_ACT_OK;
 }
 
 SEC("tc")

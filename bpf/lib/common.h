@@ -51,6 +51,7 @@ struct icmphdr {
 #define IDENTITY_HEALTH 4
 #define IDENTITY_INIT 5
 #define IDENTITY_REMOTE_NODE 6
+#define IDENTITY_WORLD_IPV4 9
 /* Only 24 bits of an identity travel in a VNI or an skb mark. */
 #define IDENTITY_WIRE_MASK 0x00ffffff
 

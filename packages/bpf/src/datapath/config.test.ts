@@ -10,22 +10,27 @@ describe('datapath config', () => {
     assert.deepEqual(cfg.ctTimeouts, { tcpEstablished: 8000, tcpSyn: 60, tcpClose: 10, any: 60 });
     const c = datapathConstants(cfg);
     assert.equal(c.cfg_tunnel_mode, 0);
-    assert.equal(cfg.hostRouting, 'bpf');
-    assert.equal(c.cfg_host_routing, 1);
+    // legacy by default: BPF host routing skips netfilter, which kube-proxy needs
+    assert.equal(cfg.hostRouting, 'legacy');
+    assert.equal(c.cfg_host_routing, 0);
     assert.equal(
-      datapathConstants(resolveDatapathConfig({ hostRouting: 'legacy' })).cfg_host_routing,
-      0,
+      datapathConstants(resolveDatapathConfig({ hostRouting: 'bpf' })).cfg_host_routing,
+      1,
     );
     assert.equal(c.cfg_trace_mode, 1);
     assert.equal(c.cfg_ct_tcp_established, 8000);
   });
 
   it('applies BPF host routing to native routing only; VXLAN mode is legacy', () => {
-    const vxlan = resolveDatapathConfig({ tunnelMode: 'vxlan', tunnelIfindex: 7 });
+    const vxlan = resolveDatapathConfig({
+      tunnelMode: 'vxlan',
+      tunnelIfindex: 7,
+      hostRouting: 'bpf',
+    });
     assert.equal(vxlan.hostRouting, 'bpf', 'the setting is kept as given');
     assert.equal(effectiveHostRouting(vxlan), 'legacy');
     assert.equal(datapathConstants(vxlan).cfg_host_routing, 0);
-    assert.equal(effectiveHostRouting(resolveDatapathConfig()), 'bpf');
+    assert.equal(effectiveHostRouting(resolveDatapathConfig({ hostRouting: 'bpf' })), 'bpf');
     assert.equal(effectiveHostRouting(resolveDatapathConfig({ hostRouting: 'legacy' })), 'legacy');
   });
 

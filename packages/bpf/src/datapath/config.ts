@@ -47,7 +47,9 @@ export const DEFAULT_CT_TIMEOUTS: CtTimeouts = {
 export const DEFAULT_DATAPATH_CONFIG: DatapathConfig = {
   tunnelMode: 'native',
   tunnelIfindex: 0,
-  hostRouting: 'bpf',
+  // BPF host routing skips the node's netfilter, so kube-proxy's Service translation would miss
+  // the replies: opt-in until the kube-proxy replacement translates Services in the datapath.
+  hostRouting: 'legacy',
   nodeIPv4: undefined,
   clusterId: 0,
   traceMode: 'new',

@@ -509,6 +509,39 @@ for (const [mode, requested] of variants) {
       });
     });
 
+    if (hostRouting === 'legacy') {
+      it("a Service address the client node's netfilter translates (as kube-proxy does)", async () => {
+        // kube-proxy's ClusterIP DNAT on the client's node; the replies must come back through
+        // that node's stack to be translated back, which legacy host routing guarantees
+        const vip = '10.96.0.10';
+        const rule = [
+          '-w',
+          '-t',
+          'nat',
+          'PREROUTING',
+          '-d',
+          `${vip}/32`,
+          '-p',
+          'tcp',
+          '--dport',
+          '80',
+          '-j',
+          'DNAT',
+          '--to-destination',
+          `${n2.pod.ip}:9300`,
+        ];
+        await n1.ns.exec('iptables', [...rule.slice(0, 3), '-A', ...rule.slice(3)]);
+        const tcp = await startServer(n2.pod.ns, 'tcp', 9300);
+        try {
+          const r = await client(n1.pod.ns, 'tcp', vip, 80, 10_000);
+          assert.ok(r.ok, `TCP to the Service address: ${r.error}`);
+        } finally {
+          await tcp.stop();
+          await n1.ns.exec('iptables', [...rule.slice(0, 3), '-D', ...rule.slice(3)]);
+        }
+      });
+    }
+
     if (mode === 'native') {
       it('drops at delivery are reported with Cilium reasons by the program that delivers', async () => {
         // node 2 (not a pod: no endpoint program on the way out) fragments a big ping; the

@@ -66,9 +66,9 @@ export const datapathSettings = {
     flag: 'host-routing',
     env: 'CILIATE_DATAPATH_HOST_ROUTING',
     values: ['bpf', 'legacy'] as const,
-    default: 'bpf',
+    default: 'legacy',
     describe:
-      "native routing: BPF host routing (FIB lookup and redirect, bpf_redirect_peer into pods; bypasses the node's netfilter for pod traffic) or legacy (the node's stack forwards); vxlan routing always uses legacy",
+      "native routing: legacy (the node's stack forwards) or bpf, Cilium's BPF host routing (FIB lookup and redirect, bpf_redirect_peer into pods; lower latency, but pod-to-pod traffic bypasses the node's netfilter, so kube-proxy's Service translation misses the replies: only for clusters without kube-proxy); vxlan routing always uses legacy",
   }),
   pinDir: setting.string({
     flag: 'pin-dir',
