@@ -6,6 +6,8 @@
 import { headers, nuid, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 
 const decoder = new TextDecoder();
+const EXPECT_ABSENT = headers();
+EXPECT_ABSENT.set('Nats-Expected-Last-Subject-Sequence', '0');
 
 /** The server's answer to a stored (or refused) message. */
 export interface PublishAck {
@@ -96,7 +98,10 @@ export class JetStreamPublisher {
     if (this.#closed) return Promise.reject(new PublishUnavailableError('publisher closed'));
     const token = (this.#next++).toString(36);
     let h: MsgHdrs | undefined;
-    if (opts.expectLastSubjectSeq !== undefined || opts.headers !== undefined) {
+    if (opts.expectLastSubjectSeq === 0 && opts.headers === undefined) {
+      // The most common write (create): one header set, encoded anew by each publish.
+      h = EXPECT_ABSENT;
+    } else if (opts.expectLastSubjectSeq !== undefined || opts.headers !== undefined) {
       h = headers();
       if (opts.expectLastSubjectSeq !== undefined) {
         h.set('Nats-Expected-Last-Subject-Sequence', String(opts.expectLastSubjectSeq));
