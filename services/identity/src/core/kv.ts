@@ -206,7 +206,29 @@ function checkLabels(labels: unknown, field: string): string {
 }
 
 /** Parses and checks an `id.<N>` value (a JSON string or an already parsed object). */
+// Records recently encoded or decoded, by their text: a replica decodes from its watch the very
+// records it has just written, and decoding is most of what the watch costs. Only records that
+// passed every check are remembered; they are frozen, as callers share them.
+const RECENT_RECORDS = 4096;
+const recentRecords = new Map<string, IdentityRecord & BindingRecord>();
+function rememberRecord(text: string, record: IdentityRecord & BindingRecord): void {
+  if (recentRecords.size >= RECENT_RECORDS) recentRecords.clear();
+  recentRecords.set(text, Object.freeze(record));
+}
+
 function decodeNumbered(
+  value: unknown,
+  field: string,
+  binding: boolean,
+): IdentityRecord & BindingRecord {
+  const known = typeof value === 'string' ? recentRecords.get(value) : undefined;
+  if (known !== undefined && (binding || known.holder === undefined)) return known;
+  const decoded = decodeNumberedAfresh(value, field, binding);
+  if (typeof value === 'string') rememberRecord(value, decoded);
+  return decoded;
+}
+
+function decodeNumberedAfresh(
   value: unknown,
   field: string,
   binding: boolean,
@@ -300,14 +322,22 @@ export function encodeRecord(
 ): string {
   if ('expiresAt' in record) return JSON.stringify(leaseRecord(record.node, record.expiresAt));
   if ('node' in record) return JSON.stringify(referenceRecord(record.id, record.node));
-  return JSON.stringify(
-    bindingRecord(
-      record.id,
-      record.labels,
-      record.releasing === true,
-      'holder' in record ? record.holder : undefined,
-    ),
+  const canonical = bindingRecord(
+    record.id,
+    record.labels,
+    record.releasing === true,
+    'holder' in record ? record.holder : undefined,
   );
+  const text = JSON.stringify(canonical);
+  // Checked here as a decoder would check it, so the watch that brings it back can skip that.
+  if (!recentRecords.has(text)) {
+    try {
+      rememberRecord(text, decodeNumberedAfresh(canonical, 'record', true));
+    } catch {
+      // not remembered: whoever decodes it gets the error
+    }
+  }
+  return text;
 }
 
 export interface StoreAudit {
