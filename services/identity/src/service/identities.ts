@@ -156,7 +156,8 @@ export class IdentityAllocator {
     }
     const key = labelSetKey(labels);
     // The reference written below only protects the answer while the node's lease is live.
-    await this.#ensureLease(req.node);
+    const leasing = this.#ensureLease(req.node);
+    if (leasing !== undefined) await leasing;
     const { table } = this.#o.mirror;
     let step: AllocationStep;
     try {
@@ -210,10 +211,11 @@ export class IdentityAllocator {
     };
   }
 
-  async #ensureLease(node: string): Promise<void> {
+  /** Undefined when the node's lease is fresh (the common case: no promise, no await). */
+  #ensureLease(node: string): Promise<void> | undefined {
     const now = this.#clock();
     const ttl = this.#o.nodeLeaseTtlMs;
-    if (this.#leaseExpiry(node) - now > ttl / 2) return;
+    if (this.#leaseExpiry(node) - now > ttl / 2) return undefined;
     let pending = this.#leaseInFlight.get(node);
     if (pending === undefined) {
       pending = this.#writeLease(node, ttl).then(
@@ -225,7 +227,7 @@ export class IdentityAllocator {
       this.#leaseInFlight.set(node, pending);
       void pending.finally(() => this.#leaseInFlight.delete(node)).catch(() => undefined);
     }
-    await pending;
+    return pending;
   }
 
   /** When the node's lease expires as far as this replica knows (0: it has none). */

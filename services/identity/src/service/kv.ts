@@ -141,7 +141,21 @@ export class JetStreamKvExecutor implements KvExecutor {
     }
   }
 
-  async execute(op: KvOp): Promise<KvResult> {
+  /** The hot writes return their promise directly; the rest run in #other(). */
+  execute(op: KvOp): Promise<KvResult> {
+    switch (op.op) {
+      case 'create':
+        return this.#create(op.key, op.value);
+      case 'update':
+        return this.#write(op.key, encoder.encode(op.value), op.revision);
+      case 'put':
+        return this.#write(op.key, encoder.encode(op.value));
+      default:
+        return this.#other(op);
+    }
+  }
+
+  async #other(op: KvOp): Promise<KvResult> {
     switch (op.op) {
       case 'batch':
         return this.#batch(op.writes);
@@ -151,11 +165,9 @@ export class JetStreamKvExecutor implements KvExecutor {
         return { kind: 'value', value: decoder.decode(e.value), revision: e.revision };
       }
       case 'create':
-        return this.#create(op.key, op.value);
       case 'update':
-        return this.#write(op.key, encoder.encode(op.value), op.revision);
       case 'put':
-        return this.#write(op.key, encoder.encode(op.value));
+        return this.execute(op);
       case 'delete':
         try {
           await this.#publisher.publish(this.#prefix + op.key, new Uint8Array(0), {
