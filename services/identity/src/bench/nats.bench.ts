@@ -118,8 +118,11 @@ async function mirrorMiB(nc: NatsConnection): Promise<{ mib: number; identities:
   const kv = await new Kvm(nc).open(buckets.identities());
   const before = localHeapMiB();
   const mirror = new IdentityMirror();
-  const watch = await watchBucket(jetstream(nc), kv, '>', (key, value, rev, initial) =>
-    mirror.apply(key, value, rev, initial),
+  const watch = await watchBucket(
+    jetstream(nc),
+    kv,
+    IdentityMirror.WATCH_FILTERS,
+    (key, value, rev, initial) => mirror.apply(key, value, rev, initial),
   );
   await watch.synced;
   await watch.stop();

@@ -3,7 +3,7 @@
 // core's release machine, whose compare-and-set protocol lets any allocator that touches the
 // identity meanwhile win. Nothing is decided before the mirror's initial sync.
 import { collectGarbage, startRelease, stepRelease, type ReleaseStep } from '../core/gc.js';
-import { leaseKey, referenceKey } from '../core/kv.js';
+import { leaseKey, parseKey, referenceKey } from '../core/kv.js';
 import type { Logger } from '@ciliate/runtime';
 
 import { clearHolder } from './holder.js';
@@ -24,6 +24,12 @@ export interface GcOptions {
   readonly clock?: () => number;
   /** Releases run at once at most. */
   readonly concurrency?: number;
+  /**
+   * How often the `id.*` keys are listed to find reservations (numbers nobody bound: an
+   * allocator died between its two writes, or lost a race), which the mirror does not watch.
+   * Default: a quarter of the grace period, within [intervalMs, 60s].
+   */
+  readonly reservationScanMs?: number;
 }
 
 class Fenced extends Error {}
@@ -40,11 +46,41 @@ export class GarbageCollector {
   readonly #tasks = new Set<Promise<void>>();
   readonly #sleepers = new Set<() => void>();
   #stopped = false;
+  /** Reservations found by the last scan of the `id.*` keys. */
+  #reservations: number[] = [];
+  #lastScan = -Infinity;
   passes = 0;
 
   constructor(options: GcOptions) {
     this.#o = options;
     this.#clock = options.clock ?? Date.now;
+  }
+
+  /** Reservations (unbound numbers) the last scan found; 0 before the first. */
+  get reservations(): number {
+    return this.#reservations.length;
+  }
+
+  get #scanEveryMs(): number {
+    return (
+      this.#o.reservationScanMs ??
+      Math.min(60_000, Math.max(this.#o.intervalMs, this.#o.graceMs / 4))
+    );
+  }
+
+  /** The numbers `id.*` holds that no binding in the mirror names. */
+  async #scanReservations(now: number): Promise<void> {
+    const r = await this.#o.executor.execute({ op: 'keys', filter: 'id.>' });
+    if (r.kind !== 'keys') return;
+    const found: number[] = [];
+    for (const key of r.keys) {
+      const parsed = parseKey(key);
+      if (parsed?.kind === 'identity' && this.#o.mirror.table.identity(parsed.id) === undefined) {
+        found.push(parsed.id);
+      }
+    }
+    this.#reservations = found;
+    this.#lastScan = now;
   }
 
   get leader(): boolean {
@@ -110,9 +146,15 @@ export class GarbageCollector {
       return;
     }
     const now = this.#clock();
+    if (now - this.#lastScan >= this.#scanEveryMs) await this.#scanReservations(now);
+    this.#check(token);
     const input = this.#o.mirror.referenceState();
+    const identities = [...input.identities];
+    for (const id of this.#reservations) {
+      if (this.#o.mirror.table.identity(id) === undefined) identities.push(id);
+    }
     const res = collectGarbage(
-      { ...input, idleSince: { ...this.#idle, ...input.idleSince } },
+      { ...input, identities, idleSince: { ...this.#idle, ...input.idleSince } },
       now,
       this.#o.graceMs,
       true,

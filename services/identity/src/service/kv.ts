@@ -237,14 +237,14 @@ export interface BucketWatch {
 export async function watchBucket(
   js: JetStreamClient,
   kv: KV,
-  filter: string,
+  filter: string | readonly string[],
   onEntry: (key: string, value: string | undefined, revision: number, initial: boolean) => void,
 ): Promise<BucketWatch> {
   const status = await kv.status();
   const stream = status.streamInfo.config.name;
   const prefix = `$KV.${status.bucket}.`;
   const consumer = await js.consumers.get(stream, {
-    filter_subjects: [`${prefix}${filter}`],
+    filter_subjects: (typeof filter === 'string' ? [filter] : filter).map((f) => `${prefix}${f}`),
     deliver_policy: DeliverPolicy.LastPerSubject,
   });
   const info = await consumer.info(true);

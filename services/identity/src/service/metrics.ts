@@ -40,7 +40,7 @@ export function createIdentityMetrics(
   );
   gauge(
     'ciliate_identity_reservations',
-    'Numbers reserved but bound to nothing (in flight or orphaned, left for the GC)',
+    'Numbers reserved but bound to nothing (in flight or orphaned), as the GC leader last found them; 0 on other replicas',
     gauges.reservations,
   );
   gauge(

@@ -3,7 +3,7 @@
 // authoritative; the machines re-check the store wherever a stale picture could matter.
 import { IdentityError } from '../core/errors.js';
 import { IdentityTable } from '../core/allocation.js';
-import { decodeLeaseRecord, parseKey } from '../core/kv.js';
+import { decodeLeaseRecord, identityRecord, parseKey } from '../core/kv.js';
 import type { ReferenceState } from '../core/gc.js';
 
 export interface LeaseView {
@@ -28,6 +28,13 @@ export class IdentityMirror {
   #refCount = 0;
   /** Malformed records skipped. */
   invalid = 0;
+
+  /**
+   * The keys a watch feeding this mirror needs: without `id.*`, which costs one delivery per
+   * new number and only adds reservations (numbers not bound yet). The table's numbers are then
+   * the bound ones, taken from the bindings; reservations are the GC's to find (see gc.ts).
+   */
+  static readonly WATCH_FILTERS: readonly string[] = ['labels.>', 'ref.>', 'lease.>'];
 
   constructor(private readonly clock: () => number = Date.now) {}
 
@@ -58,10 +65,18 @@ export class IdentityMirror {
           if (value === undefined) this.#idleSince.delete(parsed.id);
           return parsed.id;
         case 'binding': {
-          const before = this.table.binding(parsed.hash)?.id;
+          const before = this.table.binding(parsed.hash);
           this.table.applyKv(key, value);
           const after = this.table.binding(parsed.hash);
-          const id = after?.id ?? before;
+          // The bound number, as `id.<N>` holds it (the binding repeats its labels).
+          if (before !== undefined && before.id !== after?.id) {
+            this.table.setIdentity(before.id, undefined);
+            this.#idleSince.delete(before.id);
+          }
+          if (after !== undefined && this.table.identity(after.id)?.labels !== after.labels) {
+            this.table.setIdentity(after.id, identityRecord(after.id, after.labels));
+          }
+          const id = after?.id ?? before?.id;
           if (id !== undefined) this.#setHolder(id, after, revision, initial);
           return id;
         }

@@ -16,6 +16,7 @@ import {
 } from '@ciliate/contracts';
 import { ResourceStore } from '@ciliate/store';
 import { sleep, spawnNode, startNats, waitFor, type NatsServer } from '@ciliate/testkit';
+import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { z } from 'zod';
 
@@ -175,6 +176,24 @@ describe('the identity service', () => {
           : undefined,
       );
       await rejectsWith(call('lookup', { id: a.id }, IdentityInfoSchema), 'not_found', 'id');
+      assert.deepEqual(auditIdentityStore(await bucketEntries(nc)).violations, []);
+    });
+
+    it('frees a number reserved and never bound (its allocator died between its two writes)', async () => {
+      // The replicas do not watch `id.*`; the GC finds reservations by listing the keys.
+      const kv = await new Kvm(nc).open(buckets.identities());
+      const labels = 'k8s:app=gc-orphan;k8s:io.kubernetes.pod.namespace=gc;';
+      await kv.create('id.65000', JSON.stringify({ v: 1, id: 65000, labels }));
+      const reservedAt = Date.now();
+      await waitFor(
+        'the reservation to be freed',
+        async () =>
+          (await bucketValue(nc, buckets.identities(), 'id.65000')) === undefined
+            ? true
+            : undefined,
+        { timeoutMs: 20_000, intervalMs: 100 },
+      );
+      assert.ok(Date.now() - reservedAt >= GRACE, 'not before the grace period');
       assert.deepEqual(auditIdentityStore(await bucketEntries(nc)).violations, []);
     });
 

@@ -252,7 +252,7 @@ export const identityService: ServiceDefinition<IdentitySettings> = {
     const leading = { gc: undefined as GarbageCollector | undefined };
     const metrics = createIdentityMetrics(ctx.metrics.registry, {
       inUse: () => mirror.table.bindings,
-      reservations: () => mirror.table.size - mirror.table.bindings,
+      reservations: () => leading.gc?.reservations ?? 0,
       references: () => mirror.references,
       nodes: () => mirror.nodes,
       gcLeader: () => (leading.gc?.leader === true ? 1 : 0),
@@ -346,10 +346,15 @@ export const identityService: ServiceDefinition<IdentitySettings> = {
     ctx.add({
       name: 'identity-watch',
       start: async () => {
-        watch = await watchBucket(js, kv, '>', (key, value, rev, initial) => {
-          const id = mirror.apply(key, value, rev, initial);
-          if (id !== undefined) crd?.touch(id);
-        });
+        watch = await watchBucket(
+          js,
+          kv,
+          IdentityMirror.WATCH_FILTERS,
+          (key, value, rev, initial) => {
+            const id = mirror.apply(key, value, rev, initial);
+            if (id !== undefined) crd?.touch(id);
+          },
+        );
       },
       stop: () => watch?.stop(),
     });
