@@ -155,6 +155,14 @@ describe('codecs', () => {
     assert.equal(v.flags, 1);
   });
 
+  it('prints addresses as the identity service keys them (IPv4-mapped keeps the dotted quad)', () => {
+    for (const text of ['::ffff:10.1.2.3', '2001:db8::1', '10.0.0.1']) {
+      const { family, bytes: b } = ipBytes(text);
+      assert.equal(ipFromBytes(b, family), text);
+    }
+    assert.equal(ipFromBytes(ipBytes('::FFFF:a01:203').bytes, 2), '::ffff:10.1.2.3');
+  });
+
   it('IPv6 text round-trips through the 16-byte form (property)', () => {
     fc.assert(
       fc.property(fc.ipV6(), (ip) => {

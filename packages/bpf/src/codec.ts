@@ -2,7 +2,7 @@
 // field offsets computed with C's natural alignment rules), so the same definition encodes a
 // key and is compared against the compiled object's BTF by the layout test: a field added on
 // one side only fails the build's tests, not a production node.
-import { isIP } from 'node:net';
+import { addressFromBytes, addressToBytes, formatAddress, parseIp } from '@ciliate/netaddr';
 
 import { invalidValue } from './errors.js';
 
@@ -105,69 +105,24 @@ export const ipv4: Codec<string> = {
 };
 
 export function ipv4Bytes(value: string, path = 'address'): Buffer {
-  if (typeof value !== 'string' || isIP(value) !== 4) {
-    throw invalidValue(path, value, 'must be an IPv4 address');
-  }
-  return Buffer.from(value.split('.').map((p) => Number(p)));
+  const r = parseIp(value);
+  if (!r.ok || r.value.family !== 4) throw invalidValue(path, value, 'must be an IPv4 address');
+  return addressToBytes(4, r.value.value, Buffer.alloc(4));
 }
 
 /** 16 bytes for IPv4 (first four bytes) or IPv6, with the family byte Ciliate keys use. */
 export function ipBytes(value: string, path = 'address'): { family: 1 | 2; bytes: Buffer } {
-  const v = typeof value === 'string' ? isIP(value) : 0;
-  const bytes = Buffer.alloc(16);
-  if (v === 4) {
-    ipv4Bytes(value, path).copy(bytes, 0);
-    return { family: 1, bytes };
-  }
-  if (v === 6) {
-    ipv6Bytes(value).copy(bytes, 0);
-    return { family: 2, bytes };
-  }
-  throw invalidValue(path, value, 'must be an IPv4 or IPv6 address');
+  const r = parseIp(value);
+  if (!r.ok) throw invalidValue(path, value, `must be an IPv4 or IPv6 address: ${r.reason}`);
+  const { family, value: v } = r.value;
+  return { family: family === 4 ? 1 : 2, bytes: addressToBytes(family, v, Buffer.alloc(16)) };
 }
 
-function ipv6Bytes(value: string): Buffer {
-  let text = value;
-  const out = Buffer.alloc(16);
-  // an embedded IPv4 tail (::ffff:1.2.3.4) becomes two groups
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4) {
-    const b = ipv4Bytes(v4[1]!);
-    text = `${text.slice(0, -v4[1]!.length)}${b.readUInt16BE(0).toString(16)}:${b.readUInt16BE(2).toString(16)}`;
-  }
-  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
-  const groups = [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
-  return out;
-}
-
+/** The canonical text of the address in `bytes` (family 1 = IPv4, 2 = IPv6); '' otherwise. */
 export function ipFromBytes(bytes: Buffer, family: number): string {
-  if (family === 1) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
-  if (family === 2) {
-    const groups: string[] = [];
-    for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
-    // compress the longest run of zero groups, as RFC 5952 prints
-    let best = -1;
-    let bestLen = 0;
-    for (let i = 0; i < 8;) {
-      if (groups[i] !== '0') {
-        i++;
-        continue;
-      }
-      let j = i;
-      while (j < 8 && groups[j] === '0') j++;
-      if (j - i > bestLen && j - i > 1) {
-        best = i;
-        bestLen = j - i;
-      }
-      i = j;
-    }
-    if (best < 0) return groups.join(':');
-    return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
-  }
-  return '';
+  if (family !== 1 && family !== 2) return '';
+  const f = family === 1 ? 4 : 6;
+  return formatAddress(f, addressFromBytes(f, bytes));
 }
 
 /** C `union ip_addr` (16 bytes, IPv4 in the first four): the raw bytes. */

@@ -1,6 +1,16 @@
 // Kubernetes' syntax rules (k8s.io/apimachinery/pkg/util/validation) and IP/CIDR parsing. Each
 // check returns the list of reasons a value is bad, worded like apimachinery, empty when good.
 
+import {
+  type IpAddress,
+  type IpFamily,
+  familyBits,
+  parsePrefix,
+  tryParseIp,
+} from '@ciliate/netaddr';
+
+export type { IpAddress, IpFamily };
+
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
@@ -100,14 +110,8 @@ export function portNumber(value: number): string[] {
 }
 
 // ---------------------------------------------------------------------------------------------
-// IP addresses and prefixes. Parsed into bigints so callers can compare and test containment.
-
-export type IpFamily = 4 | 6;
-
-export interface IpAddress {
-  readonly family: IpFamily;
-  readonly value: bigint;
-}
+// IP addresses and prefixes (@ciliate/netaddr parses them), with first and last address so
+// callers can compare and test containment.
 
 export interface IpPrefix {
   readonly family: IpFamily;
@@ -119,89 +123,23 @@ export interface IpPrefix {
   readonly last: bigint;
 }
 
-function parseIPv4(s: string): bigint | undefined {
-  const parts = s.split('.');
-  if (parts.length !== 4) return undefined;
-  let v = 0n;
-  for (const p of parts) {
-    // No leading zeros: Go's net/netip (what Kubernetes and Cilium use) rejects them.
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) return undefined;
-    const n = Number(p);
-    if (n > 255) return undefined;
-    v = (v << 8n) | BigInt(n);
-  }
-  return v;
-}
-
-function parseIPv6(s: string): bigint | undefined {
-  if (s.length === 0 || s.includes('%')) return undefined;
-  let head = s;
-  let tailV4: bigint | undefined;
-  const lastColon = s.lastIndexOf(':');
-  if (lastColon >= 0 && s.slice(lastColon + 1).includes('.')) {
-    tailV4 = parseIPv4(s.slice(lastColon + 1));
-    if (tailV4 === undefined) return undefined;
-    head = s.slice(0, lastColon + 1);
-    // "::1.2.3.4" leaves "::" and "1:2::1.2.3.4" leaves "1:2::"; a lone trailing ':' is an
-    // artefact of cutting and stands for the boundary, not an empty group.
-    if (head.endsWith(':') && !head.endsWith('::')) head = head.slice(0, -1);
-  }
-  const groupsWanted = tailV4 === undefined ? 8 : 6;
-  const dbl = head.indexOf('::');
-  if (dbl !== head.lastIndexOf('::') && dbl >= 0) return undefined;
-  const parseGroups = (part: string): number[] | undefined => {
-    if (part === '') return [];
-    const out: number[] = [];
-    for (const g of part.split(':')) {
-      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined;
-      out.push(parseInt(g, 16));
-    }
-    return out;
-  };
-  let groups: number[];
-  if (dbl >= 0) {
-    const left = parseGroups(head.slice(0, dbl));
-    const right = parseGroups(head.slice(dbl + 2));
-    if (!left || !right) return undefined;
-    const missing = groupsWanted - left.length - right.length;
-    if (missing < 1) return undefined;
-    groups = [...left, ...new Array<number>(missing).fill(0), ...right];
-  } else {
-    const all = parseGroups(head);
-    if (!all || all.length !== groupsWanted) return undefined;
-    groups = all;
-  }
-  let v = 0n;
-  for (const g of groups) v = (v << 16n) | BigInt(g);
-  if (tailV4 !== undefined) v = (v << 32n) | tailV4;
-  return v;
-}
-
 export function parseIp(s: string): IpAddress | undefined {
-  if (s.includes(':')) {
-    const v = parseIPv6(s);
-    return v === undefined ? undefined : { family: 6, value: v };
-  }
-  const v = parseIPv4(s);
-  return v === undefined ? undefined : { family: 4, value: v };
+  return tryParseIp(s);
 }
 
 /** Parses `addr/len`; returns the reason on failure, in apimachinery's words where it has some. */
 export function parseCidr(s: string): IpPrefix | string {
-  const slash = s.indexOf('/');
-  if (slash < 0) return 'must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)';
-  const ip = parseIp(s.slice(0, slash));
-  if (!ip) return 'must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)';
-  const lenText = s.slice(slash + 1);
-  const bits = ip.family === 4 ? 32 : 128;
-  if (!/^(0|[1-9][0-9]{0,2})$/.test(lenText) || Number(lenText) > bits) {
-    return `prefix length must be 0-${bits}`;
+  const r = parsePrefix(s, { clearHostBits: true });
+  if (!r.ok) {
+    return r.kind === 'length'
+      ? r.reason
+      : 'must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)';
   }
-  const prefixLength = Number(lenText);
-  const hostBits = BigInt(bits - prefixLength);
-  const first = (ip.value >> hostBits) << hostBits;
-  const last = first | ((1n << hostBits) - 1n);
-  return { family: ip.family, address: ip.value, prefixLength, first, last };
+  const { family, network: first, length: prefixLength } = r.value;
+  // The address as written, host bits included: some fields care (Service CIDRs do not).
+  const address = tryParseIp(s.slice(0, s.indexOf('/')))!.value;
+  const last = first | ((1n << BigInt(familyBits(family) - prefixLength)) - 1n);
+  return { family, address, prefixLength, first, last };
 }
 
 export function prefixContains(outer: IpPrefix, inner: IpPrefix): boolean {

@@ -1,5 +1,5 @@
 // The datapath's load-time constants (bpf/lib/config.h) from one typed, validated config.
-import { isIP } from 'node:net';
+import { tryParseIp } from '@ciliate/netaddr';
 
 import { ipv4Bytes } from '../codec.js';
 import { invalidValue } from '../errors.js';
@@ -87,7 +87,7 @@ export function resolveDatapathConfig(
   if (cfg.tunnelMode === 'vxlan' && cfg.tunnelIfindex === 0) {
     throw invalidValue(`${path}.tunnelIfindex`, 0, 'required in vxlan mode (the VXLAN device)');
   }
-  if (cfg.nodeIPv4 !== undefined && isIP(cfg.nodeIPv4) !== 4) {
+  if (cfg.nodeIPv4 !== undefined && tryParseIp(cfg.nodeIPv4)?.family !== 4) {
     throw invalidValue(`${path}.nodeIPv4`, cfg.nodeIPv4, 'must be an IPv4 address');
   }
   u32Field(`${path}.clusterId`, cfg.clusterId, 0, 511);

@@ -19,6 +19,8 @@ import {
   view,
   type Codec,
 } from '../codec.js';
+import { addressToBytes, parsePrefix as parsePrefixText } from '@ciliate/netaddr';
+
 import { invalidValue } from '../errors.js';
 import { CAPTURE_LEN, Family, IpcacheFlags, MapNames } from './constants.js';
 
@@ -79,20 +81,19 @@ function parsePrefix(
   path: string,
 ): { family: 1 | 2; bytes: Buffer; bits: number } {
   if (typeof prefix !== 'string') throw invalidValue(path, prefix, 'must be a CIDR string');
-  const [addr, len, extra] = prefix.split('/');
-  if (extra !== undefined) throw invalidValue(path, prefix, 'must be ADDRESS or ADDRESS/LENGTH');
-  const { family, bytes: b } = ipBytes(addr ?? '', path);
-  const max = family === 1 ? 32 : 128;
-  const bits = len === undefined ? max : Number(len);
-  if (!/^\d+$/.test(len ?? String(max)) || bits > max) {
-    throw invalidValue(path, prefix, `prefix length must be 0-${max}`);
-  }
   // host bits are cleared so that equal prefixes give equal keys
-  for (let i = 0; i < 16; i++) {
-    const keep = Math.max(0, Math.min(8, bits - i * 8));
-    b[i]! &= (0xff << (8 - keep)) & 0xff;
+  const r = parsePrefixText(prefix, { bareAddress: true, clearHostBits: true });
+  if (!r.ok) {
+    const reason =
+      r.kind === 'length' ? r.reason : `must be ADDRESS or ADDRESS/LENGTH: ${r.reason}`;
+    throw invalidValue(path, prefix, reason);
   }
-  return { family, bytes: b, bits };
+  const { family, network, length } = r.value;
+  return {
+    family: family === 4 ? Family.IPV4 : Family.IPV6,
+    bytes: addressToBytes(family, network, Buffer.alloc(16)),
+    bits: length,
+  };
 }
 
 export const ipcacheKey: Codec<IpcacheKey> = view(

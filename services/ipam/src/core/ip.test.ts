@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { isIPv4, isIPv6 } from 'node:net';
 import { describe, it } from 'node:test';
 
 import fc from 'fast-check';
@@ -24,13 +23,6 @@ import {
 
 const v4Value = fc.bigInt({ min: 0n, max: (1n << 32n) - 1n });
 const v6Value = fc.bigInt({ min: 0n, max: (1n << 128n) - 1n });
-// Addresses with long zero runs, where RFC 5952 compression matters.
-const v6Sparse = fc
-  .array(fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff })), {
-    minLength: 8,
-    maxLength: 8,
-  })
-  .map((groups) => groups.reduce((acc, g) => (acc << 16n) | BigInt(g), 0n));
 
 function throwsCode(fn: () => unknown, code: string, includes: string[] = []): void {
   assert.throws(fn, (err: unknown) => {
@@ -43,28 +35,11 @@ function throwsCode(fn: () => unknown, code: string, includes: string[] = []): v
 }
 
 describe('IP parsing and canonical text', () => {
+  // The parser and printer are @ciliate/netaddr's (tested there); these check the family names.
   const canonical: Array<[string, string]> = [
     ['10.0.0.1', '10.0.0.1'],
-    ['0.0.0.0', '0.0.0.0'],
-    ['255.255.255.255', '255.255.255.255'],
-    ['::', '::'],
-    ['::1', '::1'],
-    ['1::', '1::'],
     ['2001:DB8:0:0:0:0:0:1', '2001:db8::1'],
-    ['2001:0db8:0000:0000:0000:ff00:0042:8329', '2001:db8::ff00:42:8329'],
-    // RFC 5952 4.2.3: the first of two equally long zero runs is compressed.
-    ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'],
-    // 4.2.3: the longest run wins.
-    ['2001:0:0:1:0:0:0:1', '2001:0:0:1::1'],
-    // 4.2.2: a single zero group is not compressed.
-    ['2001:db8:0:1:1:1:1:1', '2001:db8:0:1:1:1:1:1'],
-    ['2001:db8::0:1', '2001:db8::1'],
-    // Section 5: IPv4-mapped addresses keep the dotted quad.
-    ['::ffff:c000:0201', '::ffff:192.0.2.1'],
     ['::FFFF:192.0.2.1', '::ffff:192.0.2.1'],
-    ['::192.0.2.1', '::c000:201'],
-    ['1:2:3:4:5:6:1.2.3.4', '1:2:3:4:5:6:102:304'],
-    ['fd00::100', 'fd00::100'],
   ];
   for (const [input, want] of canonical) {
     it(`${input} -> ${want}`, () => {
@@ -75,16 +50,8 @@ describe('IP parsing and canonical text', () => {
   const invalid: Array<[string, string]> = [
     ['', 'must not be empty'],
     ['256.0.0.1', 'octet 256 is larger than 255'],
-    ['1.2.3', 'dotted-quad'],
     ['01.2.3.4', 'leading zero'],
-    ['1.2.3.4.5', 'dotted-quad'],
-    ['1::2::3', 'only once'],
-    ['1:2:3:4:5:6:7:8:9', 'has 9 groups'],
-    ['1:2:3:4:5:6:7::8', 'too many groups'],
     ['fe80::1%eth0', 'zone index'],
-    ['12345::', 'not 1-4 hex digits'],
-    ['::g', 'not 1-4 hex digits'],
-    [':1::', 'empty group'],
     ['::1.2.3.256', 'embedded IPv4 part'],
   ];
   for (const [input, reason] of invalid) {
@@ -101,57 +68,6 @@ describe('IP parsing and canonical text', () => {
     throwsCode(() => parseIp(42, 'x.y'), 'INVALID_IP', [
       'x.y: Invalid value: 42: must be a string',
     ]);
-  });
-
-  it('property: format then parse is the identity (IPv4)', () => {
-    fc.assert(
-      fc.property(v4Value, (value) => {
-        const text = formatAddress('ipv4', value);
-        assert.ok(isIPv4(text));
-        assert.deepEqual(parseIp(text), { family: 'ipv4', value });
-      }),
-    );
-  });
-
-  it('property: format then parse is the identity (IPv6)', () => {
-    fc.assert(
-      fc.property(fc.oneof(v6Value, v6Sparse), (value) => {
-        const text = formatAddress('ipv6', value);
-        assert.ok(isIPv6(text), text);
-        assert.deepEqual(parseIp(text), { family: 'ipv6', value });
-      }),
-    );
-  });
-
-  it('property: IPv6 text agrees with the WHATWG URL serializer (RFC 5952 compression)', () => {
-    fc.assert(
-      fc.property(fc.oneof(v6Value, v6Sparse), (value) => {
-        fc.pre(value >> 32n !== 0xffffn); // WHATWG prints mapped addresses in hex
-        const text = formatAddress('ipv6', value);
-        assert.equal(new URL(`http://[${text}]/`).hostname, `[${text}]`);
-      }),
-      { numRuns: 2000 },
-    );
-  });
-
-  it('property: any spelling of an IPv6 address parses to the same value', () => {
-    fc.assert(
-      fc.property(
-        fc.oneof(v6Value, v6Sparse),
-        fc.boolean(),
-        fc.boolean(),
-        (value, upper, padded) => {
-          const groups: string[] = [];
-          for (let i = 7; i >= 0; i--) {
-            const g = Number((value >> BigInt(i * 16)) & 0xffffn).toString(16);
-            groups.push(padded ? g.padStart(4, '0') : g);
-          }
-          let text = groups.join(':');
-          if (upper) text = text.toUpperCase();
-          assert.equal(parseIp(text).value, value);
-        },
-      ),
-    );
   });
 });
 
