@@ -352,7 +352,7 @@ describe('allocation machine, many allocators interleaved', () => {
       fc.record({ set: fc.nat(), stale: fc.boolean(), startAt: fc.nat(60), atomic: fc.boolean() }),
       { minLength: 2, maxLength: 32 },
     ),
-    schedule: fc.array(fc.record({ who: fc.nat(), kill: fc.integer({ min: 0, max: 30 }) }), {
+    schedule: fc.array(fc.record({ who: fc.nat(), kill: fc.integer({ min: 0, max: 7 }) }), {
       maxLength: 400,
     }),
   });
