@@ -166,6 +166,7 @@ export const IdentityHeartbeatReplySchema = z.object({
 });
 export type IdentityHeartbeatReply = z.infer<typeof IdentityHeartbeatReplySchema>;
 
+/** The ipcache sources in rank order, weakest first: a claim overwrites only equal or weaker ones. */
 export const IPCACHE_SOURCE_NAMES = [
   'unspec',
   'restored',

@@ -28,7 +28,6 @@ import {
   readyz,
   tcpStream,
   udpEcho,
-  udpEchoServer,
   type ClusterNode,
   type Pod,
 } from './testing/cluster.js';
@@ -113,7 +112,7 @@ for (const routing of ['native', 'vxlan'] as const) {
 
     it('TCP and UDP on one node and across nodes', async () => {
       const tcp = await echoServer(b1.ns.name, 7000);
-      const udp = await udpEchoServer(b1.ns.name, 7001);
+      const udp = await echoServer(b1.ns.name, 7001, 'udp');
       const tcpA = await echoServer(a2.ns.name, 7000);
       try {
         assert.ok(await tcpEcho(a1.ns.name, b1.ip, 7000, 300_000), 'TCP a1 -> b1');

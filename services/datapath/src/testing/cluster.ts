@@ -286,36 +286,6 @@ function runPlugin(
   return runPluginIn(netns, PLUGIN, env, config);
 }
 
-/** A UDP echo server in `ns`; stop() kills it. */
-export async function udpEchoServer(ns: string, port: number): Promise<{ stop(): void }> {
-  const child = spawn(
-    'ip',
-    [
-      'netns',
-      'exec',
-      ns,
-      process.execPath,
-      '-e',
-      `const s = require('dgram').createSocket('udp4'); s.on('message', (m, r) => s.send(m, r.port, r.address)); s.bind(${port}, () => console.log('listening'));`,
-    ],
-    { stdio: ['ignore', 'pipe', 'ignore'] },
-  );
-  const forget = atExit(() => child.kill('SIGKILL'));
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('udp echo server did not start')), 10_000);
-    child.stdout.on('data', () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
-  return {
-    stop() {
-      child.kill('SIGKILL');
-      forget();
-    },
-  };
-}
-
 /** Sends `count` datagrams from `ns` and counts the echoes. */
 export async function udpEcho(ns: string, host: string, port: number, count = 5): Promise<number> {
   const script = `

@@ -189,23 +189,27 @@ export async function ping(ns: string, target: string, count = 2): Promise<boole
   }
 }
 
-/** An echo server on `port` in `ns`; stop() kills it. */
-export async function echoServer(ns: string, port: number): Promise<{ stop(): void }> {
+const ECHO_PROGRAMS = {
+  tcp: (port: number) =>
+    `require('net').createServer((s) => s.pipe(s)).listen(${port}, () => console.log('listening'))`,
+  udp: (port: number) =>
+    `const s = require('dgram').createSocket('udp4'); s.on('message', (m, r) => s.send(m, r.port, r.address)); s.bind(${port}, () => console.log('listening'));`,
+};
+
+/** A TCP (default) or UDP echo server on `port` in `ns`; stop() kills it. */
+export async function echoServer(
+  ns: string,
+  port: number,
+  protocol: 'tcp' | 'udp' = 'tcp',
+): Promise<{ stop(): void }> {
   const child = spawn(
     'ip',
-    [
-      'netns',
-      'exec',
-      ns,
-      process.execPath,
-      '-e',
-      `require('net').createServer((s) => s.pipe(s)).listen(${port}, () => console.log('listening'))`,
-    ],
+    ['netns', 'exec', ns, process.execPath, '-e', ECHO_PROGRAMS[protocol](port)],
     { stdio: ['ignore', 'pipe', 'ignore'] },
   );
   const forget = atExit(() => child.kill('SIGKILL'));
   await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('echo server did not start')), 10_000);
+    const t = setTimeout(() => reject(new Error(`${protocol} echo server did not start`)), 10_000);
     child.stdout.on('data', () => {
       clearTimeout(t);
       resolve();

@@ -5,6 +5,8 @@
 //
 // Lookup is longest-prefix match, the semantics of the BPF LPM trie the datapath mirrors this
 // into; this class is the reference that the BPF map is tested against.
+import { IPCACHE_SOURCE_NAMES } from '@ciliate/contracts';
+
 import { IdentityError, invalid } from './errors.js';
 import {
   formatIp,
@@ -16,19 +18,11 @@ import {
   type IpFamily,
   type IpPrefix,
 } from './ip.js';
+import { decodeRecord } from './kv.js';
 import { checkIdentity, worldIdentity } from './numeric.js';
 
 /** Sources from weakest to strongest (Cilium's AllowOverwrite is this total order). */
-export const IPCACHE_SOURCES = [
-  'unspec',
-  'restored',
-  'generated',
-  'k8s',
-  'custom-resource',
-  'kvstore',
-  'local',
-  'kube-apiserver',
-] as const;
+export const IPCACHE_SOURCES = IPCACHE_SOURCE_NAMES;
 
 export type IpcacheSource = (typeof IPCACHE_SOURCES)[number];
 
@@ -382,22 +376,7 @@ export function encodeIpcacheEntry(e: IpcacheEntry): string {
 }
 
 export function decodeIpcacheEntry(value: unknown, field = 'record'): IpcacheEntry {
-  let v = value;
-  if (typeof v === 'string') {
-    try {
-      v = JSON.parse(v) as unknown;
-    } catch (err) {
-      throw new IdentityError('INVALID_RECORD', `${field}: not JSON: ${(err as Error).message}`, {
-        field,
-        cause: err,
-      });
-    }
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    throw invalid('INVALID_RECORD', field, v, 'must be a JSON object');
-  }
-  const o = v as Record<string, unknown>;
-  if (o.v !== 1) throw invalid('INVALID_RECORD', `${field}.v`, o.v, 'only version 1 is known');
+  const o = decodeRecord(value, field);
   try {
     return validateUpsert(o as unknown as IpcacheUpsert, field);
   } catch (err) {

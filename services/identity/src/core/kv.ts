@@ -170,7 +170,8 @@ export function parseKey(key: string): ParsedKey | undefined {
 // ---------------------------------------------------------------------------------------------
 // Records
 
-function asObject(value: unknown, field: string): Record<string, unknown> {
+/** A stored record's JSON object (text or parsed), version 1; INVALID_RECORD names `field`. */
+export function decodeRecord(value: unknown, field: string): Record<string, unknown> {
   let v = value;
   if (typeof v === 'string') {
     try {
@@ -233,7 +234,7 @@ function decodeNumberedAfresh(
   field: string,
   binding: boolean,
 ): IdentityRecord & BindingRecord {
-  const o = asObject(value, field);
+  const o = decodeRecord(value, field);
   const r = {
     v: 1 as const,
     id: checkGlobalId(o.id, `${field}.id`),
@@ -266,7 +267,7 @@ export function decodeBindingRecord(value: unknown, field = 'record'): BindingRe
 }
 
 export function decodeReferenceRecord(value: unknown, field = 'record'): ReferenceRecord {
-  const o = asObject(value, field);
+  const o = decodeRecord(value, field);
   if (typeof o.node !== 'string') {
     throw invalid('INVALID_RECORD', `${field}.node`, o.node, 'must be a node name');
   }
@@ -275,7 +276,7 @@ export function decodeReferenceRecord(value: unknown, field = 'record'): Referen
 }
 
 export function decodeLeaseRecord(value: unknown, field = 'record'): LeaseRecord {
-  const o = asObject(value, field);
+  const o = decodeRecord(value, field);
   if (typeof o.node !== 'string') {
     throw invalid('INVALID_RECORD', `${field}.node`, o.node, 'must be a node name');
   }
