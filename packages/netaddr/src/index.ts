@@ -271,7 +271,6 @@ export function addressToBytes<T extends Uint8Array>(
   out: T,
   offset = 0,
 ): T {
-  const n = family === 4 ? 4 : 16;
   if (family === 4) {
     const v = Number(value);
     out[offset] = (v >>> 24) & 255;
@@ -281,7 +280,7 @@ export function addressToBytes<T extends Uint8Array>(
     return out;
   }
   let v = value;
-  for (let i = n - 1; i >= 0; i--) {
+  for (let i = 15; i >= 0; i--) {
     out[offset + i] = Number(v & 0xffn);
     v >>= 8n;
   }
@@ -307,13 +306,6 @@ export function addressFromBytes(family: IpFamily, bytes: Uint8Array, offset = 0
 // ---------------------------------------------------------------------------------------------
 // Relations
 
-export function prefixContainsIp(prefix: IpPrefix, ip: IpAddress): boolean {
-  return (
-    prefix.family === ip.family &&
-    (ip.value & prefixMask(prefix.family, prefix.length)) === prefix.network
-  );
-}
-
 /** True when `inner` lies entirely inside `outer`. */
 export function prefixContainsPrefix(outer: IpPrefix, inner: IpPrefix): boolean {
   return (
@@ -321,9 +313,4 @@ export function prefixContainsPrefix(outer: IpPrefix, inner: IpPrefix): boolean 
     inner.length >= outer.length &&
     (inner.network & prefixMask(outer.family, outer.length)) === outer.network
   );
-}
-
-export function compareIps(a: IpAddress, b: IpAddress): number {
-  if (a.family !== b.family) return a.family - b.family;
-  return a.value < b.value ? -1 : a.value > b.value ? 1 : 0;
 }

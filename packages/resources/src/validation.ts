@@ -2,14 +2,17 @@
 // check returns the list of reasons a value is bad, worded like apimachinery, empty when good.
 
 import {
-  type IpAddress,
   type IpFamily,
+  type IpPrefix as NetPrefix,
   familyBits,
   parsePrefix,
+  prefixContainsPrefix,
   tryParseIp,
 } from '@ciliate/netaddr';
 
-export type { IpAddress, IpFamily };
+export type { IpAddress, IpFamily } from '@ciliate/netaddr';
+/** An address, or undefined when the text is not one. */
+export { tryParseIp as parseIp };
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -115,16 +118,10 @@ export function portNumber(value: number): string[] {
 
 export interface IpPrefix {
   readonly family: IpFamily;
-  /** The address as written (host bits included). */
-  readonly address: bigint;
   readonly prefixLength: number;
   /** First and last address of the prefix. */
   readonly first: bigint;
   readonly last: bigint;
-}
-
-export function parseIp(s: string): IpAddress | undefined {
-  return tryParseIp(s);
 }
 
 /** Parses `addr/len`; returns the reason on failure, in apimachinery's words where it has some. */
@@ -136,23 +133,20 @@ export function parseCidr(s: string): IpPrefix | string {
       : 'must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)';
   }
   const { family, network: first, length: prefixLength } = r.value;
-  // The address as written, host bits included: some fields care (Service CIDRs do not).
-  const address = tryParseIp(s.slice(0, s.indexOf('/')))!.value;
   const last = first | ((1n << BigInt(familyBits(family) - prefixLength)) - 1n);
-  return { family, address, prefixLength, first, last };
+  return { family, prefixLength, first, last };
 }
 
 export function prefixContains(outer: IpPrefix, inner: IpPrefix): boolean {
-  return (
-    outer.family === inner.family &&
-    inner.prefixLength >= outer.prefixLength &&
-    inner.first >= outer.first &&
-    inner.last <= outer.last
-  );
+  return prefixContainsPrefix(asNetPrefix(outer), asNetPrefix(inner));
+}
+
+function asNetPrefix(p: IpPrefix): NetPrefix {
+  return { family: p.family, network: p.first, length: p.prefixLength };
 }
 
 export function ipError(s: string): string[] {
-  return parseIp(s) ? [] : ['must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)'];
+  return tryParseIp(s) ? [] : ['must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)'];
 }
 
 export function cidrError(s: string): string[] {

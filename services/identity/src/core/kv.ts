@@ -206,7 +206,6 @@ function checkLabels(labels: unknown, field: string): string {
   return labels;
 }
 
-/** Parses and checks an `id.<N>` value (a JSON string or an already parsed object). */
 // Records recently encoded or decoded, by their text: a replica decodes from its watch the very
 // records it has just written, and decoding is most of what the watch costs. Only records that
 // passed every check are remembered; they are frozen, as callers share them.
@@ -217,6 +216,7 @@ function rememberRecord(text: string, record: IdentityRecord & BindingRecord): v
   recentRecords.set(text, Object.freeze(record));
 }
 
+/** Parses and checks an `id.<N>` value (a JSON string or an already parsed object). */
 function decodeNumbered(
   value: unknown,
   field: string,

@@ -155,7 +155,7 @@ export class JetStreamKvExecutor implements KvExecutor {
     }
   }
 
-  async #other(op: KvOp): Promise<KvResult> {
+  async #other(op: Exclude<KvOp, { op: 'create' | 'update' | 'put' }>): Promise<KvResult> {
     switch (op.op) {
       case 'batch':
         return this.#batch(op.writes);
@@ -164,10 +164,6 @@ export class JetStreamKvExecutor implements KvExecutor {
         if (e === null || e.operation !== 'PUT') return { kind: 'missing' };
         return { kind: 'value', value: decoder.decode(e.value), revision: e.revision };
       }
-      case 'create':
-      case 'update':
-      case 'put':
-        return this.execute(op);
       case 'delete':
         try {
           await this.#publisher.publish(this.#prefix + op.key, new Uint8Array(0), {
