@@ -91,3 +91,11 @@ export function parseResourceKey(
     name: key.slice(second + 1),
   };
 }
+
+/**
+ * The subject prefix under which JetStream stores a KV bucket's keys (`$KV.<bucket>.`): watches
+ * filter on it and lean writers publish to it. The only place the prefix is spelled.
+ */
+export function kvSubjectPrefix(bucket: string): string {
+  return `$KV.${bucket}.`;
+}

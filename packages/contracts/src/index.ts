@@ -10,6 +10,7 @@ export {
 export {
   CLUSTER_SCOPE,
   buckets,
+  kvSubjectPrefix,
   leaseKey,
   parseResourceKey,
   resourceKey,

@@ -34,3 +34,10 @@ export {
 export type { Span, Tracer, Tracing } from './tracing.js';
 export { discoverInstances, fetchHealth } from './discovery.js';
 export type { DiscoveredInstance } from './discovery.js';
+export { FencedError, isCasConflict, jetStreamErrorCode } from './controller/errors.js';
+export { KvDocument } from './controller/kv-document.js';
+export type { DocOp, DocStep, KvDocumentOptions } from './controller/kv-document.js';
+export { decodeJson, decodeText, watchKv } from './controller/kv-watch.js';
+export type { KvWatch, KvWatchEvent, KvWatchOptions } from './controller/kv-watch.js';
+export { Reconciler, createReconcilerMetrics } from './controller/reconciler.js';
+export type { PassOutcome, ReconcilerMetrics, ReconcilerOptions } from './controller/reconciler.js';

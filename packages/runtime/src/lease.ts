@@ -15,6 +15,7 @@
 import { LeaseRecordSchema, leaseKey, type LeaseRecord } from '@ciliate/contracts';
 import type { KV, KvEntry } from '@nats-io/kv';
 
+import { isCasConflict } from './controller/errors.js';
 import type { Logger } from './log.js';
 
 export interface LeaseOptions {
@@ -39,12 +40,6 @@ function decodeRecord(e: KvEntry): LeaseRecord | undefined {
   } catch {
     return undefined;
   }
-}
-
-function isWrongSequence(err: unknown): boolean {
-  const cause = err instanceof Error ? (err as { cause?: unknown }).cause : undefined;
-  const text = `${err instanceof Error ? err.message : String(err)} ${cause instanceof Error ? cause.message : ''}`;
-  return /wrong last sequence|key exists|10071|10164/i.test(text);
 }
 
 export class Lease {
@@ -160,7 +155,7 @@ export class Lease {
       await this.renew();
       this.scheduleRenew();
     } catch (err) {
-      if (!isWrongSequence(err)) {
+      if (!isCasConflict(err)) {
         this.opts.log.warn(
           { event: 'lease.acquire_failed', lease: this.key, err },
           'could not write the lease',
@@ -215,7 +210,7 @@ export class Lease {
       this.lastRenewSentAt = sentAt;
       this.armDeadline();
     } catch (err) {
-      if (isWrongSequence(err)) this.lose('the lease was changed by another writer');
+      if (isCasConflict(err)) this.lose('the lease was changed by another writer');
       else
         this.opts.log.warn(
           { event: 'lease.renew_failed', lease: this.key, err },

@@ -1,5 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+import { createReconcilerMetrics, type ReconcilerMetrics } from './controller/reconciler.js';
+
 export { Counter, Gauge, Histogram, Registry };
 
 /** The metrics the runtime keeps for every service, registered on the service's own registry. */
@@ -10,6 +12,8 @@ export interface RuntimeMetrics {
   requests: Counter<'endpoint' | 'outcome'>;
   requestSeconds: Histogram<'endpoint'>;
   natsReconnects: Counter;
+  /** Shared by every reconcile loop of the service (label `controller`). */
+  controllers: ReconcilerMetrics;
 }
 
 export function createRuntimeMetrics(labels: { component: string; node: string }): RuntimeMetrics {
@@ -46,5 +50,6 @@ export function createRuntimeMetrics(labels: { component: string; node: string }
       help: 'Times the NATS connection was re-established',
       registers: [registry],
     }),
+    controllers: createReconcilerMetrics(registry),
   };
 }

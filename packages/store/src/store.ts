@@ -21,7 +21,8 @@ import {
   type ObjectRef,
   type ResourceObject,
 } from '@ciliate/resources';
-import { DeliverPolicy, jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import { decodeJson, isCasConflict, watchKv } from '@ciliate/runtime';
+import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 
@@ -48,13 +49,7 @@ export interface WatchHandle {
   stop(): Promise<void>;
 }
 
-const decoder = new TextDecoder();
 const encoder = new TextEncoder();
-
-function isConflict(err: unknown): boolean {
-  const text = `${err instanceof Error ? err.message : String(err)} ${err instanceof Error && err.cause instanceof Error ? err.cause.message : ''}`;
-  return /wrong last sequence|key exists|10071|10164/i.test(text);
-}
 
 /** Bad input as a CiliateError naming the first offending field. */
 export function problemToError(problem: ManifestProblem): CiliateError {
@@ -145,7 +140,7 @@ export class ResourceStore {
           : await this.spec.create(key, data);
         return { object: withVersion(next, rev), revision: rev, changed: true };
       } catch (err) {
-        if (!isConflict(err)) throw err;
+        if (!isCasConflict(err)) throw err;
         if (opts.expectRevision !== undefined || opts.known) {
           throw new CiliateError(
             'conflict',
@@ -210,7 +205,7 @@ export class ResourceStore {
     try {
       await this.spec.delete(key, { previousSeq: e.revision });
     } catch (err) {
-      if (!isConflict(err)) throw err;
+      if (!isCasConflict(err)) throw err;
       if (opts.expectRevision !== undefined)
         throw new CiliateError('conflict', `${ref.kind} ${ref.name} changed while being deleted`);
       return this.delete(ref, opts);
@@ -326,55 +321,33 @@ export class ResourceStore {
     opts: { fromRevision?: number },
     onEvent: (ev: RawEvent) => void,
   ): Promise<WatchHandle> {
-    const status = await kv.status();
-    const stream = status.streamInfo.config.name;
-    const prefix = `$KV.${status.bucket}.`;
-    const consumer = await this.js.consumers.get(stream, {
-      filter_subjects: [`${prefix}${filter}`],
-      ...(opts.fromRevision && opts.fromRevision > 0
-        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: opts.fromRevision }
-        : { deliver_policy: DeliverPolicy.LastPerSubject }),
-    });
-    const info = await consumer.info(true);
-    let synced: () => void = () => {};
-    const syncedP = new Promise<void>((r) => (synced = r));
-    if (info.num_pending === 0) synced();
-    let revision = (opts.fromRevision ?? 1) - 1;
-    const messages = await consumer.consume();
-    const done = (async () => {
-      for await (const m of messages) {
-        const key = m.subject.slice(prefix.length);
-        const ref = parseResourceKey(key);
-        revision = m.seq;
-        if (ref) {
-          const op = m.headers?.get('KV-Operation');
-          let value: unknown;
-          if (op !== 'DEL' && op !== 'PURGE') {
-            try {
-              value = JSON.parse(decoder.decode(m.data));
-            } catch {
-              value = undefined; // unreadable: treated as gone rather than crashing the watcher
-            }
-          }
-          onEvent({
-            ref,
-            key,
-            revision: m.seq,
-            value: value === undefined ? undefined : withVersion(value as KubeObject, m.seq),
-          });
-        }
-        if (m.info.pending === 0) synced();
-      }
-    })();
+    // An unreadable value counts as gone rather than crashing the watcher.
+    const w = await watchKv(
+      this.js,
+      kv,
+      {
+        filter,
+        ...(opts.fromRevision ? { fromRevision: opts.fromRevision } : {}),
+        decode: decodeJson,
+      },
+      (ev) => {
+        const ref = parseResourceKey(ev.key);
+        if (!ref) return;
+        onEvent({
+          ref,
+          key: ev.key,
+          revision: ev.revision,
+          value:
+            ev.value === undefined ? undefined : withVersion(ev.value as KubeObject, ev.revision),
+        });
+      },
+    );
     return {
-      synced: syncedP,
+      synced: w.synced,
       get revision() {
-        return revision;
+        return w.revision;
       },
-      stop: async () => {
-        await messages.close();
-        await done;
-      },
+      stop: () => w.stop(),
     };
   }
 }

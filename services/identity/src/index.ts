@@ -182,12 +182,6 @@ export { IdentityMirror, type LeaseView } from './service/mirror.js';
 export { GarbageCollector, type GcOptions } from './service/gc.js';
 export { IpcacheWriter, WORLD_OWNER } from './service/ipcache.js';
 export { CiliumIdentityMirror, ciliumIdentityObject } from './service/ciliumidentity.js';
-export {
-  JetStreamKvExecutor,
-  isCasConflict,
-  watchBucket,
-  type BucketWatch,
-  type KvExecutor,
-} from './service/kv.js';
+export { JetStreamKvExecutor, type KvExecutor } from './service/kv.js';
 export { toWireError, wireCodeOf } from './service/errors.js';
 export { createIdentityMetrics, type IdentityMetrics } from './service/metrics.js';

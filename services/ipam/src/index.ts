@@ -1,8 +1,6 @@
 // @ciliate/ipam: the IPAM service's public entry: the pure allocation core and the service
 // built on it (src/main.ts runs it).
 export { IPAM_VERSION, ipamService, ipamSettings, poolFromSettings } from './service/service.js';
-export { KvDocument, isCasConflict } from './service/kv-doc.js';
-export type { DocOp, DocStep, KvDocumentOptions } from './service/kv-doc.js';
 export { NodeCidrAllocator, PodIpAllocator } from './service/allocator.js';
 export type { IpamMode, PodAllocation } from './service/allocator.js';
 export { toWireError } from './service/errors.js';

@@ -8,8 +8,8 @@ import { isIP } from 'node:net';
 import { ReservedIdentity, type Datapath, type IpcacheValue } from '@ciliate/bpf';
 import { buckets, IpcacheRecordSchema } from '@ciliate/contracts';
 import { canonicalCidr } from '@ciliate/ipam';
-import type { Logger } from '@ciliate/runtime';
-import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
+import { decodeJson, watchKv, type Logger } from '@ciliate/runtime';
+import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 
@@ -112,8 +112,6 @@ export function diffIpcache(
   return { upserts, deletes };
 }
 
-const decoder = new TextDecoder();
-
 export interface IpcacheMirrorOptions {
   nc: NatsConnection;
   datapath: Pick<Datapath, 'ipcache'>;
@@ -210,21 +208,13 @@ export class IpcacheMirror {
     this.stopWatch = undefined;
     await old?.().catch(() => undefined);
     const kv = await new Kvm(this.opts.nc).create(buckets.ipcache(), { history: 1 });
-    const status = await kv.status();
-    const stream = status.streamInfo.config.name;
-    const prefix = `$KV.${status.bucket}.`;
-    const js = jetstream(this.opts.nc);
-    const consumer = await js.consumers.get(stream, {
-      filter_subjects: [`${prefix}>`],
-      deliver_policy: DeliverPolicy.LastPerSubject,
-    });
-    const info = await consumer.info(true);
+    // Entries of the snapshot go to a map of their own, which replaces the view only once it is
+    // complete: a stale prefix is swept exactly then, never on a disconnect.
     const snapshot = new Map<string, IpcacheRecordView>();
-    let inSnapshot = info.num_pending > 0;
-    let markSynced: () => void = () => {};
-    const syncedP = new Promise<void>((r) => (markSynced = r));
+    let complete = false;
     const finishSnapshot = (): void => {
-      if (gen !== this.generation) return;
+      if (complete || gen !== this.generation) return;
+      complete = true;
       this.records = snapshot;
       this.synced = true;
       const change = this.reconcile();
@@ -238,46 +228,30 @@ export class IpcacheMirror {
         'ipcache mirror synced',
       );
       this.opts.onSynced?.();
-      markSynced();
     };
-    if (!inSnapshot) finishSnapshot();
-    const messages = await consumer.consume();
-    const done = (async () => {
-      for await (const m of messages) {
-        if (gen !== this.generation) break;
-        const key = m.subject.slice(prefix.length);
-        const op = m.headers?.get('KV-Operation');
-        let record: IpcacheRecordView | undefined;
-        if (op !== 'DEL' && op !== 'PURGE') {
-          try {
-            const parsed = IpcacheRecordSchema.safeParse(JSON.parse(decoder.decode(m.data)));
-            if (parsed.success) record = parsed.data;
-            else
-              this.opts.log.warn(
-                { event: 'ipcache.invalid_record', key },
-                'ignoring an invalid ipcache record',
-              );
-          } catch {
-            record = undefined;
-          }
-        }
-        const target = inSnapshot ? snapshot : this.records;
-        if (record) target.set(key, record);
-        else target.delete(key);
-        if (inSnapshot) {
-          if (m.info.pending === 0) {
-            inSnapshot = false;
-            finishSnapshot();
-          }
-        } else if (this.synced) {
-          this.reconcile();
-        }
-      }
-    })();
-    this.stopWatch = async () => {
-      await messages.close();
-      await done;
-    };
-    await syncedP;
+    const w = await watchKv<IpcacheRecordView>(
+      jetstream(this.opts.nc),
+      kv,
+      {
+        decode: (data) => IpcacheRecordSchema.parse(decodeJson(data)),
+        onInvalid: (key) =>
+          this.opts.log.warn(
+            { event: 'ipcache.invalid_record', key },
+            'ignoring an invalid ipcache record',
+          ),
+      },
+      (ev) => {
+        if (gen !== this.generation) return;
+        // The first change after the snapshot may come before `synced` is awaited below.
+        if (!ev.initial) finishSnapshot();
+        const target = ev.initial ? snapshot : this.records;
+        if (ev.value) target.set(ev.key, ev.value);
+        else target.delete(ev.key);
+        if (!ev.initial) this.reconcile();
+      },
+    );
+    this.stopWatch = () => w.stop();
+    await w.synced;
+    finishSnapshot();
   }
 }

@@ -9,7 +9,7 @@ import {
   identitySubject,
   type IpcacheClaim,
 } from '@ciliate/contracts';
-import type { Logger, RpcClient } from '@ciliate/runtime';
+import { Reconciler, type Logger, type ReconcilerMetrics, type RpcClient } from '@ciliate/runtime';
 import type { ResourceStore } from '@ciliate/store';
 
 import type { EndpointState } from '../agent/endpoints.js';
@@ -81,6 +81,9 @@ export interface EndpointPublisherOptions {
   node: string;
   nodeIP: string;
   log: Logger;
+  controllers?: ReconcilerMetrics;
+  /** A pass at least this often (default 30 s): what was published is checked again. */
+  resyncMs?: number;
   endpoints: () => EndpointState[];
   /** The ipcache bucket's records (for the sweep of claims left by a previous run). */
   ipcacheRecords: () => IpcacheRecordView[];
@@ -90,26 +93,26 @@ export class EndpointPublisher {
   private readonly claims = new Map<string, string>();
   private readonly ceps = new Map<string, string>();
   private swept = false;
-  private running: Promise<void> | undefined;
-  private again = false;
-  private retry: NodeJS.Timeout | undefined;
-  private periodic: NodeJS.Timeout | undefined;
-  private stopped = false;
-  private failures = 0;
+  private readonly loop: Reconciler;
 
-  constructor(private readonly opts: EndpointPublisherOptions) {}
-
-  start(resyncMs = 30_000): void {
-    this.periodic = setInterval(() => this.kick(), resyncMs);
-    this.periodic.unref();
-    this.kick();
+  constructor(private readonly opts: EndpointPublisherOptions) {
+    this.loop = new Reconciler({
+      name: 'publish',
+      log: opts.log,
+      coalesceMs: 0,
+      resyncMs: opts.resyncMs ?? 30_000,
+      backoff: { baseMs: 500, maxMs: 5000 },
+      ...(opts.controllers ? { metrics: opts.controllers } : {}),
+      reconcile: () => this.pass(),
+    });
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearInterval(this.periodic);
-    clearTimeout(this.retry);
-    await this.running;
+  start(): void {
+    this.loop.start();
+  }
+
+  stop(): Promise<void> {
+    return this.loop.close();
   }
 
   /** True once the claims and objects of a previous run have been swept. */
@@ -119,39 +122,12 @@ export class EndpointPublisher {
 
   /** Runs a pass now (or right after the current one). */
   kick(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = this.pass()
-      .then(
-        () => {
-          this.failures = 0;
-        },
-        (err: unknown) => {
-          this.failures++;
-          this.opts.log.warn(
-            { event: 'publish.failed', err, failures: this.failures },
-            'publishing endpoints failed; retrying',
-          );
-          clearTimeout(this.retry);
-          this.retry = setTimeout(() => this.kick(), Math.min(500 * this.failures, 5000));
-          this.retry.unref();
-        },
-      )
-      .finally(() => {
-        this.running = undefined;
-        if (this.again) {
-          this.again = false;
-          this.kick();
-        }
-      });
+    this.loop.trigger(0);
   }
 
   /** Resolves when no pass is running (tests). */
-  async idle(): Promise<void> {
-    while (this.running) await this.running;
+  idle(): Promise<void> {
+    return this.loop.idle();
   }
 
   private async sweep(): Promise<void> {
@@ -172,8 +148,9 @@ export class EndpointPublisher {
     this.swept = true;
   }
 
-  private async pass(): Promise<void> {
+  private async pass(): Promise<{ changes: number }> {
     const { node, nodeIP, store, rpc } = this.opts;
+    let changes = 0;
     if (!this.swept) await this.sweep();
     const want = desiredPublications(this.opts.endpoints(), node, nodeIP);
     for (const [key, claim] of want.claims) {
@@ -183,6 +160,7 @@ export class EndpointPublisher {
         timeoutMs: 3000,
       });
       this.claims.set(key, text);
+      changes++;
     }
     for (const [key, cep] of want.ceps) {
       const text = JSON.stringify(cep);
@@ -198,6 +176,7 @@ export class EndpointPublisher {
       );
       await store.setStatus(ref, cep.status);
       this.ceps.set(key, text);
+      changes++;
     }
     for (const key of [...this.claims.keys()]) {
       if (want.claims.has(key)) continue;
@@ -209,6 +188,7 @@ export class EndpointPublisher {
         { timeoutMs: 3000 },
       );
       this.claims.delete(key);
+      changes++;
     }
     for (const key of [...this.ceps.keys()]) {
       if (want.ceps.has(key)) continue;
@@ -227,6 +207,8 @@ export class EndpointPublisher {
         }
       }
       this.ceps.delete(key);
+      changes++;
     }
+    return { changes };
   }
 }

@@ -5,7 +5,7 @@
 // keeps forwarding on the pinned maps, and the NATS-facing parts catch up when it is back.
 import { effectiveHostRouting } from '@ciliate/bpf';
 import { DATAPATH_COMPONENT } from '@ciliate/contracts';
-import { setting, type ServiceContext, type ServiceDefinition } from '@ciliate/runtime';
+import { Reconciler, setting, type ServiceContext, type ServiceDefinition } from '@ciliate/runtime';
 import { Informer, ResourceStore } from '@ciliate/store';
 
 import { createAgent, type Agent } from '../agent/agent.js';
@@ -268,14 +268,12 @@ export async function setupDatapath(ctx: ServiceContext<DatapathSettings>): Prom
     kind: 'CiliumNode',
     resyncMs: 30_000,
   });
-  let nodesPass: Promise<void> | undefined;
-  let nodesAgain = false;
-  const reconcileNodes = (): void => {
-    if (nodesPass) {
-      nodesAgain = true;
-      return;
-    }
-    nodesPass = (async () => {
+  const nodesLoop = new Reconciler({
+    name: 'nodes',
+    log,
+    metrics: ctx.metrics.controllers,
+    coalesceMs: 0,
+    reconcile: async () => {
       const all = ciliumNodes.list();
       const peers = all.map(peerOf);
       mirror?.setPeers(peers);
@@ -283,32 +281,22 @@ export async function setupDatapath(ctx: ServiceContext<DatapathSettings>): Prom
       // IPAM writes the same object and may drop what we recorded: put it back
       const own = all.find((n) => n.metadata.name === node);
       if (!own || peerOf(own).ip !== nodeIP) await recordNodeAddress(store, node, nodeIP);
-    })()
-      .catch((err: unknown) =>
-        log.warn({ event: 'nodes.reconcile_failed', err }, 'node routes: pass failed'),
-      )
-      .finally(() => {
-        nodesPass = undefined;
-        if (nodesAgain) {
-          nodesAgain = false;
-          reconcileNodes();
-        }
-      });
-  };
+    },
+  });
   ctx.add({
     name: 'nodes',
     start: async () => {
       ciliumNodes.on(() => {
-        if (ciliumNodes.synced) reconcileNodes();
+        if (ciliumNodes.synced) nodesLoop.trigger(0);
       });
       await ciliumNodes.start();
       await recordNodeAddress(store, node, nodeIP);
-      reconcileNodes();
-      await nodesPass;
+      nodesLoop.start();
+      await nodesLoop.idle();
     },
     stop: async () => {
       await ciliumNodes.stop();
-      await nodesPass;
+      await nodesLoop.close();
     },
   });
 
@@ -338,6 +326,7 @@ export async function setupDatapath(ctx: ServiceContext<DatapathSettings>): Prom
         node,
         nodeIP,
         log: ctx.logger('publish'),
+        controllers: ctx.metrics.controllers,
         endpoints: () => agent?.endpoints.list() ?? [],
         ipcacheRecords: () => mirror?.list() ?? [],
       });

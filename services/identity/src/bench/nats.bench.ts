@@ -20,14 +20,19 @@ import {
   buckets,
   identitySubject,
 } from '@ciliate/contracts';
-import { createRpcClient, disabledTracing, type RpcClient } from '@ciliate/runtime';
+import {
+  createRpcClient,
+  decodeText,
+  disabledTracing,
+  watchKv,
+  type RpcClient,
+} from '@ciliate/runtime';
 import { jetstream } from '@nats-io/jetstream';
 import { spawnNode, startNats, waitFor, type NodeProcess } from '@ciliate/testkit';
 import { Kvm } from '@nats-io/kv';
 import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node';
 
 import { IdentityMirror } from '../service/mirror.js';
-import { watchBucket } from '../service/kv.js';
 
 const CLIENTS = Number(process.env.IDENTITY_BENCH_CLIENTS ?? 32);
 const NEW = Number(process.env.IDENTITY_BENCH_NEW ?? 20_000);
@@ -118,11 +123,11 @@ async function mirrorMiB(nc: NatsConnection): Promise<{ mib: number; identities:
   const kv = await new Kvm(nc).open(buckets.identities());
   const before = localHeapMiB();
   const mirror = new IdentityMirror();
-  const watch = await watchBucket(
+  const watch = await watchKv(
     jetstream(nc),
     kv,
-    IdentityMirror.WATCH_FILTERS,
-    (key, value, rev, initial) => mirror.apply(key, value, rev, initial),
+    { filter: IdentityMirror.WATCH_FILTERS, decode: decodeText },
+    (ev) => mirror.apply(ev.key, ev.value, ev.revision, ev.initial),
   );
   await watch.synced;
   await watch.stop();

@@ -4,7 +4,7 @@
 // identity meanwhile win. Nothing is decided before the mirror's initial sync.
 import { collectGarbage, startRelease, stepRelease, type ReleaseStep } from '../core/gc.js';
 import { leaseKey, parseKey, referenceKey } from '../core/kv.js';
-import type { Logger } from '@ciliate/runtime';
+import { FencedError, Reconciler, type Logger, type ReconcilerMetrics } from '@ciliate/runtime';
 
 import { clearHolder } from './holder.js';
 import type { KvExecutor } from './kv.js';
@@ -21,6 +21,7 @@ export interface GcOptions {
   readonly synced: () => boolean;
   readonly log: Logger;
   readonly metrics?: IdentityMetrics;
+  readonly controllers?: ReconcilerMetrics;
   readonly clock?: () => number;
   /** Releases run at once at most. */
   readonly concurrency?: number;
@@ -32,14 +33,11 @@ export interface GcOptions {
   readonly reservationScanMs?: number;
 }
 
-class Fenced extends Error {}
-
 export class GarbageCollector {
   readonly #o: GcOptions;
   readonly #clock: () => number;
   #token: number | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
+  readonly #loop: Reconciler;
   /** Idle times the core recorded on earlier passes. */
   #idle: Record<string, number> = {};
   readonly #releasing = new Set<number>();
@@ -54,6 +52,19 @@ export class GarbageCollector {
   constructor(options: GcOptions) {
     this.#o = options;
     this.#clock = options.clock ?? Date.now;
+    this.#loop = new Reconciler({
+      name: 'gc',
+      log: options.log,
+      ...(options.controllers ? { metrics: options.controllers } : {}),
+      coalesceMs: 0,
+      resyncMs: options.intervalMs,
+      backoff: { baseMs: options.intervalMs, maxMs: 4 * options.intervalMs },
+      reconcile: () =>
+        this.pass().catch((err: unknown) => {
+          if (!(err instanceof FencedError)) this.#o.metrics?.gcRuns.inc({ result: 'failed' });
+          throw err;
+        }),
+    });
   }
 
   /** Reservations (unbound numbers) the last scan found; 0 before the first. */
@@ -89,15 +100,16 @@ export class GarbageCollector {
 
   /** Called with the fencing token when this replica acquires the lease. */
   acquired(token: number): void {
+    if (this.#stopped) return;
     this.#token = token;
     // Idle times recorded under an earlier term may be stale; start from the mirror's.
     this.#idle = {};
-    this.#schedule(0);
+    this.#loop.start();
   }
 
   lost(): void {
     this.#token = undefined;
-    clearTimeout(this.#timer);
+    this.#loop.stop();
     // Releases holding their mark wake up and find themselves fenced.
     for (const wake of [...this.#sleepers]) wake();
   }
@@ -116,25 +128,8 @@ export class GarbageCollector {
     });
   }
 
-  #schedule(ms: number): void {
-    clearTimeout(this.#timer);
-    if (this.#token === undefined) return;
-    if (this.#stopped) return;
-    this.#timer = setTimeout(() => {
-      this.#running = this.pass()
-        .catch((err: unknown) => {
-          this.#o.metrics?.gcRuns.inc({ result: 'failed' });
-          this.#o.log.warn({ event: 'gc.pass_failed', err }, 'garbage collection pass failed');
-        })
-        .finally(() => {
-          this.#running = undefined;
-          this.#schedule(this.#o.intervalMs);
-        });
-    }, ms);
-  }
-
   #check(token: number): void {
-    if (this.#token !== token) throw new Fenced('the identity-gc lease was lost');
+    if (this.#token !== token) throw new FencedError('identity GC', token);
   }
 
   /** One pass: drop expired nodes' references and start releases of idle identities. */
@@ -223,7 +218,7 @@ export class GarbageCollector {
         step = stepRelease(step.state, result, this.#clock());
       }
     } catch (err) {
-      const fenced = err instanceof Fenced;
+      const fenced = err instanceof FencedError;
       this.#o.metrics?.releases.inc({ result: fenced ? 'fenced' : 'failed' });
       if (!fenced) {
         this.#o.log.warn({ event: 'gc.release_failed', id, err }, 'release failed; retried later');
@@ -247,7 +242,7 @@ export class GarbageCollector {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.lost();
-    await this.#running;
+    await this.#loop.idle();
     await Promise.allSettled([...this.#tasks]);
   }
 }

@@ -9,13 +9,13 @@ import {
   type IpcacheRecord,
   type IpcacheReply,
 } from '@ciliate/contracts';
+import { isCasConflict } from '@ciliate/runtime';
 import type { KV } from '@nats-io/kv';
 
 import { formatPrefix, parsePrefix } from '../core/ip.js';
 import { Ipcache, ipcacheKey, type IpcacheEntry } from '../core/ipcache.js';
 import { RESERVED_IDENTITIES } from '../core/numeric.js';
 import { toWireError } from './errors.js';
-import { isCasConflict } from './kv.js';
 
 const encoder = new TextEncoder();
 const MAX_ATTEMPTS = 32;

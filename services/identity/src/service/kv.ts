@@ -2,7 +2,9 @@
 // JetStream's compare-and-set failures turned into `conflict`. Everything else (timeouts, a
 // NATS server gone) is thrown, which fails the machine: an operation whose outcome is unknown
 // is never reported as done.
-import { DeliverPolicy, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { kvSubjectPrefix } from '@ciliate/contracts';
+import { isCasConflict } from '@ciliate/runtime';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { headers, nuid, type NatsConnection } from '@nats-io/transport-node';
 
@@ -11,12 +13,6 @@ import { JetStreamPublisher, PublishRefusedError } from './publisher.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-export function isCasConflict(err: unknown): boolean {
-  const cause = err instanceof Error ? (err as { cause?: unknown }).cause : undefined;
-  const text = `${err instanceof Error ? err.message : String(err)} ${cause instanceof Error ? cause.message : ''}`;
-  return /wrong last sequence|key exists|10071|10164/i.test(text);
-}
 
 /** What the service needs of a bucket; MemoryKv-like fakes can stand in for tests. */
 export interface KvExecutor {
@@ -35,10 +31,6 @@ export interface KvWriteTarget {
   readonly atomic?: boolean;
 }
 
-function conflictOf(err: unknown): boolean {
-  return err instanceof PublishRefusedError && isCasConflict(new Error(err.message));
-}
-
 export class JetStreamKvExecutor implements KvExecutor {
   readonly #kv: KV;
   readonly #publisher: JetStreamPublisher;
@@ -52,7 +44,7 @@ export class JetStreamKvExecutor implements KvExecutor {
   constructor(kv: KV, target: KvWriteTarget) {
     this.#kv = kv;
     this.#target = target;
-    this.#prefix = `$KV.${target.bucket}.`;
+    this.#prefix = kvSubjectPrefix(target.bucket);
     this.#publisher = new JetStreamPublisher(target.nc, { timeoutMs: target.timeoutMs });
   }
 
@@ -77,7 +69,7 @@ export class JetStreamKvExecutor implements KvExecutor {
       });
       return { kind: 'written', revision: ack.seq };
     } catch (err) {
-      if (!conflictOf(err)) throw err;
+      if (!isCasConflict(err)) throw err;
     }
     const e = await this.#kv.get(key);
     if (e === null || e.operation === 'PUT') return { kind: 'conflict' };
@@ -93,7 +85,7 @@ export class JetStreamKvExecutor implements KvExecutor {
       );
       return { kind: 'written', revision: ack.seq };
     } catch (err) {
-      if (expect !== undefined && conflictOf(err)) return { kind: 'conflict' };
+      if (expect !== undefined && isCasConflict(err)) return { kind: 'conflict' };
       throw err;
     }
   }
@@ -134,7 +126,7 @@ export class JetStreamKvExecutor implements KvExecutor {
       );
       return { kind: 'written', revision: ack.seq };
     } catch (err) {
-      if (conflictOf(err)) return { kind: 'conflict' };
+      if (isCasConflict(err)) return { kind: 'conflict' };
       // Batch limits, atomic publish turned off since: nothing was stored either.
       if (err instanceof PublishRefusedError) return { kind: 'refused' };
       throw err;
@@ -173,7 +165,7 @@ export class JetStreamKvExecutor implements KvExecutor {
           // The machines do not use the revision of a delete.
           return { kind: 'written', revision: 0 };
         } catch (err) {
-          if (op.revision !== undefined && conflictOf(err)) return { kind: 'conflict' };
+          if (op.revision !== undefined && isCasConflict(err)) return { kind: 'conflict' };
           throw err;
         }
       case 'keys': {
@@ -216,63 +208,4 @@ export async function enableAtomicBatches(
   } catch (err) {
     return { enabled: false, reason: err instanceof Error ? err.message : String(err) };
   }
-}
-
-export interface BucketWatch {
-  /** Resolves once every value that existed when the watch started has been delivered. */
-  readonly synced: Promise<void>;
-  readonly isSynced: boolean;
-  stop(): Promise<void>;
-}
-
-/**
- * Every current value of a bucket under `filter` (deletes as tombstones), then every change, in
- * revision order, on an ordered consumer that resumes by itself after a disconnect.
- * `initial` is true for entries that were there when the watch started.
- */
-export async function watchBucket(
-  js: JetStreamClient,
-  kv: KV,
-  filter: string | readonly string[],
-  onEntry: (key: string, value: string | undefined, revision: number, initial: boolean) => void,
-): Promise<BucketWatch> {
-  const status = await kv.status();
-  const stream = status.streamInfo.config.name;
-  const prefix = `$KV.${status.bucket}.`;
-  const consumer = await js.consumers.get(stream, {
-    filter_subjects: (typeof filter === 'string' ? [filter] : filter).map((f) => `${prefix}${f}`),
-    deliver_policy: DeliverPolicy.LastPerSubject,
-  });
-  const info = await consumer.info(true);
-  let isSynced = info.num_pending === 0;
-  let markSynced: () => void = () => {};
-  const synced = new Promise<void>((r) => (markSynced = r));
-  if (isSynced) markSynced();
-  const messages = await consumer.consume();
-  const done = (async () => {
-    for await (const m of messages) {
-      const op = m.headers?.get('KV-Operation');
-      const deleted = op === 'DEL' || op === 'PURGE';
-      onEntry(
-        m.subject.slice(prefix.length),
-        deleted ? undefined : decoder.decode(m.data),
-        m.seq,
-        !isSynced,
-      );
-      if (!isSynced && m.info.pending === 0) {
-        isSynced = true;
-        markSynced();
-      }
-    }
-  })();
-  return {
-    synced,
-    get isSynced() {
-      return isSynced;
-    },
-    stop: async () => {
-      await messages.close();
-      await done;
-    },
-  };
 }

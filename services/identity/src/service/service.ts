@@ -16,7 +16,14 @@ import {
   buckets,
   identitySubject,
 } from '@ciliate/contracts';
-import { ConfigError, setting, type ServiceDefinition } from '@ciliate/runtime';
+import {
+  ConfigError,
+  decodeText,
+  setting,
+  watchKv,
+  type KvWatch,
+  type ServiceDefinition,
+} from '@ciliate/runtime';
 import type { Namespace } from '@ciliate/resources';
 import { Informer, ResourceStore } from '@ciliate/store';
 import { jetstream } from '@nats-io/jetstream';
@@ -34,7 +41,7 @@ import { CiliumIdentityMirror } from './ciliumidentity.js';
 import { GarbageCollector } from './gc.js';
 import { IdentityAllocator } from './identities.js';
 import { IpcacheWriter } from './ipcache.js';
-import { JetStreamKvExecutor, enableAtomicBatches, watchBucket, type BucketWatch } from './kv.js';
+import { JetStreamKvExecutor, enableAtomicBatches } from './kv.js';
 import { createIdentityMetrics } from './metrics.js';
 import { IdentityMirror } from './mirror.js';
 
@@ -259,7 +266,7 @@ export const identityService: ServiceDefinition<IdentitySettings> = {
       invalidRecords: () => mirror.invalid,
     });
 
-    let watch: BucketWatch | undefined;
+    let watch: KvWatch | undefined;
     const store = await ResourceStore.open(ctx.nc, { replicas: config.kvReplicas });
     const namespaces = new Informer<Namespace>(store, { kind: 'Namespace' });
     const allocator = new IdentityAllocator({
@@ -289,6 +296,7 @@ export const identityService: ServiceDefinition<IdentitySettings> = {
       synced,
       log: ctx.logger('gc'),
       metrics,
+      controllers: ctx.metrics.controllers,
     });
     leading.gc = gc;
 
@@ -346,12 +354,12 @@ export const identityService: ServiceDefinition<IdentitySettings> = {
     ctx.add({
       name: 'identity-watch',
       start: async () => {
-        watch = await watchBucket(
+        watch = await watchKv(
           js,
           kv,
-          IdentityMirror.WATCH_FILTERS,
-          (key, value, rev, initial) => {
-            const id = mirror.apply(key, value, rev, initial);
+          { filter: IdentityMirror.WATCH_FILTERS, decode: decodeText },
+          (ev) => {
+            const id = mirror.apply(ev.key, ev.value, ev.revision, ev.initial);
             if (id !== undefined) crd?.touch(id);
           },
         );

@@ -10,10 +10,12 @@
 // or wrote and re-reads only after a conflict, and batches concurrent requests for one node into
 // one write (see KvDocument).
 import { ipamKeys, type IpFamilyName } from '@ciliate/contracts';
+import { KvDocument } from '@ciliate/runtime';
 import type { KV } from '@nats-io/kv';
 
 import {
   IpamError,
+  isIpamError,
   allocateNodeCidrs,
   allocateNodePodIps,
   checkNodeCidrState,
@@ -34,7 +36,6 @@ import {
   type NodePodIpsState,
   type PodPoolState,
 } from '../core/index.js';
-import { KvDocument } from './kv-doc.js';
 
 export type IpamMode = 'cluster-pool' | 'kubernetes';
 
@@ -60,6 +61,8 @@ export class NodeCidrAllocator {
         this.lastIssues = issues;
         return state;
       },
+      what: 'IPAM state',
+      passThrough: isIpamError,
       ...(opts.onConflict ? { onConflict: opts.onConflict } : {}),
     });
   }
@@ -187,6 +190,8 @@ export class PodIpAllocator {
         kv: this.opts.kv,
         key: ipamKeys.podIps(node),
         decode: decodePodIps,
+        what: 'IPAM state',
+        passThrough: isIpamError,
         ...(this.opts.onConflict ? { onConflict: this.opts.onConflict } : {}),
       });
       this.docs.set(node, d);

@@ -4,7 +4,13 @@
 // document that carries the lease token of its writer: a holder whose token is lower than the
 // stored one has been replaced and stops (fencing), and every write is a compare-and-set.
 import { ipamKeys } from '@ciliate/contracts';
-import type { Logger } from '@ciliate/runtime';
+import {
+  FencedError,
+  KvDocument,
+  Reconciler,
+  type Logger,
+  type ReconcilerMetrics,
+} from '@ciliate/runtime';
 import type { Informer, ResourceStore } from '@ciliate/store';
 import type { KubeObject } from '@ciliate/resources';
 import type { KV } from '@nats-io/kv';
@@ -19,20 +25,12 @@ import {
   type LbReconcileResult,
   type LbService,
 } from '../core/index.js';
-import { KvDocument } from './kv-doc.js';
 import type { IpamMetrics } from './metrics.js';
 
 export interface LbRecord {
   /** Fencing token of the lease holder that wrote this state. */
   token: number;
   state: LbIpamState;
-}
-
-export class FencedError extends Error {
-  constructor(mine: number, stored: number) {
-    super(`LB-IPAM state was written by a newer lease holder (token ${stored} > ${mine})`);
-    this.name = 'FencedError';
-  }
 }
 
 export interface LbInformers {
@@ -48,6 +46,7 @@ export interface LbReconcilerOptions {
   informers: LbInformers;
   log: Logger;
   metrics: IpamMetrics;
+  controllers?: ReconcilerMetrics;
   ipv4Enabled: boolean;
   ipv6Enabled: boolean;
   onConflict?: () => void;
@@ -99,9 +98,7 @@ function safe<T>(f: () => T): T | undefined {
 export class LbReconciler {
   readonly doc: KvDocument<LbRecord>;
   private token: number | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
+  private readonly loop: Reconciler;
   private lastExhausted = new Set<string>();
   private lastConflicting = new Set<string>();
   private lastUnsatisfied = new Set<string>();
@@ -112,7 +109,21 @@ export class LbReconciler {
       kv: opts.kv,
       key: ipamKeys.lb,
       decode: (v) => v as LbRecord,
+      what: 'LB-IPAM state',
       ...(opts.onConflict ? { onConflict: opts.onConflict } : {}),
+    });
+    this.loop = new Reconciler({
+      name: 'lb',
+      log: opts.log,
+      ...(opts.controllers ? { metrics: opts.controllers } : {}),
+      reconcile: async () => {
+        const r = await this.pass();
+        return { changes: r?.changed === true ? 1 : 0 };
+      },
+      onFenced: (err) => {
+        this.token = undefined;
+        opts.onFenced?.(err);
+      },
     });
   }
 
@@ -120,14 +131,13 @@ export class LbReconciler {
   lead(token: number): void {
     this.token = token;
     this.doc.invalidate();
-    this.schedule();
+    this.loop.start();
   }
 
   /** Stops acting; a pass in progress finishes its current write at most. */
   follow(): void {
     this.token = undefined;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.loop.stop();
   }
 
   get leading(): boolean {
@@ -135,43 +145,13 @@ export class LbReconciler {
   }
 
   /** Runs a pass soon (changes come in bursts: one pass for the burst). */
-  schedule(delayMs = 20): void {
-    if (this.token === undefined) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    // A pending pass is never pushed back: steady resync events would starve it.
-    if (this.timer !== undefined) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.running = this.pass()
-        .then(() => undefined)
-        .catch((err: unknown) => {
-          if (err instanceof FencedError) {
-            this.opts.log.warn({ event: 'lb.fenced', err }, 'a newer LB-IPAM leader exists');
-            this.follow();
-            this.opts.onFenced?.(err);
-            return;
-          }
-          this.opts.log.warn({ event: 'lb.pass_failed', err }, 'LB-IPAM pass failed; retrying');
-          this.again = true;
-        })
-        .finally(() => {
-          this.running = undefined;
-          if (this.again) {
-            this.again = false;
-            this.schedule(200);
-          }
-        });
-    }, delayMs);
+  schedule(delayMs?: number): void {
+    this.loop.trigger(delayMs);
   }
 
   /** Waits for a pass in progress. */
-  async idle(): Promise<void> {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.running;
+  idle(): Promise<void> {
+    return this.loop.idle();
   }
 
   /** One reconcile: state in KV first, then the status channel. */
@@ -181,7 +161,9 @@ export class LbReconciler {
     const { pools, services } = lbInputs(this.opts.informers);
     const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
     const result = await this.doc.apply((cur) => {
-      if (cur !== undefined && cur.token > token) throw new FencedError(token, cur.token);
+      if (cur !== undefined && cur.token > token) {
+        throw new FencedError('LB-IPAM state', token, cur.token);
+      }
       const r = reconcileLb(pools, services, cur?.state ?? emptyLbIpamState(), {
         now,
         ipv4Enabled: this.opts.ipv4Enabled,

@@ -7,7 +7,7 @@
 // missing on two passes in a row before its address is freed, so that a CNI ADD that raced
 // ahead of the Pod reaching the store does not lose its address.
 import { parsePodOwnerKey, podCidrList, type NodeCidrs } from '../core/index.js';
-import type { Logger } from '@ciliate/runtime';
+import { Reconciler, type Logger, type ReconcilerMetrics } from '@ciliate/runtime';
 import type { Informer, ResourceStore } from '@ciliate/store';
 import type { KubeObject } from '@ciliate/resources';
 
@@ -23,6 +23,7 @@ export interface NodeReconcilerOptions {
   podIps: PodIpAllocator;
   log: Logger;
   metrics: IpamMetrics;
+  controllers?: ReconcilerMetrics;
   /** Sources whose sync marker allows releasing (any one of them). */
   syncSources: readonly string[];
   podGc: boolean;
@@ -40,56 +41,39 @@ interface CiliumNodeLike extends KubeObject {
 
 export class NodeReconciler {
   private leading = false;
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
+  private readonly loop: Reconciler;
   private missingPods = new Set<string>();
   private syncedSeen = false;
 
-  constructor(private readonly opts: NodeReconcilerOptions) {}
+  constructor(private readonly opts: NodeReconcilerOptions) {
+    this.loop = new Reconciler({
+      name: 'nodes',
+      log: opts.log,
+      coalesceMs: 50,
+      backoff: { baseMs: 500, maxMs: 30_000 },
+      ...(opts.controllers ? { metrics: opts.controllers } : {}),
+      reconcile: () => this.pass(),
+    });
+  }
 
   lead(): void {
     this.leading = true;
     this.missingPods.clear();
     this.opts.nodeCidrs.doc.invalidate();
-    this.schedule();
+    this.loop.start();
   }
 
   follow(): void {
     this.leading = false;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.loop.stop();
   }
 
-  schedule(delayMs = 50): void {
-    if (!this.leading) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    // A pending pass is never pushed back: steady resync events would starve it.
-    if (this.timer !== undefined) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.running = this.pass()
-        .catch((err: unknown) => {
-          this.opts.log.warn({ event: 'nodes.pass_failed', err }, 'node pass failed; retrying');
-          this.again = true;
-        })
-        .finally(() => {
-          this.running = undefined;
-          if (this.again) {
-            this.again = false;
-            this.schedule(500);
-          }
-        });
-    }, delayMs);
+  schedule(delayMs?: number): void {
+    this.loop.trigger(delayMs);
   }
 
-  async idle(): Promise<void> {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.running;
+  idle(): Promise<void> {
+    return this.loop.idle();
   }
 
   /** Whether releasing is allowed: informers loaded and a source marked the store synced. */

@@ -221,6 +221,7 @@ export async function setupIpam(ctx: ServiceContext<IpamSettings>): Promise<void
     informers: inf,
     log: ctx.logger('lb-ipam'),
     metrics,
+    controllers: ctx.metrics.controllers,
     ipv4Enabled: config.enableIpv4,
     ipv6Enabled: config.enableIpv6,
     onConflict,
@@ -234,6 +235,7 @@ export async function setupIpam(ctx: ServiceContext<IpamSettings>): Promise<void
     podIps,
     log: ctx.logger('nodes'),
     metrics,
+    controllers: ctx.metrics.controllers,
     syncSources: config.syncSources
       .split(',')
       .map((s) => s.trim())

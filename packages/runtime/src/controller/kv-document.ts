@@ -8,16 +8,10 @@
 import { CiliateError } from '@ciliate/contracts';
 import type { KV } from '@nats-io/kv';
 
-import { isIpamError } from '../core/index.js';
+import { isCasConflict } from './errors.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-export function isCasConflict(err: unknown): boolean {
-  const cause = err instanceof Error ? (err as { cause?: unknown }).cause : undefined;
-  const text = `${err instanceof Error ? err.message : String(err)} ${cause instanceof Error ? cause.message : ''}`;
-  return /wrong last sequence|key exists|10071|10164/i.test(text);
-}
 
 /** What an operation returns: the next state (undefined: delete the key) and its result. */
 export interface DocStep<S, R> {
@@ -38,6 +32,13 @@ export interface KvDocumentOptions<S> {
   key: string;
   /** Validates a stored value (throws on a broken document). */
   decode: (value: unknown) => S;
+  /** Names the document in errors (default: the key). */
+  what?: string;
+  /**
+   * Errors of the caller's domain (a decode failure that is already a typed error) that reach
+   * callers as they are; any other read or write failure becomes `unavailable`.
+   */
+  passThrough?: (err: unknown) => boolean;
   /** Attempts on CAS conflicts before giving up with `conflict`. */
   maxAttempts?: number;
   onConflict?: () => void;
@@ -179,11 +180,11 @@ export class KvDocument<S> {
 
   private fail(batch: Pending<S>[], err: unknown): void {
     const e =
-      err instanceof CiliateError || isIpamError(err)
+      err instanceof CiliateError || this.opts.passThrough?.(err) === true
         ? err
         : new CiliateError(
             'unavailable',
-            `IPAM state ${this.opts.key} could not be read or written: ${err instanceof Error ? err.message : String(err)}`,
+            `${this.opts.what ?? this.opts.key} could not be read or written: ${err instanceof Error ? err.message : String(err)}`,
             { cause: err },
           );
     for (const p of batch) p.reject(e);

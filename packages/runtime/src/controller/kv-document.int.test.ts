@@ -5,7 +5,7 @@ import { startNats, type NatsServer } from '@ciliate/testkit';
 import { Kvm, type KV } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
-import { KvDocument } from './kv-doc.js';
+import { KvDocument } from './kv-document.js';
 
 interface Counter {
   n: number;
