@@ -14,6 +14,8 @@ export interface RuntimeMetrics {
   natsReconnects: Counter;
   /** Shared by every reconcile loop of the service (label `controller`). */
   controllers: ReconcilerMetrics;
+  /** What the service's informers could not use, by kind. */
+  informers: { invalidObjects: Counter<'kind'>; handlerErrors: Counter<'kind'> };
 }
 
 export function createRuntimeMetrics(labels: { component: string; node: string }): RuntimeMetrics {
@@ -51,5 +53,19 @@ export function createRuntimeMetrics(labels: { component: string; node: string }
       registers: [registry],
     }),
     controllers: createReconcilerMetrics(registry),
+    informers: {
+      invalidObjects: new Counter({
+        name: 'ciliate_informer_invalid_objects_total',
+        help: 'Stored objects an informer ignored because they failed validation, by kind',
+        labelNames: ['kind'],
+        registers: [registry],
+      }),
+      handlerErrors: new Counter({
+        name: 'ciliate_informer_handler_errors_total',
+        help: 'Informer event handlers that threw, by kind',
+        labelNames: ['kind'],
+        registers: [registry],
+      }),
+    },
   };
 }

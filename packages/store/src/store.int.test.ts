@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { CiliateError } from '@ciliate/contracts';
+import { CiliateError, buckets, resourceKey } from '@ciliate/contracts';
+import { Counter, Registry, createLogger } from '@ciliate/runtime';
 import type { KubeObject } from '@ciliate/resources';
+import { Kvm } from '@nats-io/kv';
 import { startNats, waitFor, type NatsServer } from '@ciliate/testkit';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
@@ -202,7 +204,7 @@ describe('resource store on JetStream KV', () => {
     await empty.stop();
 
     await store.apply(svc('one'));
-    const events: InformerEvent<KubeObject>[] = [];
+    const events: InformerEvent<{ metadata: { name: string } }>[] = [];
     const inf = new Informer(store, { kind: 'Service', namespace: 'app' }).on((e) =>
       events.push(e),
     );
@@ -223,7 +225,7 @@ describe('resource store on JetStream KV', () => {
   });
 
   it('the watch survives a NATS restart and misses nothing', async () => {
-    const events: InformerEvent<KubeObject>[] = [];
+    const events: InformerEvent<{ metadata: { name: string } }>[] = [];
     const inf = new Informer(store, { kind: 'Namespace' }).on((e) => events.push(e));
     await inf.start();
     await nats.stop();
@@ -249,6 +251,71 @@ describe('resource store on JetStream KV', () => {
           : undefined,
       { timeoutMs: 20_000 },
     );
+    await inf.stop();
+  });
+
+  it('an informer parses objects with their schema: an invalid stored object is counted and logged, the last valid version kept', async () => {
+    const registry = new Registry();
+    const metrics = {
+      invalidObjects: new Counter({
+        name: 'inv',
+        help: 'x',
+        labelNames: ['kind'],
+        registers: [registry],
+      }),
+      handlerErrors: new Counter({
+        name: 'herr',
+        help: 'x',
+        labelNames: ['kind'],
+        registers: [registry],
+      }),
+    };
+    const lines: { event?: string; reason?: string }[] = [];
+    const log = createLogger({
+      component: 'test',
+      node: 'n',
+      instanceId: 'i',
+      level: 'warn',
+      destination: { write: (l: string) => lines.push(JSON.parse(l) as never) },
+    });
+    await store.apply(svc('typed', 80));
+    const inf = new Informer(store, { kind: 'Service', namespace: 'app', log, metrics });
+    let handled = 0;
+    inf.on(() => {
+      handled++;
+      throw new Error('a handler bug');
+    });
+    await inf.start();
+    // typed: the schema's defaulted fields are there without a cast
+    assert.equal(inf.get('app', 'typed')?.spec.ports?.[0]?.port, 80);
+    const raw = await new Kvm(nc).open(buckets.resources());
+    const key = resourceKey({ kind: 'Service', namespace: 'app', name: 'typed' });
+    await raw.put(
+      key,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'typed', namespace: 'app' },
+        spec: { ports: [{ port: 'eighty' }] },
+      }),
+    );
+    await waitFor('the invalid object counted', async () => {
+      const m = (await registry.getMetricsAsJSON()).find((x) => x.name === 'inv');
+      return m?.values[0]?.value === 1 ? true : undefined;
+    });
+    assert.equal(inf.invalid, 1);
+    assert.equal(inf.get('app', 'typed')?.spec.ports?.[0]?.port, 80, 'last valid version kept');
+    assert.ok(
+      lines.some((l) => l.event === 'informer.invalid_object' && /port/.test(l.reason ?? '')),
+    );
+    const herr = (await registry.getMetricsAsJSON()).find((x) => x.name === 'herr');
+    assert.equal(herr?.values[0]?.value, handled);
+    assert.ok(lines.some((l) => l.event === 'informer.handler_failed'));
+    await store.apply(svc('typed', 81));
+    await waitFor('valid again', () =>
+      inf.get('app', 'typed')?.spec.ports?.[0]?.port === 81 ? true : undefined,
+    );
+    assert.equal(inf.invalid, 0);
     await inf.stop();
   });
 });

@@ -56,7 +56,7 @@ function key(namespace: string, name: string): string {
 }
 
 export class Kubelet {
-  private readonly informer: Informer<Pod>;
+  private readonly informer: Informer<'Pod'>;
   private readonly records = new Map<string, PodRecord>();
   private readonly queues = new Map<string, Promise<void>>();
   private readonly nodes: Map<string, NodePlan>;
@@ -65,7 +65,7 @@ export class Kubelet {
 
   constructor(private readonly deps: KubeletDeps) {
     this.nodes = new Map(deps.manifest.plan.nodes.map((n) => [n.name, n]));
-    this.informer = new Informer<Pod>(deps.store, {
+    this.informer = new Informer(deps.store, {
       kind: 'Pod',
       resyncMs: deps.resyncMs ?? 10_000,
     });

@@ -20,7 +20,8 @@ export const VXLAN_PORT = 8472;
 export const VXLAN_OVERHEAD = 50;
 
 export interface CiliumNodeLike {
-  metadata: { name: string; resourceVersion?: string };
+  /** A stored object always has its name; the schema allows generateName instead. */
+  metadata: { name?: string | undefined; resourceVersion?: string | undefined };
   spec?: {
     addresses?: { type?: string; ip?: string }[];
     ipam?: { podCIDRs?: string[] };
@@ -31,7 +32,7 @@ export interface CiliumNodeLike {
 /** A CiliumNode as a peer: its first IPv4 InternalIP and its pod CIDRs. */
 export function peerOf(cn: CiliumNodeLike): PeerNode {
   const ip = cn.spec?.addresses?.find((a) => a.type === 'InternalIP' && isIP(a.ip ?? '') === 4)?.ip;
-  return { name: cn.metadata.name, ip, podCIDRs: cn.spec?.ipam?.podCIDRs ?? [] };
+  return { name: cn.metadata.name ?? '', ip, podCIDRs: cn.spec?.ipam?.podCIDRs ?? [] };
 }
 
 export interface NodeRoute {

@@ -22,7 +22,6 @@ import {
   planNodeRoutes,
   recordNodeAddress,
   syncRoutes,
-  type CiliumNodeLike,
 } from './nodes.js';
 import { EndpointPublisher } from './publish.js';
 import { NatsAddressSource, NatsIdentitySource } from './sources.js';
@@ -264,9 +263,11 @@ export async function setupDatapath(ctx: ServiceContext<DatapathSettings>): Prom
   });
 
   let mirror: IpcacheMirror | undefined;
-  const ciliumNodes = new Informer<CiliumNodeLike & { kind: string; apiVersion: string }>(store, {
+  const ciliumNodes = new Informer(store, {
     kind: 'CiliumNode',
     resyncMs: 30_000,
+    log: ctx.logger('informer'),
+    metrics: ctx.metrics.informers,
   });
   const nodesLoop = new Reconciler({
     name: 'nodes',

@@ -24,7 +24,6 @@ import {
   type KvWatch,
   type ServiceDefinition,
 } from '@ciliate/runtime';
-import type { Namespace } from '@ciliate/resources';
 import { Informer, ResourceStore } from '@ciliate/store';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
@@ -268,7 +267,11 @@ export const identityService: ServiceDefinition<IdentitySettings> = {
 
     let watch: KvWatch | undefined;
     const store = await ResourceStore.open(ctx.nc, { replicas: config.kvReplicas });
-    const namespaces = new Informer<Namespace>(store, { kind: 'Namespace' });
+    const namespaces = new Informer(store, {
+      kind: 'Namespace',
+      log: ctx.logger('informer'),
+      metrics: ctx.metrics.informers,
+    });
     const allocator = new IdentityAllocator({
       executor,
       mirror,

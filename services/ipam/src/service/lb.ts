@@ -11,7 +11,7 @@ import {
   type Logger,
   type ReconcilerMetrics,
 } from '@ciliate/runtime';
-import type { Informer, ResourceStore } from '@ciliate/store';
+import type { Informer, ResourceStore, StatusInformer } from '@ciliate/store';
 import type { KubeObject } from '@ciliate/resources';
 import type { KV } from '@nats-io/kv';
 
@@ -34,10 +34,10 @@ export interface LbRecord {
 }
 
 export interface LbInformers {
-  pools: Informer;
-  poolStatus: Informer;
-  services: Informer;
-  serviceStatus: Informer;
+  pools: Informer<'CiliumLoadBalancerIPPool'>;
+  poolStatus: StatusInformer;
+  services: Informer<'Service'>;
+  serviceStatus: StatusInformer;
 }
 
 export interface LbReconcilerOptions {
@@ -54,7 +54,7 @@ export interface LbReconcilerOptions {
   onFenced?: (err: FencedError) => void;
 }
 
-function withStatus(obj: KubeObject, status: Informer, namespace: string): unknown {
+function withStatus(obj: KubeObject, status: StatusInformer, namespace: string): unknown {
   const meta = obj.metadata as { name: string };
   const st = status.get(namespace, meta.name);
   return st === undefined ? obj : { ...obj, status: st };

@@ -16,9 +16,9 @@ import type { IpamMetrics } from './metrics.js';
 
 export interface NodeReconcilerOptions {
   store: ResourceStore;
-  nodes: Informer;
-  ciliumNodes: Informer;
-  pods: Informer;
+  nodes: Informer<'Node'>;
+  ciliumNodes: Informer<'CiliumNode'>;
+  pods: Informer<'Pod'>;
   nodeCidrs: NodeCidrAllocator;
   podIps: PodIpAllocator;
   log: Logger;
@@ -29,13 +29,9 @@ export interface NodeReconcilerOptions {
   podGc: boolean;
 }
 
-interface NodeLike extends KubeObject {
-  metadata: { name: string; creationTimestamp?: string };
-  spec?: { podCIDRs?: string[] };
-}
-
+/** What recordCiliumNode keeps of a CiliumNode it rewrites. */
 interface CiliumNodeLike extends KubeObject {
-  metadata: { name: string; creationTimestamp?: string; labels?: Record<string, string> };
+  metadata: { name?: string; creationTimestamp?: string; labels?: Record<string, string> };
   spec?: { ipam?: { podCIDRs?: string[] } };
 }
 
@@ -93,18 +89,19 @@ export class NodeReconciler {
   async pass(): Promise<void> {
     if (!this.leading) return;
     const { nodeCidrs, podIps, metrics, log } = this.opts;
-    const nodes = this.opts.nodes.list() as NodeLike[];
+    const nodes = this.opts.nodes.list();
     const byName = new Map(nodes.map((n) => [n.metadata.name, n]));
     // A restart after the state was lost: CIDRs on CiliumNodes are taken back, never re-carved.
     if (nodeCidrs.mode === 'cluster-pool') {
       const state = await nodeCidrs.read();
       const known = new Set(state.nodes.map((n) => n.node));
-      const orphans = (this.opts.ciliumNodes.list() as CiliumNodeLike[])
+      const orphans = this.opts.ciliumNodes
+        .list()
         .filter((c) => !known.has(c.metadata.name) && (c.spec?.ipam?.podCIDRs?.length ?? 0) > 0)
         .sort((a, b) =>
           (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? ''),
         )
-        .map((c) => ({ node: c.metadata.name, podCIDRs: c.spec!.ipam!.podCIDRs! }));
+        .map((c) => ({ node: c.metadata.name, podCIDRs: c.spec.ipam?.podCIDRs ?? [] }));
       if (orphans.length > 0) {
         const n = await nodeCidrs.restore(orphans);
         log.info({ event: 'nodes.restored', count: n }, 'node CIDRs taken back from CiliumNodes');
@@ -180,7 +177,7 @@ export class NodeReconciler {
 
   private async recordOnCiliumNode(node: string, cidrs: NodeCidrs): Promise<void> {
     const want = podCidrList(cidrs);
-    const cur = this.opts.ciliumNodes.get('', node) as CiliumNodeLike | undefined;
+    const cur = this.opts.ciliumNodes.get('', node);
     const have = cur?.spec?.ipam?.podCIDRs ?? [];
     if (have.length === want.length && have.every((c, i) => c === want[i])) return;
     await recordCiliumNode(this.opts.store, node, cidrs, cur);

@@ -25,7 +25,7 @@ import {
   type ServiceContext,
   type ServiceDefinition,
 } from '@ciliate/runtime';
-import { Informer, ResourceStore } from '@ciliate/store';
+import { Informer, ResourceStore, StatusInformer } from '@ciliate/store';
 
 import {
   clusterPoolConfig,
@@ -203,16 +203,15 @@ export async function setupIpam(ctx: ServiceContext<IpamSettings>): Promise<void
   const podIps = new PodIpAllocator({ kv, mode, pool, onConflict }, nodeCidrs);
 
   const resyncMs = config.resyncInterval;
-  const informer = (kind: string, status = false): Informer =>
-    new Informer(store, { kind, resyncMs: status ? 0 : resyncMs, status });
+  const seen = { log: ctx.logger('informer'), metrics: ctx.metrics.informers };
   const inf = {
-    nodes: informer('Node'),
-    ciliumNodes: informer('CiliumNode', false),
-    pods: informer('Pod'),
-    pools: informer('CiliumLoadBalancerIPPool'),
-    poolStatus: informer('CiliumLoadBalancerIPPool', true),
-    services: informer('Service'),
-    serviceStatus: informer('Service', true),
+    nodes: new Informer(store, { kind: 'Node', resyncMs, ...seen }),
+    ciliumNodes: new Informer(store, { kind: 'CiliumNode', ...seen }),
+    pods: new Informer(store, { kind: 'Pod', resyncMs, ...seen }),
+    pools: new Informer(store, { kind: 'CiliumLoadBalancerIPPool', resyncMs, ...seen }),
+    poolStatus: new StatusInformer(store, { kind: 'CiliumLoadBalancerIPPool', ...seen }),
+    services: new Informer(store, { kind: 'Service', resyncMs, ...seen }),
+    serviceStatus: new StatusInformer(store, { kind: 'Service', ...seen }),
   };
 
   const lb = new LbReconciler({
