@@ -136,3 +136,13 @@ export type {
   EndpointInfo,
   EndpointListReply,
 } from './datapath.js';
+export {
+  CLUSTER_NAME_MAX_LENGTH,
+  DEFAULT_CLUSTER,
+  ORIGIN_SWEEP_AFTER_MS,
+  clusterProblem,
+  originBucket,
+  originSubjectPrefix,
+  parseOriginBucket,
+} from './cluster.js';
+export type { ClusterProblem, ClusterRef, MaxConnectedClusters } from './cluster.js';

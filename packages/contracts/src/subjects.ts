@@ -40,6 +40,7 @@ export function componentOf(name: string): string | undefined {
 /** Keys of the metadata every Ciliate micro service registers. */
 export const serviceMetadataKeys = {
   node: 'ciliate.node',
+  cluster: 'ciliate.cluster',
   component: 'ciliate.component',
   contracts: 'ciliate.contracts',
   pid: 'ciliate.pid',

@@ -59,6 +59,26 @@ export function commonSettings(defaults: { httpAddress: string }) {
       default: defaults.httpAddress,
       describe: 'listener for /metrics, /healthz and /readyz (port 0: any free port; empty: off)',
     }),
+    clusterName: setting.string({
+      flag: 'cluster-name',
+      env: 'CILIATE_CLUSTER_NAME',
+      default: 'default',
+      describe:
+        'cluster name (Cilium rules: at most 32 of a-z, 0-9, "-"); the io.cilium.k8s.policy.cluster label of every pod identity',
+    }),
+    clusterId: setting.int({
+      flag: 'cluster-id',
+      env: 'CILIATE_CLUSTER_ID',
+      default: 0,
+      describe: 'cluster ID for clustermesh (0: not meshed); it goes into identity bits 16-23',
+    }),
+    maxConnectedClusters: setting.oneOf({
+      flag: 'max-connected-clusters',
+      env: 'CILIATE_MAX_CONNECTED_CLUSTERS',
+      values: ['255', '511'],
+      default: '255',
+      describe: 'clustermesh size; 511 takes one bit of the cluster-local identity range',
+    }),
     logLevel: setting.oneOf({
       flag: 'log-level',
       env: 'CILIATE_LOG_LEVEL',

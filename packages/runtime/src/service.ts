@@ -6,6 +6,8 @@ import { randomUUID } from 'node:crypto';
 import {
   CONTRACTS_VERSION,
   buckets,
+  clusterProblem,
+  type ClusterRef,
   HealthReportSchema,
   serviceMetadataKeys,
   serviceName,
@@ -50,6 +52,8 @@ export interface ServiceContext<S extends Settings> {
   readonly version: string;
   readonly instanceId: string;
   readonly config: ServiceConfig<S>;
+  /** The cluster this service belongs to (settings clusterName, clusterId), checked at start. */
+  readonly cluster: ClusterRef;
   readonly log: Logger;
   /** A child logger for one part of the service, with its `subsys`. */
   logger(subsys: string): Logger;
@@ -109,6 +113,38 @@ export interface ServiceRunOptions {
   logDestination?: DestinationStream;
 }
 
+const CLUSTER_SETTINGS = {
+  name: ['clusterName', 'cluster-name', 'CILIATE_CLUSTER_NAME'],
+  id: ['clusterId', 'cluster-id', 'CILIATE_CLUSTER_ID'],
+  maxConnectedClusters: [
+    'maxConnectedClusters',
+    'max-connected-clusters',
+    'CILIATE_MAX_CONNECTED_CLUSTERS',
+  ],
+} as const;
+
+/** The cluster settings as a ClusterRef, by Cilium's rules; a bad one names its setting. */
+function clusterOf(config: {
+  clusterName: string;
+  clusterId: number;
+  maxConnectedClusters: string;
+}): ClusterRef {
+  const input = {
+    name: config.clusterName,
+    id: config.clusterId,
+    maxConnectedClusters: Number(config.maxConnectedClusters),
+  };
+  const p = clusterProblem(input);
+  if (p !== undefined) {
+    const [key, flag, env] = CLUSTER_SETTINGS[p.field];
+    throw new ConfigError(
+      key,
+      `invalid setting --${flag} (${env}) [${key}]: ${JSON.stringify(p.value)} ${p.reason}`,
+    );
+  }
+  return input as ClusterRef;
+}
+
 export function allSettings<S extends Settings>(def: ServiceDefinition<S>): Common & S {
   return { ...commonSettings({ httpAddress: def.httpAddress ?? '127.0.0.1:0' }), ...def.settings };
 }
@@ -120,6 +156,7 @@ export async function createService<S extends Settings>(
   const env = opts.env ?? process.env;
   const settings = allSettings(def);
   const config = loadConfig(settings, { argv: opts.argv ?? [], env }) as ServiceConfig<S>;
+  const cluster = clusterOf(config);
   // Until the micro service is registered and NATS gives it an id, logs carry a provisional one.
   let instanceId = randomUUID().replaceAll('-', '').slice(0, 22);
   const startedAt = new Date().toISOString();
@@ -210,6 +247,7 @@ export async function createService<S extends Settings>(
         description: def.description,
         metadata: {
           [serviceMetadataKeys.node]: config.node,
+          [serviceMetadataKeys.cluster]: cluster.name,
           [serviceMetadataKeys.component]: def.component,
           [serviceMetadataKeys.contracts]: CONTRACTS_VERSION,
           [serviceMetadataKeys.pid]: String(process.pid),
@@ -264,6 +302,7 @@ export async function createService<S extends Settings>(
       version: def.version,
       instanceId,
       config,
+      cluster,
       log,
       logger: (subsys) => log.child({ subsys }),
       metrics,

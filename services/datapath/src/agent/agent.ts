@@ -35,6 +35,8 @@ export interface AgentConfig {
   tunnelIfindex?: number;
   /** Native routing: BPF host routing (default) or the stack's forwarding (legacy). */
   hostRouting?: 'bpf' | 'legacy';
+  /** The cluster's mesh ID, a load-time constant of the programs (0: not meshed). */
+  clusterId?: number;
   mtu: number;
   attachMode: 'tc' | 'tcx';
   traceMode: 'off' | 'new' | 'all';
@@ -144,6 +146,7 @@ export async function createAgent(config: AgentConfig, deps: AgentDeps = {}): Pr
       ...(config.tunnelIfindex ? { tunnelIfindex: config.tunnelIfindex } : {}),
       ...(config.hostRouting ? { hostRouting: config.hostRouting } : {}),
       ...(config.nodeIPv4 ? { nodeIPv4: config.nodeIPv4 } : {}),
+      ...(config.clusterId ? { clusterId: config.clusterId } : {}),
     },
   });
   try {

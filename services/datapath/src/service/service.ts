@@ -185,6 +185,7 @@ export async function setupDatapath(ctx: ServiceContext<DatapathSettings>): Prom
           ...(config.netns ? { nodeNetns: config.netns } : {}),
           tunnelMode: config.routing,
           hostRouting: config.hostRouting,
+          clusterId: ctx.cluster.id,
           ...(tunnelIfindex ? { tunnelIfindex } : {}),
           mtu: config.routing === 'vxlan' ? config.mtu - VXLAN_OVERHEAD : config.mtu,
           attachMode: config.attachMode,

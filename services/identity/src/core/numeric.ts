@@ -7,6 +7,14 @@
 //   c<<16 .. +65535   global identities of cluster c (bits 16-23; 15-23 with 511 clusters)
 //   1<<24 | n         node-local CIDR/FQDN identities (n in 1..0xFFFFFF), differ per node
 //   2<<24 | n         node-local remote-node identities
+import {
+  CLUSTER_NAME_MAX_LENGTH,
+  DEFAULT_CLUSTER,
+  clusterProblem,
+  type ClusterRef,
+  type MaxConnectedClusters,
+} from '@ciliate/contracts';
+
 import { invalid, required } from './errors.js';
 import { label, labelSetKey, type Label } from './labels.js';
 
@@ -98,76 +106,34 @@ export function worldIdentity(family: 4 | 6, dualStack: boolean): number {
 // ---------------------------------------------------------------------------------------------
 // Clusters
 
-export type MaxConnectedClusters = 255 | 511;
-
-export interface ClusterConfig {
-  /** Cluster name, also the `io.cilium.k8s.policy.cluster` label value. */
-  readonly name: string;
-  /** 0 = not part of a mesh; 1..maxConnectedClusters otherwise. */
-  readonly id: number;
-  readonly maxConnectedClusters: MaxConnectedClusters;
-}
-
-export const DEFAULT_CLUSTER_CONFIG: ClusterConfig = {
-  name: 'default',
-  id: 0,
-  maxConnectedClusters: 255,
-};
-
-const CLUSTER_NAME_RE = /^([a-z0-9][-a-z0-9]*)?[a-z0-9]$/;
-export const CLUSTER_NAME_MAX_LENGTH = 32;
+// The cluster itself is contracts' ClusterRef; these names are the identity core's view of it.
+export type { MaxConnectedClusters };
+export type ClusterConfig = ClusterRef;
+export const DEFAULT_CLUSTER_CONFIG: ClusterConfig = DEFAULT_CLUSTER;
+export { CLUSTER_NAME_MAX_LENGTH };
 
 /**
- * Validates a cluster setting with Cilium's rules: name of at most 32 characters matching
- * `^([a-z0-9][-a-z0-9]*)?[a-z0-9]$`, not `default` once an ID is set; ID an integer in
- * 0..maxConnectedClusters; maxConnectedClusters 255 or 511.
+ * Validates a cluster setting with Cilium's rules (contracts' clusterProblem): name of at most
+ * 32 characters matching `^([a-z0-9][-a-z0-9]*)?[a-z0-9]$`, not `default` once an ID is set; ID
+ * an integer in 0..maxConnectedClusters; maxConnectedClusters 255 or 511.
  */
 export function validateClusterConfig(
   input: { name?: unknown; id?: unknown; maxConnectedClusters?: unknown },
   field = 'cluster',
 ): ClusterConfig {
-  const max = input.maxConnectedClusters ?? DEFAULT_CLUSTER_CONFIG.maxConnectedClusters;
-  if (max !== 255 && max !== 511) {
-    throw invalid(
-      'INVALID_CLUSTER_CONFIG',
-      `${field}.maxConnectedClusters`,
-      max,
-      'supported values are 255 and 511',
-    );
+  const p = clusterProblem(input);
+  if (p !== undefined) {
+    if (p.field === 'name' && (typeof p.value !== 'string' || p.value === '')) {
+      throw required('INVALID_CLUSTER_CONFIG', `${field}.name`, p.reason);
+    }
+    throw invalid('INVALID_CLUSTER_CONFIG', `${field}.${p.field}`, p.value, p.reason);
   }
-  const id = input.id ?? DEFAULT_CLUSTER_CONFIG.id;
-  if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > max) {
-    throw invalid('INVALID_CLUSTER_CONFIG', `${field}.id`, id, `must be an integer in 0-${max}`);
-  }
-  const name = input.name ?? DEFAULT_CLUSTER_CONFIG.name;
-  if (typeof name !== 'string' || name.length === 0) {
-    throw required('INVALID_CLUSTER_CONFIG', `${field}.name`, 'the cluster needs a name');
-  }
-  if (name.length > CLUSTER_NAME_MAX_LENGTH) {
-    throw invalid(
-      'INVALID_CLUSTER_CONFIG',
-      `${field}.name`,
-      name,
-      `must be at most ${CLUSTER_NAME_MAX_LENGTH} characters`,
-    );
-  }
-  if (!CLUSTER_NAME_RE.test(name)) {
-    throw invalid(
-      'INVALID_CLUSTER_CONFIG',
-      `${field}.name`,
-      name,
-      'must consist of lower case alphanumeric characters or "-", and start and end with an alphanumeric character',
-    );
-  }
-  if (name === 'default' && id !== 0) {
-    throw invalid(
-      'INVALID_CLUSTER_CONFIG',
-      `${field}.name`,
-      name,
-      `a cluster with an ID (${id}) needs a name other than "default"`,
-    );
-  }
-  return { name, id, maxConnectedClusters: max };
+  return {
+    name: (input.name ?? DEFAULT_CLUSTER_CONFIG.name) as string,
+    id: (input.id ?? DEFAULT_CLUSTER_CONFIG.id) as number,
+    maxConnectedClusters: (input.maxConnectedClusters ??
+      DEFAULT_CLUSTER_CONFIG.maxConnectedClusters) as MaxConnectedClusters,
+  };
 }
 
 /** 16 with 255 clusters (8 cluster bits), 15 with 511 (9 cluster bits). */

@@ -47,25 +47,6 @@ import { IdentityMirror } from './mirror.js';
 export const IDENTITY_VERSION = '0.1.0';
 
 export const identitySettings = {
-  clusterName: setting.string({
-    flag: 'cluster-name',
-    env: 'CILIATE_CLUSTER_NAME',
-    default: 'default',
-    describe: 'cluster name (the io.cilium.k8s.policy.cluster label of every pod identity)',
-  }),
-  clusterId: setting.int({
-    flag: 'cluster-id',
-    env: 'CILIATE_CLUSTER_ID',
-    default: 0,
-    describe: 'cluster ID for clustermesh (0: not meshed); it goes into identity bits 16-23',
-  }),
-  maxConnectedClusters: setting.oneOf({
-    flag: 'max-connected-clusters',
-    env: 'CILIATE_MAX_CONNECTED_CLUSTERS',
-    values: ['255', '511'],
-    default: '255',
-    describe: 'clustermesh size; 511 takes one bit of the cluster-local identity range',
-  }),
   identityRange: setting.string({
     flag: 'identity-range',
     env: 'CILIATE_IDENTITY_RANGE',
