@@ -75,7 +75,7 @@ export async function main(args: string[]): Promise<number> {
     skippedNotRun += tests;
     const loops = inLoops > 0 ? `; ${inLoops} declared in loops, counted once each` : '';
     console.log(
-      `ciliate-test: the ${tier} tier needs root; ${tests} tests in ${files.length} files not run, counted as skipped (test declarations in the files${loops})`,
+      `ciliate-test: the ${tier} tier needs root; ${tests} tests in ${files.length} file${files.length === 1 ? '' : 's'} not run, counted as skipped (test declarations in the files${loops})`,
     );
   }
   if (selected.length === 0) {
