@@ -105,4 +105,13 @@ int tc_pass_count(struct __sk_buff *skb)
 	return TC_ACT_OK;
 }
 
+/* Reads the context a test run was given and writes into it: the mark becomes cb[0] plus the
+ * interface's index, which is also the return value. */
+SEC("tc")
+int echo_ctx(struct __sk_buff *skb)
+{
+	skb->mark = skb->cb[0] + skb->ifindex;
+	return skb->ifindex;
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -42,45 +42,66 @@ static napi_value prog_info(napi_env env, napi_callback_info info)
 	return res;
 }
 
-/* progTestRun(fd, data, repeat) -> { retval, duration, data } (BPF_PROG_TEST_RUN) */
+/* progTestRun(fd, data, repeat[, ctxIn]) -> { retval, duration, data[, ctx] } (BPF_PROG_TEST_RUN).
+ * ctxIn is the program's context as bytes (struct __sk_buff for tc: mark, ifindex, cb, ...);
+ * the kernel's context after the run comes back as ctx, of the same size. */
 static napi_value prog_test_run(napi_env env, napi_callback_info info)
 {
-	napi_value argv[3], res, out_v;
-	void *data, *out;
-	size_t len;
+	napi_value argv[4], res, out_v, ctx_v;
+	size_t argc = 4, len, ctx_len = 0;
+	void *data, *out, *ctx_in = NULL, *ctx_out = NULL;
 	uint32_t repeat;
 	int32_t fd;
 
-	if (!arg_count(env, info, 3, argv, NULL) || !get_i32(env, argv[0], "fd", &fd) ||
+	if (!arg_count(env, info, 3, argv, &argc) || !get_i32(env, argv[0], "fd", &fd) ||
 	    !get_buffer(env, argv[1], "data", &data, &len) || !get_u32(env, argv[2], "repeat", &repeat))
 		return NULL;
+	if (argc > 3 && !is_nullish(env, argv[3])) {
+		if (!get_buffer(env, argv[3], "ctxIn", &ctx_in, &ctx_len))
+			return NULL;
+		ctx_out = calloc(1, ctx_len ? ctx_len : 1);
+		if (!ctx_out) {
+			throw_errno(env, "progTestRun", ENOMEM);
+			return NULL;
+		}
+	}
 	/* Programs may grow the packet (encapsulation); leave room. */
 	out = malloc(len + 512);
 	if (!out) {
+		free(ctx_out);
 		throw_errno(env, "progTestRun", ENOMEM);
 		return NULL;
 	}
 	{
 		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data, .data_size_in = (__u32)len,
-			    .data_out = out, .data_size_out = (__u32)len + 512, .repeat = repeat);
+			    .data_out = out, .data_size_out = (__u32)len + 512, .repeat = repeat,
+			    .ctx_in = ctx_in, .ctx_size_in = (__u32)ctx_len, .ctx_out = ctx_out,
+			    .ctx_size_out = (__u32)ctx_len);
 
 		if (bpf_prog_test_run_opts(fd, &opts)) {
 			int err = errno;
 
 			free(out);
+			free(ctx_out);
 			throw_errno(env, "bpf_prog_test_run_opts", err);
 			return NULL;
 		}
-		if (napi_create_buffer_copy(env, opts.data_size_out, out, NULL, &out_v) != napi_ok) {
+		if (napi_create_buffer_copy(env, opts.data_size_out, out, NULL, &out_v) != napi_ok ||
+		    (ctx_out && napi_create_buffer_copy(env, opts.ctx_size_out, ctx_out, NULL,
+							&ctx_v) != napi_ok)) {
 			free(out);
+			free(ctx_out);
 			napi_throw_last(env, "napi_create_buffer_copy");
 			return NULL;
 		}
 		free(out);
+		free(ctx_out);
 		NAPI_CALL(env, napi_create_object(env, &res));
 		set_named(env, res, "retval", make_u32(env, opts.retval));
 		set_named(env, res, "duration", make_u32(env, opts.duration));
 		set_named(env, res, "data", out_v);
+		if (ctx_in)
+			set_named(env, res, "ctx", ctx_v);
 	}
 	return res;
 }

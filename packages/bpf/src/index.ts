@@ -29,7 +29,13 @@ export {
 export type { Codec, CodecValue, FieldLayout, Layout, PadCodec, StructValue } from './codec.js';
 
 export { BpfObject, BpfProgram, ProgramType } from './object.js';
-export type { ConstantValue, OpenOptions } from './object.js';
+export type {
+  ConstantValue,
+  OpenOptions,
+  SkbContextIn,
+  SkbContextOut,
+  TestRunResult,
+} from './object.js';
 export { BpfMap, MapType, PerCpuMap, TypedMap, UpdateFlags, possibleCpus } from './map.js';
 export type { BatchOptions, MapDescription } from './map.js';
 export {

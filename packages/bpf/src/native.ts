@@ -154,7 +154,8 @@ export interface NativeBinding {
     fd: number,
     data: Buffer,
     repeat: number,
-  ): { retval: number; duration: number; data: Buffer };
+    ctxIn?: Buffer,
+  ): { retval: number; duration: number; data: Buffer; ctx?: Buffer };
   isBpffs(path: string): boolean;
   mountBpffs(path: string): void;
   libbpfVersion(): string;

@@ -41,6 +41,26 @@ describe('BPF objects', () => {
     }
   });
 
+  it('gives a tc test run its context and returns it as the program left it', () => {
+    const o = BpfObject.load(FIXTURE, { pinRoot: pins.dir });
+    try {
+      const prog = o.program('echo_ctx');
+      // no interface given: the kernel runs the packet on loopback (ifindex 1)
+      const r = prog.testRun(ETH_FRAME, 1, { mark: 7, cb: [100] });
+      assert.equal(r.retval, 1);
+      assert.equal(r.skb?.mark, 101, 'the mark the program wrote');
+      assert.equal(r.skb?.cb[0], 100, 'cb comes back');
+      assert.equal(prog.testRun(ETH_FRAME).skb, undefined, 'no context given, none returned');
+      assert.throws(
+        () => prog.testRun(ETH_FRAME, 1, { ifindex: 0x7fff_fff0 }),
+        /ENODEV|No such device/,
+      );
+      assert.throws(() => prog.testRun(ETH_FRAME, 1, { cb: [1, 2, 3, 4, 5, 6] }), /skb\.cb/);
+    } finally {
+      o.close();
+    }
+  });
+
   it('sets load-time constants before load (the verifier sees them as constants)', () => {
     const o = BpfObject.load(FIXTURE, {
       pinRoot: pins.dir,

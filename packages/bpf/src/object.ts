@@ -1,5 +1,6 @@
 // BPF objects: open an ELF file compiled by clang, set load-time constants and pin paths,
 // load (the verifier runs here), then use its programs and maps.
+import { array, decode, encode, pad, struct, u32 } from './codec.js';
 import { BpfError, ErrorCodes } from './errors.js';
 import { BpfMap } from './map.js';
 import {
@@ -11,6 +12,50 @@ import {
 } from './native.js';
 
 export const ProgramType = { SOCKET_FILTER: 1, SCHED_CLS: 3, SCHED_ACT: 4, XDP: 6 } as const;
+
+/**
+ * struct __sk_buff (linux/bpf.h), the context of a tc program, up to the fields a test run may
+ * set; the rest of its 192 bytes must be zero. The kernel accepts mark, priority,
+ * ingress_ifindex, ifindex (an interface of the caller's network namespace; 0 is loopback) and
+ * cb[] from a test, and refuses other non-zero fields with EINVAL.
+ */
+const skbContext = struct('__sk_buff', {
+  len: u32,
+  pktType: u32,
+  mark: u32,
+  queueMapping: u32,
+  protocol: u32,
+  vlanPresent: u32,
+  vlanTci: u32,
+  vlanProto: u32,
+  priority: u32,
+  ingressIfindex: u32,
+  ifindex: u32,
+  tcIndex: u32,
+  cb: array(u32, 5),
+  rest: pad(192 - 68),
+});
+
+/** What a tc test run may set in the program's context. */
+export interface SkbContextIn {
+  mark?: number;
+  priority?: number;
+  ingressIfindex?: number;
+  ifindex?: number;
+  cb?: readonly number[];
+}
+
+/** The context after the run, as the program left it. */
+export type SkbContextOut = ReturnType<typeof skbContext.read>;
+
+export interface TestRunResult {
+  retval: number;
+  duration: number;
+  /** The packet as the program left it. */
+  data: Buffer;
+  /** Only when the run was given a context. */
+  skb?: SkbContextOut;
+}
 
 export type ConstantValue = number | bigint | boolean | Buffer;
 
@@ -50,9 +95,45 @@ export class BpfProgram {
     return native().progInfo(this.fd);
   }
 
-  /** BPF_PROG_TEST_RUN: runs the program on `data` (a packet for tc and XDP programs). */
-  testRun(data: Buffer, repeat = 1): { retval: number; duration: number; data: Buffer } {
-    return native().progTestRun(this.fd, data, repeat);
+  /**
+   * BPF_PROG_TEST_RUN: runs the program on `data` (a packet for tc and XDP programs). `skb`
+   * gives a tc program its context (mark, ifindex, cb, ...) and returns it as the program left
+   * it.
+   */
+  testRun(data: Buffer, repeat = 1, skb?: SkbContextIn): TestRunResult {
+    if (skb === undefined) return native().progTestRun(this.fd, data, repeat);
+    const cb = skb.cb ?? [];
+    if (cb.length > 5) {
+      throw new BpfError(`skb.cb: Invalid value: ${cb.length} words: at most 5`, {
+        code: ErrorCodes.INVALID_VALUE,
+      });
+    }
+    const ctxIn = encode(
+      skbContext,
+      {
+        len: 0,
+        pktType: 0,
+        mark: skb.mark ?? 0,
+        queueMapping: 0,
+        protocol: 0,
+        vlanPresent: 0,
+        vlanTci: 0,
+        vlanProto: 0,
+        priority: skb.priority ?? 0,
+        ingressIfindex: skb.ingressIfindex ?? 0,
+        ifindex: skb.ifindex ?? 0,
+        tcIndex: 0,
+        cb: [0, 1, 2, 3, 4].map((i) => cb[i] ?? 0),
+      },
+      'skb',
+    );
+    const r = native().progTestRun(this.fd, data, repeat, ctxIn);
+    return {
+      retval: r.retval,
+      duration: r.duration,
+      data: r.data,
+      skb: r.ctx ? decode(skbContext, r.ctx) : undefined,
+    };
   }
 }
 

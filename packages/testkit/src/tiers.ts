@@ -3,15 +3,17 @@
 //   foo.int.test.ts   integration: real nats-server
 //   foo.k8s.test.ts   kubernetes: real kube-apiserver and etcd
 //   foo.priv.test.ts  privileged: root, eBPF, network namespaces
+//   foo.packet.test.ts packet: root, BPF programs run on crafted packets (BPF_PROG_TEST_RUN)
 //   foo.lab.test.ts   lab: multi-node labs of network namespaces with real traffic
 
-export const TIERS = ['unit', 'integration', 'kubernetes', 'privileged', 'lab'] as const;
+export const TIERS = ['unit', 'integration', 'kubernetes', 'privileged', 'packet', 'lab'] as const;
 export type Tier = (typeof TIERS)[number];
 
 const SUFFIX: Record<Exclude<Tier, 'unit'>, string> = {
   integration: '.int.test.js',
   kubernetes: '.k8s.test.js',
   privileged: '.priv.test.js',
+  packet: '.packet.test.js',
   lab: '.lab.test.js',
 };
 
@@ -24,7 +26,7 @@ export function tierOf(file: string): Tier | undefined {
 }
 
 export function needsRoot(tier: Tier): boolean {
-  return tier === 'privileged' || tier === 'lab';
+  return tier === 'privileged' || tier === 'packet' || tier === 'lab';
 }
 
 export function parseTiers(spec: string | undefined): Tier[] {
