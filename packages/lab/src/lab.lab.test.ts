@@ -270,13 +270,17 @@ describe('lab', { timeout: 600_000 }, () => {
         assert.equal(await curl(name, 'client', ip), 'server');
       });
     }
-    await labDown({ name: a, env });
-    made.delete(a);
-    assert.deepEqual(labLeftovers(a, env), []);
-    // b is untouched by a's removal
-    assert.ok(labStatus({ name: b, env }).processes.every((p) => p.running));
+    // b, the newest, is current; removing it moves the context to a, still up
+    assert.equal(currentLab(env), b);
     await labDown({ name: b, env });
     made.delete(b);
     assert.deepEqual(labLeftovers(b, env), []);
+    assert.equal(currentLab(env), a, 'the context moves to the lab still up');
+    // a is untouched by b's removal
+    assert.ok(labStatus({ name: a, env }).processes.every((p) => p.running));
+    await labDown({ name: a, env });
+    made.delete(a);
+    assert.deepEqual(labLeftovers(a, env), []);
+    assert.equal(currentLab(env), undefined, 'no lab is up: no context');
   });
 });
