@@ -22,7 +22,7 @@
 import { CiliateError, parseResourceKey } from '@ciliate/contracts';
 import { formatFieldIssue, type KubeObject, type ManifestProblem } from '@ciliate/resources';
 import type { Logger } from '@ciliate/runtime';
-import type { RawEvent, ResourceStore, WatchHandle } from '@ciliate/store';
+import { WorkQueue, type RawEvent, type ResourceStore, type WatchHandle } from '@ciliate/store';
 
 import {
   canonicalJson,
@@ -45,7 +45,6 @@ import {
   type BridgedKind,
 } from './kinds.js';
 import type { BridgeMetrics } from './metrics.js';
-import { WorkQueue } from './queue.js';
 import { Reflector } from './reflector.js';
 
 type Json = Record<string, unknown>;
