@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* The node program on the underlay device (the node's uplink on the shared segment).
  *   cil_from_netdev: tc ingress. Pod traffic arriving natively routed from another node is
  *                    handed to the destination pod: with BPF host routing the endpoint's

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* The endpoint program, attached to each pod's host-side veth.
  *   cil_from_container: tc ingress of the host veth = packets the pod sends (its egress).
  *   cil_to_container:   tc egress of the host veth  = packets delivered to the pod (its ingress).

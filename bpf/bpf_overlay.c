@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* The overlay program on the node's collect_md VXLAN device.
  *   cil_from_overlay: tc ingress = decapsulated packets from other nodes. The VNI is the
  *                     sender's security identity; packets for a local pod go to the stack

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* XDP entry on the underlay device: the earliest point to refuse traffic, before an skb is
  * allocated. Today it only drops IPv4 frames whose header cannot be valid (and counts them);
  * it is where a prefilter (CIDR deny lists) and service load balancing acceleration go. */

@@ -4,5 +4,5 @@
 # tools/kube-apiserver/go.mod, only when the cache lacks them. Prints the directory holding them.
 # Safe to run again.
 source "$(dirname "$0")/lib.sh"
-ensure_system_packages
+ensure_system_packages test
 ensure_kube_binaries

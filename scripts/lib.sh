@@ -11,32 +11,48 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# System packages every part of Ciliate needs to build, test and run the lab. Kept in one list so
-# that the run command and the test command install the same machine.
+# System packages Ciliate needs, each with who needs it: `run` for building Ciliate and running
+# the lab (scripts/run.sh), `test` for the test tiers and benchmarks only (scripts/test.sh
+# installs both). One list, so the two commands cannot drift apart.
 SYSTEM_PACKAGES=(
-  nats-server    # the message bus and JetStream store
-  iproute2       # ip, tc: network namespaces, veth, routes
-  iputils-ping   # ping inside namespaces
-  clang          # compiles bpf/*.c to BPF objects (packages/bpf build)
-  llvm           # llvm-objdump / llvm-strip for inspecting BPF objects
-  libbpf-dev     # libbpf headers and library: the native addon and bpf_helpers.h
-  libelf-dev     # libbpf's ELF dependency (linked by the addon)
-  zlib1g-dev     # libbpf's zlib dependency (linked by the addon)
-  bpftool        # inspecting loaded programs and pinned maps when debugging
-  make           # drives the addon and BPF object build
-  gcc            # compiles the N-API addon (C)
-  curl
-  ca-certificates
-  containernetworking-plugins # reference CNI plugins (portmap, bandwidth) chained after ciliate-cni in tests
-  iptables       # portmap writes its DNAT rules with it
-  etcd-server    # the store behind kube-apiserver in the kubernetes test tier
-  openssl        # certificates for that kube-apiserver, generated per test run
-  iperf3         # pod-to-pod TCP throughput in the datapath benchmark (npm run bench)
+  nats-server:run     # the message bus and JetStream store
+  iproute2:run        # ip, tc: network namespaces, veth, routes
+  iputils-ping:run    # ping inside namespaces
+  clang:run           # compiles bpf/*.c to BPF objects (packages/bpf build)
+  llvm:run            # llvm-objdump / llvm-strip for inspecting BPF objects
+  libbpf-dev:run      # libbpf headers and library: the native addon and bpf_helpers.h
+  libelf-dev:run      # libbpf's ELF dependency (linked by the addon)
+  zlib1g-dev:run      # libbpf's zlib dependency (linked by the addon)
+  bpftool:run         # inspecting loaded programs and pinned maps when debugging
+  make:run            # drives the addon and BPF object build
+  gcc:run             # compiles the N-API addon (C)
+  curl:run            # the lab demo's requests between pods
+  ca-certificates:run
+  containernetworking-plugins:run # portmap, chained after ciliate-cni by the lab's kubelet (and bandwidth in tests)
+  iptables:run        # portmap writes its DNAT rules with it
+  etcd-server:test    # the store behind kube-apiserver in the kubernetes test tier
+  openssl:test        # certificates for that kube-apiserver and the NATS TLS test, made per run
+  iperf3:test         # pod-to-pod TCP throughput in the datapath benchmark (npm run bench)
 )
 
+# The packages for a purpose: `run` (build and run the lab) or `test` (everything).
+system_packages_for() {
+  local purpose="$1" entry
+  case "$purpose" in run | test) ;; *) die "system_packages_for: purpose must be run or test, not '$purpose'" ;; esac
+  for entry in "${SYSTEM_PACKAGES[@]}"; do
+    case "${entry##*:}" in
+      run) printf '%s\n' "${entry%:*}" ;;
+      test) [ "$purpose" = run ] || printf '%s\n' "${entry%:*}" ;;
+      *) die "SYSTEM_PACKAGES entry '$entry' must end in :run or :test" ;;
+    esac
+  done
+}
+
+# Installs the missing packages for a purpose (default: test, that is every package).
 ensure_system_packages() {
-  local missing=()
-  for p in "${SYSTEM_PACKAGES[@]}"; do
+  local purpose="${1:-test}" wanted missing=() p
+  wanted="$(system_packages_for "$purpose")"
+  for p in $wanted; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   if [ "${#missing[@]}" -eq 0 ]; then
@@ -182,8 +198,20 @@ ensure_kube_binaries() {
   printf '%s\n' "$bin"
 }
 
+# What the run command needs: build Ciliate and run the lab. No kube-apiserver (minutes to build)
+# and no test-only packages: only the tests use them.
+setup_run() {
+  ensure_system_packages run
+  ensure_nats_server
+  ensure_node
+  ensure_npm_deps
+  build_all
+}
+
+# What the test command needs: everything the run command does, plus the test-only packages and
+# kube-apiserver for the kubernetes tier.
 setup_all() {
-  ensure_system_packages
+  ensure_system_packages test
   ensure_nats_server
   ensure_node
   ensure_npm_deps

@@ -26,7 +26,7 @@ if [ "${1:-up}" = "down" ]; then
   exit 0
 fi
 
-setup_all
+setup_run
 log "starting lab $NAME ($NODES nodes)"
 ciliate lab up --name "$NAME" --nodes "$NODES"
 log "running the demo"

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* ARP responder on the host-side veth: a pod asking for any address but its own gets the
  * veth's MAC, so its default gateway resolves without a neighbour entry set from outside. */
 #pragma once

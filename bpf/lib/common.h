@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Types, constants and small helpers every Ciliate program shares. Only uapi headers and
  * libbpf's helper headers are used, so the build never depends on the running kernel's BTF. */
 #pragma once

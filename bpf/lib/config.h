@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Load-time constants. The loader writes them into .rodata before the object is loaded, so the
  * verifier sees them as constants and prunes dead branches; nothing is recompiled per node.
  * Every name here is part of the loader's contract (packages/bpf/src/datapath/config.ts). */

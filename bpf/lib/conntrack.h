@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Connection tracking for IPv4. An endpoint's program looks a packet up in its own direction
  * first (an established flow it started or accepted), then reversed in the other direction (a
  * reply); otherwise the packet is new, policy decides, and an entry is created. Lifetimes follow

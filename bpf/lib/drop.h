@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Drop reasons, numbered as Cilium numbers them (pkg/monitor/api/drop.go, Hubble's DropReason)
  * so that tools reading our events speak the same language. A program returns the negated
  * reason to say "drop"; see DROP() in notify.h. */

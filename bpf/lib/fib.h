@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Forwarding a pod's packet to another node without the stack (BPF host routing): the node's
  * own FIB, read with bpf_fib_lookup in the node's namespace, picks the egress device and the
  * next hop; the program then does what the stack's forwarding would (TTL, MACs) and redirects.

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Service load balancing hook. from-container calls lb4_lookup_service() before conntrack, the
  * place where a ClusterIP/NodePort frontend is translated to a backend (and the conntrack entry
  * gets its rev_nat_index so that replies are translated back). There are no service maps yet,

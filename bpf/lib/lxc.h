@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* The destination endpoint's ingress side: conntrack in the endpoint's inbound direction, the
  * ingress policy point, the MAC rewrite for the pod's interface, metrics and the to-lxc trace.
  * One implementation for both places that deliver to a pod: the endpoint program on the host

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* The maps every program shares. They are pinned by name, so each object that includes this
  * header reuses the same kernel map, and the maps (with all state) outlive a reload of the
  * programs and a restart of the agent. A layout change must bump the version in the name:

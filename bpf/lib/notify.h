@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Trace and drop notifications on the events ring buffer. The header and the field order
  * follow Cilium's monitor messages (type, subtype, source endpoint, hash, original and captured
  * length, version), so a consumer can decode both the same way; the first CAPTURE_LEN bytes of

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* IPv4 parsing and the few rewrites the datapath does (MACs, TTL). Bytes are copied out with
  * bpf_skb_load_bytes rather than read through data/data_end: the copies survive the helpers that
  * invalidate packet pointers, and the cost is small next to a veth hop. */

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* The per-endpoint policy decision point. Both directions call it for every new connection
  * (established flows and replies are allowed by conntrack, as in Cilium). Policy enforcement
  * is a later step: it will look the peer identity, protocol and port up in a per-endpoint

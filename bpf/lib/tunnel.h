@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* VXLAN through a collect_md ("external") device: the program sets the tunnel metadata and
  * redirects to the device; the kernel builds the outer headers. The 24-bit VNI carries the
  * source security identity, as in Cilium, so the receiving node needs no ipcache lookup to know

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* Fixture for the addon's own tests: one map of every kind the datapath uses, a load-time
  * constant, and a program run with BPF_PROG_TEST_RUN that reports through the ring buffer. */
 #include <linux/types.h>

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* A program the verifier must refuse: it reads a map value without checking the lookup
  * result for NULL (a hash map: recent kernels know that an array lookup with a constant
  * in-range key cannot fail). Used to show that a rejection comes back with the verifier's log. */

@@ -7,7 +7,7 @@ import { cniArgs, labConfList, pluginConfig, resultIPv4 } from './cni.js';
 import { startPodServer } from './podserver.js';
 
 describe('CNI network configuration', () => {
-  it('is the list DATAPATH-SETTINGS.md gives', () => {
+  it('is ciliate-cni, then portmap', () => {
     assert.deepEqual(labConfList('/run/x/cni.sock'), {
       cniVersion: '1.0.0',
       name: 'ciliate',

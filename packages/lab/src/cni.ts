@@ -23,7 +23,7 @@ export interface CniConfList {
   plugins: CniPluginConf[];
 }
 
-/** The list DATAPATH-SETTINGS.md gives: ciliate-cni, then portmap for hostPort mappings. */
+/** The list a runtime would be given: ciliate-cni, then portmap for hostPort mappings. */
 export function labConfList(socketPath: string): CniConfList {
   return {
     cniVersion: CNI_VERSION,

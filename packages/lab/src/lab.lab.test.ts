@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,7 +28,7 @@ import {
 import { DATAPATH_IMPL } from './datapath.js';
 import { podNetns, type RoutingMode } from './plan.js';
 import { readManifest, labDir, type LabManifest } from './state.js';
-import { netnsExists, waitFor } from './sys.js';
+import { isAlive, netnsExists, waitFor } from './sys.js';
 import { REPLICAS_ANNOTATION } from './workloads.js';
 
 const root = mkdtempSync(join(tmpdir(), 'ciliate-lab-test-'));
@@ -167,7 +167,7 @@ describe('lab', { timeout: 600_000 }, () => {
     });
   }
 
-  it('a killed node datapath is reported while existing pods keep talking', async () => {
+  it('a killed node datapath is reported while existing pods keep talking; a pod applied while IPAM is down runs once it is back', async () => {
     const name = `lk${suffix}`;
     const m = await up(name);
     await withStore(m, async (s, nc) => {
@@ -225,6 +225,68 @@ describe('lab', { timeout: 600_000 }, () => {
       await labUp({ name, env, timeoutMs: 60_000 });
       assert.ok(labStatus({ name, env }).processes.every((p) => p.running));
       assert.equal(await curl(name, 'client', serverIp), 'server');
+
+      // IPAM down: a new pod's set-up fails (no address), and is not taken for a running pod
+      const ipam = readManifest(labDir(name, env))!.processes.find((p) => p.service === 'ipam')!;
+      process.kill(ipam.pid, 'SIGKILL');
+      await waitFor('IPAM to exit', () => !isAlive(ipam) || undefined, 10_000);
+      await s.apply(pod('late', 'node-1'));
+      type LateStatus = Status & { reason?: string };
+      const late = async () =>
+        (
+          await s.get<Pod & { status?: LateStatus }>({
+            kind: 'Pod',
+            namespace: 'app',
+            name: 'late',
+          })
+        )?.object.status;
+      await waitFor(
+        "the pod's set-up to fail without IPAM",
+        async () => (await late())?.reason === 'FailedCreatePodSandBox' || undefined,
+        60_000,
+        100,
+      );
+      // tried again after a backoff that doubles (1 s, then 2 s), and only then: neither its own
+      // status write nor a resync brings an attempt early
+      const kubeletLog = readManifest(labDir(name, env))!.processes.find(
+        (p) => p.service === 'kubelet',
+      )!.logFile;
+      const attempts = () => {
+        const lines = readFileSync(kubeletLog, 'utf8')
+          .split('\n')
+          .filter((l) => l.includes('"app/late"'))
+          .map((l) => JSON.parse(l) as { event?: string; retryInMs?: number });
+        return {
+          failed: lines.filter((l) => l.event === 'pod.setup_failed').length,
+          retries: lines.filter((l) => l.event === 'pod.reconcile_failed').map((l) => l.retryInMs),
+        };
+      };
+      const twice = await waitFor(
+        'two failed attempts',
+        () => {
+          const a = attempts();
+          return a.retries.length >= 2 ? a : undefined;
+        },
+        60_000,
+        100,
+      );
+      assert.deepEqual(twice.retries.slice(0, 2), [1000, 2000]);
+      assert.ok(twice.failed <= twice.retries.length + 1, JSON.stringify(twice));
+      // IPAM back: the kubelet's next attempt, at most a backoff step later, sets the pod up
+      await labUp({ name, env, timeoutMs: 60_000 });
+      const back = Date.now();
+      const ip = await waitFor(
+        'the pod to run after IPAM is back',
+        async () => {
+          const st = await late();
+          return st?.phase === 'Running' ? st.podIP : undefined;
+        },
+        30_000,
+        100,
+      );
+      const tookMs = Date.now() - back;
+      assert.ok(tookMs < 20_000, `running ${tookMs} ms after IPAM was back`);
+      assert.equal(await curl(name, 'client', ip), 'late');
     });
     await labDown({ name, env });
     made.delete(name);
@@ -270,13 +332,17 @@ describe('lab', { timeout: 600_000 }, () => {
         assert.equal(await curl(name, 'client', ip), 'server');
       });
     }
-    await labDown({ name: a, env });
-    made.delete(a);
-    assert.deepEqual(labLeftovers(a, env), []);
-    // b is untouched by a's removal
-    assert.ok(labStatus({ name: b, env }).processes.every((p) => p.running));
+    // b, the newest, is current; removing it moves the context to a, still up
+    assert.equal(currentLab(env), b);
     await labDown({ name: b, env });
     made.delete(b);
     assert.deepEqual(labLeftovers(b, env), []);
+    assert.equal(currentLab(env), a, 'the context moves to the lab still up');
+    // a is untouched by b's removal
+    assert.ok(labStatus({ name: a, env }).processes.every((p) => p.running));
+    await labDown({ name: a, env });
+    made.delete(a);
+    assert.deepEqual(labLeftovers(a, env), []);
+    assert.equal(currentLab(env), undefined, 'no lab is up: no context');
   });
 });

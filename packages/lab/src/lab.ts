@@ -28,6 +28,7 @@ import {
   supportedRouting,
   waitDatapathReady,
 } from './datapath.js';
+import { contextAfterDown } from './context.js';
 import { natsLaunch } from './nats.js';
 import {
   LabError,
@@ -120,6 +121,26 @@ function writeContext(m: LabManifest, env: NodeJS.ProcessEnv): void {
       2,
     ) + '\n',
   );
+}
+
+/** After `name` went down: the context stays on, or moves to, a lab that is still up. */
+function settleContext(name: string, env: NodeJS.ProcessEnv): void {
+  const labs = listLabs(env).flatMap((l) => (l.manifest ? [l.manifest] : []));
+  const change = contextAfterDown(
+    currentLab(env),
+    name,
+    labs.map((m) => ({ name: m.name, up: m.phase === 'up', createdAt: m.createdAt })),
+  );
+  const target = change.action === 'switch' ? labs.find((m) => m.name === change.lab) : undefined;
+  if (target) {
+    writeContext(target, env);
+  } else if (change.action === 'remove') {
+    try {
+      unlinkSync(contextFile(env));
+    } catch {
+      // already gone
+    }
+  }
 }
 
 /** The lab the current context points at, if it is one. */
@@ -515,9 +536,10 @@ function rmPins(dir: string): void {
 
 /**
  * Removes everything a lab made: processes (the kubelet first, so it makes no more pods), pod
- * processes, namespaces (with them every link and tc program), pinned maps, files, and the
- * context when it points at this lab. Works from the manifest and, for what an interrupted run
- * did not get to record, from the lab's namespace prefix and process tag.
+ * processes, namespaces (with them every link and tc program), pinned maps, files; the context,
+ * when it points at this lab, moves to another lab still up or goes. Works from the manifest
+ * and, for what an interrupted run did not get to record, from the lab's namespace prefix and
+ * process tag.
  */
 export async function labDown(opts: LabOptions & { name?: string } = {}): Promise<{
   removed: { processes: number; netns: number; pinDirs: number };
@@ -590,14 +612,8 @@ export async function labDown(opts: LabOptions & { name?: string } = {}): Promis
   } catch {
     // other labs still there, or never made
   }
-  if (currentLab(env) === name) {
-    try {
-      unlinkSync(contextFile(env));
-    } catch {
-      // already gone
-    }
-  }
   rmSync(dir, { recursive: true, force: true });
+  settleContext(name, env);
   return { removed };
 }
 

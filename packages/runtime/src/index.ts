@@ -41,3 +41,5 @@ export { decodeJson, decodeText, watchKv } from './controller/kv-watch.js';
 export type { KvWatch, KvWatchEvent, KvWatchOptions } from './controller/kv-watch.js';
 export { Reconciler, createReconcilerMetrics } from './controller/reconciler.js';
 export type { PassOutcome, ReconcilerMetrics, ReconcilerOptions } from './controller/reconciler.js';
+export { WorkQueue } from './controller/queue.js';
+export type { Backoff } from './controller/queue.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import { CiliateError, serviceMetadataKeys, subjects } from '@ciliate/contracts';
-import { startNats, waitFor, type NatsServer } from '@ciliate/testkit';
+import { duplicateJsonKeys, startNats, waitFor, type NatsServer } from '@ciliate/testkit';
 import { connect } from '@nats-io/transport-node';
 import { z } from 'zod';
 
@@ -79,6 +79,7 @@ describe('a service on the runtime', () => {
       CILIATE_NATS_URL: nats.url,
       PROBE_COMPONENT: 'pingme',
       CILIATE_NODE: 'node-7',
+      CILIATE_LOG_LEVEL: 'debug',
     });
     const nc = await connect({ servers: nats.url });
     try {
@@ -90,11 +91,27 @@ describe('a service on the runtime', () => {
       const health = await fetchHealth(nc, mine[0]!);
       assert.equal(health?.ready, true);
       assert.equal(health?.instanceId, mine[0]!.instanceId);
-
       const code = await probe.proc.kill('SIGTERM');
       assert.equal(code, 0, 'graceful exit');
       const again = (await discoverInstances(nc)).filter((s) => s.component === 'pingme');
       assert.equal(again.length, 0, 'deregistered after drain');
+
+      // each key once per log line; from registration on, the registered id, also on the lines
+      // of parts whose logger was made before it (the lifecycle's)
+      const lines = probe.proc
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('{"level"'));
+      for (const l of lines) assert.deepEqual(duplicateJsonKeys(l), [], l);
+      const parsed = lines.map(
+        (l) => JSON.parse(l) as { event?: string; subsys?: string; instance?: string },
+      );
+      const after = parsed.slice(parsed.findIndex((l) => l.event === 'service.started'));
+      assert.ok(
+        after.some((l) => l.subsys === 'lifecycle'),
+        'lifecycle lines after start-up',
+      );
+      for (const l of after) assert.equal(l.instance, mine[0]!.instanceId, JSON.stringify(l));
     } finally {
       await probe.proc.kill('SIGKILL');
       await nc.close();

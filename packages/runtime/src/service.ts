@@ -163,7 +163,7 @@ export async function createService<S extends Settings>(
   const log = createLogger({
     component: def.component,
     node: config.node,
-    instanceId,
+    instanceId: () => instanceId,
     level: config.logLevel,
     ...(opts.logDestination ? { destination: opts.logDestination } : {}),
   });
@@ -255,7 +255,6 @@ export async function createService<S extends Settings>(
       });
       // One id everywhere: $SRV answers, the health subject, logs and traces.
       instanceId = service.info().id;
-      log.setBindings({ instance: instanceId });
       tracing = await setupTracing({
         serviceName: serviceName(def.component),
         serviceVersion: def.version,

@@ -274,7 +274,7 @@ describe('resource store on JetStream KV', () => {
     const log = createLogger({
       component: 'test',
       node: 'n',
-      instanceId: 'i',
+      instanceId: () => 'i',
       level: 'warn',
       destination: { write: (l: string) => lines.push(JSON.parse(l) as never) },
     });

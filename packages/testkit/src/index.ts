@@ -9,5 +9,6 @@ export { freePort } from './ports.js';
 export { TIERS, parseTiers, tierOf } from './tiers.js';
 export type { Tier } from './tiers.js';
 export { sleep, waitFor } from './wait.js';
+export { duplicateJsonKeys } from './json.js';
 export { spawnNode } from './process.js';
 export type { NodeProcess } from './process.js';

@@ -21,7 +21,7 @@
 // kind, which finds whatever a lost event left behind.
 import { CiliateError, parseResourceKey } from '@ciliate/contracts';
 import { formatFieldIssue, type KubeObject, type ManifestProblem } from '@ciliate/resources';
-import type { Logger } from '@ciliate/runtime';
+import { WorkQueue, type Logger } from '@ciliate/runtime';
 import type { RawEvent, ResourceStore, WatchHandle } from '@ciliate/store';
 
 import {
@@ -45,7 +45,6 @@ import {
   type BridgedKind,
 } from './kinds.js';
 import type { BridgeMetrics } from './metrics.js';
-import { WorkQueue } from './queue.js';
 import { Reflector } from './reflector.js';
 
 type Json = Record<string, unknown>;

@@ -32,5 +32,4 @@ export { KubeLeaderElector, leaseDecision, microTime } from './lease.js';
 export type { KubeLeaseOptions, LeaseDecision, LeaseSpec } from './lease.js';
 export { createBridgeMetrics } from './metrics.js';
 export type { BridgeMetrics } from './metrics.js';
-export { WorkQueue } from './queue.js';
 export { KUBE_BRIDGE_VERSION, kubeBridgeService, kubeBridgeSettings } from './service.js';

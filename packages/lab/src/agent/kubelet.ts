@@ -2,12 +2,14 @@
 // for pods on a lab node, makes the pod's network namespace, calls the CNI plugin chain with the
 // conflist a runtime would use, records the pod's addresses in its status, and starts the pod's
 // process in that namespace. Pods from the replicas shorthand are created here; pods without a
-// node are bound to the least busy one. One pod is handled at a time per name (a queue per key).
+// node are bound to the least busy one. Work goes through the store's work queue: one pod is
+// handled at a time per name, and a pod whose set-up failed (IPAM or the datapath unreachable,
+// say) is undone and set up again after a backoff that doubles, as a kubelet retries a sandbox.
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { objectRef, type Pod } from '@ciliate/resources';
-import type { Logger } from '@ciliate/runtime';
+import { WorkQueue, type Backoff, type Logger } from '@ciliate/runtime';
 import { Informer, type InformerEvent, type ResourceStore } from '@ciliate/store';
 
 import {
@@ -42,12 +44,17 @@ import {
 
 const POD_SERVER_MAIN = join(REPO_ROOT, 'packages', 'lab', 'dist', 'pod-server-main.js');
 const SCHEDULER_SOURCE = 'lab-scheduler';
+/** Pods set up at the same time (each waits on CNI and the pod's ports). */
+const WORKERS = 4;
+const TEMPLATE_KEY = 'template:';
 
 export interface KubeletDeps {
   store: ResourceStore;
   manifest: LabManifest;
   dir: string;
   log: Logger;
+  /** How soon a pod whose set-up (or removal) failed is tried again. */
+  retry: Backoff;
   resyncMs?: number;
 }
 
@@ -58,12 +65,14 @@ function key(namespace: string, name: string): string {
 export class Kubelet {
   private readonly informer: Informer<'Pod'>;
   private readonly records = new Map<string, PodRecord>();
-  private readonly queues = new Map<string, Promise<void>>();
+  private readonly queue: WorkQueue;
+  private workers: Promise<void>[] = [];
   private readonly nodes: Map<string, NodePlan>;
   private readonly failures = new Map<string, string>();
   private stopped = false;
 
   constructor(private readonly deps: KubeletDeps) {
+    this.queue = new WorkQueue(deps.retry);
     this.nodes = new Map(deps.manifest.plan.nodes.map((n) => [n.name, n]));
     this.informer = new Informer(deps.store, {
       kind: 'Pod',
@@ -85,44 +94,65 @@ export class Kubelet {
       this.records.set(key(rec.namespace, rec.name), rec);
     this.informer.on((ev) => this.onEvent(ev));
     await this.informer.start();
-    // records of pods deleted while the kubelet was away
-    for (const k of this.records.keys()) {
-      const [ns, name] = k.split('/') as [string, string];
-      if (!this.informer.get(ns, name)) this.enqueue(ns, name);
-    }
+    this.workers = Array.from({ length: WORKERS }, () => this.work());
+    // records of pods deleted, or set up only half, while the kubelet was away
+    for (const k of this.records.keys()) this.queue.add(k);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     await this.informer.stop();
-    await Promise.allSettled([...this.queues.values()]);
+    this.queue.close();
+    await Promise.allSettled(this.workers);
   }
 
   private onEvent(ev: InformerEvent<Pod>): void {
+    if (this.stopped) return;
     const ns = ev.object.metadata.namespace ?? 'default';
     const name = ev.object.metadata.name ?? '';
     if (isTemplate(ev.object)) {
-      this.enqueue(ns, `template:${name}`, () =>
-        ev.type === 'DELETED' ? this.dropTemplate(ev.object) : this.expand(ev.object),
-      );
+      this.queue.add(key(ns, `${TEMPLATE_KEY}${name}`));
       return;
     }
-    this.enqueue(ns, name);
+    const k = key(ns, name);
+    // Status writes (the kubelet's own among them) are not work: after a failed set-up its
+    // FailedCreatePodSandBox would retry at once instead of after the backoff. A resync is,
+    // unless the pod waits out a backoff, which brings it back when it ends.
+    if (ev.type === 'RESYNC' ? this.queue.waiting(k) : !changesSetup(ev)) return;
+    this.queue.add(k);
   }
 
-  private enqueue(ns: string, name: string, work?: () => Promise<void>): void {
-    if (this.stopped) return;
-    const k = key(ns, name);
-    const prev = this.queues.get(k) ?? Promise.resolve();
-    const next = prev
-      .then(() => (work ? work() : this.reconcile(ns, name)))
-      .catch((err: unknown) => {
-        this.deps.log.error({ event: 'pod.reconcile_failed', pod: k, err }, 'reconcile failed');
-      });
-    this.queues.set(k, next);
-    void next.finally(() => {
-      if (this.queues.get(k) === next) this.queues.delete(k);
-    });
+  private async work(): Promise<void> {
+    for (;;) {
+      const k = await this.queue.take();
+      if (k === undefined) return;
+      try {
+        await this.handle(k);
+        this.queue.forget(k);
+      } catch (err) {
+        const retryInMs = this.stopped ? undefined : this.queue.retry(k);
+        this.deps.log.warn(
+          { event: 'pod.reconcile_failed', pod: k, err, retryInMs },
+          'reconcile failed; retrying after a backoff',
+        );
+      } finally {
+        this.queue.done(k);
+      }
+    }
+  }
+
+  private async handle(k: string): Promise<void> {
+    const slash = k.indexOf('/');
+    const ns = k.slice(0, slash);
+    const name = k.slice(slash + 1);
+    if (!name.startsWith(TEMPLATE_KEY)) {
+      await this.reconcile(ns, name);
+      return;
+    }
+    const templateName = name.slice(TEMPLATE_KEY.length);
+    const template = this.informer.get(ns, templateName);
+    if (template && isTemplate(template)) await this.expand(template);
+    else await this.dropTemplate(ns, templateName);
   }
 
   private async reconcile(ns: string, name: string): Promise<void> {
@@ -142,6 +172,12 @@ export class Kubelet {
     if (!wanted) {
       this.failures.delete(k);
       return;
+    }
+    const half = this.records.get(k);
+    if (half && half.cniResult === undefined) {
+      // the record of a set-up that did not finish (it failed and could not be undone, or the
+      // kubelet died during it), not of a running pod: undo it, then set the pod up again
+      await this.teardown(half);
     }
     const current = this.records.get(k);
     if (!current) {
@@ -210,12 +246,11 @@ export class Kubelet {
     });
   }
 
-  private async dropTemplate(template: Pod): Promise<void> {
-    const ns = template.metadata.namespace ?? 'default';
+  private async dropTemplate(ns: string, templateName: string): Promise<void> {
     for (const p of this.informer.list()) {
       if (
         (p.metadata.namespace ?? 'default') === ns &&
-        p.metadata.annotations?.[TEMPLATE_ANNOTATION] === template.metadata.name
+        p.metadata.annotations?.[TEMPLATE_ANNOTATION] === templateName
       ) {
         await this.deps.store.delete({ kind: 'Pod', namespace: ns, name: p.metadata.name ?? '' });
       }
@@ -268,7 +303,7 @@ export class Kubelet {
     } catch (err) {
       const message = (err as Error).message;
       this.failures.set(k, message);
-      this.deps.log.warn({ event: 'pod.setup_failed', pod: k, err }, 'pod setup failed; retrying');
+      this.deps.log.warn({ event: 'pod.setup_failed', pod: k, err }, 'pod setup failed');
       await this.deps.store
         .setStatus(objectRef(pod), {
           phase: 'Pending',
@@ -276,7 +311,9 @@ export class Kubelet {
           message,
         })
         .catch(() => undefined);
-      await this.teardown(rec);
+      // What cannot be undone now stays recorded, and the retry undoes it first.
+      await this.teardown(rec).catch(() => undefined);
+      throw err;
     }
   }
 
@@ -365,6 +402,17 @@ export class Kubelet {
     this.records.delete(k);
     this.deps.log.info({ event: 'pod.removed', pod: k }, 'pod removed');
   }
+}
+
+/** Does the event change what the kubelet does with the pod (which pod, on which node)? */
+function changesSetup(ev: InformerEvent<Pod>): boolean {
+  if (ev.type === 'ADDED' || ev.type === 'DELETED') return true;
+  if (ev.type !== 'MODIFIED' || !ev.old) return false;
+  return (
+    ev.old.metadata.uid !== ev.object.metadata.uid ||
+    ev.old.spec.nodeName !== ev.object.spec.nodeName ||
+    isTemplate(ev.old) !== isTemplate(ev.object)
+  );
 }
 
 function portMappings(pod: Pod): PortMapping[] {

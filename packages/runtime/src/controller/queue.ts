@@ -1,6 +1,14 @@
 // A work queue of object keys with client-go's guarantees: a key is queued once however often it
 // is added, never handed to two workers at once (added again while being worked on, it is
-// handed out again after), and a failing key comes back after an exponential backoff.
+// handed out again after), and a failing key comes back after an exponential backoff. The
+// controllers over the store (the kube-bridge, the lab's kubelet) share it.
+
+/** A failing key's delay: `baseMs` after the first failure, doubling up to `maxMs`. */
+export interface Backoff {
+  baseMs: number;
+  maxMs: number;
+}
+
 export class WorkQueue {
   private readonly order: string[] = [];
   private head = 0;
@@ -12,9 +20,7 @@ export class WorkQueue {
   private waiters: ((key: string | undefined) => void)[] = [];
   private closed = false;
 
-  constructor(
-    private readonly backoff: { baseMs: number; maxMs: number } = { baseMs: 100, maxMs: 30_000 },
-  ) {}
+  constructor(private readonly backoff: Backoff = { baseMs: 100, maxMs: 30_000 }) {}
 
   get length(): number {
     return this.queued.size;
@@ -23,6 +29,11 @@ export class WorkQueue {
   /** Keys queued, being worked on or waiting out a backoff. */
   get pending(): number {
     return this.queued.size + this.active.size + this.delayed.size;
+  }
+
+  /** Is `key` waiting out a backoff (it comes back by itself when that ends)? */
+  waiting(key: string): boolean {
+    return this.delayed.has(key);
   }
 
   add(key: string): void {

@@ -38,7 +38,9 @@ describe('WorkQueue', () => {
     await q.take();
     assert.equal(q.retry('k'), 5);
     q.done('k');
+    assert.equal(q.waiting('k'), true, 'waiting out its backoff');
     assert.equal(await q.take(), 'k');
+    assert.equal(q.waiting('k'), false);
     assert.equal(q.retry('k'), 10);
     q.done('k');
     assert.equal(await q.take(), 'k');
