@@ -66,7 +66,13 @@ const ADD = {
   CNI_PATH: '/opt/cni/bin',
 };
 const conf = (extra: Record<string, unknown> = {}) =>
-  JSON.stringify({ cniVersion: '1.1.0', name: 'ciliate', type: 'ciliate-cni', socketPath, ...extra });
+  JSON.stringify({
+    cniVersion: '1.1.0',
+    name: 'ciliate',
+    type: 'ciliate-cni',
+    socketPath,
+    ...extra,
+  });
 const json = (r: Run) => JSON.parse(r.stdout) as { code?: number; msg?: string };
 
 describe('the native ciliate-cni executable', () => {
