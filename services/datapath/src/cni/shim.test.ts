@@ -4,7 +4,7 @@
 // run directly) byte for byte, and every case it must not forward must reach that plugin.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -168,6 +168,23 @@ describe('the native ciliate-cni executable', () => {
     assert.equal(none.code, 1);
     assert.equal(json(none).code, 999);
     assert.match(json(none).msg ?? '', /cannot run the full plugin: node \/nonexistent\/node/);
+  });
+
+  it('finds the full plugin from a copy elsewhere, or where $CILIATE_CNI_FALLBACK says', async () => {
+    const copy = join(dir, 'ciliate-cni');
+    copyFileSync(PLUGIN, copy);
+    chmodSync(copy, 0o755);
+    // no ../cni/main.js beside the copy: the path compiled in at build time
+    const r = await run([copy], { CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.0.0"}');
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { cniVersion: string }).cniVersion, '1.0.0');
+    const moved = await run(
+      [copy],
+      { CNI_COMMAND: 'VERSION', CILIATE_CNI_FALLBACK: join(dir, 'nowhere.js') },
+      '{}',
+    );
+    assert.equal(json(moved).code, 999);
+    assert.match(json(moved).msg ?? '', /cannot run the full plugin: entry .*nowhere\.js/);
   });
 
   it('an agent that is down: error 11 from the full plugin, STATUS 50', async () => {
