@@ -34,7 +34,7 @@ describe(
     let agent: RunningAgent;
     let pod: Netns;
     const confDir = mkdtempSync(join(tmpdir(), 'ciliate-cnitool-'));
-    const forget = atExit(() => {
+    const cleanUp = () => {
       rmSync(confDir, { recursive: true, force: true });
       // what libcni caches for our network, if a DEL did not get to remove it
       try {
@@ -43,7 +43,8 @@ describe(
       } catch {
         // no cache directory: nothing cached
       }
-    });
+    };
+    const forget = atExit(cleanUp);
 
     const cnitool = (cmd: string) =>
       new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
@@ -86,6 +87,7 @@ describe(
       await agent?.stop();
       await scope.close();
       node?.remove();
+      cleanUp();
       forget();
     });
 
