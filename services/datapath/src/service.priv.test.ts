@@ -22,7 +22,14 @@ import { createRpcClient, disabledTracing } from '@ciliate/runtime';
 import { NetScope, sleep, waitFor } from '@ciliate/testkit';
 import { Kvm } from '@nats-io/kv';
 
-import { echoServer, ping, tcpEcho } from './testing/harness.js';
+import {
+  echoServer,
+  ping,
+  PLUGIN,
+  REFERENCE_PLUGINS,
+  runPluginIn,
+  tcpEcho,
+} from './testing/harness.js';
 import {
   Cluster,
   readyz,
@@ -232,6 +239,29 @@ for (const routing of ['native', 'vxlan'] as const) {
       const db = ids.identities.find((i) => i.labels.includes('k8s:app=db'));
       assert.ok(!db || !db.nodes.includes('node-a'), 'node A no longer references db');
       assert.equal((await cluster.delPod(a2)).code, 0, 'DEL twice');
+    });
+
+    it('STATUS: ready while IPAM answers, 50 naming IPAM while it does not', async (t) => {
+      const status = () =>
+        runPluginIn(
+          a.ns.name,
+          PLUGIN,
+          { CNI_COMMAND: 'STATUS', CNI_PATH: REFERENCE_PLUGINS },
+          { ...cluster.conf(a), cniVersion: '1.1.0' },
+        );
+      const ok = await status();
+      assert.equal(ok.code, 0, ok.stdout);
+      // IPAM stopped (not killed): its subscriptions stay, requests go unanswered
+      const pid = cluster.ipam.proc.child.pid!;
+      process.kill(pid, 'SIGSTOP');
+      t.after(() => process.kill(pid, 'SIGCONT'));
+      const down = await status();
+      process.kill(pid, 'SIGCONT');
+      assert.equal(down.code, 1, down.stdout);
+      assert.equal(down.json?.code, 50, down.stdout);
+      assert.match(String(down.json?.msg), /cannot tell whether pod addresses are left: IPAM list/);
+      const again = await status();
+      assert.equal(again.code, 0, again.stdout);
     });
 
     it('the service killed and restarted mid-stream: no stall, no endpoint lost', async (t) => {

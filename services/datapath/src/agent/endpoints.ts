@@ -20,7 +20,7 @@ import type { NetConf, ValidAttachment } from '../cni/config.js';
 import type { CniArgs } from '../cni/env.js';
 import { CniError, CniErrorCode } from '../cni/errors.js';
 import { buildAddResult, type CniResult } from '../cni/result.js';
-import { CommandError, type LinkInfo, type Netlink } from './netlink.js';
+import { CommandError, NO_NETNS, type LinkInfo, type Netlink } from './netlink.js';
 import type { AddressLease, AddressSource, IdentitySource, PodOwner } from './sources.js';
 
 export interface EndpointState {
@@ -301,7 +301,7 @@ export class EndpointManager {
       return lastJson<LinkInfo[]>(out)[0]!;
     } catch (err) {
       if (!(err instanceof CommandError)) throw err;
-      if (/^nsenter:/m.test(err.stderr)) {
+      if (NO_NETNS.test(err.stderr)) {
         throw new CniError(
           CniErrorCode.INVALID_ENVIRONMENT,
           `CNI_NETNS: Invalid value: ${JSON.stringify(netns)}: ${err.stderr.trim()}`,

@@ -115,8 +115,8 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
     return reply;
   }
 
-  /** The plugin core run here, for the native front: the same checks and errors as the Node
-   * executable, without starting Node per CNI call. */
+  /** The plugin core run here, for the native executable (src/cni/shim.c): the same checks and
+   * errors as the full plugin (dist/cni/main.js), without starting Node per CNI call. */
   function invoke(inv: PluginInvocation): Promise<{ stdout: string; exitCode: number }> {
     const env = inv.invoke.env;
     const stdin = inv.invoke.stdin;

@@ -35,7 +35,8 @@ export interface AddressSource {
   release(owner: PodOwner): Promise<string | null>;
   /** Owners holding addresses, for GC (sources that cannot list leave it out). */
   owners?(): Promise<PodOwner[]>;
-  /** Addresses left; 0 makes STATUS answer "not ready". */
+  /** Addresses left; 0, or a throw (no pod CIDR yet, IPAM unreachable), makes STATUS answer
+   * "not ready" (50) with the reason. */
   available?(): Promise<number>;
 }
 

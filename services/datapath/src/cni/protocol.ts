@@ -21,7 +21,7 @@ export type AgentReply =
   { ok: true; result?: CniResult } | { ok: false; error: Omit<CniErrorJson, 'cniVersion'> };
 
 /**
- * A whole plugin invocation, sent by the executable's front (src/cni/front.ts) instead of an
+ * A whole plugin invocation, sent by the native executable (src/cni/shim.c) instead of an
  * AgentRequest: the agent runs the plugin core on it and answers `<exit code>\n<stdout>`
  * (not JSON) before closing the connection.
  */

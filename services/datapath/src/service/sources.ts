@@ -20,6 +20,7 @@ import {
   createPodPool,
   lookupPodIp,
   parsePodOwnerKey,
+  podPoolUsage,
   ROUTER_OWNER,
   type PodOwner,
 } from '@ciliate/ipam';
@@ -38,6 +39,8 @@ import { CniError, CniErrorCode } from '../cni/errors.js';
 /** How long one CNI-path request to another service may take, retries included. */
 export const REQUEST_DEADLINE_MS = 8_000;
 const ATTEMPT_TIMEOUT_MS = 2_000;
+/** How long STATUS waits for IPAM: runtimes poll STATUS and need an answer, not a retry. */
+export const STATUS_DEADLINE_MS = 2_000;
 
 function transient(err: unknown): boolean {
   if (err instanceof CiliateError) return err.code === 'unavailable' || err.code === 'timeout';
@@ -168,6 +171,28 @@ export class NatsAddressSource implements AddressSource {
       this.opts.deadlineMs,
     );
     return r.released.ipv4 ?? null;
+  }
+
+  /**
+   * STATUS: the addresses left in this node's pod CIDR as IPAM counts them (router included in
+   * the used ones). Throws, so that STATUS says "not ready", when IPAM has given this node no
+   * pod CIDR yet or does not answer within `deadlineMs`.
+   */
+  async available(deadlineMs = STATUS_DEADLINE_MS): Promise<number> {
+    const cidr = this.podCidr;
+    if (!cidr) throw new Error(`IPAM has given node ${this.opts.node} no pod CIDR yet`);
+    const r = await withDeadline(
+      'IPAM list',
+      (timeoutMs) =>
+        this.opts.rpc.request(ipamSubject('list'), { node: this.opts.node }, IpamListReplySchema, {
+          timeoutMs,
+        }),
+      deadlineMs,
+    );
+    const used = r.allocations.filter(
+      (a) => a.node === this.opts.node && a.family === 'ipv4',
+    ).length;
+    return Number(podPoolUsage(createPodPool(cidr)).capacity) - used;
   }
 
   async owners(): Promise<PodOwner[]> {
