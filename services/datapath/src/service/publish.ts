@@ -84,6 +84,11 @@ export interface EndpointPublisherOptions {
   endpoints: () => EndpointState[];
   /** The ipcache bucket's records (for the sweep of claims left by a previous run). */
   ipcacheRecords: () => IpcacheRecordView[];
+  /**
+   * Work that must come before and after a pass's publication (identities following label
+   * changes: see identity-follow.ts). Each answers its failures; any makes the pass retried.
+   */
+  around?: { before(): Promise<unknown[]>; after(): Promise<unknown[]> };
 }
 
 export class EndpointPublisher {
@@ -175,6 +180,7 @@ export class EndpointPublisher {
   private async pass(): Promise<void> {
     const { node, nodeIP, store, rpc } = this.opts;
     if (!this.swept) await this.sweep();
+    const failures = (await this.opts.around?.before()) ?? [];
     const want = desiredPublications(this.opts.endpoints(), node, nodeIP);
     for (const [key, claim] of want.claims) {
       const text = JSON.stringify(claim);
@@ -228,5 +234,8 @@ export class EndpointPublisher {
       }
       this.ceps.delete(key);
     }
+    failures.push(...((await this.opts.around?.after()) ?? []));
+    if (failures.length > 0)
+      throw new AggregateError(failures, `${failures.length} endpoint identity step(s) failed`);
   }
 }

@@ -30,10 +30,12 @@ import type { EndpointState } from '../agent/endpoints.js';
 import type {
   AddressLease,
   AddressSource,
+  IdentityInputs,
   IdentitySource,
   ResolvedIdentity,
 } from '../agent/sources.js';
 import { CniError, CniErrorCode } from '../cni/errors.js';
+import { identityInputsOf, type PodLike } from './identity-follow.js';
 
 /** How long one CNI-path request to another service may take, retries included. */
 export const REQUEST_DEADLINE_MS = 8_000;
@@ -196,11 +198,6 @@ function wire(o: PodOwner) {
   return { namespace: o.namespace, pod: o.pod, containerID: o.containerId, ifname: o.ifname };
 }
 
-interface PodLike {
-  metadata?: { labels?: Record<string, string> };
-  spec?: { serviceAccountName?: string; serviceAccount?: string };
-}
-
 export interface NatsIdentitySourceOptions extends NatsSourceOptions {
   store: ResourceStore;
   /** The endpoints of this node (an identity is released when the last one stops using it). */
@@ -325,17 +322,25 @@ export class NatsIdentitySource implements IdentitySource {
         'no Pod object in the store: identity from the namespace alone',
       );
     }
-    const sa = obj?.spec?.serviceAccountName ?? obj?.spec?.serviceAccount;
+    return this.resolveInputs(identityInputsOf(obj), owner);
+  }
+
+  /**
+   * The identity of `owner` from the given Pod fields (a relabel: the caller has the Pod). The
+   * answer is claimed for the attachment at once, so a DEL of another endpoint with the same
+   * identity does not release it before the caller has recorded it.
+   */
+  async resolveInputs(from: IdentityInputs, owner: PodOwner): Promise<ResolvedIdentity> {
     const key = attachment(owner);
     const allocating = this.allocate({
       node: this.opts.node,
       namespace: owner.namespace,
-      podLabels: obj?.metadata?.labels ?? {},
-      ...(sa ? { serviceAccount: sa } : {}),
+      podLabels: from.podLabels,
+      ...(from.serviceAccount ? { serviceAccount: from.serviceAccount } : {}),
     }).then((r) => {
       this.claimed.set(key, r.id);
       this.releasing.delete(key);
-      return r;
+      return { ...r, from };
     });
     this.allocating.add(allocating);
     try {
@@ -356,7 +361,27 @@ export class NatsIdentitySource implements IdentitySource {
     const holders = this.opts.holders();
     const live = new Set(holders.map((s) => attachment(s.owner)));
     for (const k of this.releasing) if (k !== key && !live.has(k)) this.releasing.delete(k);
-    if (identity <= 255) return; // reserved: never referenced
+    await this.releaseIfUnused(identity);
+  }
+
+  /**
+   * An identity allocated for `owner` by resolveInputs that its endpoint did not take: gone
+   * (`current` undefined: released as a DEL would) or holding `current` meanwhile (the
+   * attachment's claim goes back to that).
+   */
+  async abandon(identity: number, owner: PodOwner, current: number | undefined): Promise<void> {
+    if (current === undefined) return this.release(identity, owner);
+    this.claimed.set(attachment(owner), current);
+    await this.releaseIfUnused(identity);
+  }
+
+  /**
+   * Releases the node's reference to `identity` unless an endpoint of this node (not being
+   * deleted) or an allocation answered for one still uses it; a relabeled endpoint's old
+   * identity goes this way. Answers whether a release was sent.
+   */
+  async releaseIfUnused(identity: number): Promise<boolean> {
+    if (identity <= 255) return false; // reserved: never referenced
     // An allocation in flight may be for this identity; its reference is written before it is
     // answered, so a release sent now could remove the reference it relies on.
     await Promise.allSettled([...this.allocating]);
@@ -365,7 +390,7 @@ export class NatsIdentitySource implements IdentitySource {
       this.opts
         .holders()
         .some((s) => s.identity === identity && !this.releasing.has(attachment(s.owner)));
-    if (others) return;
+    if (others) return false;
     await withDeadline(
       'identity release',
       (timeoutMs) =>
@@ -377,5 +402,6 @@ export class NatsIdentitySource implements IdentitySource {
         ),
       this.opts.deadlineMs,
     );
+    return true;
   }
 }
