@@ -127,6 +127,10 @@ export class IdentityFollower {
     if (!state) {
       // deleted (or changed) while we asked: the reference just taken is not the endpoint's
       const cur = this.opts.endpoints.read(containerId, ifname);
+      this.opts.log.info(
+        { event: 'identity.abandoned', pod: `${owner.namespace}/${owner.pod}`, id: next.id },
+        `endpoint changed while identity ${next.id} was allocated for it: not taken`,
+      );
       await this.opts.identities.abandon(next.id, owner, cur?.identity);
       return;
     }

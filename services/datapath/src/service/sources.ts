@@ -322,15 +322,24 @@ export class NatsIdentitySource implements IdentitySource {
         'no Pod object in the store: identity from the namespace alone',
       );
     }
-    return this.resolveInputs(identityInputsOf(obj), owner);
+    return this.allocateFor(identityInputsOf(obj), owner, 'add');
   }
 
   /**
-   * The identity of `owner` from the given Pod fields (a relabel: the caller has the Pod). The
-   * answer is claimed for the attachment at once, so a DEL of another endpoint with the same
-   * identity does not release it before the caller has recorded it.
+   * The identity of a running endpoint from its Pod's new fields (a relabel: the caller has the
+   * Pod). Claimed for the attachment at once, so a DEL of another endpoint with the same
+   * identity does not release it before the caller has recorded it; not while this
+   * attachment's own DEL is releasing (the caller then abandons it).
    */
-  async resolveInputs(from: IdentityInputs, owner: PodOwner): Promise<ResolvedIdentity> {
+  resolveInputs(from: IdentityInputs, owner: PodOwner): Promise<ResolvedIdentity> {
+    return this.allocateFor(from, owner, 'relabel');
+  }
+
+  private async allocateFor(
+    from: IdentityInputs,
+    owner: PodOwner,
+    why: 'add' | 'relabel',
+  ): Promise<ResolvedIdentity> {
     const key = attachment(owner);
     const allocating = this.allocate({
       node: this.opts.node,
@@ -338,8 +347,13 @@ export class NatsIdentitySource implements IdentitySource {
       podLabels: from.podLabels,
       ...(from.serviceAccount ? { serviceAccount: from.serviceAccount } : {}),
     }).then((r) => {
-      this.claimed.set(key, r.id);
-      this.releasing.delete(key);
+      if (why === 'add') {
+        // an ADD after a DEL of the same attachment: it is live again
+        this.claimed.set(key, r.id);
+        this.releasing.delete(key);
+      } else if (!this.releasing.has(key)) {
+        this.claimed.set(key, r.id);
+      }
       return { ...r, from };
     });
     this.allocating.add(allocating);
