@@ -5,10 +5,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
+import type { Logger, RpcClient } from '@ciliate/runtime';
+import type { ResourceStore } from '@ciliate/store';
 import fc from 'fast-check';
 
 import type { EndpointState } from '../agent/endpoints.js';
 import type { IdentityInputs, PodOwner, ResolvedIdentity } from '../agent/sources.js';
+import { CniError, CniErrorCode } from '../cni/errors.js';
 import {
   IdentityFollower,
   identityInputsOf,
@@ -18,7 +21,7 @@ import {
   type FollowIdentities,
   type PodLike,
 } from './identity-follow.js';
-import type { Logger } from '@ciliate/runtime';
+import { NatsIdentitySource } from './sources.js';
 
 const pod = (labels: Record<string, string>, serviceAccountName?: string): PodLike => ({
   metadata: { labels },
@@ -105,20 +108,25 @@ describe('planIdentityFollow', () => {
   });
 });
 
-const quiet = { info: () => undefined } as unknown as Logger;
+const quiet = { info: () => undefined, warn: () => undefined } as unknown as Logger;
 
-/** One endpoint in a table, an identity source numbering label sets, and a log of every step. */
-function rig(initial: EndpointState) {
+/** Endpoints in a table, an identity source numbering label sets, and a log of every step. */
+function rig(...initial: EndpointState[]) {
   const steps: string[] = [];
-  const table = new Map<string, EndpointState>([[initial.containerId, initial]]);
-  const numbers = new Map<string, number>([
-    [JSON.stringify(initial.identityFrom), initial.identity],
-  ]);
-  let labels: Record<string, string> = initial.identityFrom!.podLabels;
+  const table = new Map<string, EndpointState>(initial.map((e) => [e.containerId, e]));
+  const numbers = new Map<string, number>(
+    initial.map((e) => [JSON.stringify(e.identityFrom), e.identity]),
+  );
+  let labels: Record<string, string> = initial[0]!.identityFrom!.podLabels;
   let beforeSet: () => void = () => undefined;
   let releaseFails = false;
+  let allocateFails: Error | undefined;
   const identities: FollowIdentities = {
-    resolveInputs(from: IdentityInputs, _owner: PodOwner): Promise<ResolvedIdentity> {
+    resolveInputs(from: IdentityInputs, owner: PodOwner): Promise<ResolvedIdentity> {
+      if (allocateFails) {
+        steps.push(`allocate for ${owner.pod} failed`);
+        return Promise.reject(allocateFails);
+      }
       const key = JSON.stringify(from);
       if (!numbers.has(key)) numbers.set(key, 300 + numbers.size);
       const id = numbers.get(key)!;
@@ -188,6 +196,7 @@ function rig(initial: EndpointState) {
     relabel: (l: Record<string, string>) => (labels = l),
     onSet: (f: () => void) => (beforeSet = f),
     failReleases: (v: boolean) => (releaseFails = v),
+    failAllocations: (err: Error | undefined) => (allocateFails = err),
   };
 }
 
@@ -256,5 +265,95 @@ describe('IdentityFollower', () => {
     r.onSet(() => r.table.delete('c-a'));
     assert.equal(await r.pass(), 0);
     assert.deepEqual(r.steps, ['allocate 301', 'abandon 301 (endpoint gone)', 'publish ']);
+  });
+
+  it('the identity service not answering: one pod waits the deadline, not every pod', async () => {
+    const r = rig(endpoint('a', 300, { app: 'a' }), endpoint('b', 300, { app: 'a' }));
+    r.relabel({ app: 'b' });
+    r.failAllocations(new CniError(CniErrorCode.TRY_AGAIN_LATER, 'no answer'));
+    assert.equal(await r.pass(), 1);
+    assert.deepEqual(r.steps, ['allocate for a failed', 'publish 300,300']);
+    // a failure of one pod's own (a label the identity service refuses) does not stop the rest
+    r.steps.length = 0;
+    r.failAllocations(new Error('bad label'));
+    assert.equal(await r.pass(), 2);
+    assert.deepEqual(r.steps, [
+      'allocate for a failed',
+      'allocate for b failed',
+      'publish 300,300',
+    ]);
+  });
+});
+
+/** A recording identity service: every request and the reply it gets. */
+function identityService() {
+  const released: number[] = [];
+  let next = 400;
+  const rpc = {
+    publish: () => undefined,
+    request(subject: string, body: unknown, reply: { parse(v: unknown): unknown }) {
+      const b = body as { id?: number; podLabels?: Record<string, string> };
+      if (subject.endsWith('.allocate'))
+        return Promise.resolve(
+          reply.parse({ id: next++, labels: [], isNew: true, reserved: false }),
+        );
+      if (subject.endsWith('.release')) {
+        released.push(b.id!);
+        return Promise.resolve(reply.parse({ id: b.id, released: true }));
+      }
+      return Promise.reject(new Error(`unexpected ${subject}`));
+    },
+  } as unknown as RpcClient;
+  return { rpc, released };
+}
+
+describe('NatsIdentitySource releases of a relabel', () => {
+  const setup = (holders: EndpointState[]) => {
+    const svc = identityService();
+    const src = new NatsIdentitySource({
+      rpc: svc.rpc,
+      node: 'n1',
+      log: quiet,
+      store: {} as ResourceStore,
+      holders: () => holders,
+    });
+    return { src, released: svc.released };
+  };
+
+  it('an old identity still used by another endpoint is kept; the last user releases it', async () => {
+    const a = { ...endpoint('a', 301, { app: 'b' }), previousIdentities: [300] };
+    const b = endpoint('b', 300, { app: 'a' });
+    const { src, released } = setup([a, b]);
+    assert.equal(await src.releaseIfUnused(300, a.owner), false, 'b still has it');
+    const alone = setup([a]);
+    assert.equal(await alone.src.releaseIfUnused(300, a.owner), true);
+    assert.deepEqual(alone.released, [300]);
+    assert.deepEqual(released, []);
+  });
+
+  it("a DEL does not release an identity another endpoint's relabel has not retired yet", async () => {
+    // a was relabeled (300 -> 301) but its new identity is not published yet; b, the other
+    // holder of 300, is deleted: 300 must stay referenced until a retires it
+    const a = { ...endpoint('a', 301, { app: 'b' }), previousIdentities: [300] };
+    const b = endpoint('b', 300, { app: 'a' });
+    const { src, released } = setup([a, b]);
+    await src.release(300, b.owner);
+    assert.deepEqual(released, []);
+    assert.equal(await src.releaseIfUnused(300, a.owner), true);
+    assert.deepEqual(released, [300]);
+  });
+
+  it('a relabel allocation answered while its own DEL releases is not claimed', async () => {
+    const a = endpoint('a', 300, { app: 'a' });
+    const holders = [a];
+    const { src, released } = setup(holders);
+    const allocating = src.resolveInputs({ podLabels: { app: 'b' } }, a.owner);
+    const deleting = src.release(300, a.owner);
+    const got = await allocating;
+    await deleting;
+    assert.deepEqual(released, [300], 'the DEL released the old identity');
+    holders.length = 0; // the DEL removed the state file
+    await src.abandon(got.id, a.owner, undefined);
+    assert.deepEqual(released, [300, got.id], 'and the abandoned new one');
   });
 });

@@ -10,9 +10,11 @@
 // Releasing only after publication means no other node can see the old number reused by another
 // label set while it still maps this pod's address to it. A failure at any step leaves the state
 // file saying what is still owed, and the publisher's retry runs the pass again.
+import type { Logger } from '@ciliate/runtime';
+
 import type { EndpointManager, EndpointState } from '../agent/endpoints.js';
 import type { IdentityInputs, PodOwner, ResolvedIdentity } from '../agent/sources.js';
-import type { Logger } from '@ciliate/runtime';
+import { CniError, CniErrorCode } from '../cni/errors.js';
 
 /** The Pod fields an identity is derived from (a `Pod` from the store fits). */
 export interface PodLike {
@@ -72,7 +74,7 @@ export interface FollowIdentities {
   resolveInputs(from: IdentityInputs, owner: PodOwner): Promise<ResolvedIdentity>;
   /** An identity allocated for `owner` that its endpoint did not take. */
   abandon(identity: number, owner: PodOwner, current: number | undefined): Promise<void>;
-  releaseIfUnused(identity: number): Promise<boolean>;
+  releaseIfUnused(identity: number, retiring: PodOwner): Promise<boolean>;
 }
 
 export interface IdentityFollowerOptions {
@@ -109,6 +111,9 @@ export class IdentityFollower {
         await this.relabel(endpoint, from);
       } catch (err) {
         failures.push(err);
+        // the identity service did not answer within the deadline: the others would wait as
+        // long for the same answer, and hold back this pass's publication meanwhile
+        if (err instanceof CniError && err.code === CniErrorCode.TRY_AGAIN_LATER) break;
       }
     }
     return failures;
@@ -160,7 +165,7 @@ export class IdentityFollower {
     for (const s of retire) {
       try {
         await this.opts.endpoints.retirePreviousIdentities(s.containerId, s.ifname, async (id) => {
-          const sent = await this.opts.identities.releaseIfUnused(id);
+          const sent = await this.opts.identities.releaseIfUnused(id, s.owner);
           this.opts.log.info(
             { event: 'identity.retired', pod: `${s.owner.namespace}/${s.owner.pod}`, id, sent },
             sent

@@ -392,18 +392,25 @@ export class NatsIdentitySource implements IdentitySource {
   /**
    * Releases the node's reference to `identity` unless an endpoint of this node (not being
    * deleted) or an allocation answered for one still uses it; a relabeled endpoint's old
-   * identity goes this way. Answers whether a release was sent.
+   * identity goes this way (`retiring`: that endpoint, whose own old identity it is). An old
+   * identity not yet retired by another endpoint counts as used: other nodes may still map that
+   * endpoint's address to it until its new one is published. Answers whether a release was sent.
    */
-  async releaseIfUnused(identity: number): Promise<boolean> {
+  async releaseIfUnused(identity: number, retiring?: PodOwner): Promise<boolean> {
     if (identity <= 255) return false; // reserved: never referenced
     // An allocation in flight may be for this identity; its reference is written before it is
     // answered, so a release sent now could remove the reference it relies on.
     await Promise.allSettled([...this.allocating]);
+    const self = retiring ? attachment(retiring) : undefined;
     const others =
       [...this.claimed.values()].includes(identity) ||
-      this.opts
-        .holders()
-        .some((s) => s.identity === identity && !this.releasing.has(attachment(s.owner)));
+      this.opts.holders().some((s) => {
+        const key = attachment(s.owner);
+        if (this.releasing.has(key)) return false;
+        return (
+          s.identity === identity || (key !== self && !!s.previousIdentities?.includes(identity))
+        );
+      });
     if (others) return false;
     await withDeadline(
       'identity release',
