@@ -21,7 +21,14 @@ import type { CniArgs } from '../cni/env.js';
 import { CniError, CniErrorCode } from '../cni/errors.js';
 import { buildAddResult, type CniResult } from '../cni/result.js';
 import { CommandError, NO_NETNS, type LinkInfo, type Netlink } from './netlink.js';
-import type { AddressLease, AddressSource, IdentitySource, PodOwner } from './sources.js';
+import type {
+  AddressLease,
+  AddressSource,
+  IdentityInputs,
+  IdentitySource,
+  PodOwner,
+  ResolvedIdentity,
+} from './sources.js';
 
 export interface EndpointState {
   v: 1;
@@ -41,12 +48,17 @@ export interface EndpointState {
   identity: number;
   /** The identity's labels as the identity source answered them (`k8s:app=web`). */
   identityLabels?: string[];
+  /** The Pod fields the identity was derived from (to notice when they change). */
+  identityFrom?: IdentityInputs;
+  /** Identities this endpoint had before its labels changed: the node's references to them are
+   * released once the new one is published (kept here so a restart still releases them). */
+  previousIdentities?: number[];
   attachMode: 'tc' | 'tcx';
 }
 
 /** What changed, for whoever mirrors endpoints elsewhere (ipcache claims, CiliumEndpoints). */
 export type EndpointChange =
-  | { type: 'added' | 'restored'; state: EndpointState }
+  | { type: 'added' | 'restored' | 'updated'; state: EndpointState }
   | { type: 'deleted'; owner: PodOwner; state: EndpointState | undefined };
 
 /** One CNI call as the agent receives it (already validated by the plugin). */
@@ -393,6 +405,7 @@ export class EndpointManager {
         endpointId,
         identity: identity.id,
         identityLabels: identity.labels,
+        ...(identity.from ? { identityFrom: identity.from } : {}),
         attachMode: this.attachMode,
       };
       this.programMap(state);
@@ -473,6 +486,9 @@ export class EndpointManager {
         });
       }
       if (state) await this.opts.identities.release?.(state.identity, owner);
+      // identities of a relabel not released yet: this DEL is their last chance
+      for (const id of state?.previousIdentities ?? [])
+        if (id !== state?.identity) await this.opts.identities.release?.(id, owner);
       await this.opts.addresses.release(owner);
       rmSync(this.file(containerId, ifname), { force: true });
       if (state) this.ids.delete(state.endpointId);
@@ -480,6 +496,76 @@ export class EndpointManager {
     } catch (err) {
       throw wrap(err, `DEL ${containerId}/${ifname}`);
     }
+  }
+
+  // ---- identity change -----------------------------------------------------------------------
+
+  /**
+   * Gives a running endpoint a new identity in place: the endpoints map entry is rewritten (the
+   * programs read the source identity from it per packet) and the state file records the new
+   * identity, the old one joining `previousIdentities` until it is released after the new one
+   * is published. Nothing else is touched: the veth, the programs and conntrack stay, so
+   * established connections keep flowing. Answers undefined when the endpoint is gone or no
+   * longer has `expected` (a DEL or another change came first): the caller still holds `next`.
+   */
+  setIdentity(
+    containerId: string,
+    ifname: string,
+    expected: number,
+    next: ResolvedIdentity,
+  ): Promise<EndpointState | undefined> {
+    return this.locked(containerId, ifname, () => {
+      const cur = this.read(containerId, ifname);
+      if (!cur || cur.identity !== expected) return Promise.resolve(undefined);
+      const previous = new Set(cur.previousIdentities);
+      previous.add(cur.identity);
+      previous.delete(next.id);
+      const { previousIdentities: _was, ...rest } = cur;
+      const state: EndpointState = {
+        ...rest,
+        identity: next.id,
+        identityLabels: next.labels,
+        ...(next.from ? { identityFrom: next.from } : {}),
+        ...(previous.size > 0 ? { previousIdentities: [...previous].sort((a, b) => a - b) } : {}),
+      };
+      if (next.id !== cur.identity) this.programMap(state);
+      this.write(state);
+      this.opts.onChange?.({ type: 'updated', state });
+      return Promise.resolve(state);
+    });
+  }
+
+  /**
+   * Runs `release` for each of the endpoint's `previousIdentities` and forgets those released,
+   * under the endpoint's lock, so a concurrent DEL either finds them released or releases them
+   * itself. Answers how many were released; the first failure is thrown after the state file
+   * has forgotten those released before it.
+   */
+  retirePreviousIdentities(
+    containerId: string,
+    ifname: string,
+    release: (identity: number) => Promise<void>,
+  ): Promise<number> {
+    return this.locked(containerId, ifname, async () => {
+      const cur = this.read(containerId, ifname);
+      if (!cur?.previousIdentities) return 0;
+      const left = [...cur.previousIdentities];
+      let failure: Error | undefined;
+      let done = 0;
+      for (const id of cur.previousIdentities) {
+        try {
+          await release(id);
+          left.splice(left.indexOf(id), 1);
+          done++;
+        } catch (err) {
+          failure ??= err instanceof Error ? err : new Error(String(err));
+        }
+      }
+      const { previousIdentities: _was, ...rest } = cur;
+      this.write(left.length > 0 ? { ...rest, previousIdentities: left } : rest);
+      if (failure !== undefined) throw failure;
+      return done;
+    });
   }
 
   // ---- CHECK ---------------------------------------------------------------------------------

@@ -40,11 +40,21 @@ export interface AddressSource {
   available?(): Promise<number>;
 }
 
+/** What a pod's identity was derived from: its Pod object's labels and service account. The
+ * identity service decides which of them count (Cilium's label filter); the node only needs to
+ * know when they change, to ask again. */
+export interface IdentityInputs {
+  podLabels: Record<string, string>;
+  serviceAccount?: string;
+}
+
 export interface ResolvedIdentity {
   /** The numeric security identity. */
   id: number;
   /** Its label set as `source:key=value`. */
   labels: string[];
+  /** The Pod fields it was derived from (sources that read no Pod leave it out). */
+  from?: IdentityInputs;
 }
 
 export interface IdentitySource {

@@ -87,6 +87,11 @@ export interface EndpointPublisherOptions {
   endpoints: () => EndpointState[];
   /** The ipcache bucket's records (for the sweep of claims left by a previous run). */
   ipcacheRecords: () => IpcacheRecordView[];
+  /**
+   * Work that must come before and after a pass's publication (identities following label
+   * changes: see identity-follow.ts). Each answers its failures; any makes the pass retried.
+   */
+  around?: { before(): Promise<unknown[]>; after(): Promise<unknown[]> };
 }
 
 export class EndpointPublisher {
@@ -152,6 +157,7 @@ export class EndpointPublisher {
     const { node, nodeIP, store, rpc } = this.opts;
     let changes = 0;
     if (!this.swept) await this.sweep();
+    const failures = (await this.opts.around?.before()) ?? [];
     const want = desiredPublications(this.opts.endpoints(), node, nodeIP);
     for (const [key, claim] of want.claims) {
       const text = JSON.stringify(claim);
@@ -209,6 +215,9 @@ export class EndpointPublisher {
       this.ceps.delete(key);
       changes++;
     }
+    failures.push(...((await this.opts.around?.after()) ?? []));
+    if (failures.length > 0)
+      throw new AggregateError(failures, `${failures.length} endpoint identity step(s) failed`);
     return { changes };
   }
 }

@@ -23,6 +23,7 @@ import {
   recordNodeAddress,
   syncRoutes,
 } from './nodes.js';
+import { IdentityFollower } from './identity-follow.js';
 import { EndpointPublisher } from './publish.js';
 import { NatsAddressSource, NatsIdentitySource } from './sources.js';
 
@@ -319,6 +320,38 @@ export async function setupDatapath(ctx: ServiceContext<DatapathSettings>): Prom
     stop: () => mirror?.stop(),
   });
 
+  // Pods of the whole cluster (the store watches by kind and namespace, not by node): their
+  // labels are what local endpoints' identities follow.
+  const pods = new Informer(store, {
+    kind: 'Pod',
+    log: ctx.logger('informer'),
+    metrics: ctx.metrics.informers,
+  });
+  const follower = new IdentityFollower({
+    endpoints: {
+      list: () => agent?.endpoints.list() ?? [],
+      read: (containerId, ifname) => agent?.endpoints.read(containerId, ifname),
+      setIdentity: (...args) => agent!.endpoints.setIdentity(...args),
+      retirePreviousIdentities: (...args) => agent!.endpoints.retirePreviousIdentities(...args),
+    },
+    identities,
+    pod: (namespace, name) => pods.get(namespace, name),
+    log: ctx.logger('identity-follow'),
+  });
+  ctx.add({
+    name: 'pods',
+    start: async () => {
+      pods.on((ev) => {
+        const m = ev.object.metadata;
+        const pod = ev.type === 'DELETED' ? undefined : ev.object;
+        if (publishing && follower.concerns(m.namespace ?? 'default', m.name ?? '', pod))
+          publisher?.kick();
+      });
+      await pods.start();
+    },
+    stop: () => pods.stop(),
+  });
+
   ctx.add({
     name: 'endpoint-publisher',
     start: () => {
@@ -331,6 +364,7 @@ export async function setupDatapath(ctx: ServiceContext<DatapathSettings>): Prom
         controllers: ctx.metrics.controllers,
         endpoints: () => agent?.endpoints.list() ?? [],
         ipcacheRecords: () => mirror?.list() ?? [],
+        around: { before: () => follower.follow(), after: () => follower.retire() },
       });
       publishing = true;
       publisher.start();

@@ -31,10 +31,12 @@ import type { EndpointState } from '../agent/endpoints.js';
 import type {
   AddressLease,
   AddressSource,
+  IdentityInputs,
   IdentitySource,
   ResolvedIdentity,
 } from '../agent/sources.js';
 import { CniError, CniErrorCode } from '../cni/errors.js';
+import { identityInputsOf, type PodLike } from './identity-follow.js';
 
 /** How long one CNI-path request to another service may take, retries included. */
 export const REQUEST_DEADLINE_MS = 8_000;
@@ -221,11 +223,6 @@ function wire(o: PodOwner) {
   return { namespace: o.namespace, pod: o.pod, containerID: o.containerId, ifname: o.ifname };
 }
 
-interface PodLike {
-  metadata?: { labels?: Record<string, string> };
-  spec?: { serviceAccountName?: string; serviceAccount?: string };
-}
-
 export interface NatsIdentitySourceOptions extends NatsSourceOptions {
   store: ResourceStore;
   /** The endpoints of this node (an identity is released when the last one stops using it). */
@@ -350,17 +347,39 @@ export class NatsIdentitySource implements IdentitySource {
         'no Pod object in the store: identity from the namespace alone',
       );
     }
-    const sa = obj?.spec?.serviceAccountName ?? obj?.spec?.serviceAccount;
+    return this.allocateFor(identityInputsOf(obj), owner, 'add');
+  }
+
+  /**
+   * The identity of a running endpoint from its Pod's new fields (a relabel: the caller has the
+   * Pod). Claimed for the attachment at once, so a DEL of another endpoint with the same
+   * identity does not release it before the caller has recorded it; not while this
+   * attachment's own DEL is releasing (the caller then abandons it).
+   */
+  resolveInputs(from: IdentityInputs, owner: PodOwner): Promise<ResolvedIdentity> {
+    return this.allocateFor(from, owner, 'relabel');
+  }
+
+  private async allocateFor(
+    from: IdentityInputs,
+    owner: PodOwner,
+    why: 'add' | 'relabel',
+  ): Promise<ResolvedIdentity> {
     const key = attachment(owner);
     const allocating = this.allocate({
       node: this.opts.node,
       namespace: owner.namespace,
-      podLabels: obj?.metadata?.labels ?? {},
-      ...(sa ? { serviceAccount: sa } : {}),
+      podLabels: from.podLabels,
+      ...(from.serviceAccount ? { serviceAccount: from.serviceAccount } : {}),
     }).then((r) => {
-      this.claimed.set(key, r.id);
-      this.releasing.delete(key);
-      return r;
+      if (why === 'add') {
+        // an ADD after a DEL of the same attachment: it is live again
+        this.claimed.set(key, r.id);
+        this.releasing.delete(key);
+      } else if (!this.releasing.has(key)) {
+        this.claimed.set(key, r.id);
+      }
+      return { ...r, from };
     });
     this.allocating.add(allocating);
     try {
@@ -381,16 +400,43 @@ export class NatsIdentitySource implements IdentitySource {
     const holders = this.opts.holders();
     const live = new Set(holders.map((s) => attachment(s.owner)));
     for (const k of this.releasing) if (k !== key && !live.has(k)) this.releasing.delete(k);
-    if (identity <= 255) return; // reserved: never referenced
+    await this.releaseIfUnused(identity);
+  }
+
+  /**
+   * An identity allocated for `owner` by resolveInputs that its endpoint did not take: gone
+   * (`current` undefined: released as a DEL would) or holding `current` meanwhile (the
+   * attachment's claim goes back to that).
+   */
+  async abandon(identity: number, owner: PodOwner, current: number | undefined): Promise<void> {
+    if (current === undefined) return this.release(identity, owner);
+    this.claimed.set(attachment(owner), current);
+    await this.releaseIfUnused(identity);
+  }
+
+  /**
+   * Releases the node's reference to `identity` unless an endpoint of this node (not being
+   * deleted) or an allocation answered for one still uses it; a relabeled endpoint's old
+   * identity goes this way (`retiring`: that endpoint, whose own old identity it is). An old
+   * identity not yet retired by another endpoint counts as used: other nodes may still map that
+   * endpoint's address to it until its new one is published. Answers whether a release was sent.
+   */
+  async releaseIfUnused(identity: number, retiring?: PodOwner): Promise<boolean> {
+    if (identity <= 255) return false; // reserved: never referenced
     // An allocation in flight may be for this identity; its reference is written before it is
     // answered, so a release sent now could remove the reference it relies on.
     await Promise.allSettled([...this.allocating]);
+    const self = retiring ? attachment(retiring) : undefined;
     const others =
       [...this.claimed.values()].includes(identity) ||
-      this.opts
-        .holders()
-        .some((s) => s.identity === identity && !this.releasing.has(attachment(s.owner)));
-    if (others) return;
+      this.opts.holders().some((s) => {
+        const key = attachment(s.owner);
+        if (this.releasing.has(key)) return false;
+        return (
+          s.identity === identity || (key !== self && !!s.previousIdentities?.includes(identity))
+        );
+      });
+    if (others) return false;
     await withDeadline(
       'identity release',
       (timeoutMs) =>
@@ -402,5 +448,6 @@ export class NatsIdentitySource implements IdentitySource {
         ),
       this.opts.deadlineMs,
     );
+    return true;
   }
 }
