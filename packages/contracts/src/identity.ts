@@ -3,6 +3,7 @@
 // them: `source:key=value` (`k8s:app=web`, `reserved:host`).
 import { z } from 'zod';
 
+import { NodeNameSchema } from './nodes.js';
 import { subjects } from './subjects.js';
 
 export const IDENTITY_COMPONENT = 'identity';
@@ -23,15 +24,7 @@ export function identitySubject(endpoint: IdentityEndpoint): string {
   return subjects.endpoint(IDENTITY_COMPONENT, endpoint);
 }
 
-/** A node name as the identity service keys it: a lower-case DNS subdomain. */
-const nodeName = z
-  .string()
-  .min(1, 'a node name is required')
-  .max(253)
-  .regex(
-    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
-    'must be a lower-case DNS subdomain',
-  );
+const nodeName = NodeNameSchema;
 
 const labelText = z.string().min(1, 'a label is "source:key=value"');
 const identityNumber = z.number().int().min(1).max(0xffffffff);

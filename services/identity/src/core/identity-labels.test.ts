@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 
 import fc from 'fast-check';
 
+import { formatLabel } from '@ciliate/contracts';
+
 import {
   cidrLabelKey,
   cidrLabels,
@@ -11,7 +13,6 @@ import {
 } from './identity-labels.js';
 import { formatPrefix, parsePrefix } from './ip.js';
 import { createLabelFilter } from './label-filter.js';
-import { formatLabel } from './labels.js';
 
 describe('pod identity labels', () => {
   it('folds namespace labels in and always carries namespace, service account and cluster', () => {

@@ -1,10 +1,16 @@
 // The label sets identities are made of: a pod's (its labels, its namespace's labels, namespace,
 // service account and cluster) and a CIDR's (`cidr:<prefix>` plus the world label).
-import { invalid, required } from './errors.js';
+import {
+  label,
+  labelSetKey,
+  normalizeLabelSet,
+  type Label,
+  reservedLabel,
+} from '@ciliate/contracts';
+
+import { asIdentityInput, invalid, required } from './errors.js';
 import { formatIp, parsePrefix, type IpPrefix } from './ip.js';
 import { defaultLabelFilter, type LabelFilter } from './label-filter.js';
-import { label, labelSetKey, normalizeLabelSet, type Label } from './labels.js';
-import { reservedLabel } from './numeric.js';
 
 export const POD_NAMESPACE_LABEL = 'io.kubernetes.pod.namespace';
 export const NAMESPACE_LABELS_PREFIX = 'io.cilium.k8s.namespace.labels';
@@ -37,7 +43,7 @@ function k8sLabel(key: string, value: string, field: string): Label {
   if (typeof value !== 'string') {
     throw invalid('INVALID_LABEL', field, value, 'label values are strings');
   }
-  return label('k8s', key, value, field);
+  return asIdentityInput('INVALID_LABEL', () => label('k8s', key, value, field));
 }
 
 /**
@@ -86,12 +92,14 @@ export function podIdentityLabels(input: PodIdentityInput, field = 'pod'): Ident
     k8sLabel(SERVICE_ACCOUNT_LABEL, serviceAccount, `${field}.serviceAccount`),
     k8sLabel(CLUSTER_LABEL, clusterName, `${field}.clusterName`),
   );
-  const labels = normalizeLabelSet(identity, `${field}.labels`);
-  return {
-    labels,
-    information: normalizeLabelSet(information, `${field}.information`),
-    key: labelSetKey(labels),
-  };
+  return asIdentityInput('INVALID_LABEL_SET', () => {
+    const labels = normalizeLabelSet(identity, `${field}.labels`);
+    return {
+      labels,
+      information: normalizeLabelSet(information, `${field}.information`),
+      key: labelSetKey(labels),
+    };
+  });
 }
 
 /**

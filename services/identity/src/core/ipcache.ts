@@ -5,7 +5,7 @@
 //
 // Lookup is longest-prefix match, the semantics of the BPF LPM trie the datapath mirrors this
 // into; this class is the reference that the BPF map is tested against.
-import { IPCACHE_SOURCE_NAMES } from '@ciliate/contracts';
+import { IPCACHE_SOURCE_NAMES, worldIdentity } from '@ciliate/contracts';
 
 import { IdentityError, invalid } from './errors.js';
 import {
@@ -19,7 +19,7 @@ import {
   type IpPrefix,
 } from './ip.js';
 import { decodeRecord } from './kv.js';
-import { checkIdentity, worldIdentity } from './numeric.js';
+import { checkIdentity } from './numeric.js';
 
 /** Sources from weakest to strongest (Cilium's AllowOverwrite is this total order). */
 export const IPCACHE_SOURCES = IPCACHE_SOURCE_NAMES;

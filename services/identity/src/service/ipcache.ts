@@ -8,12 +8,12 @@ import {
   type IpcacheClaim,
   type IpcacheRecord,
   type IpcacheReply,
+  RESERVED_IDENTITIES,
 } from '@ciliate/contracts';
 import type { KV } from '@nats-io/kv';
 
 import { formatPrefix, parsePrefix } from '../core/ip.js';
 import { Ipcache, ipcacheKey, type IpcacheEntry } from '../core/ipcache.js';
-import { RESERVED_IDENTITIES } from '../core/numeric.js';
 import { toWireError } from './errors.js';
 import { isCasConflict } from './kv.js';
 
