@@ -171,13 +171,25 @@ export const IPCACHE_SOURCE_NAMES = [
   'kube-apiserver',
 ] as const;
 
+/**
+ * Owner keys of ipcache claims (who claims a prefix): `pod/<ns>/<name>`, `node/<name>`,
+ * `cidr/<policy>`. A pod's claims are keyed by the pod, not by its interface: a claimant that
+ * rewrites them (an agent after restart, a sweep) finds them by this prefix.
+ */
+export const IPCACHE_POD_OWNER_PREFIX = 'pod/';
+
+/** The owner key of a pod's ipcache claims. */
+export function ipcachePodOwnerKey(namespace: string, pod: string): string {
+  return `${IPCACHE_POD_OWNER_PREFIX}${namespace}/${pod}`;
+}
+
 /** An owner's claim on a prefix: an endpoint IP, a node IP, a CIDR. */
 export const IpcacheClaimSchema = z.object({
   prefix: z.string().min(1),
   identity: identityNumber,
   hostIP: z.string().min(1).optional(),
   source: z.enum(IPCACHE_SOURCE_NAMES),
-  /** Who claims it: `pod/<ns>/<name>`, `node/<name>`, `cidr/<policy>`. */
+  /** Who claims it (see ipcachePodOwnerKey). */
   ownerKey: z.string().min(1),
   encryptKey: z.number().int().min(0).max(255).optional(),
 });

@@ -72,6 +72,7 @@ export type {
 export {
   IDENTITY_COMPONENT,
   IDENTITY_ENDPOINTS,
+  IPCACHE_POD_OWNER_PREFIX,
   IPCACHE_SOURCE_NAMES,
   IdentityAllocateReplySchema,
   IdentityAllocateRequestSchema,
@@ -89,6 +90,7 @@ export {
   IpcacheReplySchema,
   IpcacheUpsertRequestSchema,
   identitySubject,
+  ipcachePodOwnerKey,
 } from './identity.js';
 export type {
   IdentityAllocateReply,
@@ -179,6 +181,7 @@ export {
 export type { ReservedIdentity, ReservedIdentityName } from './reserved.js';
 export {
   NODE_NAME_MAX_LENGTH,
+  NODE_NAME_PATTERN,
   NODE_NAME_RULE,
   NodeNameSchema,
   isNodeName,

@@ -7,7 +7,9 @@ import { z } from 'zod';
 
 export const NODE_NAME_MAX_LENGTH = 253;
 
-const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/** The whole rule as one expression (length included), for settings that take a pattern. */
+export const NODE_NAME_PATTERN =
+  /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 export const NODE_NAME_RULE =
   'must be a lower-case DNS-1123 subdomain of at most 253 characters (letters, digits, "-" and "."; starting and ending with a letter or digit)';
@@ -15,7 +17,7 @@ export const NODE_NAME_RULE =
 /** Why `value` is not a node name, or undefined when it is one. */
 export function nodeNameProblem(value: unknown): string | undefined {
   if (typeof value !== 'string' || value.length === 0) return 'must be a non-empty string';
-  if (value.length > NODE_NAME_MAX_LENGTH || !DNS1123_SUBDOMAIN.test(value)) return NODE_NAME_RULE;
+  if (value.length > NODE_NAME_MAX_LENGTH || !NODE_NAME_PATTERN.test(value)) return NODE_NAME_RULE;
   return undefined;
 }
 

@@ -5,7 +5,14 @@ import fc from 'fast-check';
 
 import { EndpointInfoSchema } from './datapath.js';
 import { IpamNodeCidrsRequestSchema } from './ipam.js';
-import { NodeNameSchema, isNodeName, nodeFromToken, nodeNameProblem, nodeToken } from './nodes.js';
+import {
+  NODE_NAME_PATTERN,
+  NodeNameSchema,
+  isNodeName,
+  nodeFromToken,
+  nodeNameProblem,
+  nodeToken,
+} from './nodes.js';
 import {
   RESERVED_IDENTITIES,
   isReservedIdentity,
@@ -22,9 +29,11 @@ describe('node names', () => {
   it('follow Kubernetes: DNS-1123 subdomains of at most 253 characters', () => {
     for (const good of ['n1', 'n1.example', 'kind-worker2', '0', 'a'.repeat(63) + '.b']) {
       assert.ok(isNodeName(good), good);
+      assert.ok(NODE_NAME_PATTERN.test(good), good);
     }
     for (const bad of ['', 'N1', 'n1.', '.n1', 'n1..x', 'n_1', 'n 1', '-n1', 'a'.repeat(254)]) {
       assert.ok(!isNodeName(bad), bad);
+      assert.ok(!NODE_NAME_PATTERN.test(bad), bad);
       assert.match(nodeNameProblem(bad) ?? '', /must be/);
     }
   });
