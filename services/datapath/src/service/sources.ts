@@ -15,6 +15,7 @@ import {
   identitySubject,
   ipamSubject,
   type IdentityAllocateRequest,
+  MAX_RESERVED_IDENTITY,
 } from '@ciliate/contracts';
 import {
   createPodPool,
@@ -274,7 +275,8 @@ export class NatsIdentitySource implements IdentitySource {
   private async retake(): Promise<void> {
     const sets = new Map<number, string[]>();
     for (const s of this.opts.holders())
-      if (s.identity > 255 && s.identityLabels) sets.set(s.identity, s.identityLabels);
+      if (s.identity > MAX_RESERVED_IDENTITY && s.identityLabels)
+        sets.set(s.identity, s.identityLabels);
     for (const [id, labels] of sets) {
       const r = await this.allocate({ node: this.opts.node, labels });
       if (r.id !== id) {
@@ -356,7 +358,7 @@ export class NatsIdentitySource implements IdentitySource {
     const holders = this.opts.holders();
     const live = new Set(holders.map((s) => attachment(s.owner)));
     for (const k of this.releasing) if (k !== key && !live.has(k)) this.releasing.delete(k);
-    if (identity <= 255) return; // reserved: never referenced
+    if (identity <= MAX_RESERVED_IDENTITY) return; // reserved: never referenced
     // An allocation in flight may be for this identity; its reference is written before it is
     // answered, so a release sent now could remove the reference it relies on.
     await Promise.allSettled([...this.allocating]);
