@@ -50,17 +50,7 @@ export {
   type IdentityLabels,
   type PodIdentityInput,
 } from './core/identity-labels.js';
-export {
-  canonicalPrefix,
-  formatIp,
-  formatPrefix,
-  parseIp,
-  parsePrefix,
-  prefixContains,
-  type IpAddress,
-  type IpFamily,
-  type IpPrefix,
-} from './core/ip.js';
+export { canonicalPrefix, parseIp, parsePrefix, prefixContains } from './core/ip.js';
 export {
   LocalIdentityAllocator,
   identityScopeForLabels,

@@ -5,13 +5,15 @@ import fc from 'fast-check';
 
 import { formatLabel } from '@ciliate/contracts';
 
+import { formatPrefix } from '@ciliate/netaddr';
+
 import {
   cidrLabelKey,
   cidrLabels,
   podIdentityLabels,
   prefixFromCidrLabelKey,
 } from './identity-labels.js';
-import { formatPrefix, parsePrefix } from './ip.js';
+import { parsePrefix } from './ip.js';
 import { createLabelFilter } from './label-filter.js';
 
 describe('pod identity labels', () => {

@@ -7,9 +7,10 @@ import {
   type Label,
   reservedLabel,
 } from '@ciliate/contracts';
+import { formatAddress, type IpPrefix } from '@ciliate/netaddr';
 
 import { asIdentityInput, invalid, required } from './errors.js';
-import { formatIp, parsePrefix, type IpPrefix } from './ip.js';
+import { parsePrefix } from './ip.js';
 import { defaultLabelFilter, type LabelFilter } from './label-filter.js';
 
 export const POD_NAMESPACE_LABEL = 'io.kubernetes.pod.namespace';
@@ -108,7 +109,7 @@ export function podIdentityLabels(input: PodIdentityInput, field = 'pod'): Ident
  * (`2001:db8::/32` gives `2001-db8--0/32`).
  */
 export function cidrLabelKey(prefix: IpPrefix): string {
-  const text = formatIp(prefix);
+  const text = formatAddress(prefix.family, prefix.network);
   let out = '';
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;

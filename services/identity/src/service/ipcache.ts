@@ -10,9 +10,10 @@ import {
   type IpcacheReply,
   RESERVED_IDENTITIES,
 } from '@ciliate/contracts';
+import { formatPrefix } from '@ciliate/netaddr';
 import type { KV } from '@nats-io/kv';
 
-import { formatPrefix, parsePrefix } from '../core/ip.js';
+import { parsePrefix } from '../core/ip.js';
 import { Ipcache, ipcacheKey, type IpcacheEntry } from '../core/ipcache.js';
 import { toWireError } from './errors.js';
 import { isCasConflict } from './kv.js';
