@@ -84,7 +84,8 @@ export function seedManifestsDir(): string {
     const candidate = join(dir, 'fixtures', 'seed-manifests');
     if (existsSync(candidate)) return candidate;
     const up = dirname(dir);
-    if (up === dir) throw new Error('fixtures/seed-manifests not found (set CILIATE_FIXTURES_DIR)');
+    if (up === dir)
+      throw new Error('fixtures/seed-manifests not found (set CILIATE_FIXTURES_DIR)');
     dir = up;
   }
 }
