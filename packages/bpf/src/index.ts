@@ -83,7 +83,6 @@ export {
   MetricDir,
   NotifyType,
   Programs,
-  ReservedIdentity,
   TRACE_POINT_NAMES,
   TRACE_REASON_NAMES,
   TraceMode,

@@ -187,9 +187,10 @@ describe('datapath command lines', () => {
     });
   }
 
-  it('node names are DNS labels', () => {
+  it('node names are DNS-1123 subdomains, as Kubernetes names nodes', () => {
     assert.equal(nodeFlag('node-1'), 'node-1');
     assert.equal(nodeFlag(undefined), undefined);
     assert.throws(() => nodeFlag('node_1'), /--node/);
+    assert.equal(nodeFlag('n1.example'), 'n1.example', 'node names are DNS subdomains');
   });
 });

@@ -23,8 +23,8 @@ describe('subjects', () => {
 
   it('refuses a token that would change the subject, naming the field', () => {
     assert.throws(
-      () => subjects.health('node.1', 'ipam', 'x'),
-      /^InvalidTokenError: node: Invalid value: "node.1"/,
+      () => subjects.health('node*1', 'ipam', 'x'),
+      /^InvalidTokenError: node: Invalid value: "node\*1"/,
     );
     assert.throws(() => subjects.health('n', 'ip*', 'x'), /component/);
     assert.throws(() => subjects.health('n', 'ipam', ''), /instanceId: .*must not be empty/);
@@ -98,6 +98,15 @@ describe('datapath subjects', () => {
     );
     assert.equal(datapathSubjects.events(), 'ciliate.v1.datapath.events.*.*');
     assert.equal(datapathSubjects.events({ type: 'trace' }), 'ciliate.v1.datapath.events.trace.*');
-    assert.throws(() => datapathSubjects.event('drop', 'a.b'), /node: Invalid value: "a.b"/);
+    assert.throws(() => datapathSubjects.event('drop', 'a>b'), /node: Invalid value: "a>b"/);
+  });
+
+  it('carries a node name with dots (a DNS subdomain, as Kubernetes allows) as one token', async () => {
+    const { datapathSubjects } = await import('./datapath.js');
+    assert.equal(
+      datapathSubjects.endpoint('n1.example', 'endpoint-list'),
+      'ciliate.v1.datapath.node.n1_example.endpoint-list',
+    );
+    assert.equal(subjects.health('n1.example', 'ipam', 'x'), 'ciliate.v1.health.n1_example.ipam.x');
   });
 });

@@ -5,6 +5,7 @@
 // `nats sub 'ciliate.v1.datapath.events.drop.>'` taps every node's drops.
 import { z } from 'zod';
 
+import { NodeNameSchema, nodeToken } from './nodes.js';
 import { token } from './tokens.js';
 import { PROJECT, WIRE_VERSION } from './version.js';
 
@@ -28,25 +29,21 @@ const ROOT = `${PROJECT}.${WIRE_VERSION}.${DATAPATH_COMPONENT}`;
 export const datapathSubjects = {
   /** A request/reply endpoint of one node's datapath service. */
   endpoint(node: string, endpoint: DatapathEndpoint): string {
-    return `${ROOT}.node.${token('node', node)}.${token('endpoint', endpoint)}`;
+    return `${ROOT}.node.${token('node', nodeToken(node))}.${token('endpoint', endpoint)}`;
   },
   /** Events of one type from one node. */
   event(type: DatapathEventType, node: string): string {
-    return `${ROOT}.events.${token('event', type)}.${token('node', node)}`;
+    return `${ROOT}.events.${token('event', type)}.${token('node', nodeToken(node))}`;
   },
   /** Subscription filter: every event, or one type, or one node. */
   events(filter: { type?: DatapathEventType; node?: string } = {}): string {
     const type = filter.type ? token('event', filter.type) : '*';
-    const node = filter.node ? token('node', filter.node) : '*';
+    const node = filter.node ? token('node', nodeToken(filter.node)) : '*';
     return `${ROOT}.events.${type}.${node}`;
   },
 } as const;
 
-const nodeName = z
-  .string()
-  .min(1, 'must be a non-empty string')
-  .max(63)
-  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1123 label (a node name)');
+const nodeName = NodeNameSchema;
 
 /** Cilium's endpoint states (the subset a CNI-driven endpoint passes through). */
 export const ENDPOINT_STATES = [

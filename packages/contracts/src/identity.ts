@@ -3,6 +3,7 @@
 // them: `source:key=value` (`k8s:app=web`, `reserved:host`).
 import { z } from 'zod';
 
+import { NodeNameSchema } from './nodes.js';
 import { subjects } from './subjects.js';
 
 export const IDENTITY_COMPONENT = 'identity';
@@ -23,15 +24,7 @@ export function identitySubject(endpoint: IdentityEndpoint): string {
   return subjects.endpoint(IDENTITY_COMPONENT, endpoint);
 }
 
-/** A node name as the identity service keys it: a lower-case DNS subdomain. */
-const nodeName = z
-  .string()
-  .min(1, 'a node name is required')
-  .max(253)
-  .regex(
-    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
-    'must be a lower-case DNS subdomain',
-  );
+const nodeName = NodeNameSchema;
 
 const labelText = z.string().min(1, 'a label is "source:key=value"');
 const identityNumber = z.number().int().min(1).max(0xffffffff);
@@ -178,13 +171,25 @@ export const IPCACHE_SOURCE_NAMES = [
   'kube-apiserver',
 ] as const;
 
+/**
+ * Owner keys of ipcache claims (who claims a prefix): `pod/<ns>/<name>`, `node/<name>`,
+ * `cidr/<policy>`. A pod's claims are keyed by the pod, not by its interface: a claimant that
+ * rewrites them (an agent after restart, a sweep) finds them by this prefix.
+ */
+export const IPCACHE_POD_OWNER_PREFIX = 'pod/';
+
+/** The owner key of a pod's ipcache claims. */
+export function ipcachePodOwnerKey(namespace: string, pod: string): string {
+  return `${IPCACHE_POD_OWNER_PREFIX}${namespace}/${pod}`;
+}
+
 /** An owner's claim on a prefix: an endpoint IP, a node IP, a CIDR. */
 export const IpcacheClaimSchema = z.object({
   prefix: z.string().min(1),
   identity: identityNumber,
   hostIP: z.string().min(1).optional(),
   source: z.enum(IPCACHE_SOURCE_NAMES),
-  /** Who claims it: `pod/<ns>/<name>`, `node/<name>`, `cidr/<policy>`. */
+  /** Who claims it (see ipcachePodOwnerKey). */
   ownerKey: z.string().min(1),
   encryptKey: z.number().int().min(0).max(255).optional(),
 });

@@ -73,6 +73,7 @@ export type {
 export {
   IDENTITY_COMPONENT,
   IDENTITY_ENDPOINTS,
+  IPCACHE_POD_OWNER_PREFIX,
   IPCACHE_SOURCE_NAMES,
   IdentityAllocateReplySchema,
   IdentityAllocateRequestSchema,
@@ -90,6 +91,7 @@ export {
   IpcacheReplySchema,
   IpcacheUpsertRequestSchema,
   identitySubject,
+  ipcachePodOwnerKey,
 } from './identity.js';
 export type {
   IdentityAllocateReply,
@@ -146,3 +148,55 @@ export {
   parseOriginBucket,
 } from './cluster.js';
 export type { ClusterProblem, ClusterRef, MaxConnectedClusters } from './cluster.js';
+export {
+  LabelSource,
+  formatLabel,
+  formatLabelForKv,
+  label,
+  labelSetKey,
+  labelsFromMap,
+  labelsFromStrings,
+  labelsToMap,
+  normalizeLabelSet,
+  parseLabel,
+  parseLabelSetKey,
+  parseSourcedKey,
+} from './labels.js';
+export type { Label, SourcedKey } from './labels.js';
+export {
+  SELECTOR_OPERATORS,
+  compileSelector,
+  selectorIsEmpty,
+  selectorMatches,
+  selectorToString,
+} from './selector.js';
+export type {
+  LabelMatcher,
+  LabelSelector,
+  LabelSelectorRequirement,
+  LabelsInput,
+  SelectorOperator,
+} from './selector.js';
+export {
+  MAX_RESERVED_IDENTITY,
+  MIN_RESERVED_IDENTITY,
+  RESERVED_IDENTITIES,
+  UNKNOWN_IDENTITY,
+  isReservedIdentity,
+  reservedIdentities,
+  reservedIdentity,
+  reservedIdentityForLabels,
+  reservedLabel,
+  worldIdentity,
+} from './reserved.js';
+export type { ReservedIdentity, ReservedIdentityName } from './reserved.js';
+export {
+  NODE_NAME_MAX_LENGTH,
+  NODE_NAME_PATTERN,
+  NODE_NAME_RULE,
+  NodeNameSchema,
+  isNodeName,
+  nodeFromToken,
+  nodeNameProblem,
+  nodeToken,
+} from './nodes.js';

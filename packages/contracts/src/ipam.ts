@@ -2,6 +2,7 @@
 // Addresses travel as canonical text; families as Kubernetes spells them in podCIDRs order.
 import { z } from 'zod';
 
+import { NodeNameSchema } from './nodes.js';
 import { subjects } from './subjects.js';
 
 export const IPAM_COMPONENT = 'ipam';
@@ -38,11 +39,7 @@ const ownerPart = z
   .max(253)
   .regex(/^[^/\s]+$/, 'must not contain "/" or spaces');
 
-const nodeName = z
-  .string()
-  .min(1, 'must be a non-empty string')
-  .max(253)
-  .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a DNS subdomain (a node name)');
+const nodeName = NodeNameSchema;
 
 export const IpFamilySchema = z.enum(['ipv4', 'ipv6']);
 export type IpFamilyName = z.infer<typeof IpFamilySchema>;

@@ -2,6 +2,7 @@
 // with the tokens people filter on (node, component, ...) as whole tokens so that
 // `nats sub 'ciliate.v1.health.node-1.>'` narrows on the server.
 import { PROJECT, WIRE_VERSION } from './version.js';
+import { nodeToken } from './nodes.js';
 import { natsName, token } from './tokens.js';
 
 const ROOT = `${PROJECT}.${WIRE_VERSION}`;
@@ -9,7 +10,7 @@ const ROOT = `${PROJECT}.${WIRE_VERSION}`;
 export const subjects = {
   /** Health of one service instance: request/reply, answered with a HealthReport. */
   health(node: string, component: string, instanceId: string): string {
-    return `${ROOT}.health.${token('node', node)}.${token('component', component)}.${token('instanceId', instanceId)}`;
+    return `${ROOT}.health.${token('node', nodeToken(node))}.${token('component', component)}.${token('instanceId', instanceId)}`;
   },
   /** Every health subject (for taps). */
   healthAll(): string {

@@ -47,37 +47,10 @@ export {
   type ResourceKind,
   type ResourceObject,
 } from './objects.js';
-export {
-  LabelSource,
-  formatLabel,
-  labelsFromMap,
-  labelsToMap,
-  parseLabel,
-  parseSourcedKey,
-  type Label,
-  type SourcedKey,
-} from './labels.js';
-export {
-  SELECTOR_OPERATORS,
-  compileSelector,
-  selectorIsEmpty,
-  selectorMatches,
-  selectorToString,
-  validateSelector,
-  type LabelMatcher,
-  type LabelSelector,
-  type LabelSelectorRequirement,
-  type LabelsInput,
-  type SelectorOperator,
-} from './selector.js';
-export {
-  parseCidr,
-  parseIp,
-  prefixContains,
-  type IpAddress,
-  type IpFamily,
-  type IpPrefix,
-} from './validation.js';
+// Labels and selector matching are the vocabulary's (@ciliate/contracts); the resource side adds
+// the Kubernetes syntax checks of a selector.
+export { validateSelector } from './selector.js';
+export { parseCidr, parseIp } from './validation.js';
 export {
   CRD_GENERATE_COMMAND,
   crdFor,

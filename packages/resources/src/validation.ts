@@ -1,16 +1,8 @@
 // Kubernetes' syntax rules (k8s.io/apimachinery/pkg/util/validation) and IP/CIDR parsing. Each
 // check returns the list of reasons a value is bad, worded like apimachinery, empty when good.
 
-import {
-  type IpFamily,
-  type IpPrefix as NetPrefix,
-  familyBits,
-  parsePrefix,
-  prefixContainsPrefix,
-  tryParseIp,
-} from '@ciliate/netaddr';
+import { type IpPrefix, parsePrefix, tryParseIp } from '@ciliate/netaddr';
 
-export type { IpAddress, IpFamily } from '@ciliate/netaddr';
 /** An address, or undefined when the text is not one. */
 export { tryParseIp as parseIp };
 
@@ -113,36 +105,15 @@ export function portNumber(value: number): string[] {
 }
 
 // ---------------------------------------------------------------------------------------------
-// IP addresses and prefixes (@ciliate/netaddr parses them), with first and last address so
-// callers can compare and test containment.
+// IP addresses and prefixes: @ciliate/netaddr's types and parser, with apimachinery's wording.
 
-export interface IpPrefix {
-  readonly family: IpFamily;
-  readonly prefixLength: number;
-  /** First and last address of the prefix. */
-  readonly first: bigint;
-  readonly last: bigint;
-}
-
-/** Parses `addr/len`; returns the reason on failure, in apimachinery's words where it has some. */
+/** Parses `addr/len` (host bits cleared); returns the reason on failure, in apimachinery's words where it has some. */
 export function parseCidr(s: string): IpPrefix | string {
   const r = parsePrefix(s, { clearHostBits: true });
-  if (!r.ok) {
-    return r.kind === 'length'
-      ? r.reason
-      : 'must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)';
-  }
-  const { family, network: first, length: prefixLength } = r.value;
-  const last = first | ((1n << BigInt(familyBits(family) - prefixLength)) - 1n);
-  return { family, prefixLength, first, last };
-}
-
-export function prefixContains(outer: IpPrefix, inner: IpPrefix): boolean {
-  return prefixContainsPrefix(asNetPrefix(outer), asNetPrefix(inner));
-}
-
-function asNetPrefix(p: IpPrefix): NetPrefix {
-  return { family: p.family, network: p.first, length: p.prefixLength };
+  if (r.ok) return r.value;
+  return r.kind === 'length'
+    ? r.reason
+    : 'must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)';
 }
 
 export function ipError(s: string): string[] {

@@ -1,5 +1,7 @@
 import { hostname } from 'node:os';
 
+import { NODE_NAME_PATTERN, NODE_NAME_RULE } from '@ciliate/contracts';
+
 import { LOG_LEVELS } from './log.js';
 import { setting } from './config.js';
 
@@ -49,8 +51,8 @@ export function commonSettings(defaults: { httpAddress: string }) {
       flag: 'node',
       env: 'CILIATE_NODE',
       default: () => hostname(),
-      pattern: /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/,
-      hint: 'a DNS-1123 label: lower-case letters, digits and "-"',
+      pattern: NODE_NAME_PATTERN,
+      hint: `a node name, as Kubernetes names nodes: ${NODE_NAME_RULE}`,
       describe: 'name of the node this instance runs on',
     }),
     httpAddress: setting.listenAddress({

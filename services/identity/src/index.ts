@@ -1,19 +1,8 @@
 // @ciliate/identity: the pure identity core (numbering, labels, allocation and GC machines,
 // ipcache) and the NATS service that wires it (src/service/, run by src/main.ts).
 export { IdentityError, IDENTITY_ERROR_CODES, type IdentityErrorCode } from './core/errors.js';
-export {
-  LABEL_SOURCES,
-  formatLabel,
-  formatLabelForKv,
-  label,
-  labelSetHash,
-  labelSetKey,
-  labelsFromStrings,
-  normalizeLabelSet,
-  parseLabel,
-  parseLabelSetKey,
-  type Label,
-} from './core/labels.js';
+// Labels, reserved identities and node names are the vocabulary's: @ciliate/contracts.
+export { labelSetHash } from './core/labels.js';
 export {
   DEFAULT_LABEL_PREFIXES,
   LabelFilter,
@@ -32,12 +21,8 @@ export {
   IDENTITY_SCOPE_MASK,
   IDENTITY_SCOPE_REMOTE_NODE,
   LOCAL_IDENTITY_MAX,
-  MAX_RESERVED_IDENTITY,
   MIN_GLOBAL_IDENTITY,
-  MIN_RESERVED_IDENTITY,
   NUMERIC_IDENTITY_BIT_LENGTH,
-  RESERVED_IDENTITIES,
-  UNKNOWN_IDENTITY,
   checkIdentity,
   classifyIdentity,
   clusterIdShift,
@@ -46,18 +31,11 @@ export {
   encodeClusterIdentity,
   localIdentity,
   rangeSize,
-  reservedIdentities,
-  reservedIdentity,
-  reservedIdentityForLabels,
-  reservedLabel,
   validateClusterConfig,
-  worldIdentity,
   type ClusterConfig,
   type IdentityClass,
   type IdentityRange,
   type MaxConnectedClusters,
-  type ReservedIdentity,
-  type ReservedIdentityName,
 } from './core/numeric.js';
 export {
   CILIUM_K8S_LABEL_PREFIX,
@@ -72,17 +50,7 @@ export {
   type IdentityLabels,
   type PodIdentityInput,
 } from './core/identity-labels.js';
-export {
-  canonicalPrefix,
-  formatIp,
-  formatPrefix,
-  parseIp,
-  parsePrefix,
-  prefixContains,
-  type IpAddress,
-  type IpFamily,
-  type IpPrefix,
-} from './core/ip.js';
+export { canonicalPrefix, parseIp, parsePrefix, prefixContains } from './core/ip.js';
 export {
   LocalIdentityAllocator,
   identityScopeForLabels,
@@ -105,8 +73,6 @@ export {
   identityRecord,
   leaseKey,
   leaseRecord,
-  nodeFromToken,
-  nodeToken,
   parseKey,
   referenceKey,
   referenceRecord,

@@ -1,5 +1,6 @@
-// Numbers shared with bpf/lib/*.h. Drop reasons, trace observation points, message types and
-// reserved identities use Cilium's numbering so that monitor and Hubble tooling reads them.
+// Numbers shared with bpf/lib/*.h. Drop reasons, trace observation points and message types use
+// Cilium's numbering so that monitor and Hubble tooling reads them. Reserved identities are the
+// vocabulary's (@ciliate/contracts); datapath/reserved.test.ts holds the header to them.
 
 /** Versioned map names (bpf/lib/maps.h). A layout change bumps the version. */
 export const MapNames = {
@@ -20,20 +21,6 @@ export const Programs = {
 } as const;
 
 export const Family = { IPV4: 1, IPV6: 2 } as const;
-
-export const ReservedIdentity = {
-  unknown: 0,
-  host: 1,
-  world: 2,
-  unmanaged: 3,
-  health: 4,
-  init: 5,
-  remoteNode: 6,
-  kubeApiserver: 7,
-  ingress: 8,
-  worldIpv4: 9,
-  worldIpv6: 10,
-} as const;
 
 export const EndpointFlags = { HOST: 0x1 } as const;
 export const IpcacheFlags = { TUNNEL_IPV6: 0x1, SKIP_TUNNEL: 0x2 } as const;

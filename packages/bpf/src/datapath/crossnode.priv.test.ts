@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 
+import { RESERVED_IDENTITIES } from '@ciliate/contracts';
 import { NetScope, waitFor, type Netns } from '@ciliate/testkit';
 
 import { ifIndex } from '../attach.js';
@@ -23,13 +24,7 @@ import {
   startServer,
   type Pod,
 } from '../testing/support.js';
-import {
-  CtFlags,
-  ReservedIdentity,
-  TraceObservationPoint,
-  TraceReason,
-  TupleFlags,
-} from './constants.js';
+import { CtFlags, TraceObservationPoint, TraceReason, TupleFlags } from './constants.js';
 import { Datapath } from './datapath.js';
 import type { DatapathEvent, DropEvent, TraceEvent } from './events.js';
 
@@ -162,7 +157,7 @@ async function makeCluster(
   ] as const) {
     self.dp.ipcache.set(
       { prefix: peer.ip },
-      { identity: ReservedIdentity.remoteNode, tunnelEndpoint: null },
+      { identity: RESERVED_IDENTITIES['remote-node'], tunnelEndpoint: null },
     );
     if (mode === 'native') {
       // the agent installs these routes; the pod's identity comes from the ipcache
@@ -176,7 +171,7 @@ async function makeCluster(
       // arrive in the VNI
       self.dp.ipcache.set(
         { prefix: peer.podCidr },
-        { identity: ReservedIdentity.world, tunnelEndpoint: peer.ip },
+        { identity: RESERVED_IDENTITIES.world, tunnelEndpoint: peer.ip },
       );
       await self.ns.ip(['route', 'add', peer.podCidr, 'dev', 'cil_vxlan']);
     }
@@ -304,7 +299,11 @@ for (const [mode, requested] of variants) {
         ([k]) => k.saddr === n2.ip && k.daddr === n1.pod.ip && k.flags === TupleFlags.IN,
       );
       assert.ok(e);
-      assert.equal(e[1].srcIdentity, ReservedIdentity.remoteNode, 'the other node is remote-node');
+      assert.equal(
+        e[1].srcIdentity,
+        RESERVED_IDENTITIES['remote-node'],
+        'the other node is remote-node',
+      );
     });
 
     it(`trace events show the ${mode} path`, async () => {
@@ -562,7 +561,7 @@ for (const [mode, requested] of variants) {
         assert.equal(drop.reasonName, 'IP_FRAGMENTATION_NOT_SUPPORTED');
         assert.equal(drop.file, hostRouting === 'bpf' ? 'bpf_host.c' : 'bpf_lxc.c');
         assert.equal(drop.ifindex, n1.pod.hostIfindex);
-        assert.equal(drop.srcIdentity, ReservedIdentity.remoteNode);
+        assert.equal(drop.srcIdentity, RESERVED_IDENTITIES['remote-node']);
       });
 
       it('what the FIB does not forward still goes to the stack', async () => {

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
+import { RESERVED_IDENTITIES } from '@ciliate/contracts';
 import { NetScope, waitFor, type Netns } from '@ciliate/testkit';
 
 import { destroyTcHook } from '../attach.js';
@@ -18,14 +19,7 @@ import {
   startServer,
   type Pod,
 } from '../testing/support.js';
-import {
-  CtFlags,
-  DropReason,
-  MetricDir,
-  ReservedIdentity,
-  TraceObservationPoint,
-  TupleFlags,
-} from './constants.js';
+import { CtFlags, DropReason, MetricDir, TraceObservationPoint, TupleFlags } from './constants.js';
 import { Datapath, ctExpiresIn, monotonicSeconds } from './datapath.js';
 import type { DatapathEvent, DropEvent, TraceEvent } from './events.js';
 
@@ -71,7 +65,10 @@ describe('datapath on one node', () => {
     dp = Datapath.load({ pinDir: pins.dir, config: { traceMode: 'all', nodeIPv4: NODE_IP } });
     programEndpoint(a, 11, ID_A);
     programEndpoint(b, 12, ID_B);
-    dp.ipcache.set({ prefix: NODE_IP }, { identity: ReservedIdentity.host, tunnelEndpoint: null });
+    dp.ipcache.set(
+      { prefix: NODE_IP },
+      { identity: RESERVED_IDENTITIES.host, tunnelEndpoint: null },
+    );
     dp.attachEndpoint({ ifindex: a.hostIfindex, netns: node.name });
     dp.attachEndpoint({ ifindex: b.hostIfindex, netns: node.name });
     reader = dp.openEvents((batch) => events.push(...batch), { keepAlive: false });
@@ -235,7 +232,11 @@ describe('datapath on one node', () => {
       (t) => t.observationPoint === TraceObservationPoint.TO_STACK && t.packet?.dstIp === NODE_IP,
     );
     assert.ok(toStack, 'handed to the stack');
-    assert.equal(toStack.dstIdentity, ReservedIdentity.host, 'the ipcache names the node "host"');
+    assert.equal(
+      toStack.dstIdentity,
+      RESERVED_IDENTITIES.host,
+      'the ipcache names the node "host"',
+    );
   });
 
   it('a spoofed source address is dropped with INVALID_SOURCE_IP (132), reported and counted', async () => {

@@ -11,6 +11,8 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 
+import { RESERVED_IDENTITIES } from '@ciliate/contracts';
+
 import {
   ArpOp,
   IcmpType,
@@ -37,7 +39,6 @@ import {
   IpcacheFlags,
   METRIC_REASON_FORWARDED,
   MetricDir,
-  ReservedIdentity,
   TraceObservationPoint as Point,
   TraceReason,
   TupleFlags,
@@ -85,7 +86,10 @@ function seedEndpoint(h: PacketHarness, p: Pod, flags = 0): void {
 function seedNode(h: PacketHarness, tunnel: boolean, remoteFlags = 0): void {
   seedEndpoint(h, A);
   seedEndpoint(h, B);
-  h.dp.ipcache.set({ prefix: NODE_IP }, { identity: ReservedIdentity.host, tunnelEndpoint: null });
+  h.dp.ipcache.set(
+    { prefix: NODE_IP },
+    { identity: RESERVED_IDENTITIES.host, tunnelEndpoint: null },
+  );
   h.dp.ipcache.set(
     { prefix: REMOTE.ip },
     {
@@ -311,7 +315,7 @@ describe('packets through the datapath programs (BPF_PROG_TEST_RUN)', () => {
     it('to a pod on another node (native routing) and to the world: the stack forwards', async () => {
       for (const [dst, identity] of [
         [REMOTE.ip, REMOTE.identity],
-        [WORLD_IP, ReservedIdentity.world],
+        [WORLD_IP, RESERVED_IDENTITIES.world],
       ] as const) {
         const frame = fromPod(A, dst, udpTo(8080));
         const r = await native.run('lxc.fromContainer', frame);
@@ -452,7 +456,7 @@ describe('packets through the datapath programs (BPF_PROG_TEST_RUN)', () => {
       const fromRemote = await native.run('lxc.toContainer', arriving(REMOTE.ip, A.ip, udpTo(53)));
       assert.equal(fromRemote.traces[0]?.srcIdentity, REMOTE.identity);
       const fromWorld = await native.run('lxc.toContainer', arriving(WORLD_IP, A.ip, udpTo(53)));
-      assert.equal(fromWorld.traces[0]?.srcIdentity, ReservedIdentity.world);
+      assert.equal(fromWorld.traces[0]?.srcIdentity, RESERVED_IDENTITIES.world);
       const e = ct(native, {
         s: WORLD_IP,
         d: A.ip,
@@ -551,7 +555,7 @@ describe('packets through the datapath programs (BPF_PROG_TEST_RUN)', () => {
       assert.deepEqual(points(r), [Point.TO_OVERLAY]);
       assert.deepEqual(
         [r.traces[0]!.srcIdentity, r.traces[0]!.dstIdentity],
-        [ReservedIdentity.host, REMOTE.identity],
+        [RESERVED_IDENTITIES.host, REMOTE.identity],
       );
       assert.deepEqual(r.data, frame);
       assert.equal(vxlan.metric(METRIC_REASON_FORWARDED, MetricDir.EGRESS).count, 1n);
@@ -828,7 +832,7 @@ describe('packets through the datapath programs (BPF_PROG_TEST_RUN)', () => {
         reason: DropReason.NO_TUNNEL_ENDPOINT,
         file: 'bpf_overlay.c',
         dir: MetricDir.EGRESS,
-        srcIdentity: ReservedIdentity.host,
+        srcIdentity: RESERVED_IDENTITIES.host,
       },
       {
         what: 'to-overlay: a malformed IPv4 header',

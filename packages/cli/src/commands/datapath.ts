@@ -9,6 +9,8 @@ import {
   EndpointListReplySchema,
   datapathEndpoints,
   datapathSubjects,
+  isNodeName,
+  nodeNameProblem,
   type BpfCtEntry,
   type BpfIpcacheEntry,
   type DatapathEndpoint,
@@ -20,8 +22,6 @@ import type { z } from 'zod';
 
 import { UsageError, type Command, type CommandContext } from '../cli.js';
 import { formatTable, render } from '../output.js';
-
-const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 export interface UnreachableNode {
   node: string;
@@ -54,8 +54,10 @@ export interface BpfCtListReport {
 /** `--node` checked, or undefined for every node. */
 export function nodeFlag(value: unknown): string | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'string' || !NODE_NAME.test(value)) {
-    throw new UsageError(`--node: ${JSON.stringify(value)} is not a node name (a DNS-1123 label)`);
+  if (!isNodeName(value)) {
+    throw new UsageError(
+      `--node: ${JSON.stringify(value)} is not a node name: ${nodeNameProblem(value) ?? ''}`,
+    );
   }
   return value;
 }

@@ -4,7 +4,7 @@
 
 import { z } from 'zod';
 
-import { parseSourcedKey } from '../labels.js';
+import { parseSourcedKey } from '@ciliate/contracts';
 import {
   cidrString,
   crossCheck,

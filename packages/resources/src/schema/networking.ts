@@ -1,8 +1,9 @@
 // networking.k8s.io/v1 NetworkPolicy, with the API server's validation and defaults.
 
 import { z } from 'zod';
+import { prefixContainsPrefix } from '@ciliate/netaddr';
 
-import { parseCidr, prefixContains } from '../validation.js';
+import { parseCidr } from '../validation.js';
 import {
   checkIntOrStringPort,
   crossCheck,
@@ -70,7 +71,7 @@ function checkPeers(ctx: Ctx, peers: readonly Peer[] | undefined, base: string):
           report(ctx, 'Invalid value', `${at}.ipBlock.except[${j}]`, inner, e);
         } else if (
           typeof outer !== 'string' &&
-          !(prefixContains(outer, inner) && inner.prefixLength > outer.prefixLength)
+          !(prefixContainsPrefix(outer, inner) && inner.length > outer.length)
         ) {
           report(
             ctx,

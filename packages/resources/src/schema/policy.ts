@@ -2,8 +2,9 @@
 // pkg/policy/api, with the checks Cilium's rule sanitizer applies before accepting a policy.
 
 import { z } from 'zod';
+import { prefixContainsPrefix } from '@ciliate/netaddr';
 
-import { parseCidr, prefixContains } from '../validation.js';
+import { parseCidr } from '../validation.js';
 import {
   ciliumSelector,
   conditions,
@@ -75,7 +76,11 @@ const cidrRule = crossCheck(
       if (typeof e !== 'string') return;
       const inner = parseCidr(e);
       if (typeof inner === 'string') report(ctx, 'Invalid value', `except[${i}]`, inner, e);
-      else if (outer !== undefined && typeof outer !== 'string' && !prefixContains(outer, inner)) {
+      else if (
+        outer !== undefined &&
+        typeof outer !== 'string' &&
+        !prefixContainsPrefix(outer, inner)
+      ) {
         report(ctx, 'Invalid value', `except[${i}]`, `must be contained in ${String(r.cidr)}`, e);
       } else if (outer === undefined && r.cidrGroupRef !== undefined) {
         report(

@@ -3,7 +3,8 @@
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 
-import { Datapath, ReservedIdentity } from '@ciliate/bpf';
+import { Datapath } from '@ciliate/bpf';
+import { RESERVED_IDENTITIES } from '@ciliate/contracts';
 
 import { DEFAULT_SOCKET_PATH } from '../cni/config.js';
 import { EndpointManager, type EndpointChange } from './endpoints.js';
@@ -159,7 +160,7 @@ export async function createAgent(config: AgentConfig, deps: AgentDeps = {}): Pr
     if (config.nodeIPv4) {
       datapath.ipcache.set(
         { prefix: config.nodeIPv4 },
-        { identity: ReservedIdentity.host, tunnelEndpoint: null },
+        { identity: RESERVED_IDENTITIES.host, tunnelEndpoint: null },
       );
     }
     const endpoints = new EndpointManager({

@@ -3,6 +3,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
+import { RESERVED_IDENTITIES, formatLabel, reservedLabel } from '@ciliate/contracts';
 import {
   allocatePodIp,
   checkPodPoolState,
@@ -17,7 +18,6 @@ import {
   type PodOwner,
   type PodPoolState,
 } from '@ciliate/ipam';
-import { ReservedIdentity } from '@ciliate/bpf';
 
 export type { PodOwner };
 
@@ -71,7 +71,10 @@ export interface IdentitySource {
  */
 export class InitIdentitySource implements IdentitySource {
   resolve(_labels: Record<string, string>, _owner: PodOwner): Promise<ResolvedIdentity> {
-    return Promise.resolve({ id: ReservedIdentity.init, labels: ['reserved:init'] });
+    return Promise.resolve({
+      id: RESERVED_IDENTITIES.init,
+      labels: [formatLabel(reservedLabel('init'))],
+    });
   }
 }
 

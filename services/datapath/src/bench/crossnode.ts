@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { Datapath, ReservedIdentity, ensureBpffs } from '@ciliate/bpf';
+import { Datapath, ensureBpffs } from '@ciliate/bpf';
+import { RESERVED_IDENTITIES } from '@ciliate/contracts';
 import { atExit, atExitKill, inNetns, NetScope, type Netns } from '@ciliate/testkit';
 
 import { args, intArg, percentile, report } from './common.js';
@@ -137,7 +138,7 @@ async function makeCluster(scope: NetScope, kind: Kind, octet: number): Promise<
     await self.ns.ip(['route', 'add', peer.podCidr, 'via', peer.ip]);
     self.dp?.ipcache.set(
       { prefix: peer.ip },
-      { identity: ReservedIdentity.remoteNode, tunnelEndpoint: null },
+      { identity: RESERVED_IDENTITIES['remote-node'], tunnelEndpoint: null },
     );
     self.dp?.ipcache.set({ prefix: peer.pod.ip }, { identity: 2000, tunnelEndpoint: null });
   }

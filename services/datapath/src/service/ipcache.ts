@@ -5,8 +5,8 @@
 // fully after every reconnect, and never empties the map when NATS goes away.
 import { isIP } from 'node:net';
 
-import { ReservedIdentity, type Datapath, type IpcacheValue } from '@ciliate/bpf';
-import { buckets, IpcacheRecordSchema } from '@ciliate/contracts';
+import type { Datapath, IpcacheValue } from '@ciliate/bpf';
+import { RESERVED_IDENTITIES, buckets, IpcacheRecordSchema } from '@ciliate/contracts';
 import { canonicalCidr } from '@ciliate/ipam';
 import { decodeJson, watchKv, type Logger } from '@ciliate/runtime';
 import { jetstream } from '@nats-io/jetstream';
@@ -80,16 +80,17 @@ export function desiredIpcache(input: DesiredIpcacheInput): Map<string, IpcacheV
       for (const cidr of p.podCIDRs) {
         const prefix = canonicalPrefix(cidr);
         if (prefix && !prefix.includes(':') && !out.has(prefix))
-          out.set(prefix, { identity: ReservedIdentity.world, tunnelEndpoint: p.ip });
+          out.set(prefix, { identity: RESERVED_IDENTITIES.world, tunnelEndpoint: p.ip });
       }
     }
   }
   for (const ip of peerIPs) {
     const prefix = canonicalPrefix(ip);
-    if (prefix) out.set(prefix, { identity: ReservedIdentity.remoteNode, tunnelEndpoint: null });
+    if (prefix)
+      out.set(prefix, { identity: RESERVED_IDENTITIES['remote-node'], tunnelEndpoint: null });
   }
   const self = canonicalPrefix(input.nodeIP);
-  if (self) out.set(self, { identity: ReservedIdentity.host, tunnelEndpoint: null });
+  if (self) out.set(self, { identity: RESERVED_IDENTITIES.host, tunnelEndpoint: null });
   return out;
 }
 

@@ -5,8 +5,10 @@
 // retried until they succeed; the datapath itself never waits for any of it.
 import {
   CiliateError,
+  IPCACHE_POD_OWNER_PREFIX,
   IpcacheReplySchema,
   identitySubject,
+  ipcachePodOwnerKey,
   type IpcacheClaim,
 } from '@ciliate/contracts';
 import { Reconciler, type Logger, type ReconcilerMetrics, type RpcClient } from '@ciliate/runtime';
@@ -17,17 +19,13 @@ import type { IpcacheRecordView } from './ipcache.js';
 
 export const IPCACHE_SOURCE = 'local';
 
-export function podOwnerKey(s: Pick<EndpointState, 'owner'>): string {
-  return `pod/${s.owner.namespace}/${s.owner.pod}`;
-}
-
 export function claimOf(s: EndpointState, nodeIP: string): IpcacheClaim {
   return {
     prefix: `${s.ip}/32`,
     identity: s.identity,
     hostIP: nodeIP,
     source: IPCACHE_SOURCE,
-    ownerKey: podOwnerKey(s),
+    ownerKey: ipcachePodOwnerKey(s.owner.namespace, s.owner.pod),
   };
 }
 
@@ -139,7 +137,7 @@ export class EndpointPublisher {
     const { node, nodeIP, store } = this.opts;
     for (const r of this.opts.ipcacheRecords()) {
       for (const c of r.claims ?? []) {
-        if (c.hostIP === nodeIP && c.ownerKey.startsWith('pod/')) {
+        if (c.hostIP === nodeIP && c.ownerKey.startsWith(IPCACHE_POD_OWNER_PREFIX)) {
           this.claims.set(`${r.prefix}|${c.ownerKey}`, 'unknown');
         }
       }

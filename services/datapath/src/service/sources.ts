@@ -15,6 +15,7 @@ import {
   identitySubject,
   ipamSubject,
   type IdentityAllocateRequest,
+  MAX_RESERVED_IDENTITY,
 } from '@ciliate/contracts';
 import {
   createPodPool,
@@ -296,7 +297,8 @@ export class NatsIdentitySource implements IdentitySource {
   private async retake(): Promise<void> {
     const sets = new Map<number, string[]>();
     for (const s of this.opts.holders())
-      if (s.identity > 255 && s.identityLabels) sets.set(s.identity, s.identityLabels);
+      if (s.identity > MAX_RESERVED_IDENTITY && s.identityLabels)
+        sets.set(s.identity, s.identityLabels);
     for (const [id, labels] of sets) {
       const r = await this.allocate({ node: this.opts.node, labels });
       if (r.id !== id) {
@@ -422,7 +424,7 @@ export class NatsIdentitySource implements IdentitySource {
    * endpoint's address to it until its new one is published. Answers whether a release was sent.
    */
   async releaseIfUnused(identity: number, retiring?: PodOwner): Promise<boolean> {
-    if (identity <= 255) return false; // reserved: never referenced
+    if (identity <= MAX_RESERVED_IDENTITY) return false; // reserved: never referenced
     // An allocation in flight may be for this identity; its reference is written before it is
     // answered, so a release sent now could remove the reference it relies on.
     await Promise.allSettled([...this.allocating]);

@@ -6,13 +6,14 @@
 //   npm run bench -w @ciliate/identity     (node --expose-gc dist/bench/core.bench.js)
 import { performance } from 'node:perf_hooks';
 
+import { labelSetKey } from '@ciliate/contracts';
+
 import {
   IdentityTable,
   Ipcache,
   MemoryKv,
   clusterIdentityRange,
   collectGarbage,
-  labelSetKey,
   podIdentityLabels,
   startAllocation,
   stepAllocation,

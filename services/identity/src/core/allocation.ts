@@ -27,6 +27,7 @@
 // probing continues along a hash-derived stride. Allocators racing for the same label set pick
 // the same numbers in the same order and converge on one; allocators of different sets start
 // apart and follow different strides.
+
 import { IdentityError, invalid } from './errors.js';
 import {
   bindingKey,
@@ -36,14 +37,14 @@ import {
   encodeRecord,
   identityKey,
   identityRecord,
-  nodeToken,
   parseKey,
   referenceKey,
   referenceRecord,
   type BindingRecord,
   type IdentityRecord,
+  nodeKeyToken,
 } from './kv.js';
-import { checkLabelSetKey, labelSetHash, parseLabelSetKey } from './labels.js';
+import { checkLabelSetKey, labelSetHash } from './labels.js';
 import { LOCAL_IDENTITY_MAX, rangeSize, type IdentityRange } from './numeric.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -322,7 +323,7 @@ export interface PlanInput {
  * neither taken in the view nor in `skip`; or IDENTITY_EXHAUSTED when there is none.
  */
 export function planAllocate(input: PlanInput): AllocationPlan {
-  parseLabelSetKey(input.labels);
+  checkLabelSetKey(input.labels);
   checkRange(input.range);
   return plan(input, labelSetHash(input.labels));
 }
@@ -457,7 +458,7 @@ export const DEFAULT_ALLOCATION_MAX_STEPS = 64;
 export function startAllocation(input: StartAllocationInput, view: AllocationView): AllocationStep {
   checkLabelSetKey(input.labels, 'labels');
   checkRange(input.range);
-  if (input.node !== undefined) nodeToken(input.node);
+  if (input.node !== undefined) nodeKeyToken(input.node);
   const state: AllocationState = {
     v: 1,
     labels: input.labels,

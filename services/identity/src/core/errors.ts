@@ -1,6 +1,8 @@
 // Typed errors of the identity core. Codes are stable: callers, metrics and the CLI switch on
 // them, so a code is never renamed, only added.
 
+import { CiliateError } from '@ciliate/contracts';
+
 export const IDENTITY_ERROR_CODES = [
   'INVALID_LABEL',
   'INVALID_LABEL_SET',
@@ -68,5 +70,24 @@ function show(value: unknown): string {
     return s.length > 120 ? `${s.slice(0, 117)}...` : s;
   } catch {
     return Object.prototype.toString.call(value);
+  }
+}
+
+/**
+ * Runs `fn`, turning the vocabulary's bad-input errors (the label model of @ciliate/contracts
+ * throws CiliateError `bad_request`) into identity errors with `code`, so that the core's
+ * machines, record decoders and wire mapping handle one kind of error.
+ */
+export function asIdentityInput<T>(code: IdentityErrorCode, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof CiliateError && err.code === 'bad_request') {
+      throw new IdentityError(code, err.message, {
+        ...(err.field === undefined ? {} : { field: err.field }),
+        cause: err,
+      });
+    }
+    throw err;
   }
 }

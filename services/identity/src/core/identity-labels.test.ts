@@ -3,15 +3,18 @@ import { describe, it } from 'node:test';
 
 import fc from 'fast-check';
 
+import { formatLabel } from '@ciliate/contracts';
+
+import { formatPrefix } from '@ciliate/netaddr';
+
 import {
   cidrLabelKey,
   cidrLabels,
   podIdentityLabels,
   prefixFromCidrLabelKey,
 } from './identity-labels.js';
-import { formatPrefix, parsePrefix } from './ip.js';
+import { parsePrefix } from './ip.js';
 import { createLabelFilter } from './label-filter.js';
-import { formatLabel } from './labels.js';
 
 describe('pod identity labels', () => {
   it('folds namespace labels in and always carries namespace, service account and cluster', () => {

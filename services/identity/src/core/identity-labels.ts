@@ -1,10 +1,17 @@
 // The label sets identities are made of: a pod's (its labels, its namespace's labels, namespace,
 // service account and cluster) and a CIDR's (`cidr:<prefix>` plus the world label).
-import { invalid, required } from './errors.js';
-import { formatIp, parsePrefix, type IpPrefix } from './ip.js';
+import {
+  label,
+  labelSetKey,
+  normalizeLabelSet,
+  type Label,
+  reservedLabel,
+} from '@ciliate/contracts';
+import { formatAddress, type IpPrefix } from '@ciliate/netaddr';
+
+import { asIdentityInput, invalid, required } from './errors.js';
+import { parsePrefix } from './ip.js';
 import { defaultLabelFilter, type LabelFilter } from './label-filter.js';
-import { label, labelSetKey, normalizeLabelSet, type Label } from './labels.js';
-import { reservedLabel } from './numeric.js';
 
 export const POD_NAMESPACE_LABEL = 'io.kubernetes.pod.namespace';
 export const NAMESPACE_LABELS_PREFIX = 'io.cilium.k8s.namespace.labels';
@@ -37,7 +44,7 @@ function k8sLabel(key: string, value: string, field: string): Label {
   if (typeof value !== 'string') {
     throw invalid('INVALID_LABEL', field, value, 'label values are strings');
   }
-  return label('k8s', key, value, field);
+  return asIdentityInput('INVALID_LABEL', () => label('k8s', key, value, field));
 }
 
 /**
@@ -86,12 +93,14 @@ export function podIdentityLabels(input: PodIdentityInput, field = 'pod'): Ident
     k8sLabel(SERVICE_ACCOUNT_LABEL, serviceAccount, `${field}.serviceAccount`),
     k8sLabel(CLUSTER_LABEL, clusterName, `${field}.clusterName`),
   );
-  const labels = normalizeLabelSet(identity, `${field}.labels`);
-  return {
-    labels,
-    information: normalizeLabelSet(information, `${field}.information`),
-    key: labelSetKey(labels),
-  };
+  return asIdentityInput('INVALID_LABEL_SET', () => {
+    const labels = normalizeLabelSet(identity, `${field}.labels`);
+    return {
+      labels,
+      information: normalizeLabelSet(information, `${field}.information`),
+      key: labelSetKey(labels),
+    };
+  });
 }
 
 /**
@@ -100,7 +109,7 @@ export function podIdentityLabels(input: PodIdentityInput, field = 'pod'): Ident
  * (`2001:db8::/32` gives `2001-db8--0/32`).
  */
 export function cidrLabelKey(prefix: IpPrefix): string {
-  const text = formatIp(prefix);
+  const text = formatAddress(prefix.family, prefix.network);
   let out = '';
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;

@@ -3,8 +3,10 @@ import { describe, it } from 'node:test';
 
 import fc from 'fast-check';
 
+import { formatPrefix } from '@ciliate/netaddr';
+
 import { IdentityError } from './errors.js';
-import { formatPrefix, parseIp, parsePrefix, prefixContains } from './ip.js';
+import { parseIp, parsePrefix, prefixContains } from './ip.js';
 import {
   IPCACHE_SOURCES,
   Ipcache,

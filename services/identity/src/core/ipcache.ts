@@ -5,21 +5,22 @@
 //
 // Lookup is longest-prefix match, the semantics of the BPF LPM trie the datapath mirrors this
 // into; this class is the reference that the BPF map is tested against.
-import { IPCACHE_SOURCE_NAMES } from '@ciliate/contracts';
-
-import { IdentityError, invalid } from './errors.js';
+import { IPCACHE_SOURCE_NAMES, worldIdentity } from '@ciliate/contracts';
 import {
+  formatAddress,
   formatIp,
   formatPrefix,
-  parseIp,
-  parsePrefix,
+  prefixMask,
   tryParseIp,
   type IpAddress,
   type IpFamily,
   type IpPrefix,
-} from './ip.js';
+} from '@ciliate/netaddr';
+
+import { IdentityError, invalid } from './errors.js';
+import { parseIp, parsePrefix } from './ip.js';
 import { decodeRecord } from './kv.js';
-import { checkIdentity, worldIdentity } from './numeric.js';
+import { checkIdentity } from './numeric.js';
 
 /** Sources from weakest to strongest (Cilium's AllowOverwrite is this total order). */
 export const IPCACHE_SOURCES = IPCACHE_SOURCE_NAMES;
@@ -85,26 +86,14 @@ function sameEntry(a: IpcacheEntry | undefined, b: IpcacheEntry | undefined): bo
   );
 }
 
-function v4Number(bytes: Uint8Array): number {
-  return ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
-}
-
 function maskV4(n: number, length: number): number {
   return length === 0 ? 0 : (n & (-1 << (32 - length))) >>> 0;
 }
 
-function v6Key(bytes: Uint8Array, length: number): string {
-  let out = '';
-  for (let i = 0; i < 16; i++) {
-    const keep = Math.max(0, Math.min(8, length - i * 8));
-    const b = bytes[i]! & ((0xff00 >> keep) & 0xff);
-    out += b < 16 ? `0${b.toString(16)}` : b.toString(16);
-  }
-  return out;
-}
-
-function lpmKey(family: IpFamily, bytes: Uint8Array, length: number): number | string {
-  return family === 4 ? maskV4(v4Number(bytes), length) : v6Key(bytes, length);
+// One table per family and length, so the masked address alone is the key: a number for IPv4
+// (cheaper to hash than a bigint), the bigint itself for IPv6 (Map compares bigints by value).
+function lpmKey(family: IpFamily, value: bigint, length: number): number | bigint {
+  return family === 4 ? maskV4(Number(value), length) : value & prefixMask(6, length);
 }
 
 export function validateUpsert(input: IpcacheUpsert, field = 'entry'): IpcacheEntry {
@@ -149,7 +138,7 @@ export class Ipcache {
   readonly #slots = new Map<string, Slot>();
   readonly #byOwner = new Map<string, Set<string>>();
   /** Per family: prefix length -> masked network -> effective entry. */
-  readonly #lpm: Record<IpFamily, Map<number, Map<number | string, IpcacheEntry>>> = {
+  readonly #lpm: Record<IpFamily, Map<number, Map<number | bigint, IpcacheEntry>>> = {
     4: new Map(),
     6: new Map(),
   };
@@ -226,21 +215,21 @@ export class Ipcache {
     const after = best?.entry;
     if (sameEntry(before, after)) return undefined;
     slot.effective = after;
-    const { family, length, bytes } = slot.prefix;
+    const { family, length, network } = slot.prefix;
     const byLen = this.#lpm[family];
     let table = byLen.get(length);
     if (after === undefined) {
-      table?.delete(lpmKey(family, bytes, length));
+      table?.delete(lpmKey(family, network, length));
       if (table?.size === 0) {
         byLen.delete(length);
         this.#lengths[family] = this.#lengths[family].filter((l) => l !== length);
       }
     } else {
       if (table === undefined) {
-        byLen.set(length, (table = new Map<number | string, IpcacheEntry>()));
+        byLen.set(length, (table = new Map<number | bigint, IpcacheEntry>()));
         this.#lengths[family] = [...this.#lengths[family], length].sort((a, b) => b - a);
       }
-      table.set(lpmKey(family, bytes, length), after);
+      table.set(lpmKey(family, network, length), after);
     }
     return {
       prefix: after?.prefix ?? before!.prefix,
@@ -269,7 +258,7 @@ export class Ipcache {
     if (addr === undefined) throw invalid('INVALID_PREFIX', 'ip', ip, 'must be an IP address');
     const byLen = this.#lpm[addr.family];
     for (const length of this.#lengths[addr.family]) {
-      const hit = byLen.get(length)?.get(lpmKey(addr.family, addr.bytes, length));
+      const hit = byLen.get(length)?.get(lpmKey(addr.family, addr.value, length));
       if (hit !== undefined) return hit;
     }
     return undefined;
@@ -320,10 +309,7 @@ export class Ipcache {
 
 function comparePrefix(a: IpPrefix, b: IpPrefix): number {
   if (a.family !== b.family) return a.family - b.family;
-  for (let i = 0; i < a.bytes.length; i++) {
-    const d = a.bytes[i]! - b.bytes[i]!;
-    if (d !== 0) return d;
-  }
+  if (a.network !== b.network) return a.network < b.network ? -1 : 1;
   return a.length - b.length;
 }
 
@@ -337,7 +323,7 @@ function comparePrefix(a: IpPrefix, b: IpPrefix): number {
  */
 export function ipcacheKey(prefix: string | IpPrefix): string {
   const p = typeof prefix === 'string' ? parsePrefix(prefix) : prefix;
-  const addr = formatIp(p);
+  const addr = formatAddress(p.family, p.network);
   const token =
     p.family === 4 ? addr.replaceAll('.', '-') : addr.replaceAll(':', '-').replaceAll('.', '_');
   return `v${p.family}.${token}.${p.length}`;

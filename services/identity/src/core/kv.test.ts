@@ -14,11 +14,11 @@ import {
   identityKey,
   leaseKey,
   leaseRecord,
-  nodeToken,
   parseKey,
   referenceKey,
   referencesOfIdentityFilter,
   referencesOfNodeFilter,
+  nodeKeyToken,
 } from './kv.js';
 import { labelSetHash } from './labels.js';
 import { subjectMatches } from './memory-kv.js';
@@ -69,7 +69,7 @@ describe('KV keys', () => {
         fc.integer({ min: 256, max: 0xffffff }),
         (parts, id) => {
           const node = parts.join('.');
-          assert.ok(!nodeToken(node).includes('.'));
+          assert.ok(!nodeKeyToken(node).includes('.'));
           assert.deepEqual(parseKey(referenceKey(id, node)), { kind: 'reference', id, node });
           assert.deepEqual(parseKey(leaseKey(node)), { kind: 'lease', node });
         },
@@ -78,7 +78,10 @@ describe('KV keys', () => {
   });
 
   it('refuse bad input naming the field', () => {
-    assert.throws(() => nodeToken('Node_1'), /node: Invalid value: "Node_1": a node name must be/);
+    assert.throws(
+      () => nodeKeyToken('Node_1'),
+      /node: Invalid value: "Node_1": must be a lower-case DNS-1123 subdomain/,
+    );
     assert.throws(() => identityKey(255), /id: Invalid value: 255/);
     assert.throws(() => bindingKey('xyz'), /labelsHash: Invalid value: "xyz"/);
   });

@@ -10,6 +10,8 @@
 // server with `id.>`, `ref.<N>.>` or `ref.*.<node>`. Label text cannot be a key (':' and ';' are
 // not key characters, and values are unbounded), hence the hash. Node names are DNS subdomains;
 // their dots become '_' (never in a DNS name) to stay one token.
+import { isNodeName, nodeFromToken, nodeNameProblem, nodeToken } from '@ciliate/contracts';
+
 import { IdentityError, invalid } from './errors.js';
 import { checkLabelSetKey, labelSetHash } from './labels.js';
 import { LOCAL_IDENTITY_MAX, MIN_GLOBAL_IDENTITY } from './numeric.js';
@@ -57,24 +59,13 @@ export interface LeaseRecord {
   readonly expiresAt: number;
 }
 
-const NODE_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const HASH_RE = /^[0-9a-f]{64}$/;
 
-/** Node name (DNS subdomain) to a single KV key token. */
-export function nodeToken(node: string, field = 'node'): string {
-  if (typeof node !== 'string' || node.length === 0 || node.length > 253 || !NODE_RE.test(node)) {
-    throw invalid(
-      'INVALID_ARGUMENT',
-      field,
-      node,
-      'a node name must be a lower case DNS subdomain of at most 253 characters',
-    );
-  }
-  return node.replaceAll('.', '_');
-}
-
-export function nodeFromToken(token: string): string {
-  return token.replaceAll('_', '.');
+/** A node name (contracts' rule) as a single KV key token; throws naming `field` if it is not one. */
+export function nodeKeyToken(node: string, field = 'node'): string {
+  const problem = nodeNameProblem(node);
+  if (problem !== undefined) throw invalid('INVALID_ARGUMENT', field, node, problem);
+  return nodeToken(node);
 }
 
 function checkGlobalId(id: unknown, field: string): number {
@@ -117,7 +108,7 @@ export function bindingKeyForLabels(labelSetKeyText: string): string {
 }
 
 export function referenceKey(id: number, node: string): string {
-  return `${KV_PREFIX.reference}.${checkGlobalId(id, 'id')}.${nodeToken(node)}`;
+  return `${KV_PREFIX.reference}.${checkGlobalId(id, 'id')}.${nodeKeyToken(node)}`;
 }
 
 /** Subject filter for every reference to one identity. */
@@ -127,11 +118,11 @@ export function referencesOfIdentityFilter(id: number): string {
 
 /** Subject filter for every reference a node holds. */
 export function referencesOfNodeFilter(node: string): string {
-  return `${KV_PREFIX.reference}.*.${nodeToken(node)}`;
+  return `${KV_PREFIX.reference}.*.${nodeKeyToken(node)}`;
 }
 
 export function leaseKey(node: string): string {
-  return `${KV_PREFIX.lease}.${nodeToken(node)}`;
+  return `${KV_PREFIX.lease}.${nodeKeyToken(node)}`;
 }
 
 export type ParsedKey =
@@ -158,11 +149,11 @@ export function parseKey(key: string): ParsedKey | undefined {
   if (head === KV_PREFIX.reference && parts.length === 3) {
     const id = num(a);
     if (id === undefined || id < MIN_GLOBAL_IDENTITY || id > LOCAL_IDENTITY_MAX) return undefined;
-    if (b === undefined || !NODE_RE.test(nodeFromToken(b)) || b.includes('.')) return undefined;
+    if (b === undefined || b.includes('.') || !isNodeName(nodeFromToken(b))) return undefined;
     return { kind: 'reference', id, node: nodeFromToken(b) };
   }
   if (head === KV_PREFIX.lease && parts.length === 2 && a !== undefined) {
-    return NODE_RE.test(nodeFromToken(a)) ? { kind: 'lease', node: nodeFromToken(a) } : undefined;
+    return isNodeName(nodeFromToken(a)) ? { kind: 'lease', node: nodeFromToken(a) } : undefined;
   }
   return undefined;
 }
@@ -250,7 +241,7 @@ function decodeNumberedAfresh(
     if (typeof o.holder !== 'string') {
       throw invalid('INVALID_RECORD', `${field}.holder`, o.holder, 'must be a node name');
     }
-    nodeToken(o.holder, `${field}.holder`);
+    nodeKeyToken(o.holder, `${field}.holder`);
     holder = o.holder;
   }
   return bindingRecord(r.id, r.labels, o.releasing === true, holder);
@@ -271,7 +262,7 @@ export function decodeReferenceRecord(value: unknown, field = 'record'): Referen
   if (typeof o.node !== 'string') {
     throw invalid('INVALID_RECORD', `${field}.node`, o.node, 'must be a node name');
   }
-  nodeToken(o.node, `${field}.node`);
+  nodeKeyToken(o.node, `${field}.node`);
   return { v: 1, id: checkGlobalId(o.id, `${field}.id`), node: o.node };
 }
 
@@ -280,7 +271,7 @@ export function decodeLeaseRecord(value: unknown, field = 'record'): LeaseRecord
   if (typeof o.node !== 'string') {
     throw invalid('INVALID_RECORD', `${field}.node`, o.node, 'must be a node name');
   }
-  nodeToken(o.node, `${field}.node`);
+  nodeKeyToken(o.node, `${field}.node`);
   if (typeof o.expiresAt !== 'number' || !Number.isFinite(o.expiresAt) || o.expiresAt < 0) {
     throw invalid(
       'INVALID_RECORD',

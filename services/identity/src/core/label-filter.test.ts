@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
+import { parseLabel } from '@ciliate/contracts';
+
 import { IdentityError } from './errors.js';
 import { createLabelFilter, defaultLabelFilter, parseLabelPrefix } from './label-filter.js';
-import { parseLabel } from './labels.js';
 
 function relevant(filter: ReturnType<typeof createLabelFilter>, text: string): boolean {
   return filter.isIdentityRelevant(parseLabel(text));

@@ -10,8 +10,9 @@
 //
 // Ignored labels are not dropped: they become information labels, kept on the endpoint but not
 // part of the identity.
+import { type Label } from '@ciliate/contracts';
+
 import { invalid } from './errors.js';
-import type { Label } from './labels.js';
 
 export interface LabelPrefix {
   /** Label source to match, or '' for every source (Cilium's `any`). */

@@ -3,9 +3,10 @@ import { describe, it } from 'node:test';
 
 import fc from 'fast-check';
 
+import { labelSetKey, labelsFromStrings } from '@ciliate/contracts';
+
 import { IdentityError } from './errors.js';
 import { cidrLabels } from './identity-labels.js';
-import { labelSetKey, labelsFromStrings } from './labels.js';
 import { identityScopeForLabels, LocalIdentityAllocator } from './local-allocator.js';
 
 describe('identity scope of a label set', () => {

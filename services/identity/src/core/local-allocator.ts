@@ -1,14 +1,15 @@
 // Node-local identities for CIDR and FQDN label sets (scope 1<<24), and for remote nodes when
 // nodes are selectable by CIDR (scope 2<<24). They never leave the node, so one writer (the
 // node's agent) owns them and no compare-and-set is needed; numbers differ between nodes.
-import { IdentityError, invalid } from './errors.js';
-import { labelSetKey, parseLabelSetKey, type Label } from './labels.js';
 import {
-  IDENTITY_SCOPE_LOCAL,
-  IDENTITY_SCOPE_REMOTE_NODE,
-  LOCAL_IDENTITY_MAX,
+  labelSetKey,
+  parseLabelSetKey,
+  type Label,
   reservedIdentityForLabels,
-} from './numeric.js';
+} from '@ciliate/contracts';
+
+import { IdentityError, asIdentityInput, invalid } from './errors.js';
+import { IDENTITY_SCOPE_LOCAL, IDENTITY_SCOPE_REMOTE_NODE, LOCAL_IDENTITY_MAX } from './numeric.js';
 
 export type IdentityScope = 'global' | 'local' | 'remote-node';
 
@@ -94,7 +95,7 @@ export class LocalIdentityAllocator {
         `this set needs a ${scope} identity, not a ${this.scope} one`,
       );
     }
-    const key = labelSetKey(labels);
+    const key = asIdentityInput('INVALID_LABEL_SET', () => labelSetKey(labels));
     const found = this.#byKey.get(key);
     if (found !== undefined) {
       found.refs++;
@@ -133,7 +134,7 @@ export class LocalIdentityAllocator {
   lookup(labels: readonly Label[]): number | undefined {
     const reserved = reservedIdentityForLabels(labels);
     if (reserved !== undefined) return reserved.id;
-    return this.#byKey.get(labelSetKey(labels))?.id;
+    return this.#byKey.get(asIdentityInput('INVALID_LABEL_SET', () => labelSetKey(labels)))?.id;
   }
 
   labelsOf(id: number): Label[] | undefined {
@@ -192,7 +193,9 @@ export class LocalIdentityAllocator {
       if (!Number.isInteger(e.refs) || e.refs < 1) {
         throw invalid('INVALID_RECORD', `${f}.refs`, e.refs, 'must be a positive integer');
       }
-      const labels = labelSetKey(parseLabelSetKey(e.labels, `${f}.labels`));
+      const labels = asIdentityInput('INVALID_RECORD', () =>
+        labelSetKey(parseLabelSetKey(e.labels, `${f}.labels`)),
+      );
       if (a.#byId.has(e.id) || a.#byKey.has(labels)) {
         throw invalid('INVALID_RECORD', f, e.id, 'duplicate identity or label set');
       }

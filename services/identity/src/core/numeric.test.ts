@@ -3,18 +3,22 @@ import { describe, it } from 'node:test';
 
 import fc from 'fast-check';
 
+import {
+  formatLabel,
+  labelsFromStrings,
+  reservedIdentities,
+  reservedIdentityForLabels,
+  worldIdentity,
+} from '@ciliate/contracts';
+
 import { IdentityError } from './errors.js';
-import { formatLabel, labelsFromStrings } from './labels.js';
 import {
   classifyIdentity,
   clusterIdentityRange,
   decodeClusterIdentity,
   encodeClusterIdentity,
   localIdentity,
-  reservedIdentities,
-  reservedIdentityForLabels,
   validateClusterConfig,
-  worldIdentity,
   type MaxConnectedClusters,
 } from './numeric.js';
 

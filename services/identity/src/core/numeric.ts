@@ -13,16 +13,16 @@ import {
   clusterProblem,
   type ClusterRef,
   type MaxConnectedClusters,
+  MAX_RESERVED_IDENTITY,
+  UNKNOWN_IDENTITY,
+  reservedIdentity,
+  type ReservedIdentityName,
 } from '@ciliate/contracts';
 
 import { invalid, required } from './errors.js';
-import { label, labelSetKey, type Label } from './labels.js';
 
 /** Bits of an identity that travel on the wire (VNI, skb mark); CIDR identities live above. */
 export const NUMERIC_IDENTITY_BIT_LENGTH = 24;
-export const UNKNOWN_IDENTITY = 0;
-export const MIN_RESERVED_IDENTITY = 1;
-export const MAX_RESERVED_IDENTITY = 255;
 /** First identity the allocator hands out in cluster 0. */
 export const MIN_GLOBAL_IDENTITY = 256;
 /** Scope bits: the top byte of the uint32. */
@@ -32,76 +32,6 @@ export const IDENTITY_SCOPE_LOCAL = 1 << 24;
 export const IDENTITY_SCOPE_REMOTE_NODE = 2 << 24;
 /** Node-local identities are 1..LOCAL_IDENTITY_MAX ORed with a scope flag. */
 export const LOCAL_IDENTITY_MAX = 0xffffff;
-
-export const RESERVED_IDENTITIES = {
-  host: 1,
-  world: 2,
-  unmanaged: 3,
-  health: 4,
-  init: 5,
-  'remote-node': 6,
-  'kube-apiserver': 7,
-  ingress: 8,
-  'world-ipv4': 9,
-  'world-ipv6': 10,
-} as const;
-
-export type ReservedIdentityName = keyof typeof RESERVED_IDENTITIES;
-
-export interface ReservedIdentity {
-  readonly id: number;
-  readonly name: ReservedIdentityName;
-  /** Sorted label set; kube-apiserver carries remote-node too, as in Cilium. */
-  readonly labels: readonly Label[];
-  /** world-ipv4/ipv6 exist only when both families are enabled. */
-  readonly dualStackOnly: boolean;
-}
-
-export function reservedLabel(name: string): Label {
-  return label('reserved', name, '');
-}
-
-const RESERVED_LIST: readonly ReservedIdentity[] = Object.entries(RESERVED_IDENTITIES).map(
-  ([name, id]) => ({
-    id,
-    name: name as ReservedIdentityName,
-    labels:
-      name === 'kube-apiserver'
-        ? [reservedLabel('kube-apiserver'), reservedLabel('remote-node')]
-        : [reservedLabel(name)],
-    dualStackOnly: name === 'world-ipv4' || name === 'world-ipv6',
-  }),
-);
-
-/** All reserved identities in numeric order. */
-export function reservedIdentities(): readonly ReservedIdentity[] {
-  return RESERVED_LIST;
-}
-
-export function reservedIdentity(id: number): ReservedIdentity | undefined {
-  return RESERVED_LIST.find((r) => r.id === id);
-}
-
-const RESERVED_BY_KEY = new Map(RESERVED_LIST.map((r) => [labelSetKey(r.labels), r]));
-
-/**
- * The reserved identity a label set stands for, following Cilium's rules: anything carrying
- * `reserved:host` is the host (it may also carry kube-apiserver or node labels);
- * otherwise the set must equal a reserved identity's labels exactly.
- */
-export function reservedIdentityForLabels(labels: readonly Label[]): ReservedIdentity | undefined {
-  if (labels.some((l) => l.source === 'reserved' && l.key === 'host')) {
-    return RESERVED_LIST[0];
-  }
-  if (!labels.some((l) => l.source === 'reserved')) return undefined;
-  return RESERVED_BY_KEY.get(labelSetKey(labels));
-}
-
-/** The identity of traffic to or from outside the cluster for one address family. */
-export function worldIdentity(family: 4 | 6, dualStack: boolean): number {
-  if (!dualStack) return RESERVED_IDENTITIES.world;
-  return family === 4 ? RESERVED_IDENTITIES['world-ipv4'] : RESERVED_IDENTITIES['world-ipv6'];
-}
 
 // ---------------------------------------------------------------------------------------------
 // Clusters

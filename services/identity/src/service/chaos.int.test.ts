@@ -4,12 +4,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { CiliateError, IdentityAllocateReplySchema } from '@ciliate/contracts';
+import {
+  CiliateError,
+  IdentityAllocateReplySchema,
+  labelSetKey,
+  labelsFromStrings,
+} from '@ciliate/contracts';
 import { sleep, startNatsCluster, type NatsCluster } from '@ciliate/testkit';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
 import { auditIdentityStore, parseKey } from '../core/kv.js';
-import { labelSetKey, labelsFromStrings } from '../core/labels.js';
 import {
   bucketEntries,
   identityClient,

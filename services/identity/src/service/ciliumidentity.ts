@@ -7,8 +7,10 @@ import type { Logger } from '@ciliate/runtime';
 import type { CiliumIdentity } from '@ciliate/resources';
 import type { ResourceStore } from '@ciliate/store';
 
+import { parseLabelSetKey } from '@ciliate/contracts';
+
 import { POD_NAMESPACE_LABEL } from '../core/identity-labels.js';
-import { labelSetHash, parseLabelSetKey } from '../core/labels.js';
+import { labelSetHash } from '../core/labels.js';
 import type { IdentityMetrics } from './metrics.js';
 import type { IdentityMirror } from './mirror.js';
 

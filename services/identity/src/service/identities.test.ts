@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { CiliateError } from '@ciliate/contracts';
+import { CiliateError, labelSetKey, labelsFromStrings } from '@ciliate/contracts';
 import { ConfigError } from '@ciliate/runtime';
 import fc from 'fast-check';
 
@@ -16,7 +16,6 @@ import {
   referenceKey,
   type BindingRecord,
 } from '../core/kv.js';
-import { labelSetKey, labelsFromStrings } from '../core/labels.js';
 import { defaultLabelFilter } from '../core/label-filter.js';
 import { MemoryKv } from '../core/memory-kv.js';
 import { IdentityAllocator } from './identities.js';

@@ -13,6 +13,15 @@ import {
   type IdentityLookupRequest,
   type IdentityReleaseReply,
   type IdentityReleaseRequest,
+  formatLabel,
+  labelSetKey,
+  labelsFromStrings,
+  parseLabelSetKey,
+  type Label,
+  MAX_RESERVED_IDENTITY,
+  reservedIdentities,
+  reservedIdentity,
+  reservedIdentityForLabels,
 } from '@ciliate/contracts';
 
 import {
@@ -33,23 +42,11 @@ import {
   leaseRecord,
   referenceKey,
 } from '../core/kv.js';
+import { asIdentityInput } from '../core/errors.js';
 import type { LabelFilter } from '../core/label-filter.js';
-import {
-  formatLabel,
-  labelSetHash,
-  labelSetKey,
-  labelsFromStrings,
-  parseLabelSetKey,
-  type Label,
-} from '../core/labels.js';
+import { labelSetHash } from '../core/labels.js';
 import { identityScopeForLabels } from '../core/local-allocator.js';
-import {
-  MAX_RESERVED_IDENTITY,
-  reservedIdentities,
-  reservedIdentity,
-  reservedIdentityForLabels,
-  type IdentityRange,
-} from '../core/numeric.js';
+import { type IdentityRange } from '../core/numeric.js';
 import { toWireError } from './errors.js';
 import { clearHolder } from './holder.js';
 import type { KvExecutor } from './kv.js';
@@ -96,7 +93,10 @@ export class IdentityAllocator {
   /** The identity-relevant label set of a request, checked; `bad_request` names the field. */
   labelsOf(req: Omit<IdentityAllocateRequest, 'node'>): Label[] {
     try {
-      if (req.labels !== undefined) return labelsFromStrings(req.labels, 'labels');
+      if (req.labels !== undefined) {
+        const texts = req.labels;
+        return asIdentityInput('INVALID_LABEL', () => labelsFromStrings(texts, 'labels'));
+      }
       return podIdentityLabels(
         {
           namespace: req.namespace!,

@@ -8,13 +8,14 @@ import {
   type IpcacheClaim,
   type IpcacheRecord,
   type IpcacheReply,
+  RESERVED_IDENTITIES,
 } from '@ciliate/contracts';
+import { formatPrefix } from '@ciliate/netaddr';
 import { isCasConflict } from '@ciliate/runtime';
 import type { KV } from '@nats-io/kv';
 
-import { formatPrefix, parsePrefix } from '../core/ip.js';
+import { parsePrefix } from '../core/ip.js';
 import { Ipcache, ipcacheKey, type IpcacheEntry } from '../core/ipcache.js';
-import { RESERVED_IDENTITIES } from '../core/numeric.js';
 import { toWireError } from './errors.js';
 
 const encoder = new TextEncoder();

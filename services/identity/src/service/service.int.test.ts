@@ -13,6 +13,8 @@ import {
   IpcacheReplySchema,
   buckets,
   type IdentityEndpoint,
+  labelSetKey,
+  labelsFromStrings,
 } from '@ciliate/contracts';
 import { ResourceStore } from '@ciliate/store';
 import { sleep, spawnNode, startNats, waitFor, type NatsServer } from '@ciliate/testkit';
@@ -22,7 +24,6 @@ import type { z } from 'zod';
 
 import { ipcacheKey } from '../core/ipcache.js';
 import { auditIdentityStore, bindingKeyForLabels, leaseKey, referenceKey } from '../core/kv.js';
-import { labelSetKey, labelsFromStrings } from '../core/labels.js';
 import {
   MAIN,
   bucketEntries,

@@ -29,8 +29,9 @@ export {
   rangesOverlap,
   tryParseCidr,
   tryParseIp,
+  familyOf,
 } from './ip.js';
-export type { Cidr, IpAddress, IpFamily, IpRange, ParseCidrOptions } from './ip.js';
+export type { Cidr, IpFamily, IpRange, ParseCidrOptions } from './ip.js';
 
 export {
   CLUSTER_POOL_DEFAULTS,
@@ -97,14 +98,7 @@ export type {
   ReleasePodIpResult,
 } from './pod-ips.js';
 
-export { compileSelector } from './selector.js';
-export type {
-  LabelMatcher,
-  LabelSelector,
-  LabelSelectorOperator,
-  LabelSelectorRequirement,
-  Labels,
-} from './selector.js';
+export { compileServiceSelector } from './selector.js';
 
 export {
   LB_ANNOTATIONS,

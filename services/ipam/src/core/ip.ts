@@ -4,6 +4,7 @@
 // in stored state and on the wire. This module adds IPAM's family names, error codes and the
 // range arithmetic of pools.
 import * as net from '@ciliate/netaddr';
+import type { IpAddress } from '@ciliate/netaddr';
 
 import { IpamError, invalidValue } from './errors.js';
 
@@ -11,9 +12,11 @@ export type IpFamily = 'ipv4' | 'ipv6';
 
 export const IP_FAMILIES: readonly IpFamily[] = ['ipv4', 'ipv6'];
 
-export interface IpAddress {
-  readonly family: IpFamily;
-  readonly value: bigint;
+const NAME_OF = { 4: 'ipv4', 6: 'ipv6' } as const;
+
+/** IPAM's (and the wire's) name of the family of an address (netaddr's, family 4 or 6). */
+export function familyOf(ip: IpAddress): IpFamily {
+  return NAME_OF[ip.family];
 }
 
 export interface Cidr {
@@ -41,14 +44,10 @@ export function maxAddress(family: IpFamily): bigint {
 
 const NUMBER_OF = { ipv4: 4, ipv6: 6 } as const;
 
-function fromNet(ip: net.IpAddress): IpAddress {
-  return { family: ip.family === 4 ? 'ipv4' : 'ipv6', value: ip.value };
-}
-
 /** Parses an address; throws INVALID_IP naming `path` and the reason. */
 export function parseIp(text: unknown, path = 'ip'): IpAddress {
   const r = net.parseIp(text as string);
-  if (r.ok) return fromNet(r.value);
+  if (r.ok) return r.value;
   const reason =
     typeof text === 'string' && text !== '' ? `not a valid IP address: ${r.reason}` : r.reason;
   throw invalidValue('INVALID_IP', path, text, reason);
@@ -57,7 +56,7 @@ export function parseIp(text: unknown, path = 'ip'): IpAddress {
 /** Parses an address, or returns undefined. */
 export function tryParseIp(text: string): IpAddress | undefined {
   const r = net.parseIp(text);
-  return r.ok ? fromNet(r.value) : undefined;
+  return r.ok ? r.value : undefined;
 }
 
 export interface ParseCidrOptions {
@@ -93,7 +92,7 @@ export function formatAddress(family: IpFamily, value: bigint): string {
 }
 
 export function formatIp(ip: IpAddress): string {
-  return formatAddress(ip.family, ip.value);
+  return net.formatIp(ip);
 }
 
 export function formatCidr(cidr: Cidr): string {
@@ -135,7 +134,7 @@ export function cidrLast(cidr: Cidr): bigint {
 }
 
 export function cidrContains(cidr: Cidr, ip: IpAddress): boolean {
-  return cidr.family === ip.family && ip.value >= cidr.network && ip.value <= cidrLast(cidr);
+  return cidr.family === familyOf(ip) && ip.value >= cidr.network && ip.value <= cidrLast(cidr);
 }
 
 /** True when `inner` lies entirely inside `outer`. */
@@ -157,7 +156,7 @@ export function cidrEquals(a: Cidr, b: Cidr): boolean {
 }
 
 export function compareIps(a: IpAddress, b: IpAddress): number {
-  if (a.family !== b.family) return a.family === 'ipv4' ? -1 : 1;
+  if (a.family !== b.family) return a.family - b.family;
   return a.value < b.value ? -1 : a.value > b.value ? 1 : 0;
 }
 
@@ -197,7 +196,7 @@ export function rangesOverlap(a: IpRange, b: IpRange): boolean {
 }
 
 export function rangeContains(range: IpRange, ip: IpAddress): boolean {
-  return range.family === ip.family && ip.value >= range.first && ip.value <= range.last;
+  return range.family === familyOf(ip) && ip.value >= range.first && ip.value <= range.last;
 }
 
 /** `a-b`, or the CIDR text when the range is exactly one CIDR. */

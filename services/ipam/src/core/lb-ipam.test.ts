@@ -930,7 +930,7 @@ describe('LB-IPAM: properties', () => {
               const v = parseIp(ip).value;
               const fam = parseIp(ip).family;
               const inBlock = gp.blocks.some((b) => {
-                if ((b.cidr ?? b.start ?? '').includes(':') !== (fam === 'ipv6')) return false;
+                if ((b.cidr ?? b.start ?? '').includes(':') !== (fam === 6)) return false;
                 const [lo, hi] = blockRange(b);
                 if (v < lo || v > hi) return false;
                 const reservedEnds = gp.allow === 'No' && b.cidr !== undefined && hi - lo >= 2n;

@@ -42,9 +42,11 @@
 //  - pool conditions: cilium.io/IPsTotal, IPsAvailable, IPsUsed (status Unknown, message = the
 //    count), cilium.io/PoolConflict. Total counts allocatable addresses (reserved first/last
 //    addresses are not counted; Cilium counts them as used).
+import type { LabelMatcher, LabelSelector } from '@ciliate/contracts';
+import type { IpAddress } from '@ciliate/netaddr';
+
 import { IpamError, invalidValue } from './errors.js';
 import {
-  type IpAddress,
   type IpFamily,
   type IpRange,
   IP_FAMILIES,
@@ -58,8 +60,9 @@ import {
   rangeSize,
   rangesOverlap,
   tryParseIp,
+  familyOf,
 } from './ip.js';
-import { type LabelMatcher, type LabelSelector, compileSelector } from './selector.js';
+import { compileServiceSelector } from './selector.js';
 
 // ---------------------------------------------------------------------------------------------
 // Inputs (shaped like the Kubernetes objects; only the fields LB-IPAM reads)
@@ -350,7 +353,7 @@ function buildPool(pool: LbPool): PoolModel {
     disabled: pool.spec?.disabled === true,
   };
   try {
-    matches = compileSelector(pool.spec?.serviceSelector, 'spec.serviceSelector');
+    matches = compileServiceSelector(pool.spec?.serviceSelector, 'spec.serviceSelector');
     const allow: unknown = pool.spec?.allowFirstLastIPs;
     if (allow !== undefined && allow !== 'Yes' && allow !== 'No') {
       throw invalidValue('INVALID_ARGUMENT', 'spec.allowFirstLastIPs', allow, 'must be Yes or No');
@@ -423,7 +426,7 @@ function buildRange(
       `must not be before start (${block.start})`,
     );
   }
-  const range: IpRange = { family: start.family, first: start.value, last: stop.value };
+  const range: IpRange = { family: familyOf(start), first: start.value, last: stop.value };
   return { pool, range, text: formatRange(range), reserved: new Set(), cursor: range.first };
 }
 
@@ -654,7 +657,7 @@ class Holdings {
   private readonly byKey = new Map<string, Set<Holding>>();
 
   get(ip: IpAddress): Holding | undefined {
-    return this.byFamily[ip.family].get(ip.value);
+    return this.byFamily[familyOf(ip)].get(ip.value);
   }
 
   has(family: IpFamily, value: bigint): boolean {
@@ -665,7 +668,7 @@ class Holdings {
     let h = this.get(ip);
     if (h === undefined) {
       h = { ip, pool, services: [] };
-      this.byFamily[ip.family].set(ip.value, h);
+      this.byFamily[familyOf(ip)].set(ip.value, h);
     }
     h.services.push(svc);
     const list = this.byService.get(svc) ?? [];
@@ -682,7 +685,7 @@ class Holdings {
   /** Addresses of `family` held by some Service with this sharing key, in address order. */
   withSharingKey(key: string, family: IpFamily): Holding[] {
     return [...(this.byKey.get(key) ?? [])]
-      .filter((h) => h.ip.family === family)
+      .filter((h) => familyOf(h.ip) === family)
       .sort((a, b) => compareIps(a.ip, b.ip));
   }
 
@@ -862,13 +865,13 @@ export function reconcileLb(
 }
 
 function rangeHas(r: RangeModel, ip: IpAddress): boolean {
-  return r.range.family === ip.family && ip.value >= r.range.first && ip.value <= r.range.last;
+  return r.range.family === familyOf(ip) && ip.value >= r.range.first && ip.value <= r.range.last;
 }
 
 /** Whether the Service's spec still wants this address (ignoring who else holds it). */
 function wantsAddress(svc: ServiceModel, ip: IpAddress, holdings: Holdings): boolean {
   if (svc.requestGiven) return svc.requested.some((r) => compareIps(r, ip) === 0);
-  if (!svc.families[ip.family]) return false;
+  if (!svc.families[familyOf(ip)]) return false;
   return !holdings.heldBy(svc).some((h) => h.ip.family === ip.family);
 }
 
@@ -890,9 +893,9 @@ function keepReason(
   if (svc.requestGiven) {
     if (!svc.requested.some((r) => compareIps(r, ip) === 0)) return 'no longer requested';
   } else {
-    if (!svc.families[ip.family]) return `${k8sFamilyName(ip.family)} no longer requested`;
+    if (!svc.families[familyOf(ip)]) return `${k8sFamilyName(familyOf(ip))} no longer requested`;
     if (holdings.heldBy(svc).some((h) => h.ip.family === ip.family)) {
-      return `already holds another ${k8sFamilyName(ip.family)} address`;
+      return `already holds another ${k8sFamilyName(familyOf(ip))} address`;
     }
   }
   const current = holdings.get(ip);
@@ -994,7 +997,7 @@ function satisfyGeneric(
 ): void {
   for (const family of IP_FAMILIES) {
     if (!svc.families[family]) continue;
-    if (holdings.heldBy(svc).some((h) => h.ip.family === family)) continue;
+    if (holdings.heldBy(svc).some((h) => familyOf(h.ip) === family)) continue;
 
     let note: string | undefined;
     if (svc.sharingKey !== '') {
@@ -1030,7 +1033,7 @@ function satisfyGeneric(
         sawFull = true;
         continue;
       }
-      got = { ip: { family, value }, pool: r.pool.name };
+      got = { ip: { family: family === 'ipv4' ? 4 : 6, value }, pool: r.pool.name };
       break;
     }
     if (got !== undefined) {
@@ -1131,7 +1134,7 @@ function serviceResult(
   const held = holdings.heldBy(svc).map((h) => h.ip);
   const order = (ip: IpAddress): number => {
     const i = svc.requested.findIndex((r) => compareIps(r, ip) === 0);
-    return i >= 0 ? i : svc.requested.length + (ip.family === 'ipv4' ? 0 : 1);
+    return i >= 0 ? i : svc.requested.length + (ip.family === 4 ? 0 : 1);
   };
   held.sort((a, b) => order(a) - order(b) || compareIps(a, b));
   const ips = held.map(formatIp);

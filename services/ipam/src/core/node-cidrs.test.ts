@@ -322,6 +322,22 @@ describe('cluster-pool carving: scenarios', () => {
       fail(() => allocateNodeCidrs(emptyNodeCidrState(), v4, 'a/b')).code,
       'INVALID_ARGUMENT',
     );
+    // The one node-name rule (contracts): Kubernetes' DNS-1123 subdomain, nothing looser.
+    for (const bad of ['Node1', 'n_1', 'n1.', 'a'.repeat(254)]) {
+      assert.match(
+        fail(() => allocateNodeCidrs(emptyNodeCidrState(), v4, bad)).message,
+        /must be a lower-case DNS-1123 subdomain/,
+        bad,
+      );
+    }
+  });
+
+  it('takes node names with dots, as Kubernetes names nodes', () => {
+    const r = allocateNodeCidrs(emptyNodeCidrState(), v4, 'n1.example');
+    assert.deepEqual(
+      r.state.nodes.map((e) => e.node),
+      ['n1.example'],
+    );
   });
 
   it('carves 5,000 nodes fast (in one transition, and node by node on a full state)', () => {

@@ -13,6 +13,8 @@
 // at once while routes to it may still linger). The free set is derived: one bitmap per cluster
 // CIDR. A list rather than a node-keyed object because every transition copies it, and copying
 // a list of frozen entries is a pointer copy where an object of 5,000 keys costs a millisecond.
+import { nodeNameProblem } from '@ciliate/contracts';
+
 import { SlotBitmap } from './bitmap.js';
 import { IpamError, invalidValue, requiredValue } from './errors.js';
 import {
@@ -494,14 +496,8 @@ function checkNodeName(node: unknown, path = 'node'): string {
   if (typeof node !== 'string' || node === '') {
     throw requiredValue(path, 'node name must be a non-empty string');
   }
-  if (node.length > 253 || /[\s/]/.test(node)) {
-    throw invalidValue(
-      'INVALID_ARGUMENT',
-      path,
-      node,
-      'must be a Kubernetes node name (at most 253 characters, no "/" or whitespace)',
-    );
-  }
+  const problem = nodeNameProblem(node);
+  if (problem !== undefined) throw invalidValue('INVALID_ARGUMENT', path, node, problem);
   return node;
 }
 

@@ -30,6 +30,7 @@ import {
   parseCidr,
   parseIp,
   tryParseIp,
+  familyOf,
 } from './ip.js';
 import { IndexCache } from './memo.js';
 
@@ -187,7 +188,7 @@ function buildIndex(state: PodPoolState, path = 'state'): PoolIndex {
       throw invalidValue('INVALID_STATE', p(), entry, 'must be {owner, ip}');
     }
     const ip = tryParseIp(typeof entry.ip === 'string' ? entry.ip : '');
-    if (ip === undefined || ip.family !== index.family || formatIp(ip) !== entry.ip) {
+    if (ip === undefined || familyOf(ip) !== index.family || formatIp(ip) !== entry.ip) {
       throw invalidValue(
         'INVALID_STATE',
         `${p()}.ip`,
@@ -221,7 +222,7 @@ function buildIndex(state: PodPoolState, path = 'state'): PoolIndex {
   });
   if (state.last !== undefined) {
     const ip = tryParseIp(typeof state.last === 'string' ? state.last : '');
-    if (ip === undefined || ip.family !== index.family) {
+    if (ip === undefined || familyOf(ip) !== index.family) {
       throw invalidValue(
         'INVALID_STATE',
         `${path}.last`,
@@ -348,7 +349,7 @@ export function allocatePodIp(
   let wanted: bigint | undefined;
   if (options.ip !== undefined) {
     const ip = parseIp(options.ip, 'ip');
-    if (ip.family !== seen.family) {
+    if (familyOf(ip) !== seen.family) {
       throw invalidValue(
         'FAMILY_MISMATCH',
         'ip',

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { IpamError } from './errors.js';
-import { type LabelSelector, compileSelector } from './selector.js';
+import type { LabelSelector } from '@ciliate/contracts';
+
+import { compileServiceSelector as compileSelector } from './selector.js';
 
 describe('label selectors', () => {
   const labels = { app: 'web', tier: 'front', 'io.kubernetes.service.namespace': 'media' };
@@ -55,7 +57,7 @@ describe('label selectors', () => {
     ],
     [
       { matchExpressions: [{ key: 'a', operator: 'Exists', values: ['x'] }] },
-      'may not be specified when operator is Exists',
+      "s.matchExpressions[0].values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
     ],
     [{ matchExpressions: [{ operator: 'Exists' }] }, 's.matchExpressions[0].key: Required value'],
     [{ matchLabels: { a: 1 } }, 's.matchLabels["a"]: Invalid value: 1: must be a string'],

@@ -1,44 +1,16 @@
-// Kubernetes label selectors (matchLabels + matchExpressions), compiled once and matched many
-// times. Invalid selectors are refused with the field path, as the API server would.
-import { invalidValue, requiredValue } from './errors.js';
+// LB-IPAM's serviceSelector as a pool in the store carries it. The pool may have been written by
+// anything, so its shape is checked here and its Kubernetes syntax by @ciliate/resources; the
+// selector model and its matching are the vocabulary's (@ciliate/contracts), the same that policy
+// uses, so a Service is selected here exactly as everywhere else.
+import { compileSelector, type LabelMatcher, type LabelSelector } from '@ciliate/contracts';
+import { formatFieldIssue, validateSelector } from '@ciliate/resources';
 
-export type LabelSelectorOperator = 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
-
-export interface LabelSelectorRequirement {
-  readonly key: string;
-  readonly operator: LabelSelectorOperator;
-  readonly values?: readonly string[];
-}
-
-export interface LabelSelector {
-  readonly matchLabels?: Readonly<Record<string, string>>;
-  readonly matchExpressions?: readonly LabelSelectorRequirement[];
-}
-
-export type Labels = Readonly<Record<string, string>>;
-
-export type LabelMatcher = (labels: Labels) => boolean;
+import { IpamError, invalidValue, requiredValue } from './errors.js';
 
 const OPERATORS: readonly string[] = ['In', 'NotIn', 'Exists', 'DoesNotExist'];
 
-function has(labels: Labels, key: string): boolean {
-  return Object.prototype.hasOwnProperty.call(labels, key);
-}
-
-/**
- * Compiles a selector. An absent or empty selector matches everything (as Kubernetes'
- * LabelSelectorAsSelector does). Throws INVALID_ARGUMENT naming the bad field.
- */
-export function compileSelector(
-  selector: LabelSelector | null | undefined,
-  path = 'selector',
-): LabelMatcher {
-  if (selector === null || selector === undefined) return () => true;
-  if (typeof selector !== 'object') {
-    throw invalidValue('INVALID_ARGUMENT', path, selector, 'must be an object');
-  }
-  const tests: LabelMatcher[] = [];
-  const ml: unknown = selector.matchLabels;
+function checkShape(selector: object, path: string): void {
+  const ml: unknown = (selector as { matchLabels?: unknown }).matchLabels;
   if (ml !== undefined && ml !== null) {
     if (typeof ml !== 'object' || Array.isArray(ml)) {
       throw invalidValue('INVALID_ARGUMENT', `${path}.matchLabels`, ml, 'must be a map');
@@ -46,62 +18,62 @@ export function compileSelector(
     for (const [key, value] of Object.entries(ml as Record<string, unknown>)) {
       const p = `${path}.matchLabels[${JSON.stringify(key)}]`;
       if (key === '') throw requiredValue(p, 'label key must not be empty');
-      if (typeof value !== 'string')
+      if (typeof value !== 'string') {
         throw invalidValue('INVALID_ARGUMENT', p, value, 'must be a string');
-      tests.push((labels) => has(labels, key) && labels[key] === value);
+      }
     }
   }
-  const me: unknown = selector.matchExpressions;
-  if (me !== undefined && me !== null) {
-    if (!Array.isArray(me)) {
-      throw invalidValue('INVALID_ARGUMENT', `${path}.matchExpressions`, me, 'must be a list');
-    }
-    me.forEach((req: unknown, i: number) => {
-      tests.push(compileRequirement(req, `${path}.matchExpressions[${i}]`));
-    });
+  const me: unknown = (selector as { matchExpressions?: unknown }).matchExpressions;
+  if (me === undefined || me === null) return;
+  if (!Array.isArray(me)) {
+    throw invalidValue('INVALID_ARGUMENT', `${path}.matchExpressions`, me, 'must be a list');
   }
-  if (tests.length === 0) return () => true;
-  return (labels) => tests.every((t) => t(labels));
+  me.forEach((req: unknown, i: number) => {
+    const p = `${path}.matchExpressions[${i}]`;
+    if (req === null || typeof req !== 'object') {
+      throw invalidValue('INVALID_ARGUMENT', p, req, 'must be an object');
+    }
+    const { key, operator, values } = req as Record<string, unknown>;
+    if (typeof key !== 'string' || key === '') {
+      throw requiredValue(`${p}.key`, 'must be a non-empty string');
+    }
+    if (typeof operator !== 'string' || !OPERATORS.includes(operator)) {
+      throw invalidValue(
+        'INVALID_ARGUMENT',
+        `${p}.operator`,
+        operator,
+        `must be one of ${OPERATORS.join(', ')}`,
+      );
+    }
+    if (
+      values !== undefined &&
+      values !== null &&
+      (!Array.isArray(values) || values.some((v) => typeof v !== 'string'))
+    ) {
+      throw invalidValue('INVALID_ARGUMENT', `${p}.values`, values, 'must be a list of strings');
+    }
+  });
 }
 
-function compileRequirement(req: unknown, path: string): LabelMatcher {
-  if (req === null || typeof req !== 'object') {
-    throw invalidValue('INVALID_ARGUMENT', path, req, 'must be an object');
+/**
+ * Compiles a Service selector. An absent or empty selector matches everything (as Kubernetes'
+ * LabelSelectorAsSelector does). Throws INVALID_ARGUMENT naming the bad field.
+ */
+export function compileServiceSelector(
+  selector: LabelSelector | null | undefined,
+  path = 'selector',
+): LabelMatcher {
+  if (selector === null || selector === undefined) return () => true;
+  if (typeof selector !== 'object') {
+    throw invalidValue('INVALID_ARGUMENT', path, selector, 'must be an object');
   }
-  const { key, operator, values } = req as Record<string, unknown>;
-  if (typeof key !== 'string' || key === '')
-    throw requiredValue(`${path}.key`, 'must be a non-empty string');
-  if (typeof operator !== 'string' || !OPERATORS.includes(operator)) {
-    throw invalidValue(
-      'INVALID_ARGUMENT',
-      `${path}.operator`,
-      operator,
-      `must be one of ${OPERATORS.join(', ')}`,
-    );
+  checkShape(selector, path);
+  const issue = validateSelector(selector, path, { sources: false })[0];
+  if (issue !== undefined) {
+    throw new IpamError('INVALID_ARGUMENT', formatFieldIssue(issue), {
+      path: issue.path,
+      ...(issue.value === undefined ? {} : { value: issue.value }),
+    });
   }
-  const list: unknown[] = values === undefined || values === null ? [] : (values as unknown[]);
-  if (!Array.isArray(list) || list.some((v) => typeof v !== 'string')) {
-    throw invalidValue('INVALID_ARGUMENT', `${path}.values`, values, 'must be a list of strings');
-  }
-  const set = new Set(list as string[]);
-  switch (operator) {
-    case 'In':
-    case 'NotIn':
-      if (set.size === 0) {
-        throw requiredValue(`${path}.values`, `must be specified when operator is ${operator}`);
-      }
-      return operator === 'In'
-        ? (labels) => has(labels, key) && set.has(labels[key] as string)
-        : (labels) => !has(labels, key) || !set.has(labels[key] as string);
-    default:
-      if (set.size > 0) {
-        throw invalidValue(
-          'INVALID_ARGUMENT',
-          `${path}.values`,
-          values,
-          `may not be specified when operator is ${operator}`,
-        );
-      }
-      return operator === 'Exists' ? (labels) => has(labels, key) : (labels) => !has(labels, key);
-  }
+  return compileSelector(selector);
 }

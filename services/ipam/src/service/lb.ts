@@ -24,6 +24,7 @@ import {
   type LbPool,
   type LbReconcileResult,
   type LbService,
+  familyOf,
 } from '../core/index.js';
 import type { IpamMetrics } from './metrics.js';
 
@@ -81,7 +82,12 @@ export function poolFamily(pool: LbPool): string {
   for (const b of pool.spec.blocks ?? []) {
     const text = b.cidr ?? b.start;
     if (text === undefined) continue;
-    const fam = text.includes('/') ? safe(() => parseCidr(text).family) : tryParseIp(text)?.family;
+    const ip = text.includes('/') ? undefined : tryParseIp(text);
+    const fam = text.includes('/')
+      ? safe(() => parseCidr(text).family)
+      : ip === undefined
+        ? undefined
+        : familyOf(ip);
     if (fam !== undefined) fams.add(fam);
   }
   return fams.size === 1 ? [...fams][0]! : fams.size === 0 ? 'none' : 'dual';
