@@ -21,7 +21,8 @@ import {
   resultIPv4,
   type PortMapping,
 } from '../cni.js';
-import { CNI_BIN_DIR, REPO_ROOT, cniSocket } from '../datapath.js';
+import { cniBinDir, cniSocket } from '../datapath.js';
+import { ownFile } from '../programs.js';
 import { podNetns, sandboxId, type NodePlan } from '../plan.js';
 import {
   logFile,
@@ -42,7 +43,7 @@ import {
   surplusReplicas,
 } from '../workloads.js';
 
-const POD_SERVER_MAIN = join(REPO_ROOT, 'packages', 'lab', 'dist', 'pod-server-main.js');
+const POD_SERVER_MAIN = ownFile('pod-server-main.js');
 const SCHEDULER_SOURCE = 'lab-scheduler';
 /** Pods set up at the same time (each waits on CNI and the pod's ports). */
 const WORKERS = 4;
@@ -263,7 +264,7 @@ export class Kubelet {
       netnsPath: `/run/netns/${rec.netns}`,
       ifname: 'eth0',
       args: cniArgs(rec.namespace, rec.name, rec.containerId),
-      path: [CNI_BIN_DIR, DEBIAN_CNI_DIR],
+      path: [cniBinDir(), DEBIAN_CNI_DIR],
       runIn: node.netns,
     };
   }
