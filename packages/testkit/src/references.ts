@@ -54,7 +54,11 @@ function references(root: string, dir: string): string[] {
     );
   }
   const refs = (read.config as { references?: { path: string }[] }).references ?? [];
-  return refs.map((r) => relative(root, resolve(root, dir, r.path)).split('\\').join('/'));
+  return refs.map((r) =>
+    relative(root, resolve(root, dir, r.path))
+      .split('\\')
+      .join('/'),
+  );
 }
 
 /** Every disagreement between a package's @ciliate/* dependencies and its tsconfig references,

@@ -6,7 +6,6 @@
 // handled at a time per name, and a pod whose set-up failed (IPAM or the datapath unreachable,
 // say) is undone and set up again after a backoff that doubles, as a kubelet retries a sandbox.
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 
 import { objectRef, type Pod } from '@ciliate/resources';
 import { WorkQueue, type Backoff, type Logger } from '@ciliate/runtime';
