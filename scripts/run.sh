@@ -16,11 +16,11 @@ CONTEXT="${CILIATE_CONTEXT_FILE:-${XDG_CONFIG_HOME:-$HOME/.config}/ciliate/conte
 ciliate() {
   (cd "$ROOT" && as_root env "PATH=$PATH" "CILIATE_CONTEXT_FILE=$CONTEXT" \
     ${NATS_SERVER_BIN:+"NATS_SERVER_BIN=$NATS_SERVER_BIN"} ${CILIATE_STATE:+"CILIATE_STATE=$CILIATE_STATE"} \
-    node packages/cli/bin/ciliate.js "$@")
+    node apps/cli/bin/ciliate.js "$@")
 }
 
 if [ "${1:-up}" = "down" ]; then
-  [ -x "$ROOT/packages/cli/bin/ciliate.js" ] && [ -e "$ROOT/packages/lab/dist/index.js" ] ||
+  [ -x "$ROOT/apps/cli/bin/ciliate.js" ] && [ -e "$ROOT/apps/lab/dist/index.js" ] ||
     die "the tree is not built; nothing of a lab can be running (run scripts/run.sh first)"
   ciliate lab down --name "$NAME"
   exit 0

@@ -7,7 +7,7 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 const failures = [];
-for (const group of ['packages', 'services']) {
+for (const group of ['packages', 'services', 'apps']) {
   const dir = join(root, group);
   if (!existsSync(dir)) continue;
   for (const pkg of readdirSync(dir)) {

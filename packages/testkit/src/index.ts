@@ -10,5 +10,6 @@ export { TIERS, parseTiers, tierOf } from './tiers.js';
 export type { Tier } from './tiers.js';
 export { sleep, waitFor } from './wait.js';
 export { duplicateJsonKeys } from './json.js';
+export { referenceMismatches } from './references.js';
 export { spawnNode } from './process.js';
 export type { NodeProcess } from './process.js';

@@ -1,19 +1,18 @@
-// `ciliate lab demo`: applies the demo app (packages/lab/demo/app.yaml), waits for its pods,
+// `ciliate lab demo`: applies the demo app (apps/lab/demo/app.yaml), waits for its pods,
 // and makes real requests from every frontend pod to every web-api pod on another node.
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 
 import { loadManifests, type KubeObject, type Pod } from '@ciliate/resources';
 import { ResourceStore } from '@ciliate/store';
 import { connect } from '@nats-io/transport-node';
 
-import { REPO_ROOT } from './datapath.js';
+import { ownFile } from './programs.js';
 import { labExec, requireLab } from './lab.js';
 import { LabError } from './plan.js';
 import { waitFor } from './sys.js';
 import { TEMPLATE_ANNOTATION } from './workloads.js';
 
-export const DEMO_MANIFEST = join(REPO_ROOT, 'packages', 'lab', 'demo', 'app.yaml');
+export const DEMO_MANIFEST = ownFile('../demo/app.yaml');
 const DEMO_NAMESPACE = 'app';
 
 export interface DemoPod {

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
-import { REPO_ROOT } from './datapath.js';
+import { REPO_ROOT } from './programs.js';
 
 /** NATS_SERVER_BIN, else the release scripts/lib.sh (ensure_nats_server) builds, else PATH. */
 export function natsServerBinary(env: NodeJS.ProcessEnv = process.env): string {

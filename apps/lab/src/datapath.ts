@@ -1,34 +1,34 @@
 // The one module that knows how a lab node's datapath process is started. Two implementations:
-// - `service`: the datapath service (`services/datapath/dist/main.js`, DATAPATH-SETTINGS.md):
+// - `service`: the datapath service (`@ciliate/datapath/main`, DATAPATH-SETTINGS.md):
 //   gets its pod CIDR from IPAM, routes to other nodes itself (native or VXLAN), registers in
 //   `ciliate status`. Used whenever the tree has it.
-// - `agent`: services/datapath's standalone node agent (`dist/agent/main.js config.json`): real
+// - `agent`: the datapath's standalone node agent (`@ciliate/datapath/agent-main config.json`): real
 //   eBPF and CNI, but its pod CIDR comes from the lab (asked of IPAM) and it does not route
 //   between nodes, so the lab routes the other nodes' pod CIDRs over the underlay (native only).
 // A lab keeps the implementation it was made with (recorded in its manifest).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 
 import { IpamNodeCidrsReplySchema, ipamSubject } from '@ciliate/contracts';
 import { createRpcClient, disabledTracing } from '@ciliate/runtime';
 import type { NatsConnection } from '@nats-io/transport-node';
 
 import { LabError, type NodePlan, type RoutingMode } from './plan.js';
+import { entry, findEntry } from './programs.js';
 import type { LabManifest } from './state.js';
 import { inNs, waitFor } from './sys.js';
 
-export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-export const DATAPATH_DIR = join(REPO_ROOT, 'services', 'datapath');
-const AGENT_MAIN = join(DATAPATH_DIR, 'dist', 'agent', 'main.js');
-const SERVICE_MAIN = join(DATAPATH_DIR, 'dist', 'main.js');
-/** Holds `ciliate-cni`; first in the kubelet's CNI_PATH. */
-export const CNI_BIN_DIR = join(DATAPATH_DIR, 'bin');
+const SERVICE_MAIN = '@ciliate/datapath/main';
+const AGENT_MAIN = '@ciliate/datapath/agent-main';
+
+/** The directory holding `ciliate-cni`; first in the kubelet's CNI_PATH. */
+export function cniBinDir(): string {
+  return dirname(entry('@ciliate/datapath/cni'));
+}
 
 /** Which implementation a new lab gets in this tree. */
-export const DATAPATH_IMPL: LabManifest['datapath'] = existsSync(SERVICE_MAIN)
-  ? 'service'
-  : 'agent';
+export const DATAPATH_IMPL: LabManifest['datapath'] =
+  findEntry(SERVICE_MAIN) !== undefined ? 'service' : 'agent';
 
 /** Does the datapath register itself with `ciliate status`? */
 export function datapathInStatus(impl: LabManifest['datapath']): boolean {
@@ -94,7 +94,7 @@ export async function datapathLaunch(
     return {
       argv: [
         process.execPath,
-        SERVICE_MAIN,
+        entry(SERVICE_MAIN),
         '--netns',
         node.netns,
         '--underlay-device',
@@ -133,7 +133,7 @@ export async function datapathLaunch(
       2,
     ),
   );
-  return { argv: [process.execPath, AGENT_MAIN, configFile], env: {} };
+  return { argv: [process.execPath, entry(AGENT_MAIN), configFile], env: {} };
 }
 
 /** Resolves once the node's datapath serves the CNI plugin (the service: once it runs; its

@@ -6,7 +6,6 @@
 // handled at a time per name, and a pod whose set-up failed (IPAM or the datapath unreachable,
 // say) is undone and set up again after a backoff that doubles, as a kubelet retries a sandbox.
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 
 import { objectRef, type Pod } from '@ciliate/resources';
 import { WorkQueue, type Backoff, type Logger } from '@ciliate/runtime';
@@ -21,7 +20,8 @@ import {
   resultIPv4,
   type PortMapping,
 } from '../cni.js';
-import { CNI_BIN_DIR, REPO_ROOT, cniSocket } from '../datapath.js';
+import { cniBinDir, cniSocket } from '../datapath.js';
+import { ownFile } from '../programs.js';
 import { podNetns, sandboxId, type NodePlan } from '../plan.js';
 import {
   logFile,
@@ -42,7 +42,7 @@ import {
   surplusReplicas,
 } from '../workloads.js';
 
-const POD_SERVER_MAIN = join(REPO_ROOT, 'packages', 'lab', 'dist', 'pod-server-main.js');
+const POD_SERVER_MAIN = ownFile('pod-server-main.js');
 const SCHEDULER_SOURCE = 'lab-scheduler';
 /** Pods set up at the same time (each waits on CNI and the pod's ports). */
 const WORKERS = 4;
@@ -263,7 +263,7 @@ export class Kubelet {
       netnsPath: `/run/netns/${rec.netns}`,
       ifname: 'eth0',
       args: cniArgs(rec.namespace, rec.name, rec.containerId),
-      path: [CNI_BIN_DIR, DEBIAN_CNI_DIR],
+      path: [cniBinDir(), DEBIAN_CNI_DIR],
       runIn: node.netns,
     };
   }

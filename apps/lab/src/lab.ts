@@ -20,7 +20,6 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 
 import {
   DATAPATH_IMPL,
-  REPO_ROOT,
   connectNodes,
   datapathLaunch,
   datapathInStatus,
@@ -30,6 +29,7 @@ import {
 } from './datapath.js';
 import { contextAfterDown } from './context.js';
 import { natsLaunch } from './nats.js';
+import { REPO_ROOT, entry, ownFile } from './programs.js';
 import {
   LabError,
   PIN_BASE,
@@ -70,8 +70,8 @@ import {
 export const DEFAULT_LAB = 'default';
 /** Set on every process of a lab (pods inherit it): `down` finds strays by it. */
 export const LAB_ENV = 'CILIATE_LAB';
-const KUBELET_MAIN = join(REPO_ROOT, 'packages', 'lab', 'dist', 'agent', 'main.js');
-const SERVICE_MAIN = (svc: string): string => join(REPO_ROOT, 'services', svc, 'dist', 'main.js');
+const KUBELET_MAIN = ownFile('agent/main.js');
+const SERVICE_MAIN = (svc: 'identity' | 'ipam'): string => entry(`@ciliate/${svc}/main`);
 /** The node name the cluster services and the lab's kubelet report in `ciliate status`. */
 export const CONTROL_NODE = 'control-plane';
 /** The store source the lab writes Node objects as (IPAM's --sync-sources). */

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
@@ -13,7 +12,7 @@ import { spawnNode, startNats, waitFor, type NatsServer, type NodeProcess } from
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
 const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
-const IDENTITY = join(dirname(fileURLToPath(import.meta.resolve('@ciliate/identity'))), 'main.js');
+const IDENTITY = fileURLToPath(import.meta.resolve('@ciliate/identity/main'));
 
 async function cli(args: string[]): Promise<{ code: number | null; out: string }> {
   const p = spawnNode(CLI, args, { env: { CILIATE_CONTEXT_FILE: '/nonexistent/context.json' } });
