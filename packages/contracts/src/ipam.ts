@@ -69,6 +69,11 @@ export const IpamAllocateReplySchema = z.object({
   ips: FamilyAddresses,
   /** The node's pod CIDRs the addresses come from (the CNI result's subnets). */
   cidrs: FamilyAddresses,
+  /**
+   * The router address of each pod CIDR: the pods' default gateway, so that an agent needs no
+   * IPAM code to know it. Optional: an IPAM older than this field leaves it out.
+   */
+  gateways: FamilyAddresses.optional(),
   /** False when the owner already held these addresses (a retried CNI ADD). */
   created: z.boolean(),
 });
@@ -108,6 +113,8 @@ export const IpamNodeCidrsReplySchema = z.object({
   cidrs: FamilyAddresses,
   /** As CiliumNode spec.ipam.podCIDRs holds them (IPv4 first). */
   podCIDRs: z.array(z.string()),
+  /** The router address of each pod CIDR (the pods' gateway); optional as in the allocate reply. */
+  gateways: FamilyAddresses.optional(),
   created: z.boolean(),
 });
 export type IpamNodeCidrsRequest = z.infer<typeof IpamNodeCidrsRequestSchema>;

@@ -72,7 +72,6 @@ export {
   NatsAddressSource,
   NatsIdentitySource,
   REQUEST_DEADLINE_MS,
-  routerAddress,
   withDeadline,
 } from './service/sources.js';
 export type { NatsIdentitySourceOptions, NatsSourceOptions } from './service/sources.js';

@@ -11,7 +11,7 @@ import { sleep, startNatsCluster, type NatsCluster, type NodeProcess } from '@ci
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
-import type { NodePodIpsState } from './core/index.js';
+import type { NodePodIpsState } from '@ciliate/ipam-core';
 import { ipamClient, owner, startIpam } from './testing.int-helpers.js';
 
 const DURATION_MS = Number(process.env.IPAM_CHAOS_MS ?? 60_000);

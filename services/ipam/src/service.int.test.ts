@@ -51,6 +51,9 @@ describe('IPAM service: pod addresses and node CIDRs over NATS', () => {
     assert.equal(first.created, true);
     assert.match(first.ips.ipv4 ?? '', /^10\.20\.\d+\.\d+$/);
     assert.equal(first.cidrs.ipv4?.endsWith('/28'), true);
+    // The pods' gateway travels in the reply, so that agents need no IPAM code to know it.
+    assert.equal(first.gateways?.ipv4, firstHostOf(first.cidrs.ipv4));
+    assert.notEqual(first.ips.ipv4, first.gateways?.ipv4);
     const again = await c.allocate({ node: 'worker-a', owner: owner('web-0') });
     assert.deepEqual(again.ips, first.ips);
     assert.equal(again.created, false);
@@ -113,6 +116,7 @@ describe('IPAM service: pod addresses and node CIDRs over NATS', () => {
     const b = await c.nodeCidrs('worker-c');
     assert.equal(a.mode, 'cluster-pool');
     assert.notEqual(a.cidrs.ipv4, b.cidrs.ipv4);
+    assert.deepEqual(a.gateways, { ipv4: firstHostOf(a.cidrs.ipv4!) });
     assert.deepEqual((await c.nodeCidrs('worker-b')).cidrs, a.cidrs);
     const cn = await waitFor('CiliumNode worker-b', async () =>
       store.get({ kind: 'CiliumNode', namespace: '', name: 'worker-b' }),
@@ -185,3 +189,12 @@ describe('IPAM service: pod addresses and node CIDRs over NATS', () => {
     assert.match(text, /ciliate_ipam_conflicts_total/);
   });
 });
+
+/** The first host address of an IPv4 CIDR, written out here so the test does not use the core. */
+function firstHostOf(cidr: string): string {
+  const [net, len] = cidr.split('/');
+  const n = net!.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+  assert.ok(Number(len) <= 30, `${cidr} has host addresses`);
+  const h = n + 1;
+  return [h >>> 24, (h >>> 16) & 255, (h >>> 8) & 255, h & 255].join('.');
+}

@@ -17,7 +17,7 @@ import {
   ROUTER_OWNER,
   type PodOwner,
   type PodPoolState,
-} from '@ciliate/ipam';
+} from '@ciliate/ipam-core';
 
 export type { PodOwner };
 

@@ -11,7 +11,7 @@ import type { EndpointState } from '../agent/endpoints.js';
 import { canonicalPrefix, desiredIpcache, diffIpcache, type PeerNode } from './ipcache.js';
 import { ROUTE_PROTOCOL, VXLAN_DEVICE, peerOf, planNodeRoutes } from './nodes.js';
 import { ciliumEndpointStatus, claimOf, desiredPublications } from './publish.js';
-import { routerAddress, withDeadline } from './sources.js';
+import { withDeadline } from './sources.js';
 
 const SELF = '192.168.0.1';
 const peers: PeerNode[] = [
@@ -197,10 +197,6 @@ describe('publications', () => {
 });
 
 describe('sources', () => {
-  it('the gateway is the router address IPAM reserves', () => {
-    assert.equal(routerAddress('10.0.1.0/24'), '10.0.1.1');
-  });
-
   it('withDeadline retries transient failures, then answers CNI code 11', async () => {
     let calls = 0;
     const ok = await withDeadline(

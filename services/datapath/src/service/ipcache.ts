@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 
 import type { Datapath, IpcacheValue } from '@ciliate/bpf';
 import { RESERVED_IDENTITIES, buckets, IpcacheRecordSchema } from '@ciliate/contracts';
-import { canonicalCidr } from '@ciliate/ipam';
+import { formatPrefix, parsePrefix } from '@ciliate/netaddr';
 import { decodeJson, watchKv, type Logger } from '@ciliate/runtime';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
@@ -48,11 +48,8 @@ export interface IpcacheChange {
 /** "10.0.0.5" and "10.0.0.5/32" alike, host bits cleared, as the map's keys read back. */
 export function canonicalPrefix(prefix: string): string | undefined {
   const text = prefix.includes('/') ? prefix : `${prefix}/${isIP(prefix) === 6 ? 128 : 32}`;
-  try {
-    return canonicalCidr(text);
-  } catch {
-    return undefined;
-  }
+  const r = parsePrefix(text);
+  return r.ok ? formatPrefix(r.value) : undefined;
 }
 
 /**

@@ -17,14 +17,7 @@ import {
   type IdentityAllocateRequest,
   MAX_RESERVED_IDENTITY,
 } from '@ciliate/contracts';
-import {
-  createPodPool,
-  lookupPodIp,
-  parsePodOwnerKey,
-  podPoolUsage,
-  ROUTER_OWNER,
-  type PodOwner,
-} from '@ciliate/ipam';
+import { createPodPool, parsePodOwnerKey, podPoolUsage, type PodOwner } from '@ciliate/ipam-core';
 import type { Logger, RpcClient } from '@ciliate/runtime';
 import type { ResourceStore } from '@ciliate/store';
 
@@ -88,10 +81,10 @@ function permanent(err: unknown, what: string): unknown {
   return err;
 }
 
-/** The router address IPAM reserves in a pod CIDR: the pods' gateway. */
-export function routerAddress(cidr: string): string {
-  const gw = lookupPodIp(createPodPool(cidr), ROUTER_OWNER);
-  if (!gw) throw new Error(`pod CIDR ${cidr} has no router address`);
+/** The pods' gateway as IPAM's reply names it (IPAM owns the rule that picks it). */
+function gatewayOf(reply: { gateways?: { ipv4?: string } | undefined }, cidr: string): string {
+  const gw = reply.gateways?.ipv4;
+  if (!gw) throw new Error(`IPAM answered no gateway for pod CIDR ${cidr} (an IPAM too old?)`);
   return gw;
 }
 
@@ -132,7 +125,7 @@ export class NatsAddressSource implements AddressSource {
     const cidr = r.cidrs.ipv4;
     if (!cidr) throw new Error(`IPAM gave node ${this.opts.node} no IPv4 pod CIDR`);
     this.podCidr = cidr;
-    this.router = routerAddress(cidr);
+    this.router = gatewayOf(r, cidr);
     return { cidr, gateway: this.router };
   }
 
@@ -156,7 +149,7 @@ export class NatsAddressSource implements AddressSource {
     if (!cidr) throw new Error('IPAM allocate answered no pod CIDR');
     if (cidr !== this.podCidr) {
       this.podCidr = cidr;
-      this.router = routerAddress(cidr);
+      this.router = gatewayOf(r, cidr);
     }
     return { ip, gateway: this.router! };
   }

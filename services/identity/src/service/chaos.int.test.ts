@@ -13,7 +13,7 @@ import {
 import { sleep, startNatsCluster, type NatsCluster } from '@ciliate/testkit';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
-import { auditIdentityStore, parseKey } from '../core/kv.js';
+import { auditIdentityStore, parseKey } from '@ciliate/identity-core';
 import {
   bucketEntries,
   identityClient,

@@ -9,8 +9,7 @@ import type { ResourceStore } from '@ciliate/store';
 
 import { parseLabelSetKey } from '@ciliate/contracts';
 
-import { POD_NAMESPACE_LABEL } from '../core/identity-labels.js';
-import { labelSetHash } from '../core/labels.js';
+import { POD_NAMESPACE_LABEL, labelSetHash } from '@ciliate/identity-core';
 import type { IdentityMetrics } from './metrics.js';
 import type { IdentityMirror } from './mirror.js';
 

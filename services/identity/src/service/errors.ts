@@ -2,7 +2,7 @@
 // `not_found`, `conflict`, never on the core's internal names.
 import { CiliateError, type ErrorCode } from '@ciliate/contracts';
 
-import { IdentityError, type IdentityErrorCode } from '../core/errors.js';
+import { IdentityError, type IdentityErrorCode } from '@ciliate/identity-core';
 
 const WIRE: Record<IdentityErrorCode, ErrorCode> = {
   INVALID_LABEL: 'bad_request',

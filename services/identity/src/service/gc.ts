@@ -2,8 +2,15 @@
 // pass decides with the core's collectGarbage() over this replica's mirror and frees with the
 // core's release machine, whose compare-and-set protocol lets any allocator that touches the
 // identity meanwhile win. Nothing is decided before the mirror's initial sync.
-import { collectGarbage, startRelease, stepRelease, type ReleaseStep } from '../core/gc.js';
-import { leaseKey, parseKey, referenceKey } from '../core/kv.js';
+import {
+  collectGarbage,
+  startRelease,
+  stepRelease,
+  type ReleaseStep,
+  leaseKey,
+  parseKey,
+  referenceKey,
+} from '@ciliate/identity-core';
 import { FencedError, Reconciler, type Logger, type ReconcilerMetrics } from '@ciliate/runtime';
 
 import { clearHolder } from './holder.js';

@@ -1,7 +1,12 @@
 // Clearing the holder a binding names: how a node's release, or the expiry of its lease, ends
 // the reference its allocation left in the binding it created (see BindingRecord.holder).
-import { bindingKey, bindingRecord, decodeBindingRecord, encodeRecord } from '../core/kv.js';
-import { labelSetHash } from '../core/labels.js';
+import {
+  bindingKey,
+  bindingRecord,
+  decodeBindingRecord,
+  encodeRecord,
+  labelSetHash,
+} from '@ciliate/identity-core';
 import type { KvExecutor } from './kv.js';
 
 /**

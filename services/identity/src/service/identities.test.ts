@@ -7,17 +7,18 @@ import { CiliateError, labelSetKey, labelsFromStrings } from '@ciliate/contracts
 import { ConfigError } from '@ciliate/runtime';
 import fc from 'fast-check';
 
-import type { KvOp, KvResult } from '../core/allocation.js';
 import {
+  type KvOp,
+  type KvResult,
   auditIdentityStore,
   bindingKeyForLabels,
   decodeBindingRecord,
   leaseKey,
   referenceKey,
   type BindingRecord,
-} from '../core/kv.js';
-import { defaultLabelFilter } from '../core/label-filter.js';
-import { MemoryKv } from '../core/memory-kv.js';
+  defaultLabelFilter,
+  MemoryKv,
+} from '@ciliate/identity-core';
 import { IdentityAllocator } from './identities.js';
 import type { KvExecutor } from './kv.js';
 import { IdentityMirror } from './mirror.js';

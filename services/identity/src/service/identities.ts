@@ -30,9 +30,7 @@ import {
   startAllocation,
   stepAllocation,
   type AllocationStep,
-} from '../core/allocation.js';
-import { podIdentityLabels } from '../core/identity-labels.js';
-import {
+  podIdentityLabels,
   bindingKey,
   decodeBindingRecord,
   decodeIdentityRecord,
@@ -41,12 +39,12 @@ import {
   leaseKey,
   leaseRecord,
   referenceKey,
-} from '../core/kv.js';
-import { asIdentityInput } from '../core/errors.js';
-import type { LabelFilter } from '../core/label-filter.js';
-import { labelSetHash } from '../core/labels.js';
-import { identityScopeForLabels } from '../core/local-allocator.js';
-import { type IdentityRange } from '../core/numeric.js';
+  asIdentityInput,
+  type LabelFilter,
+  labelSetHash,
+  identityScopeForLabels,
+  type IdentityRange,
+} from '@ciliate/identity-core';
 import { toWireError } from './errors.js';
 import { clearHolder } from './holder.js';
 import type { KvExecutor } from './kv.js';

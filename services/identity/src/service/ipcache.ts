@@ -14,8 +14,7 @@ import { formatPrefix } from '@ciliate/netaddr';
 import { isCasConflict } from '@ciliate/runtime';
 import type { KV } from '@nats-io/kv';
 
-import { parsePrefix } from '../core/ip.js';
-import { Ipcache, ipcacheKey, type IpcacheEntry } from '../core/ipcache.js';
+import { parsePrefix, Ipcache, ipcacheKey, type IpcacheEntry } from '@ciliate/identity-core';
 import { toWireError } from './errors.js';
 
 const encoder = new TextEncoder();

@@ -8,7 +8,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { headers, nuid, type NatsConnection } from '@nats-io/transport-node';
 
-import type { BatchWrite, KvOp, KvResult } from '../core/allocation.js';
+import type { BatchWrite, KvOp, KvResult } from '@ciliate/identity-core';
 import { JetStreamPublisher, PublishRefusedError } from './publisher.js';
 
 const encoder = new TextEncoder();

@@ -1,10 +1,14 @@
 // This replica's picture of the identity bucket, fed by one watch: the IdentityTable the
 // allocation machine reads, each identity's referencing nodes, and node leases. Nothing here is
 // authoritative; the machines re-check the store wherever a stale picture could matter.
-import { IdentityError } from '../core/errors.js';
-import { IdentityTable } from '../core/allocation.js';
-import { decodeLeaseRecord, identityRecord, parseKey } from '../core/kv.js';
-import type { ReferenceState } from '../core/gc.js';
+import {
+  IdentityError,
+  IdentityTable,
+  decodeLeaseRecord,
+  identityRecord,
+  parseKey,
+  type ReferenceState,
+} from '@ciliate/identity-core';
 
 export interface LeaseView {
   readonly expiresAt: number;

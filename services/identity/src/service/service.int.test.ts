@@ -22,8 +22,13 @@ import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { z } from 'zod';
 
-import { ipcacheKey } from '../core/ipcache.js';
-import { auditIdentityStore, bindingKeyForLabels, leaseKey, referenceKey } from '../core/kv.js';
+import {
+  ipcacheKey,
+  auditIdentityStore,
+  bindingKeyForLabels,
+  leaseKey,
+  referenceKey,
+} from '@ciliate/identity-core';
 import {
   MAIN,
   bucketEntries,

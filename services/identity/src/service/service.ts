@@ -28,14 +28,15 @@ import { Informer, ResourceStore } from '@ciliate/store';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 
-import { IdentityError } from '../core/errors.js';
-import { createLabelFilter, type LabelFilter } from '../core/label-filter.js';
 import {
+  IdentityError,
+  createLabelFilter,
+  type LabelFilter,
   clusterIdentityRange,
   validateClusterConfig,
   type ClusterConfig,
   type IdentityRange,
-} from '../core/numeric.js';
+} from '@ciliate/identity-core';
 import { CiliumIdentityMirror } from './ciliumidentity.js';
 import { GarbageCollector } from './gc.js';
 import { IdentityAllocator } from './identities.js';

@@ -22,7 +22,7 @@ import {
   clusterPoolConfig,
   emptyNodeCidrState,
   type NodeCidrState,
-} from '../index.js';
+} from '@ciliate/ipam-core';
 import { createRpcClient, disabledTracing } from '@ciliate/runtime';
 
 const COMMAND = 'npx turbo run build --filter=@ciliate/ipam && npm run bench -w @ciliate/ipam';

@@ -24,18 +24,20 @@ import {
   emptyNodeCidrState,
   listPodIps,
   lookupNodeCidrs,
+  lookupPodIp,
   podPoolUsage,
   releaseNodeCidrs,
   releaseNodePodIps,
   restoreNodeCidrs,
   setKubernetesNodeCidrs,
+  ROUTER_OWNER,
   type ClusterPoolConfig,
   type NodeCidrIssue,
   type NodeCidrState,
   type NodeCidrs,
   type NodePodIpsState,
   type PodPoolState,
-} from '../core/index.js';
+} from '@ciliate/ipam-core';
 
 export type IpamMode = 'cluster-pool' | 'kubernetes';
 
@@ -172,6 +174,8 @@ const NEEDS_CIDRS = new NeedsCidrs('the node has no pod IP document yet');
 export interface PodAllocation {
   ips: { ipv4?: string; ipv6?: string };
   cidrs: { ipv4?: string; ipv6?: string };
+  /** The router address of each pod CIDR: the pods' default gateway. */
+  gateways: { ipv4?: string; ipv6?: string };
   created: boolean;
 }
 
@@ -222,6 +226,7 @@ export class PodIpAllocator {
               ...(state.ipv4 ? { ipv4: state.ipv4.cidr } : {}),
               ...(state.ipv6 ? { ipv6: state.ipv6.cidr } : {}),
             },
+            gateways: gatewaysOf(r.state),
             created: r.created,
           };
           return { next: r.state, result: out };
@@ -290,4 +295,15 @@ export function usageOf(state: NodePodIpsState | undefined): { used: number; cap
     capacity += Number(u.capacity);
   }
   return { used, capacity };
+}
+
+/** The router address each family's pool holds, read from the state rather than recomputed. */
+function gatewaysOf(state: NodePodIpsState): { ipv4?: string; ipv6?: string } {
+  const out: { ipv4?: string; ipv6?: string } = {};
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    const pool = state[family];
+    const gw = pool ? lookupPodIp(pool, ROUTER_OWNER) : undefined;
+    if (gw !== undefined) out[family] = gw;
+  }
+  return out;
 }

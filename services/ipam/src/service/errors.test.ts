@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { CiliateError } from '@ciliate/contracts';
 import { ConfigError } from '@ciliate/runtime';
 
-import { IPAM_ERROR_CODES, IpamError, allocatePodIp, createPodPool } from '../core/index.js';
+import { IPAM_ERROR_CODES, IpamError, allocatePodIp, createPodPool } from '@ciliate/ipam-core';
 import { toWireError } from './errors.js';
 import { poolFromSettings } from './service.js';
 

@@ -2,7 +2,7 @@
 // without reading messages.
 import { CiliateError, type ErrorCode } from '@ciliate/contracts';
 
-import { isIpamError, type IpamErrorCode } from '../core/index.js';
+import { isIpamError, type IpamErrorCode } from '@ciliate/ipam-core';
 
 const WIRE_CODES: Record<IpamErrorCode, ErrorCode> = {
   INVALID_IP: 'bad_request',

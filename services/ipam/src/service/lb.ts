@@ -25,7 +25,7 @@ import {
   type LbReconcileResult,
   type LbService,
   familyOf,
-} from '../core/index.js';
+} from '@ciliate/ipam-core';
 import type { IpamMetrics } from './metrics.js';
 
 export interface LbRecord {

@@ -6,7 +6,7 @@
 // store synced, because a Node missing from a partial view is not gone. A pod must be seen
 // missing on two passes in a row before its address is freed, so that a CNI ADD that raced
 // ahead of the Pod reaching the store does not lose its address.
-import { parsePodOwnerKey, podCidrList, type NodeCidrs } from '../core/index.js';
+import { parsePodOwnerKey, podCidrList, type NodeCidrs } from '@ciliate/ipam-core';
 import { Reconciler, type Logger, type ReconcilerMetrics } from '@ciliate/runtime';
 import type { Informer, ResourceStore } from '@ciliate/store';
 import type { KubeObject } from '@ciliate/resources';

@@ -33,10 +33,11 @@ import {
   isIpamError,
   nodeCidrUsage,
   podCidrList,
+  podGateways,
   podOwnerKey,
   reconcileLb,
   type ClusterPoolConfig,
-} from '../core/index.js';
+} from '@ciliate/ipam-core';
 import { NodeCidrAllocator, PodIpAllocator, rowsOf, usageOf, type IpamMode } from './allocator.js';
 import { toWireError } from './errors.js';
 import { LbReconciler, lbInputs, poolFamily } from './lb.js';
@@ -289,7 +290,13 @@ export async function setupIpam(ctx: ServiceContext<IpamSettings>): Promise<void
                   ?.spec?.podCIDRs
               : undefined;
           const r = await podIps.allocate(req.node, owner, req.family, podCIDRs);
-          return { node: req.node, ips: r.ips, cidrs: r.cidrs, created: r.created };
+          return {
+            node: req.node,
+            ips: r.ips,
+            cidrs: r.cidrs,
+            gateways: r.gateways,
+            created: r.created,
+          };
         },
         { metrics, kind: 'pod' },
       ),
@@ -366,6 +373,7 @@ export async function setupIpam(ctx: ServiceContext<IpamSettings>): Promise<void
             mode,
             cidrs: r.cidrs,
             podCIDRs: podCidrList(r.cidrs),
+            gateways: podGateways(r.cidrs),
             created: r.created,
           };
         },

@@ -77,6 +77,8 @@ export {
   listPodIps,
   lookupPodIp,
   parsePodOwnerKey,
+  podGateway,
+  podGateways,
   podOwnerKey,
   podPoolUsage,
   releaseNodePodIps,

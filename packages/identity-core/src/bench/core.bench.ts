@@ -3,7 +3,7 @@
 // no network), how fast known sets and IPs resolve, and how much memory 65,000 identities take.
 // A baseline in the same run (a bare Map handing out counters) shows the protocol's overhead.
 //
-//   npm run bench -w @ciliate/identity     (node --expose-gc dist/bench/core.bench.js)
+//   npm run bench -w @ciliate/identity-core     (node --expose-gc dist/bench/core.bench.js)
 import { performance } from 'node:perf_hooks';
 
 import { labelSetKey } from '@ciliate/contracts';
@@ -200,7 +200,7 @@ console.log(
 for (const [what, value, note] of rows)
   console.log(`  ${what.padEnd(width)}  ${value.padStart(vwidth)}  ${note}`);
 console.log(
-  `reproduce: npm run bench -w @ciliate/identity   (node --expose-gc dist/bench/core.bench.js; IDENTITY_BENCH_COUNT=${COUNT})`,
+  `reproduce: npm run bench -w @ciliate/identity-core   (node --expose-gc dist/bench/core.bench.js; IDENTITY_BENCH_COUNT=${COUNT})`,
 );
 // Keep the measured structures alive until the end so the heap figures mean what they say.
 if (table.size + ipcache.size + labelSetKey([]).length < 0) console.log('unreachable');

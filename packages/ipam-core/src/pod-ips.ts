@@ -322,6 +322,23 @@ export function createPodPool(
   return state;
 }
 
+/**
+ * The address a pool made from `cidr` reserves for the node's router: the pods' default
+ * gateway. IPAM sends it in its replies so that no agent has to know this rule.
+ */
+export function podGateway(cidr: string, path = 'cidr'): string {
+  const index = emptyIndex(cidr, path);
+  return formatAddress(index.family, index.first);
+}
+
+/** {@link podGateway} for each family a node has a pod CIDR for. */
+export function podGateways(cidrs: NodePodCidrs): { ipv4?: string; ipv6?: string } {
+  return {
+    ...(cidrs.ipv4 !== undefined ? { ipv4: podGateway(cidrs.ipv4, 'podCIDRs.ipv4') } : {}),
+    ...(cidrs.ipv6 !== undefined ? { ipv6: podGateway(cidrs.ipv6, 'podCIDRs.ipv6') } : {}),
+  };
+}
+
 export interface AllocatePodIpOptions {
   /** A specific address (a restore, or a CNI `ips` argument). */
   readonly ip?: string;

@@ -2,7 +2,7 @@
 // latency, node CIDR carving for 5,000 nodes, and an LB-IPAM reconcile. Each measurement runs
 // next to a baseline in the same process, so numbers from different machines compare.
 //
-//   npx turbo run build --filter=@ciliate/ipam && npm run bench -w @ciliate/ipam
+//   npx turbo run build --filter=@ciliate/ipam-core && npm run bench -w @ciliate/ipam-core
 import { cpus } from 'node:os';
 
 import {
@@ -25,7 +25,8 @@ import {
   restoreNodeCidrs,
 } from '../index.js';
 
-const COMMAND = 'npx turbo run build --filter=@ciliate/ipam && npm run bench -w @ciliate/ipam';
+const COMMAND =
+  'npx turbo run build --filter=@ciliate/ipam-core && npm run bench -w @ciliate/ipam-core';
 
 interface Row {
   name: string;

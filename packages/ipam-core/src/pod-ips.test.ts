@@ -17,6 +17,8 @@ import {
   listPodIps,
   lookupPodIp,
   parsePodOwnerKey,
+  podGateway,
+  podGateways,
   podOwnerKey,
   podPoolUsage,
   releaseNodePodIps,
@@ -51,6 +53,21 @@ describe('pod IP pool: scenarios', () => {
     assert.equal(u.used, 1);
     assert.equal(u.free, 253n);
     assert.deepEqual(u.reserved, ['10.1.3.0', '10.1.3.255']);
+  });
+
+  it('names the gateway a pool would reserve, without a pool (what IPAM puts in its replies)', () => {
+    for (const cidr of ['10.0.1.0/24', '10.0.1.0/30', 'fd00::/120', 'fd00:1::/64']) {
+      assert.equal(podGateway(cidr), lookupPodIp(createPodPool(cidr), ROUTER_OWNER), cidr);
+    }
+    assert.deepEqual(podGateways({ ipv4: '10.0.1.0/24', ipv6: 'fd00::/120' }), {
+      ipv4: '10.0.1.1',
+      ipv6: 'fd00::1',
+    });
+    assert.deepEqual(podGateways({ ipv6: 'fd00::/120' }), { ipv6: 'fd00::1' });
+    assert.equal(
+      code(() => podGateway('10.0.1.1/24')),
+      'INVALID_CIDR',
+    );
   });
 
   it('is idempotent per owner and round robin after a release', () => {
