@@ -35,24 +35,24 @@ export { runPlugin } from './cni/plugin.js';
 export type { PluginOutput } from './cni/plugin.js';
 export { unixTransport } from './cni/socket.js';
 
-export { InitIdentitySource, PoolAddressSource } from './agent/sources.js';
+export { InitIdentitySource, PoolAddressSource } from './sources/local.js';
 export type {
   AddressLease,
   AddressSource,
   IdentitySource,
   PodOwner,
   ResolvedIdentity,
-} from './agent/sources.js';
-export { EndpointManager, endpointLabels, hostIfname, ownerOf } from './agent/endpoints.js';
+} from './sources/local.js';
+export { EndpointManager, endpointLabels, hostIfname, ownerOf } from './endpoints/manager.js';
 export type {
   EndpointChange,
   EndpointManagerOptions,
   EndpointRequest,
   EndpointState,
-} from './agent/endpoints.js';
-export { Netlink } from './agent/netlink.js';
-export { startCniServer } from './agent/server.js';
-export type { CniServer, CniServerOptions } from './agent/server.js';
+} from './endpoints/manager.js';
+export { Netlink } from './netlink/netlink.js';
+export { startCniServer } from './cni/server.js';
+export type { CniServer, CniServerOptions } from './cni/server.js';
 export {
   AgentConfigError,
   DEFAULT_AGENT_CONFIG,
@@ -66,17 +66,17 @@ export {
   datapathService,
   datapathSettings,
   setupDatapath,
-} from './service/service.js';
-export type { DatapathSettings } from './service/service.js';
+} from './service.js';
+export type { DatapathSettings } from './service.js';
 export {
   NatsAddressSource,
   NatsIdentitySource,
   REQUEST_DEADLINE_MS,
   routerAddress,
   withDeadline,
-} from './service/sources.js';
-export type { NatsIdentitySourceOptions, NatsSourceOptions } from './service/sources.js';
-export { IpcacheMirror, canonicalPrefix, desiredIpcache, diffIpcache } from './service/ipcache.js';
+} from './sources/nats.js';
+export type { NatsIdentitySourceOptions, NatsSourceOptions } from './sources/nats.js';
+export { IpcacheMirror, canonicalPrefix, desiredIpcache, diffIpcache } from './ipcache/mirror.js';
 export type {
   DesiredIpcacheInput,
   IpcacheChange,
@@ -84,7 +84,7 @@ export type {
   IpcacheRecordView,
   PeerNode,
   RoutingMode,
-} from './service/ipcache.js';
+} from './ipcache/mirror.js';
 export {
   ROUTE_PROTOCOL,
   VXLAN_DEVICE,
@@ -95,28 +95,28 @@ export {
   planNodeRoutes,
   recordNodeAddress,
   syncRoutes,
-} from './service/nodes.js';
-export type { CiliumNodeLike, NodeRoute } from './service/nodes.js';
+} from './routes/routes.js';
+export type { CiliumNodeLike, NodeRoute } from './routes/routes.js';
 export {
   EndpointPublisher,
   ciliumEndpointStatus,
   claimOf,
   desiredPublications,
-} from './service/publish.js';
-export type { EndpointPublisherOptions } from './service/publish.js';
+} from './publish/publisher.js';
+export type { EndpointPublisherOptions } from './publish/publisher.js';
 export {
   formatUnixNanos,
   realtimeOffsetNs,
   startEventPublisher,
   toWireEvent,
-} from './agent/events.js';
+} from './events/publisher.js';
 export type {
   EventPublisher,
   EventPublisherOptions,
   EventPublisherStats,
   EventResult,
   EventSource,
-} from './agent/events.js';
+} from './events/publisher.js';
 export {
   DEFAULT_CT_LIMIT,
   addDatapathEndpoints,
@@ -129,11 +129,11 @@ export {
   ipcacheEntryToWire,
   ipcacheListToWire,
   labelList,
-} from './agent/rpc.js';
+} from './observe/rpc.js';
 export type {
   DatapathEndpointsOptions,
   DatapathMaps,
   EndpointRecord,
   EndpointRegistrar,
-} from './agent/rpc.js';
-export { packetSummary, protoName, tcpFlagNames } from './agent/packet-text.js';
+} from './observe/rpc.js';
+export { packetSummary, protoName, tcpFlagNames } from './events/packet-text.js';

@@ -8,12 +8,12 @@ import { DATAPATH_COMPONENT } from '@ciliate/contracts';
 import { Reconciler, setting, type ServiceContext, type ServiceDefinition } from '@ciliate/runtime';
 import { Informer, ResourceStore } from '@ciliate/store';
 
-import { createAgent, type Agent } from '../agent/agent.js';
-import { startEventPublisher, type EventPublisher } from '../agent/events.js';
-import { addDatapathEndpoints, endpointInfoFromRecord } from '../agent/rpc.js';
-import type { EndpointChange } from '../agent/endpoints.js';
-import { Netlink } from '../agent/netlink.js';
-import { IpcacheMirror } from './ipcache.js';
+import { createAgent, type Agent } from './agent/agent.js';
+import { startEventPublisher, type EventPublisher } from './events/publisher.js';
+import { addDatapathEndpoints, endpointInfoFromRecord } from './observe/rpc.js';
+import type { EndpointChange } from './endpoints/manager.js';
+import { Netlink } from './netlink/netlink.js';
+import { IpcacheMirror } from './ipcache/mirror.js';
 import {
   VXLAN_OVERHEAD,
   deviceIPv4,
@@ -22,10 +22,10 @@ import {
   planNodeRoutes,
   recordNodeAddress,
   syncRoutes,
-} from './nodes.js';
-import { IdentityFollower } from './identity-follow.js';
-import { EndpointPublisher } from './publish.js';
-import { NatsAddressSource, NatsIdentitySource } from './sources.js';
+} from './routes/routes.js';
+import { IdentityFollower } from './publish/identity-follow.js';
+import { EndpointPublisher } from './publish/publisher.js';
+import { NatsAddressSource, NatsIdentitySource } from './sources/nats.js';
 
 export const DATAPATH_VERSION = '0.1.0';
 

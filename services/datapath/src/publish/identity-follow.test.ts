@@ -9,8 +9,8 @@ import type { Logger, RpcClient } from '@ciliate/runtime';
 import type { ResourceStore } from '@ciliate/store';
 import fc from 'fast-check';
 
-import type { EndpointState } from '../agent/endpoints.js';
-import type { IdentityInputs, PodOwner, ResolvedIdentity } from '../agent/sources.js';
+import type { EndpointState } from '../endpoints/manager.js';
+import type { IdentityInputs, PodOwner, ResolvedIdentity } from '../sources/local.js';
 import { CniError, CniErrorCode } from '../cni/errors.js';
 import {
   IdentityFollower,
@@ -21,7 +21,7 @@ import {
   type FollowIdentities,
   type PodLike,
 } from './identity-follow.js';
-import { NatsIdentitySource } from './sources.js';
+import { NatsIdentitySource } from '../sources/nats.js';
 
 const pod = (labels: Record<string, string>, serviceAccountName?: string): PodLike => ({
   metadata: { labels },

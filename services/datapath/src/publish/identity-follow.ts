@@ -12,8 +12,8 @@
 // file saying what is still owed, and the publisher's retry runs the pass again.
 import type { Logger } from '@ciliate/runtime';
 
-import type { EndpointManager, EndpointState } from '../agent/endpoints.js';
-import type { IdentityInputs, PodOwner, ResolvedIdentity } from '../agent/sources.js';
+import type { EndpointManager, EndpointState } from '../endpoints/manager.js';
+import type { IdentityInputs, PodOwner, ResolvedIdentity } from '../sources/local.js';
 import { CniError, CniErrorCode } from '../cni/errors.js';
 
 /** The Pod fields an identity is derived from (a `Pod` from the store fits). */

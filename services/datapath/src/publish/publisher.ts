@@ -14,8 +14,8 @@ import {
 import { Reconciler, type Logger, type ReconcilerMetrics, type RpcClient } from '@ciliate/runtime';
 import type { ResourceStore } from '@ciliate/store';
 
-import type { EndpointState } from '../agent/endpoints.js';
-import type { IpcacheRecordView } from './ipcache.js';
+import type { EndpointState } from '../endpoints/manager.js';
+import type { IpcacheRecordView } from '../ipcache/mirror.js';
 
 export const IPCACHE_SOURCE = 'local';
 

@@ -7,8 +7,8 @@ import { isIP } from 'node:net';
 import { CiliateError } from '@ciliate/contracts';
 import type { ResourceStore } from '@ciliate/store';
 
-import type { Netlink } from '../agent/netlink.js';
-import { canonicalPrefix, type PeerNode, type RoutingMode } from './ipcache.js';
+import type { Netlink } from '../netlink/netlink.js';
+import { canonicalPrefix, type PeerNode, type RoutingMode } from '../ipcache/mirror.js';
 
 /** rtnetlink protocol of the routes this service owns (any value 5-255 that nobody else uses). */
 export const ROUTE_PROTOCOL = 193;

@@ -28,16 +28,16 @@ import {
 import type { Logger, RpcClient } from '@ciliate/runtime';
 import type { ResourceStore } from '@ciliate/store';
 
-import type { EndpointState } from '../agent/endpoints.js';
+import type { EndpointState } from '../endpoints/manager.js';
 import type {
   AddressLease,
   AddressSource,
   IdentityInputs,
   IdentitySource,
   ResolvedIdentity,
-} from '../agent/sources.js';
+} from './local.js';
 import { CniError, CniErrorCode } from '../cni/errors.js';
-import { identityInputsOf, type PodLike } from './identity-follow.js';
+import { identityInputsOf, type PodLike } from '../publish/identity-follow.js';
 
 /** How long one CNI-path request to another service may take, retries included. */
 export const REQUEST_DEADLINE_MS = 8_000;
