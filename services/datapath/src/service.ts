@@ -1,30 +1,31 @@
-// The per-node datapath service: the agent (CNI socket, endpoints, eBPF datapath) with its
-// address and identity from the IPAM and identity services, the ipcache mirrored from NATS
-// into the BPF map, routes to other nodes' pod CIDRs, and every local endpoint published as an
-// ipcache claim and a CiliumEndpoint. Nothing here is torn down when NATS goes away: the kernel
-// keeps forwarding on the pinned maps, and the NATS-facing parts catch up when it is back.
-import { effectiveHostRouting } from '@ciliate/bpf';
+// The per-node datapath service, composed of named components in dependency order, each made
+// from what it needs:
+//   pod-cidr      NatsAddressSource          → the node's pod CIDR from IPAM
+//   endpoints     LocalEndpoints             → the loaded datapath, endpoints, CNI server (LocalDatapath)
+//   observe       LocalDatapath              → node-scoped endpoint/ipcache/ct RPCs
+//   events        LocalDatapath              → the ring buffer's events on NATS
+//   identity-heartbeat NatsIdentitySource    → the node's identity references kept alive
+//   nodes         NodeRoutes (CiliumNodes)   → routes to other nodes' pod CIDRs, peers
+//   ipcache       IpcacheMirror (bucket, peers) → the BPF ipcache
+//   publish       Publication (endpoints, Pods, mirror) → claims, CiliumEndpoints, identities
+//   hooks         DatapathHooks              → Service load-balancing and policy (none built)
+// Nothing here is torn down when NATS goes away: the kernel keeps forwarding on the pinned maps,
+// and the NATS-facing parts catch up when it is back.
+import { DEFAULT_DATAPATH_CONFIG, effectiveHostRouting } from '@ciliate/bpf';
 import { DATAPATH_COMPONENT } from '@ciliate/contracts';
-import { Reconciler, setting, type ServiceContext, type ServiceDefinition } from '@ciliate/runtime';
-import { Informer, ResourceStore } from '@ciliate/store';
+import { setting, type ServiceContext, type ServiceDefinition } from '@ciliate/runtime';
+import { ResourceStore } from '@ciliate/store';
 
-import { createAgent, type Agent } from './agent/agent.js';
-import { startEventPublisher, type EventPublisher } from './events/publisher.js';
-import { addDatapathEndpoints, endpointInfoFromRecord } from './observe/rpc.js';
-import type { EndpointChange } from './endpoints/manager.js';
-import { Netlink } from './netlink/netlink.js';
+import { DEFAULT_AGENT_CONFIG } from './agent/agent.js';
+import { LocalEndpoints, type LocalDatapath } from './endpoints/component.js';
+import type { EndpointState } from './endpoints/manager.js';
+import { startEventPublisher } from './events/publisher.js';
+import { MISSING_HOOK, NO_HOOKS, type DatapathHooks } from './hooks/hooks.js';
 import { IpcacheMirror } from './ipcache/mirror.js';
-import {
-  VXLAN_OVERHEAD,
-  deviceIPv4,
-  ensureVxlanDevice,
-  peerOf,
-  planNodeRoutes,
-  recordNodeAddress,
-  syncRoutes,
-} from './routes/routes.js';
-import { IdentityFollower } from './publish/identity-follow.js';
-import { EndpointPublisher } from './publish/publisher.js';
+import { Netlink } from './netlink/netlink.js';
+import { addDatapathEndpoints, endpointInfoFromRecord } from './observe/rpc.js';
+import { Publication } from './publish/component.js';
+import { NodeRoutes } from './routes/routes.js';
 import { NatsAddressSource, NatsIdentitySource } from './sources/nats.js';
 
 export const DATAPATH_VERSION = '0.1.0';
@@ -59,21 +60,21 @@ export const datapathSettings = {
     flag: 'routing',
     env: 'CILIATE_DATAPATH_ROUTING',
     values: ['native', 'vxlan'] as const,
-    default: 'native',
+    default: DEFAULT_DATAPATH_CONFIG.tunnelMode,
     describe: "Cilium's routingMode: native routes of pod CIDRs, or a VXLAN tunnel",
   }),
   hostRouting: setting.oneOf({
     flag: 'host-routing',
     env: 'CILIATE_DATAPATH_HOST_ROUTING',
     values: ['bpf', 'legacy'] as const,
-    default: 'legacy',
+    default: DEFAULT_DATAPATH_CONFIG.hostRouting,
     describe:
       "native routing: legacy (the node's stack forwards) or bpf, Cilium's BPF host routing (FIB lookup and redirect, bpf_redirect_peer into pods; lower latency, but pod-to-pod traffic bypasses the node's netfilter, so kube-proxy's Service translation misses the replies: only for clusters without kube-proxy); vxlan routing always uses legacy",
   }),
   pinDir: setting.string({
     flag: 'pin-dir',
     env: 'CILIATE_DATAPATH_PIN_DIR',
-    default: '/sys/fs/bpf/ciliate',
+    default: DEFAULT_AGENT_CONFIG.pinDir,
     pattern: ABSOLUTE,
     hint: 'an absolute path on a BPF filesystem',
     describe: "where this node's BPF maps and links are pinned",
@@ -81,7 +82,7 @@ export const datapathSettings = {
   stateDir: setting.string({
     flag: 'state-dir',
     env: 'CILIATE_DATAPATH_STATE_DIR',
-    default: '/var/lib/ciliate/datapath',
+    default: DEFAULT_AGENT_CONFIG.stateDir,
     pattern: ABSOLUTE,
     hint: 'an absolute path',
     describe: 'endpoint state files (restored on restart)',
@@ -89,7 +90,7 @@ export const datapathSettings = {
   socketPath: setting.string({
     flag: 'socket-path',
     env: 'CILIATE_DATAPATH_SOCKET_PATH',
-    default: '/var/run/ciliate/cni.sock',
+    default: DEFAULT_AGENT_CONFIG.socketPath,
     pattern: ABSOLUTE,
     hint: 'an absolute path',
     describe: 'the unix socket the CNI plugin talks to',
@@ -98,20 +99,20 @@ export const datapathSettings = {
     flag: 'attach-mode',
     env: 'CILIATE_DATAPATH_ATTACH_MODE',
     values: ['tc', 'tcx'] as const,
-    default: 'tc',
+    default: DEFAULT_AGENT_CONFIG.attachMode,
     describe: 'how programs are attached: tc clsact filters or tcx links (kernel 6.6+)',
   }),
   traceMode: setting.oneOf({
     flag: 'trace-mode',
     env: 'CILIATE_DATAPATH_TRACE_MODE',
     values: ['off', 'new', 'all'] as const,
-    default: 'new',
+    default: DEFAULT_DATAPATH_CONFIG.traceMode,
     describe: 'trace events: none, the first packet of each flow direction, or every packet',
   }),
   mtu: setting.int({
     flag: 'mtu',
     env: 'CILIATE_DATAPATH_MTU',
-    default: 1500,
+    default: DEFAULT_AGENT_CONFIG.mtu,
     min: 576,
     max: 65535,
     describe: 'MTU of the underlay; pod interfaces get it (minus 50 in vxlan mode)',
@@ -120,14 +121,37 @@ export const datapathSettings = {
 
 export type DatapathSettings = typeof datapathSettings;
 
-export async function setupDatapath(ctx: ServiceContext<DatapathSettings>): Promise<void> {
+/**
+ * Adds a component whose start makes a value: `stop` is given that value, and `next` adds the
+ * components that need it (they start right after it: the lifecycle starts what is added
+ * meanwhile). So no part reaches for another's state before it exists.
+ */
+function addStage<T>(
+  ctx: ServiceContext<DatapathSettings>,
+  name: string,
+  start: () => Promise<T> | T,
+  stop: (value: T) => Promise<void> | void,
+  next?: (value: T) => void,
+): void {
+  let started: { value: T } | undefined;
+  ctx.add({
+    name,
+    start: async () => {
+      started = { value: await start() };
+      next?.(started.value);
+    },
+    stop: () => (started ? stop(started.value) : undefined),
+  });
+}
+
+export async function setupDatapath(
+  ctx: ServiceContext<DatapathSettings>,
+  hooks: DatapathHooks = NO_HOOKS,
+): Promise<void> {
   const { config } = ctx;
-  const node = config.node;
   const log = ctx.logger('datapath');
-  const cniLog = ctx.logger('cni');
   const nl = new Netlink(config.netns);
   const store = await ResourceStore.open(ctx.nc, { replicas: config.kvReplicas });
-
   const gates = {
     podCidr: ctx.readiness.gate('pod-cidr', 'no pod CIDR from IPAM yet'),
     datapath: ctx.readiness.gate('datapath', 'datapath not loaded yet'),
@@ -135,25 +159,28 @@ export async function setupDatapath(ctx: ServiceContext<DatapathSettings>): Prom
     ipcache: ctx.readiness.gate('ipcache-synced', 'ipcache mirror not synced yet'),
   };
 
-  const addresses = new NatsAddressSource({ rpc: ctx.rpc, node, log: ctx.logger('ipam-client') });
-  let agent: Agent | undefined;
-  let events: EventPublisher | undefined;
+  const addresses = new NatsAddressSource({
+    rpc: ctx.rpc,
+    node: config.node,
+    log: ctx.logger('ipam-client'),
+  });
   const identities = new NatsIdentitySource({
     rpc: ctx.rpc,
-    node,
+    node: config.node,
     log: ctx.logger('identity-client'),
     store,
-    holders: () => agent?.endpoints.list() ?? [],
+    // an identity is released only when no endpoint of this node holds it (none before start)
+    holders: (): EndpointState[] => endpoints.list(),
   });
-  let publisher: EndpointPublisher | undefined;
-  let publishing = false;
-  const onEndpointChange = (change: EndpointChange): void => {
-    log.debug(
-      { event: `endpoint.${change.type}`, ip: change.state?.ip, pod: change.state?.owner.pod },
-      'endpoint changed',
-    );
-    if (publishing) publisher?.kick();
-  };
+  const endpoints = new LocalEndpoints({
+    nl,
+    settings: config,
+    clusterId: ctx.cluster.id,
+    addresses,
+    identities,
+    log,
+    cniLog: ctx.logger('cni'),
+  });
 
   ctx.add({
     name: 'pod-cidr',
@@ -163,81 +190,64 @@ export async function setupDatapath(ctx: ServiceContext<DatapathSettings>): Prom
       log.info({ event: 'datapath.pod_cidr', ...r }, `pod CIDR ${r.cidr}`);
     },
   });
-
-  let nodeIP = config.nodeIp ?? '';
-  ctx.add({
-    name: 'agent',
-    start: async () => {
-      if (!nodeIP) {
-        const found = await deviceIPv4(nl, config.underlayDevice);
-        if (!found)
-          throw new Error(
-            `--node-ip: not set and ${config.underlayDevice} has no IPv4 address (--underlay-device)`,
-          );
-        nodeIP = found;
-      }
-      const tunnelIfindex = config.routing === 'vxlan' ? await ensureVxlanDevice(nl) : 0;
-      agent = await createAgent(
-        {
-          socketPath: config.socketPath,
-          stateDir: config.stateDir,
-          pinDir: config.pinDir,
-          nodeIPv4: nodeIP,
-          ...(config.netns ? { nodeNetns: config.netns } : {}),
-          tunnelMode: config.routing,
-          hostRouting: config.hostRouting,
-          clusterId: ctx.cluster.id,
-          ...(tunnelIfindex ? { tunnelIfindex } : {}),
-          mtu: config.routing === 'vxlan' ? config.mtu - VXLAN_OVERHEAD : config.mtu,
-          attachMode: config.attachMode,
-          traceMode: config.traceMode,
-        },
-        {
-          addresses,
-          identities,
-          onEndpointChange,
-          log: (entry) => cniLog.info(entry, 'cni request'),
-        },
-      );
-      const netns = config.netns ? { netns: config.netns } : {};
-      agent.datapath.attachUnderlay(
-        { ifname: config.underlayDevice, ...netns },
-        { mode: config.attachMode },
-      );
-      if (tunnelIfindex)
-        agent.datapath.attachOverlay(
-          { ifindex: tunnelIfindex, ...netns },
-          { mode: config.attachMode },
-        );
+  addStage(
+    ctx,
+    'endpoints',
+    () => endpoints.start(),
+    () => endpoints.stop(),
+    (local) => {
       gates.datapath.done();
       gates.restored.done();
       log.info(
         {
           event: 'datapath.ready',
-          nodeIP,
+          nodeIP: local.nodeIP,
           routing: config.routing,
           // what the programs do: VXLAN mode always forwards through the stack
-          hostRouting: effectiveHostRouting(agent.datapath.config),
-          restored: agent.restored,
+          hostRouting: effectiveHostRouting(local.agent.datapath.config),
+          restored: local.agent.restored,
         },
         'datapath loaded, endpoints restored, serving CNI',
       );
+      addNodeParts(ctx, {
+        local,
+        store,
+        nl,
+        identities,
+        endpoints,
+        hooks,
+        ipcacheSynced: () => gates.ipcache.done(),
+      });
     },
-    // the programs stay attached and the maps pinned: pods keep talking while we are away
-    stop: () => agent?.close(),
-  });
+  );
+}
 
-  // What `ciliate endpoint list`, `bpf ipcache|ct list` and `monitor` read: node-scoped
-  // endpoints and the ring buffer's events on NATS.
+interface NodePartsInputs {
+  local: LocalDatapath;
+  store: ResourceStore;
+  nl: Netlink;
+  identities: NatsIdentitySource;
+  endpoints: LocalEndpoints;
+  hooks: DatapathHooks;
+  ipcacheSynced: () => void;
+}
+
+/** The components that need the started datapath, in dependency order. */
+function addNodeParts(ctx: ServiceContext<DatapathSettings>, inputs: NodePartsInputs): void {
+  const { local, store, nl, identities, endpoints, hooks } = inputs;
+  const { config } = ctx;
+  const node = config.node;
+  const { agent, nodeIP } = local;
+
+  // What `ciliate endpoint list`, `bpf ipcache|ct list` and `monitor` read.
   ctx.add({
     name: 'observe',
-    start: () => {
-      const a = agent!;
+    start: () =>
       addDatapathEndpoints(ctx, {
         node,
-        datapath: a.datapath,
+        datapath: agent.datapath,
         endpoints: () =>
-          a.endpoints
+          agent.endpoints
             .list()
             .map((r) =>
               endpointInfoFromRecord(r, {
@@ -246,142 +256,90 @@ export async function setupDatapath(ctx: ServiceContext<DatapathSettings>): Prom
               }),
             )
             .sort((x, y) => x.id - y.id),
-      });
-      events = startEventPublisher({
+      }),
+  });
+  addStage(
+    ctx,
+    'events',
+    () =>
+      startEventPublisher({
         nc: ctx.nc,
         node,
-        datapath: a.datapath,
+        datapath: agent.datapath,
         log: ctx.logger('events'),
         registry: ctx.metrics.registry,
-      });
-    },
-    stop: () => events?.stop(),
-  });
-
+      }),
+    (events) => events.stop(),
+  );
   ctx.add({
     name: 'identity-heartbeat',
     start: () => identities.start(),
     stop: () => identities.stop(),
   });
 
-  let mirror: IpcacheMirror | undefined;
-  const ciliumNodes = new Informer(store, {
-    kind: 'CiliumNode',
-    resyncMs: 30_000,
-    log: ctx.logger('informer'),
-    metrics: ctx.metrics.informers,
+  const mirror = new IpcacheMirror({
+    nc: ctx.nc,
+    datapath: agent.datapath,
+    nodeIP,
+    routing: config.routing,
+    log: ctx.logger('ipcache'),
   });
-  const nodesLoop = new Reconciler({
-    name: 'nodes',
-    log,
-    metrics: ctx.metrics.controllers,
-    coalesceMs: 0,
-    reconcile: async () => {
-      const all = ciliumNodes.list();
-      const peers = all.map(peerOf);
-      mirror?.setPeers(peers);
-      await syncRoutes(nl, planNodeRoutes(peers, { name: node, ip: nodeIP }, config.routing));
-      // IPAM writes the same object and may drop what we recorded: put it back
-      const own = all.find((n) => n.metadata.name === node);
-      if (!own || peerOf(own).ip !== nodeIP) await recordNodeAddress(store, node, nodeIP);
-    },
+  const routes = new NodeRoutes({
+    nl,
+    store,
+    node,
+    nodeIP,
+    routing: config.routing,
+    log: ctx.logger('datapath'),
+    informerLog: ctx.logger('informer'),
+    metrics: ctx.metrics,
+    onPeers: (peers) => mirror.setPeers(peers),
   });
-  ctx.add({
-    name: 'nodes',
-    start: async () => {
-      ciliumNodes.on(() => {
-        if (ciliumNodes.synced) nodesLoop.trigger(0);
-      });
-      await ciliumNodes.start();
-      await recordNodeAddress(store, node, nodeIP);
-      nodesLoop.start();
-      await nodesLoop.idle();
-    },
-    stop: async () => {
-      await ciliumNodes.stop();
-      await nodesLoop.close();
-    },
-  });
-
+  ctx.add({ name: 'nodes', start: () => routes.start(), stop: () => routes.stop() });
   ctx.add({
     name: 'ipcache-mirror',
     start: async () => {
-      mirror = new IpcacheMirror({
-        nc: ctx.nc,
-        datapath: agent!.datapath,
-        nodeIP,
-        routing: config.routing,
-        log: ctx.logger('ipcache'),
-      });
-      mirror.setPeers(ciliumNodes.list().map(peerOf));
+      mirror.setPeers(routes.peers());
       await mirror.start();
-      gates.ipcache.done();
+      inputs.ipcacheSynced();
     },
-    stop: () => mirror?.stop(),
+    stop: () => mirror.stop(),
   });
 
-  // Pods of the whole cluster (the store watches by kind and namespace, not by node): their
-  // labels are what local endpoints' identities follow.
-  const pods = new Informer(store, {
-    kind: 'Pod',
-    log: ctx.logger('informer'),
-    metrics: ctx.metrics.informers,
-  });
-  const follower = new IdentityFollower({
-    endpoints: {
-      list: () => agent?.endpoints.list() ?? [],
-      read: (containerId, ifname) => agent?.endpoints.read(containerId, ifname),
-      setIdentity: (...args) => agent!.endpoints.setIdentity(...args),
-      retirePreviousIdentities: (...args) => agent!.endpoints.retirePreviousIdentities(...args),
-    },
+  const publication = new Publication({
+    nc: ctx.nc,
+    rpc: ctx.rpc,
+    store,
+    node,
+    nodeIP,
+    endpoints: agent.endpoints,
+    onEndpointChange: (listener) => endpoints.onChange(listener),
     identities,
-    pod: (namespace, name) => pods.get(namespace, name),
-    log: ctx.logger('identity-follow'),
+    ipcacheRecords: () => mirror.list(),
+    logger: (subsystem) => ctx.logger(subsystem),
+    metrics: ctx.metrics,
   });
-  ctx.add({
-    name: 'pods',
-    start: async () => {
-      pods.on((ev) => {
-        const m = ev.object.metadata;
-        const pod = ev.type === 'DELETED' ? undefined : ev.object;
-        if (publishing && follower.concerns(m.namespace ?? 'default', m.name ?? '', pod))
-          publisher?.kick();
-      });
-      await pods.start();
-    },
-    stop: () => pods.stop(),
-  });
-
   ctx.add({
     name: 'endpoint-publisher',
-    start: () => {
-      publisher = new EndpointPublisher({
-        rpc: ctx.rpc,
-        store,
-        node,
-        nodeIP,
-        log: ctx.logger('publish'),
-        controllers: ctx.metrics.controllers,
-        endpoints: () => agent?.endpoints.list() ?? [],
-        ipcacheRecords: () => mirror?.list() ?? [],
-        around: { before: () => follower.follow(), after: () => follower.retire() },
-      });
-      publishing = true;
-      publisher.start();
-      void followReconnects(ctx, () => publisher?.kick());
-    },
-    stop: async () => {
-      publishing = false;
-      await publisher?.stop();
-    },
+    start: () => publication.start(),
+    stop: () => publication.stop(),
   });
-}
 
-async function followReconnects(
-  ctx: ServiceContext<DatapathSettings>,
-  onReconnect: () => void,
-): Promise<void> {
-  for await (const s of ctx.nc.status()) if (s.type === 'reconnect') onReconnect();
+  for (const slot of Object.keys(MISSING_HOOK) as (keyof DatapathHooks)[]) {
+    const hook = hooks[slot];
+    if (!hook) {
+      ctx.add({
+        name: `hook:${slot}`,
+        start: () =>
+          ctx.log.info({ event: 'datapath.hook_missing', hook: slot }, MISSING_HOOK[slot]),
+      });
+      continue;
+    }
+    ctx.add({
+      name: `hook:${slot}`,
+      ...hook({ local, mirror, store, log: ctx.logger(slot) }),
+    });
+  }
 }
 
 export const datapathService: ServiceDefinition<DatapathSettings> = {

@@ -25,6 +25,7 @@ import {
   ROUTER_OWNER,
   type PodOwner,
 } from '@ciliate/ipam';
+import { identityInputsOf, type PodLike } from '@ciliate/datapath-core';
 import type { Logger, RpcClient } from '@ciliate/runtime';
 import type { ResourceStore } from '@ciliate/store';
 
@@ -37,7 +38,6 @@ import type {
   ResolvedIdentity,
 } from './local.js';
 import { CniError, CniErrorCode } from '../cni/errors.js';
-import { identityInputsOf, type PodLike } from '../publish/identity-follow.js';
 
 /** How long one CNI-path request to another service may take, retries included. */
 export const REQUEST_DEADLINE_MS = 8_000;
