@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Load-time constants. The loader writes them into .rodata before the object is loaded, so the
  * verifier sees them as constants and prunes dead branches; nothing is recompiled per node.
- * Every name here is part of the loader's contract (packages/bpf/src/datapath/config.ts). */
+ * Every name here is part of the loader's contract (packages/bpf/src/datapath/config.ts), and
+ * every default equals DEFAULT_DATAPATH_CONFIG there (config-defaults.test.ts holds them to it). */
 #pragma once
 
 #include "common.h"
@@ -27,8 +28,9 @@ volatile const __u32 cfg_tunnel_ifindex = 0;
  * program runs the destination endpoint's ingress side and delivers with bpf_redirect_peer
  * straight into the pod's namespace. HOST_ROUTING_LEGACY: the stack forwards, and arriving
  * packets pass the host veth (the endpoint's to-container program). Only native routing uses
- * it: see host_routing_bpf(). */
-volatile const __u32 cfg_host_routing = HOST_ROUTING_BPF;
+ * it: see host_routing_bpf(). Legacy by default: BPF host routing bypasses the node's netfilter,
+ * which kube-proxy's Service translation needs. */
+volatile const __u32 cfg_host_routing = HOST_ROUTING_LEGACY;
 /* This node's underlay IPv4 address (network byte order); 0 when unknown. */
 volatile const __u32 cfg_node_ipv4 = 0;
 volatile const __u32 cfg_cluster_id = 0;

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { Datapath } from '@ciliate/bpf';
 import { NetScope, type Netns } from '@ciliate/testkit';
 
-import { hostIfname } from './agent/endpoints.js';
+import { hostIfname } from './endpoints/manager.js';
 import type { CniResult } from './cni/result.js';
 import {
   PLUGIN,

@@ -2,6 +2,6 @@
 // ciliate-datapath: the per-node datapath service process.
 import { runMain } from '@ciliate/runtime';
 
-import { datapathService } from './service/service.js';
+import { datapathService } from './service.js';
 
 await runMain(datapathService);

@@ -30,8 +30,8 @@ import {
 } from '@ciliate/testkit';
 
 import { createAgent, resolveAgentConfig, type Agent } from './agent/agent.js';
-import { startEventPublisher, type EventPublisher } from './agent/events.js';
-import { addDatapathEndpoints, endpointInfos } from './agent/rpc.js';
+import { startEventPublisher, type EventPublisher } from './events/publisher.js';
+import { addDatapathEndpoints, endpointInfos } from './observe/rpc.js';
 import type { CniResult } from './cni/result.js';
 import {
   PLUGIN,

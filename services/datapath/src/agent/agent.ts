@@ -3,19 +3,19 @@
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 
-import { Datapath } from '@ciliate/bpf';
+import { DEFAULT_DATAPATH_CONFIG, Datapath } from '@ciliate/bpf';
 import { RESERVED_IDENTITIES } from '@ciliate/contracts';
 
 import { DEFAULT_SOCKET_PATH } from '../cni/config.js';
-import { EndpointManager, type EndpointChange } from './endpoints.js';
-import { Netlink } from './netlink.js';
-import { startCniServer, type CniServer } from './server.js';
+import { EndpointManager, type EndpointChange } from '../endpoints/manager.js';
+import { Netlink } from '../netlink/netlink.js';
+import { startCniServer, type CniServer } from '../cni/server.js';
 import {
   InitIdentitySource,
   PoolAddressSource,
   type AddressSource,
   type IdentitySource,
-} from './sources.js';
+} from '../sources/local.js';
 
 export interface AgentConfig {
   /** Unix socket the plugin talks to. */
@@ -34,7 +34,8 @@ export interface AgentConfig {
   tunnelMode?: 'native' | 'vxlan';
   /** ifindex of the collect_md VXLAN device in the node namespace (vxlan mode). */
   tunnelIfindex?: number;
-  /** Native routing: BPF host routing (default) or the stack's forwarding (legacy). */
+  /** Native routing: BPF host routing or the stack's forwarding (legacy, the default: see
+   * DEFAULT_DATAPATH_CONFIG in @ciliate/bpf, the one table of datapath defaults). */
   hostRouting?: 'bpf' | 'legacy';
   /** The cluster's mesh ID, a load-time constant of the programs (0: not meshed). */
   clusterId?: number;
@@ -52,7 +53,7 @@ export const DEFAULT_AGENT_CONFIG: Omit<AgentConfig, 'pinDir' | 'stateDir'> & {
   pinDir: '/sys/fs/bpf/ciliate',
   mtu: 1500,
   attachMode: 'tc',
-  traceMode: 'new',
+  traceMode: DEFAULT_DATAPATH_CONFIG.traceMode,
 };
 
 export class AgentConfigError extends Error {

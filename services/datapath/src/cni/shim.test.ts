@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 
-import { startCniServer, type CniServer } from '../agent/server.js';
+import { startCniServer, type CniServer } from './server.js';
 import { PLUGIN } from '../testing/harness.js';
 import { CniErrorCode } from './errors.js';
 import { buildAddResult } from './result.js';

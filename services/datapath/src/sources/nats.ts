@@ -18,19 +18,19 @@ import {
   MAX_RESERVED_IDENTITY,
 } from '@ciliate/contracts';
 import { createPodPool, parsePodOwnerKey, podPoolUsage, type PodOwner } from '@ciliate/ipam-core';
+import { identityInputsOf, type PodLike } from '@ciliate/datapath-core';
 import type { Logger, RpcClient } from '@ciliate/runtime';
 import type { ResourceStore } from '@ciliate/store';
 
-import type { EndpointState } from '../agent/endpoints.js';
+import type { EndpointState } from '../endpoints/manager.js';
 import type {
   AddressLease,
   AddressSource,
   IdentityInputs,
   IdentitySource,
   ResolvedIdentity,
-} from '../agent/sources.js';
+} from './local.js';
 import { CniError, CniErrorCode } from '../cni/errors.js';
-import { identityInputsOf, type PodLike } from './identity-follow.js';
 
 /** How long one CNI-path request to another service may take, retries included. */
 export const REQUEST_DEADLINE_MS = 8_000;
@@ -82,7 +82,10 @@ function permanent(err: unknown, what: string): unknown {
 }
 
 /** The pods' gateway as IPAM's reply names it (IPAM owns the rule that picks it). */
-function gatewayOf(reply: { gateways?: { ipv4?: string } | undefined }, cidr: string): string {
+export function gatewayOf(
+  reply: { gateways?: { ipv4?: string } | undefined },
+  cidr: string,
+): string {
   const gw = reply.gateways?.ipv4;
   if (!gw) throw new Error(`IPAM answered no gateway for pod CIDR ${cidr} (an IPAM too old?)`);
   return gw;

@@ -1,17 +1,33 @@
-// The datapath service's pure parts: the desired BPF ipcache and its diff, routes to other
-// nodes, what is published per endpoint, and the request deadline.
+// The datapath's planning code: the desired BPF ipcache and its diff, routes to other nodes,
+// what is published per endpoint, and when an endpoint's identity follows its Pod.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import type { IpcacheValue } from '@ciliate/bpf';
-import { CiliateError } from '@ciliate/contracts';
 import fc from 'fast-check';
 
-import type { EndpointState } from '../agent/endpoints.js';
-import { canonicalPrefix, desiredIpcache, diffIpcache, type PeerNode } from './ipcache.js';
-import { ROUTE_PROTOCOL, VXLAN_DEVICE, peerOf, planNodeRoutes } from './nodes.js';
-import { ciliumEndpointStatus, claimOf, desiredPublications } from './publish.js';
-import { withDeadline } from './sources.js';
+import {
+  identityInputsOf,
+  newIdentityInputs,
+  planIdentityFollow,
+  sameIdentityInputs,
+  type FollowedEndpoint,
+  type IdentityInputs,
+  type PodLike,
+} from './identity.js';
+import {
+  canonicalPrefix,
+  desiredIpcache,
+  diffIpcache,
+  type IpcacheEntry,
+  type PeerNode,
+} from './ipcache.js';
+import {
+  ciliumEndpointStatus,
+  claimOf,
+  desiredPublications,
+  type PublishedEndpoint,
+} from './publish.js';
+import { ROUTE_PROTOCOL, VXLAN_DEVICE, peerOf, planNodeRoutes } from './routes.js';
 
 const SELF = '192.168.0.1';
 const peers: PeerNode[] = [
@@ -65,8 +81,8 @@ describe('desiredIpcache', () => {
   it('applying the diff makes the map equal to the desired one (property)', () => {
     fc.assert(
       fc.property(table, table, (cur, want) => {
-        const current = new Map<string, IpcacheValue>(Object.entries(cur));
-        const desired = new Map<string, IpcacheValue>(Object.entries(want));
+        const current = new Map<string, IpcacheEntry>(Object.entries(cur));
+        const desired = new Map<string, IpcacheEntry>(Object.entries(want));
         const d = diffIpcache(current, desired);
         const after = new Map(current);
         for (const k of d.deletes) after.delete(k);
@@ -140,25 +156,14 @@ describe('planNodeRoutes', () => {
   });
 });
 
-function endpoint(over: Partial<EndpointState> = {}): EndpointState {
+function endpoint(over: Partial<PublishedEndpoint> = {}): PublishedEndpoint {
   return {
-    v: 1,
     containerId: 'c1',
-    ifname: 'eth0',
-    netns: '/var/run/netns/p',
-    owner: { namespace: 'default', pod: 'web', containerId: 'c1', ifname: 'eth0' },
-    labels: {},
+    owner: { namespace: 'default', pod: 'web' },
     ip: '10.0.1.5',
-    gateway: '10.0.1.1',
-    hostIfname: 'lxc0',
-    hostIfindex: 10,
-    hostMac: '02:00:00:00:00:01',
-    mac: '02:00:00:00:00:02',
-    mtu: 1500,
     endpointId: 7,
     identity: 300,
     identityLabels: ['k8s:app=web'],
-    attachMode: 'tc',
     ...over,
   };
 }
@@ -185,7 +190,6 @@ describe('publications', () => {
   it('a pod recreated under the same name: the newest endpoint is the CiliumEndpoint', () => {
     const old = endpoint();
     const fresh = endpoint({ containerId: 'c2', ip: '10.0.1.9', endpointId: 8 });
-    fresh.owner = { ...fresh.owner, containerId: 'c2' };
     const d = desiredPublications([fresh, old], 'node-a', SELF);
     assert.equal(d.claims.size, 2, 'both addresses stay claimed until DEL');
     assert.equal(d.ceps.size, 1);
@@ -196,29 +200,69 @@ describe('publications', () => {
   });
 });
 
-describe('sources', () => {
-  it('withDeadline retries transient failures, then answers CNI code 11', async () => {
-    let calls = 0;
-    const ok = await withDeadline(
-      'x',
-      () => {
-        calls++;
-        if (calls < 3) throw new CiliateError('unavailable', 'nobody');
-        return Promise.resolve('done');
-      },
-      5000,
+const pod = (labels: Record<string, string>, serviceAccountName?: string): PodLike => ({
+  metadata: { labels },
+  spec: serviceAccountName ? { serviceAccountName } : {},
+});
+
+describe('newIdentityInputs', () => {
+  const web: IdentityInputs = { podLabels: { app: 'web', tier: 'front' } };
+  const cases: [string, IdentityInputs | undefined, PodLike | undefined, boolean][] = [
+    ['same labels', web, pod({ tier: 'front', app: 'web' }), false],
+    ['a value changed', web, pod({ app: 'api', tier: 'front' }), true],
+    ['a label added', web, pod({ app: 'web', tier: 'front', x: '1' }), true],
+    ['a label removed', web, pod({ app: 'web' }), true],
+    ['no labels any more', web, pod({}), true],
+    ['service account named default = none', web, pod(web.podLabels, 'default'), false],
+    ['another service account', web, pod(web.podLabels, 'robot'), true],
+    ['no Pod object: nothing to follow', web, undefined, false],
+    ['recorded without inputs (older state): ask once', undefined, pod(web.podLabels), true],
+  ];
+  for (const [what, from, p, want] of cases) {
+    it(what, () => {
+      const got = newIdentityInputs(from ? { identityFrom: from } : {}, p);
+      assert.equal(got !== undefined, want);
+      if (got) assert.deepEqual(got, identityInputsOf(p));
+    });
+  }
+
+  it('after taking what it answers, an endpoint needs nothing more (property)', () => {
+    const labels = fc.dictionary(fc.string({ maxLength: 4 }), fc.string({ maxLength: 3 }));
+    fc.assert(
+      fc.property(labels, labels, fc.option(fc.constantFrom('default', 'a', 'b')), (a, b, sa) => {
+        const before = { identityFrom: identityInputsOf(pod(a)) };
+        const now = pod(b, sa ?? undefined);
+        const from = newIdentityInputs(before, now);
+        const changed = !sameIdentityInputs(identityInputsOf(pod(a)), identityInputsOf(now));
+        assert.equal(from !== undefined, changed);
+        assert.equal(
+          newIdentityInputs({ identityFrom: from ?? before.identityFrom }, now),
+          undefined,
+        );
+      }),
     );
-    assert.equal(ok, 'done');
-    const started = Date.now();
-    await assert.rejects(
-      withDeadline('IPAM allocate', () => Promise.reject(new CiliateError('timeout', 'slow')), 300),
-      (err: { code: number; message: string }) =>
-        err.code === 11 && /IPAM allocate: no answer within 300 ms/.test(err.message),
+  });
+});
+
+describe('planIdentityFollow', () => {
+  const followed = (name: string, labels: Record<string, string>): FollowedEndpoint => ({
+    owner: { namespace: 'default', pod: name },
+    identityFrom: { podLabels: labels },
+  });
+
+  it('relabels changed pods and retires what relabeled endpoints held', () => {
+    const a = followed('a', { app: 'a' });
+    const b = { ...followed('b', { app: 'b' }), previousIdentities: [299] };
+    const c = followed('c', { app: 'c' });
+    const pods: Record<string, PodLike> = { a: pod({ app: 'x' }), b: pod({ app: 'b' }) };
+    const plan = planIdentityFollow([a, b, c], (_ns, name) => pods[name]);
+    assert.deepEqual(
+      plan.relabel.map((r) => [r.endpoint.owner.pod, r.from]),
+      [['a', { podLabels: { app: 'x' } }]],
     );
-    assert.ok(Date.now() - started < 2000);
-    await assert.rejects(
-      withDeadline('x', () => Promise.reject(new CiliateError('bad_request', 'no')), 5000),
-      /no/,
+    assert.deepEqual(
+      plan.retire.map((s) => s.owner.pod),
+      ['b'],
     );
   });
 });

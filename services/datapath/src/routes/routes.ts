@@ -1,63 +1,95 @@
-// Other nodes as the datapath needs them: their pod CIDRs (written by IPAM on each CiliumNode)
-// and underlay addresses (written by each node's datapath service on its own CiliumNode), turned
-// into routes in the node namespace. Our routes carry their own protocol number, so the ones of
-// nodes that went away are found and removed without touching anyone else's.
-import { isIP } from 'node:net';
-
+// Routes to other nodes' pod CIDRs in the node namespace, as @ciliate/datapath-core's
+// planNodeRoutes decides them from the CiliumNode objects, and this node's address recorded on
+// its own CiliumNode. Our routes carry their own protocol number, so the ones of nodes that went
+// away are found and removed without touching anyone else's.
 import { CiliateError } from '@ciliate/contracts';
-import type { ResourceStore } from '@ciliate/store';
+import {
+  ROUTE_PROTOCOL,
+  VXLAN_DEVICE,
+  VXLAN_PORT,
+  canonicalPrefix,
+  peerOf,
+  planNodeRoutes,
+  type CiliumNodeLike,
+  type NodeRoute,
+  type PeerNode,
+  type RoutingMode,
+} from '@ciliate/datapath-core';
+import { Reconciler, type Logger, type RuntimeMetrics } from '@ciliate/runtime';
+import { Informer, type ResourceStore } from '@ciliate/store';
 
-import type { Netlink } from '../agent/netlink.js';
-import { canonicalPrefix, type PeerNode, type RoutingMode } from './ipcache.js';
+import type { Netlink } from '../netlink/netlink.js';
 
-/** rtnetlink protocol of the routes this service owns (any value 5-255 that nobody else uses). */
-export const ROUTE_PROTOCOL = 193;
-
-/** The collect_md VXLAN device of vxlan mode (Cilium's name). */
-export const VXLAN_DEVICE = 'cilium_vxlan';
-export const VXLAN_PORT = 8472;
-/** Outer IPv4 + UDP + VXLAN + inner Ethernet. */
-export const VXLAN_OVERHEAD = 50;
-
-export interface CiliumNodeLike {
-  /** A stored object always has its name; the schema allows generateName instead. */
-  metadata: { name?: string | undefined; resourceVersion?: string | undefined };
-  spec?: {
-    addresses?: { type?: string; ip?: string }[];
-    ipam?: { podCIDRs?: string[] };
-    [k: string]: unknown;
-  };
+export interface NodeRoutesOptions {
+  nl: Netlink;
+  store: ResourceStore;
+  /** This node's name and underlay address. */
+  node: string;
+  nodeIP: string;
+  routing: RoutingMode;
+  log: Logger;
+  informerLog: Logger;
+  metrics: Pick<RuntimeMetrics, 'informers' | 'controllers'>;
+  /** Told the peers after every pass (the ipcache mirror's node entries follow them). */
+  onPeers: (peers: PeerNode[]) => void;
 }
 
-/** A CiliumNode as a peer: its first IPv4 InternalIP and its pod CIDRs. */
-export function peerOf(cn: CiliumNodeLike): PeerNode {
-  const ip = cn.spec?.addresses?.find((a) => a.type === 'InternalIP' && isIP(a.ip ?? '') === 4)?.ip;
-  return { name: cn.metadata.name ?? '', ip, podCIDRs: cn.spec?.ipam?.podCIDRs ?? [] };
-}
+/**
+ * The `nodes` reconciler over the CiliumNode informer: each pass installs the routes of the
+ * current peers, tells `onPeers`, and puts this node's address back on its CiliumNode when IPAM
+ * (which writes the same object) dropped it.
+ */
+export class NodeRoutes {
+  private readonly informer: Informer<'CiliumNode'>;
+  private readonly loop: Reconciler;
 
-export interface NodeRoute {
-  /** Canonical destination CIDR. */
-  dst: string;
-  via?: string;
-  dev?: string;
-}
-
-/** Routes to every other node's IPv4 pod CIDRs: via its address, or into the tunnel. */
-export function planNodeRoutes(
-  peers: Iterable<PeerNode>,
-  self: { name: string; ip: string },
-  routing: RoutingMode,
-): NodeRoute[] {
-  const out = new Map<string, NodeRoute>();
-  for (const p of peers) {
-    if (p.name === self.name || !p.ip || p.ip === self.ip || isIP(p.ip) !== 4) continue;
-    for (const cidr of p.podCIDRs) {
-      const dst = canonicalPrefix(cidr);
-      if (!dst || dst.includes(':') || out.has(dst)) continue;
-      out.set(dst, routing === 'vxlan' ? { dst, dev: VXLAN_DEVICE } : { dst, via: p.ip });
-    }
+  constructor(private readonly opts: NodeRoutesOptions) {
+    this.informer = new Informer(opts.store, {
+      kind: 'CiliumNode',
+      resyncMs: 30_000,
+      log: opts.informerLog,
+      metrics: opts.metrics.informers,
+    });
+    this.loop = new Reconciler({
+      name: 'nodes',
+      log: opts.log,
+      metrics: opts.metrics.controllers,
+      coalesceMs: 0,
+      reconcile: () => this.pass(),
+    });
   }
-  return [...out.values()].sort((a, b) => a.dst.localeCompare(b.dst));
+
+  /** The peers as the informer holds them now. */
+  peers(): PeerNode[] {
+    return this.informer.list().map(peerOf);
+  }
+
+  /** Resolves after the first pass. */
+  async start(): Promise<void> {
+    this.informer.on(() => {
+      if (this.informer.synced) this.loop.trigger(0);
+    });
+    await this.informer.start();
+    await recordNodeAddress(this.opts.store, this.opts.node, this.opts.nodeIP);
+    this.loop.start();
+    await this.loop.idle();
+  }
+
+  async stop(): Promise<void> {
+    await this.informer.stop();
+    await this.loop.close();
+  }
+
+  private async pass(): Promise<void> {
+    const { nl, node, nodeIP, routing, store } = this.opts;
+    const all = this.informer.list();
+    const peers = all.map(peerOf);
+    this.opts.onPeers(peers);
+    await syncRoutes(nl, planNodeRoutes(peers, { name: node, ip: nodeIP }, routing));
+    // IPAM writes the same object and may drop what we recorded: put it back
+    const own = all.find((n) => n.metadata.name === node);
+    if (!own || peerOf(own).ip !== nodeIP) await recordNodeAddress(store, node, nodeIP);
+  }
 }
 
 function routeArgs(r: NodeRoute): string[] {

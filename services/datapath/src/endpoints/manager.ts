@@ -20,7 +20,7 @@ import type { NetConf, ValidAttachment } from '../cni/config.js';
 import type { CniArgs } from '../cni/env.js';
 import { CniError, CniErrorCode } from '../cni/errors.js';
 import { buildAddResult, type CniResult } from '../cni/result.js';
-import { CommandError, NO_NETNS, type LinkInfo, type Netlink } from './netlink.js';
+import { CommandError, NO_NETNS, type LinkInfo, type Netlink } from '../netlink/netlink.js';
 import type {
   AddressLease,
   AddressSource,
@@ -28,7 +28,7 @@ import type {
   IdentitySource,
   PodOwner,
   ResolvedIdentity,
-} from './sources.js';
+} from '../sources/local.js';
 
 export interface EndpointState {
   v: 1;

@@ -22,7 +22,7 @@ import {
   startEventPublisher,
   toWireEvent,
   type EventSource,
-} from './events.js';
+} from './publisher.js';
 
 function ipv4Packet(proto: number, l4: Buffer): Buffer {
   const p = Buffer.alloc(34 + l4.length);

@@ -30,8 +30,8 @@ import {
 import type { EndpointDefinition } from '@ciliate/runtime';
 import type { z } from 'zod';
 
-import type { EndpointState } from './endpoints.js';
-import { protoName, tcpFlagNames } from './packet-text.js';
+import type { EndpointState } from '../endpoints/manager.js';
+import { protoName, tcpFlagNames } from '../events/packet-text.js';
 
 // ---- endpoints -------------------------------------------------------------------------------
 

@@ -5,66 +5,19 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
+import type { PodLike } from '@ciliate/datapath-core';
 import type { Logger, RpcClient } from '@ciliate/runtime';
 import type { ResourceStore } from '@ciliate/store';
-import fc from 'fast-check';
 
-import type { EndpointState } from '../agent/endpoints.js';
-import type { IdentityInputs, PodOwner, ResolvedIdentity } from '../agent/sources.js';
+import type { EndpointState } from '../endpoints/manager.js';
+import type { IdentityInputs, PodOwner, ResolvedIdentity } from '../sources/local.js';
 import { CniError, CniErrorCode } from '../cni/errors.js';
-import {
-  IdentityFollower,
-  identityInputsOf,
-  newIdentityInputs,
-  planIdentityFollow,
-  sameIdentityInputs,
-  type FollowIdentities,
-  type PodLike,
-} from './identity-follow.js';
-import { NatsIdentitySource } from './sources.js';
+import { IdentityFollower, type FollowIdentities } from './identity-follow.js';
+import { NatsIdentitySource } from '../sources/nats.js';
 
 const pod = (labels: Record<string, string>, serviceAccountName?: string): PodLike => ({
   metadata: { labels },
   spec: serviceAccountName ? { serviceAccountName } : {},
-});
-
-describe('newIdentityInputs', () => {
-  const web: IdentityInputs = { podLabels: { app: 'web', tier: 'front' } };
-  const cases: [string, IdentityInputs | undefined, PodLike | undefined, boolean][] = [
-    ['same labels', web, pod({ tier: 'front', app: 'web' }), false],
-    ['a value changed', web, pod({ app: 'api', tier: 'front' }), true],
-    ['a label added', web, pod({ app: 'web', tier: 'front', x: '1' }), true],
-    ['a label removed', web, pod({ app: 'web' }), true],
-    ['no labels any more', web, pod({}), true],
-    ['service account named default = none', web, pod(web.podLabels, 'default'), false],
-    ['another service account', web, pod(web.podLabels, 'robot'), true],
-    ['no Pod object: nothing to follow', web, undefined, false],
-    ['recorded without inputs (older state): ask once', undefined, pod(web.podLabels), true],
-  ];
-  for (const [what, from, p, want] of cases) {
-    it(what, () => {
-      const got = newIdentityInputs(from ? { identityFrom: from } : {}, p);
-      assert.equal(got !== undefined, want);
-      if (got) assert.deepEqual(got, identityInputsOf(p));
-    });
-  }
-
-  it('after taking what it answers, an endpoint needs nothing more (property)', () => {
-    const labels = fc.dictionary(fc.string({ maxLength: 4 }), fc.string({ maxLength: 3 }));
-    fc.assert(
-      fc.property(labels, labels, fc.option(fc.constantFrom('default', 'a', 'b')), (a, b, sa) => {
-        const before = { identityFrom: identityInputsOf(pod(a)) };
-        const now = pod(b, sa ?? undefined);
-        const from = newIdentityInputs(before, now);
-        const changed = !sameIdentityInputs(identityInputsOf(pod(a)), identityInputsOf(now));
-        assert.equal(from !== undefined, changed);
-        assert.equal(
-          newIdentityInputs({ identityFrom: from ?? before.identityFrom }, now),
-          undefined,
-        );
-      }),
-    );
-  });
 });
 
 function endpoint(name: string, identity: number, labels: Record<string, string>): EndpointState {
@@ -89,24 +42,6 @@ function endpoint(name: string, identity: number, labels: Record<string, string>
     attachMode: 'tc',
   };
 }
-
-describe('planIdentityFollow', () => {
-  it('relabels changed pods and retires what relabeled endpoints held', () => {
-    const a = endpoint('a', 300, { app: 'a' });
-    const b = { ...endpoint('b', 301, { app: 'b' }), previousIdentities: [299] };
-    const c = endpoint('c', 302, { app: 'c' });
-    const pods: Record<string, PodLike> = { a: pod({ app: 'x' }), b: pod({ app: 'b' }) };
-    const plan = planIdentityFollow([a, b, c], (_ns, name) => pods[name]);
-    assert.deepEqual(
-      plan.relabel.map((r) => [r.endpoint.owner.pod, r.from]),
-      [['a', { podLabels: { app: 'x' } }]],
-    );
-    assert.deepEqual(
-      plan.retire.map((s) => s.owner.pod),
-      ['b'],
-    );
-  });
-});
 
 const quiet = { info: () => undefined, warn: () => undefined } as unknown as Logger;
 

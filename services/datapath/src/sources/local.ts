@@ -1,5 +1,6 @@
 // Where an endpoint's address and identity come from, as the agent sees them: narrow
 // interfaces so the CNI path does not care whether the answer is local or a NATS request.
+import type { IdentityInputs } from '@ciliate/datapath-core';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
@@ -40,13 +41,9 @@ export interface AddressSource {
   available?(): Promise<number>;
 }
 
-/** What a pod's identity was derived from: its Pod object's labels and service account. The
- * identity service decides which of them count (Cilium's label filter); the node only needs to
- * know when they change, to ask again. */
-export interface IdentityInputs {
-  podLabels: Record<string, string>;
-  serviceAccount?: string;
-}
+// What a pod's identity was derived from (its Pod's labels and service account): the type is
+// @ciliate/datapath-core's, which decides when it changed.
+export type { IdentityInputs };
 
 export interface ResolvedIdentity {
   /** The numeric security identity. */

@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { CniError } from '../cni/errors.js';
-import { runPlugin } from '../cni/plugin.js';
-import { buildAddResult } from '../cni/result.js';
-import { unixTransport } from '../cni/socket.js';
-import type { EndpointRequest } from './endpoints.js';
+import { CniError } from './errors.js';
+import { runPlugin } from './plugin.js';
+import { buildAddResult } from './result.js';
+import { unixTransport } from './socket.js';
+import type { EndpointRequest } from '../endpoints/manager.js';
 import { startCniServer, type CniServer } from './server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ciliate-cni-server-'));

@@ -1,114 +1,21 @@
 // The node's BPF ipcache as a mirror of the cluster's ipcache bucket plus what this node knows
-// about nodes: its own address is the host, other nodes' addresses are remote-node, and in VXLAN
-// mode other nodes' pod CIDRs lead into the tunnel. The pure part computes the desired map and
-// the difference to what the kernel holds; IpcacheMirror feeds it from a KV watch, resyncing
-// fully after every reconnect, and never empties the map when NATS goes away.
-import { isIP } from 'node:net';
-
+// about nodes (@ciliate/datapath-core's desiredIpcache decides what it holds). IpcacheMirror
+// feeds the plan from a KV watch, resyncing fully after every reconnect, and never empties the
+// map when NATS goes away.
 import type { Datapath, IpcacheValue } from '@ciliate/bpf';
-import { RESERVED_IDENTITIES, buckets, IpcacheRecordSchema } from '@ciliate/contracts';
-import { formatPrefix, parsePrefix } from '@ciliate/netaddr';
+import { buckets, IpcacheRecordSchema } from '@ciliate/contracts';
+import {
+  desiredIpcache,
+  diffIpcache,
+  type IpcacheChange,
+  type IpcacheRecordView,
+  type PeerNode,
+  type RoutingMode,
+} from '@ciliate/datapath-core';
 import { decodeJson, watchKv, type Logger } from '@ciliate/runtime';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-
-export type RoutingMode = 'native' | 'vxlan';
-
-/** The fields of an ipcache record the datapath uses. */
-export interface IpcacheRecordView {
-  prefix: string;
-  identity: number;
-  hostIP?: string | undefined;
-  /** Every owner's claim (the record's `claims`). */
-  claims?: { ownerKey: string; hostIP?: string | undefined; identity: number }[];
-}
-
-/** Another node as the resource store describes it. */
-export interface PeerNode {
-  name: string;
-  /** Its underlay address (CiliumNode spec.addresses InternalIP). */
-  ip?: string | undefined;
-  /** Its pod CIDRs (CiliumNode spec.ipam.podCIDRs). */
-  podCIDRs: string[];
-}
-
-export interface DesiredIpcacheInput {
-  records: Iterable<IpcacheRecordView>;
-  nodeIP: string;
-  routing: RoutingMode;
-  peers: Iterable<PeerNode>;
-}
-
-export interface IpcacheChange {
-  upserts: [string, IpcacheValue][];
-  deletes: string[];
-}
-
-/** "10.0.0.5" and "10.0.0.5/32" alike, host bits cleared, as the map's keys read back. */
-export function canonicalPrefix(prefix: string): string | undefined {
-  const text = prefix.includes('/') ? prefix : `${prefix}/${isIP(prefix) === 6 ? 128 : 32}`;
-  const r = parsePrefix(text);
-  return r.ok ? formatPrefix(r.value) : undefined;
-}
-
-/**
- * What the BPF ipcache should hold. Node entries override records of the same prefix (a node
- * address is host or remote-node whatever else claims it); a remote pod CIDR is only a fallback
- * for pod addresses the bucket does not know yet.
- */
-export function desiredIpcache(input: DesiredIpcacheInput): Map<string, IpcacheValue> {
-  const out = new Map<string, IpcacheValue>();
-  const vxlan = input.routing === 'vxlan';
-  const peerIPs = new Set<string>();
-  for (const p of input.peers) if (p.ip && p.ip !== input.nodeIP) peerIPs.add(p.ip);
-  for (const r of input.records) {
-    const prefix = canonicalPrefix(r.prefix);
-    if (!prefix) continue;
-    const remote = r.hostIP !== undefined && r.hostIP !== input.nodeIP;
-    out.set(prefix, {
-      identity: r.identity,
-      tunnelEndpoint: vxlan && remote && isIP(r.hostIP ?? '') === 4 ? r.hostIP! : null,
-    });
-  }
-  if (vxlan) {
-    for (const p of input.peers) {
-      if (!p.ip || p.ip === input.nodeIP || isIP(p.ip) !== 4) continue;
-      for (const cidr of p.podCIDRs) {
-        const prefix = canonicalPrefix(cidr);
-        if (prefix && !prefix.includes(':') && !out.has(prefix))
-          out.set(prefix, { identity: RESERVED_IDENTITIES.world, tunnelEndpoint: p.ip });
-      }
-    }
-  }
-  for (const ip of peerIPs) {
-    const prefix = canonicalPrefix(ip);
-    if (prefix)
-      out.set(prefix, { identity: RESERVED_IDENTITIES['remote-node'], tunnelEndpoint: null });
-  }
-  const self = canonicalPrefix(input.nodeIP);
-  if (self) out.set(self, { identity: RESERVED_IDENTITIES.host, tunnelEndpoint: null });
-  return out;
-}
-
-function sameValue(a: IpcacheValue, b: IpcacheValue): boolean {
-  return a.identity === b.identity && (a.tunnelEndpoint ?? null) === (b.tunnelEndpoint ?? null);
-}
-
-/** The writes that turn `current` into `desired`. */
-export function diffIpcache(
-  current: ReadonlyMap<string, IpcacheValue>,
-  desired: ReadonlyMap<string, IpcacheValue>,
-): IpcacheChange {
-  const upserts: [string, IpcacheValue][] = [];
-  const deletes: string[] = [];
-  for (const [k, v] of desired) {
-    const cur = current.get(k);
-    if (!cur || !sameValue(cur, v)) upserts.push([k, v]);
-  }
-  for (const k of current.keys()) if (!desired.has(k)) deletes.push(k);
-  return { upserts, deletes };
-}
 
 export interface IpcacheMirrorOptions {
   nc: NatsConnection;

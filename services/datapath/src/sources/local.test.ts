@@ -8,9 +8,9 @@ import { after, describe, it } from 'node:test';
 
 import fc from 'fast-check';
 
-import { resolveAgentConfig } from './agent.js';
-import { endpointLabels, hostIfname, ownerOf } from './endpoints.js';
-import { InitIdentitySource, PoolAddressSource } from './sources.js';
+import { resolveAgentConfig } from '../agent/agent.js';
+import { endpointLabels, hostIfname, ownerOf } from '../endpoints/manager.js';
+import { InitIdentitySource, PoolAddressSource } from './local.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ciliate-sources-'));
 const owner = (id: string) => ({

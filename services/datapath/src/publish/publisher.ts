@@ -1,77 +1,19 @@
 // Local endpoints as the rest of the cluster sees them: an ipcache claim per pod address (so
 // other nodes know its identity and, in VXLAN mode, which node it lives on) and a CiliumEndpoint
 // object per pod in the resource store. A level-triggered reconciler: desired state comes from
-// the endpoint records, what was published is remembered, and failures (NATS unreachable) are
+// the endpoint records (@ciliate/datapath-core's desiredPublications), what was published is remembered, and failures (NATS unreachable) are
 // retried until they succeed; the datapath itself never waits for any of it.
 import {
   CiliateError,
   IPCACHE_POD_OWNER_PREFIX,
   IpcacheReplySchema,
   identitySubject,
-  ipcachePodOwnerKey,
-  type IpcacheClaim,
 } from '@ciliate/contracts';
+import { desiredPublications, type IpcacheRecordView } from '@ciliate/datapath-core';
 import { Reconciler, type Logger, type ReconcilerMetrics, type RpcClient } from '@ciliate/runtime';
 import type { ResourceStore } from '@ciliate/store';
 
-import type { EndpointState } from '../agent/endpoints.js';
-import type { IpcacheRecordView } from './ipcache.js';
-
-export const IPCACHE_SOURCE = 'local';
-
-export function claimOf(s: EndpointState, nodeIP: string): IpcacheClaim {
-  return {
-    prefix: `${s.ip}/32`,
-    identity: s.identity,
-    hostIP: nodeIP,
-    source: IPCACHE_SOURCE,
-    ownerKey: ipcachePodOwnerKey(s.owner.namespace, s.owner.pod),
-  };
-}
-
-/** Cilium's CiliumEndpoint status for an endpoint. */
-export function ciliumEndpointStatus(s: EndpointState, node: string): Record<string, unknown> {
-  return {
-    id: s.endpointId,
-    identity: { id: s.identity, labels: s.identityLabels ?? [] },
-    networking: { addressing: [{ ipv4: s.ip }], node },
-    state: 'ready',
-    'external-identifiers': {
-      'container-id': s.containerId,
-      'k8s-namespace': s.owner.namespace,
-      'k8s-pod-name': s.owner.pod,
-      'pod-name': `${s.owner.namespace}/${s.owner.pod}`,
-    },
-  };
-}
-
-interface CepDesired {
-  namespace: string;
-  name: string;
-  status: Record<string, unknown>;
-}
-
-/** Desired claims (by prefix and owner) and CiliumEndpoints (by namespace/name). */
-export function desiredPublications(
-  endpoints: EndpointState[],
-  node: string,
-  nodeIP: string,
-): { claims: Map<string, IpcacheClaim>; ceps: Map<string, CepDesired> } {
-  const claims = new Map<string, IpcacheClaim>();
-  const ceps = new Map<string, CepDesired>();
-  // newest endpoint of a pod name wins (a pod recreated under the same name)
-  const sorted = [...endpoints].sort((a, b) => a.endpointId - b.endpointId);
-  for (const s of sorted) {
-    const c = claimOf(s, nodeIP);
-    claims.set(`${c.prefix}|${c.ownerKey}`, c);
-    ceps.set(`${s.owner.namespace}/${s.owner.pod}`, {
-      namespace: s.owner.namespace,
-      name: s.owner.pod,
-      status: ciliumEndpointStatus(s, node),
-    });
-  }
-  return { claims, ceps };
-}
+import type { EndpointState } from '../endpoints/manager.js';
 
 export interface EndpointPublisherOptions {
   rpc: RpcClient;

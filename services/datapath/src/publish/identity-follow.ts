@@ -10,64 +10,18 @@
 // Releasing only after publication means no other node can see the old number reused by another
 // label set while it still maps this pod's address to it. A failure at any step leaves the state
 // file saying what is still owed, and the publisher's retry runs the pass again.
+import {
+  planIdentityFollow,
+  newIdentityInputs,
+  type IdentityInputs,
+  type PodLike,
+  type PodLookup,
+} from '@ciliate/datapath-core';
 import type { Logger } from '@ciliate/runtime';
 
-import type { EndpointManager, EndpointState } from '../agent/endpoints.js';
-import type { IdentityInputs, PodOwner, ResolvedIdentity } from '../agent/sources.js';
+import type { EndpointManager, EndpointState } from '../endpoints/manager.js';
+import type { PodOwner, ResolvedIdentity } from '../sources/local.js';
 import { CniError, CniErrorCode } from '../cni/errors.js';
-
-/** The Pod fields an identity is derived from (a `Pod` from the store fits). */
-export interface PodLike {
-  metadata?: { labels?: Record<string, string> | undefined };
-  spec?: { serviceAccountName?: string | undefined; serviceAccount?: string | undefined };
-}
-
-export function identityInputsOf(pod: PodLike | undefined): IdentityInputs {
-  const sa = pod?.spec?.serviceAccountName ?? pod?.spec?.serviceAccount;
-  return { podLabels: { ...(pod?.metadata?.labels ?? {}) }, ...(sa ? { serviceAccount: sa } : {}) };
-}
-
-export function sameIdentityInputs(a: IdentityInputs, b: IdentityInputs): boolean {
-  // an absent service account is Kubernetes' `default` (the identity service reads it so)
-  if ((a.serviceAccount ?? 'default') !== (b.serviceAccount ?? 'default')) return false;
-  const ka = Object.keys(a.podLabels);
-  if (ka.length !== Object.keys(b.podLabels).length) return false;
-  return ka.every((k) => Object.hasOwn(b.podLabels, k) && b.podLabels[k] === a.podLabels[k]);
-}
-
-/**
- * The Pod fields to allocate from when `endpoint` needs a new identity for `pod`, else
- * undefined. No Pod object: nothing to follow (it is being deleted, or the runtime is not
- * Kubernetes). An endpoint recorded without the fields (an older state file) asks once.
- */
-export function newIdentityInputs(
-  endpoint: Pick<EndpointState, 'identityFrom'>,
-  pod: PodLike | undefined,
-): IdentityInputs | undefined {
-  if (!pod) return undefined;
-  const now = identityInputsOf(pod);
-  if (endpoint.identityFrom && sameIdentityInputs(endpoint.identityFrom, now)) return undefined;
-  return now;
-}
-
-export type PodLookup = (namespace: string, name: string) => PodLike | undefined;
-
-export interface IdentityFollowPlan {
-  /** Endpoints whose Pod fields changed, with the fields to allocate from. */
-  relabel: { endpoint: EndpointState; from: IdentityInputs }[];
-  /** Endpoints still holding references to identities they had before. */
-  retire: EndpointState[];
-}
-
-export function planIdentityFollow(endpoints: EndpointState[], pod: PodLookup): IdentityFollowPlan {
-  const plan: IdentityFollowPlan = { relabel: [], retire: [] };
-  for (const endpoint of endpoints) {
-    const from = newIdentityInputs(endpoint, pod(endpoint.owner.namespace, endpoint.owner.pod));
-    if (from) plan.relabel.push({ endpoint, from });
-    if (endpoint.previousIdentities?.length) plan.retire.push(endpoint);
-  }
-  return plan;
-}
 
 /** What the follower needs of the node's identity source. */
 export interface FollowIdentities {

@@ -5,15 +5,15 @@ import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 
-import { asCniError, CniError, CniErrorCode } from '../cni/errors.js';
-import { runPlugin } from '../cni/plugin.js';
+import { asCniError, CniError, CniErrorCode } from './errors.js';
+import { runPlugin } from './plugin.js';
 import {
   PROTOCOL_VERSION,
   type AgentReply,
   type AgentRequest,
   type PluginInvocation,
-} from '../cni/protocol.js';
-import type { EndpointManager } from './endpoints.js';
+} from './protocol.js';
+import type { EndpointManager } from '../endpoints/manager.js';
 
 const MAX_REQUEST_BYTES = 1 << 20;
 
