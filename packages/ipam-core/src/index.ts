@@ -8,7 +8,6 @@ export {
   canonicalCidr,
   canonicalIp,
   cidrContains,
-  cidrContainsCidr,
   cidrFirst,
   cidrLast,
   cidrSize,
@@ -18,7 +17,6 @@ export {
   compareIpTexts,
   familyBits,
   formatAddress,
-  formatCidr,
   formatIp,
   formatRange,
   k8sFamilyName,
@@ -29,9 +27,10 @@ export {
   rangesOverlap,
   tryParseCidr,
   tryParseIp,
+  familyNumber,
   familyOf,
 } from './ip.js';
-export type { Cidr, IpFamily, IpRange, ParseCidrOptions } from './ip.js';
+export type { IpFamily, IpRange, ParseCidrOptions } from './ip.js';
 
 export {
   CLUSTER_POOL_DEFAULTS,

@@ -1,10 +1,11 @@
-// IPv4 and IPv6 addresses and CIDRs as (family, bigint) pairs. One representation for both
-// families keeps the allocators family-blind; text only exists at the edges, always in canonical
-// form (@ciliate/netaddr parses and prints it) so that the same address is always the same string
-// in stored state and on the wire. This module adds IPAM's family names, error codes and the
-// range arithmetic of pools.
+// IPv4 and IPv6 addresses and CIDRs are @ciliate/netaddr's IpAddress and IpPrefix: (family,
+// bigint) pairs, one representation for both families so the allocators are family-blind. Text
+// only exists at the edges, always in canonical form (netaddr parses and prints it) so that the
+// same address is always the same string in stored state and on the wire. This module adds
+// IPAM's family names (what the wire and stored state spell), its error codes and the range
+// arithmetic of pools.
 import * as net from '@ciliate/netaddr';
-import type { IpAddress } from '@ciliate/netaddr';
+import type { IpAddress, IpPrefix } from '@ciliate/netaddr';
 
 import { IpamError, invalidValue } from './errors.js';
 
@@ -14,16 +15,18 @@ export const IP_FAMILIES: readonly IpFamily[] = ['ipv4', 'ipv6'];
 
 const NAME_OF = { 4: 'ipv4', 6: 'ipv6' } as const;
 
-/** IPAM's (and the wire's) name of the family of an address (netaddr's, family 4 or 6). */
-export function familyOf(ip: IpAddress): IpFamily {
-  return NAME_OF[ip.family];
+/**
+ * IPAM's (and the wire's) name of the family of an address or prefix (netaddr's, family 4 or 6).
+ */
+export function familyOf(x: { readonly family: net.IpFamily }): IpFamily {
+  return NAME_OF[x.family];
 }
 
-export interface Cidr {
-  readonly family: IpFamily;
-  /** The network address (host bits always zero). */
-  readonly network: bigint;
-  readonly prefix: number;
+const NUMBER_OF = { ipv4: 4, ipv6: 6 } as const;
+
+/** netaddr's family (4 or 6) of an IPAM family name. */
+export function familyNumber(family: IpFamily): net.IpFamily {
+  return NUMBER_OF[family];
 }
 
 export function familyBits(family: IpFamily): 32 | 128 {
@@ -35,14 +38,8 @@ export function k8sFamilyName(family: IpFamily): 'IPv4' | 'IPv6' {
   return family === 'ipv4' ? 'IPv4' : 'IPv6';
 }
 
-export function maxAddress(family: IpFamily): bigint {
-  return net.maxAddress(family === 'ipv4' ? 4 : 6);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Parsing and formatting: @ciliate/netaddr, with IPAM's error codes and family names
-
-const NUMBER_OF = { ipv4: 4, ipv6: 6 } as const;
 
 /** Parses an address; throws INVALID_IP naming `path` and the reason. */
 export function parseIp(text: unknown, path = 'ip'): IpAddress {
@@ -68,17 +65,14 @@ export interface ParseCidrOptions {
 }
 
 /** Parses `addr/prefix`; throws INVALID_CIDR naming `path` and the reason. */
-export function parseCidr(text: unknown, path = 'cidr', options: ParseCidrOptions = {}): Cidr {
+export function parseCidr(text: unknown, path = 'cidr', options: ParseCidrOptions = {}): IpPrefix {
   const r = net.parsePrefix(text as string, { clearHostBits: options.allowHostBits === true });
-  if (r.ok) {
-    const { family, network, length } = r.value;
-    return { family: family === 4 ? 'ipv4' : 'ipv6', network, prefix: length };
-  }
+  if (r.ok) return r.value;
   const reason = r.kind === 'address' ? `not a valid address: ${r.reason}` : r.reason;
   throw invalidValue('INVALID_CIDR', path, text, reason);
 }
 
-export function tryParseCidr(text: string, options?: ParseCidrOptions): Cidr | undefined {
+export function tryParseCidr(text: string, options?: ParseCidrOptions): IpPrefix | undefined {
   try {
     return parseCidr(text, 'cidr', options);
   } catch (err) {
@@ -95,10 +89,6 @@ export function formatIp(ip: IpAddress): string {
   return net.formatIp(ip);
 }
 
-export function formatCidr(cidr: Cidr): string {
-  return `${formatAddress(cidr.family, cidr.network)}/${cidr.prefix}`;
-}
-
 /** The canonical text of an address; throws INVALID_IP. */
 export function canonicalIp(text: string, path?: string): string {
   return formatIp(parseIp(text, path));
@@ -106,53 +96,32 @@ export function canonicalIp(text: string, path?: string): string {
 
 /** The canonical text of a CIDR; throws INVALID_CIDR. */
 export function canonicalCidr(text: string, path?: string, options?: ParseCidrOptions): string {
-  return formatCidr(parseCidr(text, path, options));
+  return net.formatPrefix(parseCidr(text, path, options));
 }
 
 // ---------------------------------------------------------------------------------------------
 // Arithmetic
 
-export function prefixMask(family: IpFamily, prefix: number): bigint {
-  return net.prefixMask(NUMBER_OF[family], prefix);
-}
-
-export function makeCidr(family: IpFamily, address: bigint, prefix: number): Cidr {
-  return { family, network: address & prefixMask(family, prefix), prefix };
-}
-
 /** Number of addresses in the CIDR. */
-export function cidrSize(cidr: Cidr): bigint {
-  return 1n << BigInt(familyBits(cidr.family) - cidr.prefix);
+export function cidrSize(cidr: IpPrefix): bigint {
+  return 1n << BigInt(net.familyBits(cidr.family) - cidr.length);
 }
 
-export function cidrFirst(cidr: Cidr): bigint {
+export function cidrFirst(cidr: IpPrefix): bigint {
   return cidr.network;
 }
 
-export function cidrLast(cidr: Cidr): bigint {
+export function cidrLast(cidr: IpPrefix): bigint {
   return cidr.network + cidrSize(cidr) - 1n;
 }
 
-export function cidrContains(cidr: Cidr, ip: IpAddress): boolean {
-  return cidr.family === familyOf(ip) && ip.value >= cidr.network && ip.value <= cidrLast(cidr);
-}
-
-/** True when `inner` lies entirely inside `outer`. */
-export function cidrContainsCidr(outer: Cidr, inner: Cidr): boolean {
-  return (
-    outer.family === inner.family &&
-    inner.prefix >= outer.prefix &&
-    (inner.network & prefixMask(outer.family, outer.prefix)) === outer.network
-  );
+export function cidrContains(cidr: IpPrefix, ip: IpAddress): boolean {
+  return cidr.family === ip.family && ip.value >= cidr.network && ip.value <= cidrLast(cidr);
 }
 
 /** Two CIDRs overlap exactly when one contains the other. */
-export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
-  return cidrContainsCidr(a, b) || cidrContainsCidr(b, a);
-}
-
-export function cidrEquals(a: Cidr, b: Cidr): boolean {
-  return a.family === b.family && a.network === b.network && a.prefix === b.prefix;
+export function cidrsOverlap(a: IpPrefix, b: IpPrefix): boolean {
+  return net.prefixContainsPrefix(a, b) || net.prefixContainsPrefix(b, a);
 }
 
 export function compareIps(a: IpAddress, b: IpAddress): number {
@@ -160,10 +129,10 @@ export function compareIps(a: IpAddress, b: IpAddress): number {
   return a.value < b.value ? -1 : a.value > b.value ? 1 : 0;
 }
 
-export function compareCidrs(a: Cidr, b: Cidr): number {
-  if (a.family !== b.family) return a.family === 'ipv4' ? -1 : 1;
+export function compareCidrs(a: IpPrefix, b: IpPrefix): number {
+  if (a.family !== b.family) return a.family - b.family;
   if (a.network !== b.network) return a.network < b.network ? -1 : 1;
-  return a.prefix - b.prefix;
+  return a.length - b.length;
 }
 
 /** Sorts address texts numerically (IPv4 before IPv6); unparseable texts go last, as text. */
@@ -183,8 +152,8 @@ export interface IpRange {
   readonly last: bigint;
 }
 
-export function rangeOfCidr(cidr: Cidr): IpRange {
-  return { family: cidr.family, first: cidr.network, last: cidrLast(cidr) };
+export function rangeOfCidr(cidr: IpPrefix): IpRange {
+  return { family: familyOf(cidr), first: cidr.network, last: cidrLast(cidr) };
 }
 
 export function rangeSize(range: IpRange): bigint {
@@ -203,9 +172,9 @@ export function rangeContains(range: IpRange, ip: IpAddress): boolean {
 export function formatRange(range: IpRange): string {
   const size = rangeSize(range);
   if ((size & (size - 1n)) === 0n && range.first % size === 0n) {
-    let prefix = familyBits(range.family);
-    for (let s = size; s > 1n; s >>= 1n) prefix--;
-    return formatCidr({ family: range.family, network: range.first, prefix });
+    let length = familyBits(range.family);
+    for (let s = size; s > 1n; s >>= 1n) length--;
+    return net.formatPrefix({ family: NUMBER_OF[range.family], network: range.first, length });
   }
   return `${formatAddress(range.family, range.first)}-${formatAddress(range.family, range.last)}`;
 }

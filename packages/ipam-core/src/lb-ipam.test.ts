@@ -875,10 +875,7 @@ function mayShare(a: GenService, b: GenService): boolean {
 function blockRange(b: LbPoolBlock): [bigint, bigint] {
   if (b.cidr) {
     const c = parseCidr(b.cidr);
-    return [
-      c.network,
-      c.network + (1n << BigInt((c.family === 'ipv4' ? 32 : 128) - c.prefix)) - 1n,
-    ];
+    return [c.network, c.network + (1n << BigInt((c.family === 4 ? 32 : 128) - c.length)) - 1n];
   }
   const s = parseIp(b.start).value;
   return [s, b.stop ? parseIp(b.stop).value : s];

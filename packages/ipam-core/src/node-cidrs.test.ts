@@ -3,8 +3,10 @@ import { describe, it } from 'node:test';
 
 import fc from 'fast-check';
 
+import { prefixContainsPrefix, type IpPrefix } from '@ciliate/netaddr';
+
 import { IpamError } from './errors.js';
-import { type Cidr, cidrContainsCidr, cidrsOverlap, parseCidr } from './ip.js';
+import { cidrsOverlap, familyOf, parseCidr } from './ip.js';
 import {
   CLUSTER_POOL_DEFAULTS,
   type ClusterPoolConfig,
@@ -484,7 +486,7 @@ describe('cluster-pool carving: properties', () => {
           } else if (op.kind === 'release') {
             s = releaseNodeCidrs(s, `n${op.node}`, cfg).state;
           } else {
-            const base = clusters.ipv4[0] as Cidr;
+            const base = clusters.ipv4[0] as IpPrefix;
             const size = 1n << BigInt(32 - op.prefix);
             const network = base.network + BigInt(op.slot) * size;
             const text = `${[24, 16, 8, 0].map((sh) => Number((network >> BigInt(sh)) & 255n)).join('.')}/${op.prefix}`;
@@ -496,20 +498,20 @@ describe('cluster-pool carving: properties', () => {
             }
           }
           // Invariants.
-          const all: Array<{ node: string; cidr: Cidr }> = [];
+          const all: Array<{ node: string; cidr: IpPrefix }> = [];
           for (const { node, ...c } of s.nodes) {
             for (const f of ['ipv4', 'ipv6'] as const) {
               if (c[f] !== undefined) all.push({ node, cidr: parseCidr(c[f]) });
             }
           }
           for (let i = 0; i < all.length; i++) {
-            const a = all[i] as { node: string; cidr: Cidr };
+            const a = all[i] as { node: string; cidr: IpPrefix };
             assert.ok(
-              clusters[a.cidr.family].some((cl) => cidrContainsCidr(cl, a.cidr)),
+              clusters[familyOf(a.cidr)].some((cl) => prefixContainsPrefix(cl, a.cidr)),
               `${a.node} is inside a cluster CIDR`,
             );
             for (let j = i + 1; j < all.length; j++) {
-              const b = all[j] as { node: string; cidr: Cidr };
+              const b = all[j] as { node: string; cidr: IpPrefix };
               assert.ok(!cidrsOverlap(a.cidr, b.cidr), `${a.node} and ${b.node} overlap`);
             }
           }
@@ -521,8 +523,8 @@ describe('cluster-pool carving: properties', () => {
             assert.equal(u.used + u.free, u.capacity);
             const mask = cfg[f]?.maskSize as number;
             const slots = all
-              .filter((x) => x.cidr.family === f)
-              .reduce((n, x) => n + 2 ** Math.max(0, mask - x.cidr.prefix), 0);
+              .filter((x) => familyOf(x.cidr) === f)
+              .reduce((n, x) => n + 2 ** Math.max(0, mask - x.cidr.length), 0);
             assert.equal(u.used, slots, 'used slots = slots covered by node CIDRs');
           }
         }

@@ -14,20 +14,19 @@
 // CIDR. A list rather than a node-keyed object because every transition copies it, and copying
 // a list of frozen entries is a pointer copy where an object of 5,000 keys costs a millisecond.
 import { nodeNameProblem } from '@ciliate/contracts';
+import { formatPrefix, prefixContainsPrefix, prefixMask, type IpPrefix } from '@ciliate/netaddr';
 
 import { SlotBitmap } from './bitmap.js';
 import { IpamError, invalidValue, requiredValue } from './errors.js';
 import {
-  type Cidr,
   type IpFamily,
   IP_FAMILIES,
-  cidrContainsCidr,
   cidrsOverlap,
   familyBits,
-  formatCidr,
+  familyNumber,
+  familyOf,
   k8sFamilyName,
   parseCidr,
-  prefixMask,
   tryParseCidr,
 } from './ip.js';
 import { IndexCache, deepFreeze } from './memo.js';
@@ -125,14 +124,14 @@ function familyConfig(
   if (!Array.isArray(list) || list.length === 0) {
     throw requiredValue(listPath, `at least one ${k8sFamilyName(family)} cluster CIDR is needed`);
   }
-  const cidrs: Cidr[] = [];
+  const cidrs: IpPrefix[] = [];
   list.forEach((text: unknown, i: number) => {
     const p = `${listPath}[${i}]`;
     const cidr = parseCidr(text, p);
-    if (cidr.family !== family) {
+    if (familyOf(cidr) !== family) {
       throw invalidValue('FAMILY_MISMATCH', p, text, `must be an ${k8sFamilyName(family)} CIDR`);
     }
-    if (cidr.prefix > mask) {
+    if (cidr.length > mask) {
       throw invalidValue(
         'INVALID_ARGUMENT',
         p,
@@ -140,12 +139,12 @@ function familyConfig(
         `is smaller than one per-node CIDR (${maskPath} is ${mask})`,
       );
     }
-    if (mask - cidr.prefix > MAX_CARVE_BITS) {
+    if (mask - cidr.length > MAX_CARVE_BITS) {
       throw invalidValue(
         'INVALID_ARGUMENT',
         p,
         text,
-        `would be carved into 2^${mask - cidr.prefix} per-node CIDRs of /${mask}; at most 2^${MAX_CARVE_BITS} are supported`,
+        `would be carved into 2^${mask - cidr.length} per-node CIDRs of /${mask}; at most 2^${MAX_CARVE_BITS} are supported`,
       );
     }
     const clash = cidrs.findIndex((c) => cidrsOverlap(c, cidr));
@@ -154,12 +153,12 @@ function familyConfig(
         'CIDR_CONFLICT',
         p,
         text,
-        `overlaps ${listPath}[${clash}] (${formatCidr(cidrs[clash] as Cidr)})`,
+        `overlaps ${listPath}[${clash}] (${formatPrefix(cidrs[clash] as IpPrefix)})`,
       );
     }
     cidrs.push(cidr);
   });
-  return { cidrs: cidrs.map(formatCidr), maskSize: mask };
+  return { cidrs: cidrs.map(formatPrefix), maskSize: mask };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -195,7 +194,7 @@ export interface NodeCidrIssue {
 }
 
 interface PoolSlots {
-  readonly cidr: Cidr;
+  readonly cidr: IpPrefix;
   readonly text: string;
   /** Bits per node CIDR, as a shift from slot index to address offset. */
   readonly shift: bigint;
@@ -215,27 +214,27 @@ interface FamilySlots {
 class CidrOwners {
   private readonly byPrefix = new Map<number, Map<bigint, string>>();
 
-  add(cidr: Cidr, node: string): void {
-    let m = this.byPrefix.get(cidr.prefix);
+  add(cidr: IpPrefix, node: string): void {
+    let m = this.byPrefix.get(cidr.length);
     if (m === undefined) {
       m = new Map();
-      this.byPrefix.set(cidr.prefix, m);
+      this.byPrefix.set(cidr.length, m);
     }
     if (!m.has(cidr.network)) m.set(cidr.network, node);
   }
 
-  remove(cidr: Cidr, node: string): void {
-    const m = this.byPrefix.get(cidr.prefix);
+  remove(cidr: IpPrefix, node: string): void {
+    const m = this.byPrefix.get(cidr.length);
     if (m !== undefined && m.get(cidr.network) === node) m.delete(cidr.network);
   }
 
   /** Nodes other than `except` holding a CIDR that overlaps `cidr`. */
-  holders(cidr: Cidr, except: string): string[] {
+  holders(cidr: IpPrefix, except: string): string[] {
     const out: string[] = [];
-    const outerMask = prefixMask(cidr.family, cidr.prefix);
+    const outerMask = prefixMask(cidr.family, cidr.length);
     for (const [prefix, m] of this.byPrefix) {
       if (m.size === 0) continue;
-      if (prefix <= cidr.prefix) {
+      if (prefix <= cidr.length) {
         const h = m.get(cidr.network & prefixMask(cidr.family, prefix));
         if (h !== undefined && h !== except) out.push(h);
       } else {
@@ -256,7 +255,7 @@ interface CarveIndex {
   readonly families: { ipv4?: FamilySlots; ipv6?: FamilySlots };
   readonly owners: { readonly ipv4: CidrOwners; readonly ipv6: CidrOwners };
   /** node -> parsed CIDRs. */
-  readonly parsed: Map<string, { ipv4?: Cidr; ipv6?: Cidr }>;
+  readonly parsed: Map<string, { ipv4?: IpPrefix; ipv6?: IpPrefix }>;
   /** node -> its entry in the state. */
   readonly byNode: Map<string, NodeCidrEntry>;
   /** Problems found in the stored state; while there are any, changes rebuild the index. */
@@ -296,22 +295,22 @@ function newFamilySlots(family: IpFamily, fc: ClusterPoolFamilyConfig): FamilySl
         cidr,
         text,
         shift: BigInt(bits - fc.maskSize),
-        bitmap: new SlotBitmap(2 ** (fc.maskSize - cidr.prefix)),
+        bitmap: new SlotBitmap(2 ** (fc.maskSize - cidr.length)),
       };
     }),
   };
 }
 
 /** The slots of `pool` that `cidr` covers, or undefined when they do not overlap. */
-function slotSpan(pool: PoolSlots, cidr: Cidr, maskSize: number): [number, number] | undefined {
-  if (cidrContainsCidr(cidr, pool.cidr)) return [0, pool.bitmap.size];
-  if (!cidrContainsCidr(pool.cidr, cidr)) return undefined;
+function slotSpan(pool: PoolSlots, cidr: IpPrefix, maskSize: number): [number, number] | undefined {
+  if (prefixContainsPrefix(cidr, pool.cidr)) return [0, pool.bitmap.size];
+  if (!prefixContainsPrefix(pool.cidr, cidr)) return undefined;
   const start = Number((cidr.network - pool.cidr.network) >> pool.shift);
-  const count = cidr.prefix >= maskSize ? 1 : 2 ** (maskSize - cidr.prefix);
+  const count = cidr.length >= maskSize ? 1 : 2 ** (maskSize - cidr.length);
   return [start, start + count];
 }
 
-function markSlots(fs: FamilySlots, cidr: Cidr): void {
+function markSlots(fs: FamilySlots, cidr: IpPrefix): void {
   for (const pool of fs.pools) {
     const span = slotSpan(pool, cidr, fs.maskSize);
     if (span === undefined) continue;
@@ -320,7 +319,7 @@ function markSlots(fs: FamilySlots, cidr: Cidr): void {
 }
 
 /** Whether any per-node slot `cidr` touches is in use already. */
-function slotsTaken(fs: FamilySlots, cidr: Cidr): boolean {
+function slotsTaken(fs: FamilySlots, cidr: IpPrefix): boolean {
   for (const pool of fs.pools) {
     const span = slotSpan(pool, cidr, fs.maskSize);
     if (span === undefined) continue;
@@ -330,19 +329,19 @@ function slotsTaken(fs: FamilySlots, cidr: Cidr): boolean {
 }
 
 /** The per-node slots (as CIDRs) that `cidr` touches, for naming who holds them. */
-function touchedSlots(fs: FamilySlots, cidr: Cidr): Cidr[] {
-  if (cidr.prefix <= fs.maskSize) return [cidr];
+function touchedSlots(fs: FamilySlots, cidr: IpPrefix): IpPrefix[] {
+  if (cidr.length <= fs.maskSize) return [cidr];
   return [
     {
       family: cidr.family,
       network: cidr.network & prefixMask(cidr.family, fs.maskSize),
-      prefix: fs.maskSize,
+      length: fs.maskSize,
     },
   ];
 }
 
 /** Only valid while no two recorded CIDRs share a slot (no issues). */
-function clearSlots(fs: FamilySlots, cidr: Cidr): void {
+function clearSlots(fs: FamilySlots, cidr: IpPrefix): void {
   for (const pool of fs.pools) {
     const span = slotSpan(pool, cidr, fs.maskSize);
     if (span === undefined) continue;
@@ -350,11 +349,15 @@ function clearSlots(fs: FamilySlots, cidr: Cidr): void {
   }
 }
 
-function insidePool(fs: FamilySlots, cidr: Cidr): boolean {
-  return fs.pools.some((p) => cidrContainsCidr(p.cidr, cidr));
+function insidePool(fs: FamilySlots, cidr: IpPrefix): boolean {
+  return fs.pools.some((p) => prefixContainsPrefix(p.cidr, cidr));
 }
 
-function recordNode(index: CarveIndex, node: string, cidrs: { ipv4?: Cidr; ipv6?: Cidr }): void {
+function recordNode(
+  index: CarveIndex,
+  node: string,
+  cidrs: { ipv4?: IpPrefix; ipv6?: IpPrefix },
+): void {
   const prev = index.parsed.get(node) ?? {};
   for (const family of IP_FAMILIES) {
     const cidr = cidrs[family];
@@ -414,13 +417,13 @@ function buildIndex(
       throw invalidValue('INVALID_STATE', `${ep}.node`, node, 'is listed twice');
     }
     if (!Object.isFrozen(entry)) index.entriesOwned = false;
-    const parsed: { ipv4?: Cidr; ipv6?: Cidr } = {};
+    const parsed: { ipv4?: IpPrefix; ipv6?: IpPrefix } = {};
     for (const family of IP_FAMILIES) {
       const text: unknown = entry[family];
       if (text === undefined) continue;
       const cidr = typeof text === 'string' ? tryParseCidr(text) : undefined;
       const p = `${ep}.${family}`;
-      if (cidr === undefined || cidr.family !== family || formatCidr(cidr) !== text) {
+      if (cidr === undefined || familyOf(cidr) !== family || formatPrefix(cidr) !== text) {
         throw invalidValue(
           'INVALID_STATE',
           p,
@@ -654,7 +657,7 @@ function findSlot(
   let startSlot = 0;
   const lastCidr = last === undefined ? undefined : tryParseCidr(last);
   if (lastCidr !== undefined) {
-    const i = fs.pools.findIndex((p) => cidrContainsCidr(p.cidr, lastCidr));
+    const i = fs.pools.findIndex((p) => prefixContainsPrefix(p.cidr, lastCidr));
     if (i >= 0) {
       const span = slotSpan(fs.pools[i] as PoolSlots, lastCidr, fs.maskSize);
       if (span !== undefined) {
@@ -674,11 +677,11 @@ function findSlot(
   return undefined;
 }
 
-function slotCidr(fs: FamilySlots, pool: PoolSlots, slot: number): Cidr {
+function slotCidr(fs: FamilySlots, pool: PoolSlots, slot: number): IpPrefix {
   return {
-    family: fs.family,
+    family: familyNumber(fs.family),
     network: pool.cidr.network + (BigInt(slot) << pool.shift),
-    prefix: fs.maskSize,
+    length: fs.maskSize,
   };
 }
 
@@ -700,10 +703,10 @@ function carveInto(
   }
   if (picks.length === 0) return current;
   const out: { ipv4?: string; ipv6?: string } = { ...current };
-  const parsed: { ipv4?: Cidr; ipv6?: Cidr } = {};
+  const parsed: { ipv4?: IpPrefix; ipv6?: IpPrefix } = {};
   for (const { fs, pool, slot } of picks) {
     const cidr = slotCidr(fs, pool, slot);
-    const text = formatCidr(cidr);
+    const text = formatPrefix(cidr);
     out[fs.family] = text;
     last[fs.family] = text;
     parsed[fs.family] = cidr;
@@ -803,7 +806,7 @@ export function validatePodCidrList(
   podCIDRs: unknown,
   path: string,
   options: { allowHostBits?: boolean } = {},
-): { ipv4?: Cidr; ipv6?: Cidr } {
+): { ipv4?: IpPrefix; ipv6?: IpPrefix } {
   if (!Array.isArray(podCIDRs)) {
     throw invalidValue('INVALID_ARGUMENT', path, podCIDRs, 'must be a list of CIDRs');
   }
@@ -815,18 +818,18 @@ export function validatePodCidrList(
       'may hold at most two CIDRs (one per family)',
     );
   }
-  const out: { ipv4?: Cidr; ipv6?: Cidr } = {};
+  const out: { ipv4?: IpPrefix; ipv6?: IpPrefix } = {};
   podCIDRs.forEach((text: unknown, i: number) => {
     const cidr = parseCidr(text, `${path}[${i}]`, options);
-    if (out[cidr.family] !== undefined) {
+    if (out[familyOf(cidr)] !== undefined) {
       throw invalidValue(
         'INVALID_ARGUMENT',
         `${path}[${i}]`,
         text,
-        `may specify no more than one CIDR for each IP family (${k8sFamilyName(cidr.family)} given twice)`,
+        `may specify no more than one CIDR for each IP family (${k8sFamilyName(familyOf(cidr))} given twice)`,
       );
     }
-    out[cidr.family] = cidr;
+    out[familyOf(cidr)] = cidr;
   });
   return out;
 }
@@ -834,7 +837,9 @@ export function validatePodCidrList(
 /** Index of the entry of `family` in a (validated) podCIDRs list, for error paths. */
 function entryIndex(list: readonly unknown[], family: IpFamily): number {
   return list.findIndex(
-    (t) => typeof t === 'string' && tryParseCidr(t, { allowHostBits: true })?.family === family,
+    (t) =>
+      typeof t === 'string' &&
+      tryParseCidr(t, { allowHostBits: true })?.family === familyNumber(family),
   );
 }
 
@@ -874,20 +879,20 @@ function occupyInto(
   index: CarveIndex,
   changes: Changes,
   node: string,
-  wanted: { ipv4?: Cidr; ipv6?: Cidr },
+  wanted: { ipv4?: IpPrefix; ipv6?: IpPrefix },
   podCIDRs: readonly string[],
   path: string,
 ): NodeCidrs | undefined {
   const current = cidrsOf(index.byNode.get(node));
   const out: { ipv4?: string; ipv6?: string } = { ...current };
-  const take: { ipv4?: Cidr; ipv6?: Cidr } = {};
+  const take: { ipv4?: IpPrefix; ipv6?: IpPrefix } = {};
   for (const family of IP_FAMILIES) {
     const cidr = wanted[family];
     if (cidr === undefined) continue;
     const i = entryIndex(podCIDRs, family);
     const p = `${path}[${i}]`;
     const given = podCIDRs[i];
-    const text = formatCidr(cidr);
+    const text = formatPrefix(cidr);
     const fs = index.families[family];
     if (fs === undefined) {
       throw invalidValue('FAMILY_DISABLED', p, given, `${k8sFamilyName(family)} is not enabled`);
@@ -987,7 +992,7 @@ export function validateNodePodCidrs(podCIDRs: unknown, path = 'spec.podCIDRs'):
     const c = parsed[family];
     if (c === undefined) continue;
     const maxPrefix = family === 'ipv4' ? 30 : 127;
-    if (c.prefix > maxPrefix) {
+    if (c.length > maxPrefix) {
       const i = entryIndex(podCIDRs as unknown[], family);
       throw invalidValue(
         'INVALID_CIDR',
@@ -996,7 +1001,7 @@ export function validateNodePodCidrs(podCIDRs: unknown, path = 'spec.podCIDRs'):
         `a pod CIDR needs a prefix length of at most ${maxPrefix}`,
       );
     }
-    out[family] = formatCidr(c);
+    out[family] = formatPrefix(c);
   }
   return out;
 }
@@ -1018,7 +1023,7 @@ export function setKubernetesNodeCidrs(
     return { state, cidrs: current ?? {}, created: false };
   }
   const index = indexFor(state, undefined);
-  const parsed: { ipv4?: Cidr; ipv6?: Cidr } = {};
+  const parsed: { ipv4?: IpPrefix; ipv6?: IpPrefix } = {};
   for (const family of IP_FAMILIES) {
     const text = cidrs[family];
     if (text === undefined) continue;

@@ -421,9 +421,9 @@ describe('pod IP pool: properties', () => {
             for (const ip of ips) {
               const v = parseIp(ip).value;
               assert.ok(v > cidr.network, `${ip} is not the network address`);
-              if (cidr.family === 'ipv4') {
+              if (cidr.family === 4) {
                 assert.ok(
-                  v < cidr.network + (1n << BigInt(32 - cidr.prefix)) - 1n,
+                  v < cidr.network + (1n << BigInt(32 - cidr.length)) - 1n,
                   `${ip} is not broadcast`,
                 );
               }
@@ -436,8 +436,8 @@ describe('pod IP pool: properties', () => {
   });
 });
 
-function formatAny(ip: { family: 'ipv4' | 'ipv6'; value: bigint }): string {
-  if (ip.family === 'ipv4') {
+function formatAny(ip: { family: 4 | 6; value: bigint }): string {
+  if (ip.family === 4) {
     const n = Number(ip.value);
     return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
   }

@@ -17,14 +17,14 @@
 // pointer copy, while copying an object with hundreds of keys costs ~0.3 µs per key. New addresses are searched round robin after the last one handed
 // out, so a just-released address is not reused at once (stale conntrack or ipcache entries of
 // the previous pod would otherwise hit the new one).
+import { formatPrefix, type IpPrefix } from '@ciliate/netaddr';
+
 import { IpamError, invalidValue, requiredValue } from './errors.js';
 import {
-  type Cidr,
   type IpFamily,
   cidrLast,
   compareIpTexts,
   formatAddress,
-  formatCidr,
   formatIp,
   k8sFamilyName,
   parseCidr,
@@ -134,27 +134,27 @@ interface PoolIndex {
 
 const cache = new IndexCache<PodPoolState, PoolIndex>();
 
-function usableRange(cidr: Cidr, path: string): { first: bigint; last: bigint } {
-  const maxPrefix = cidr.family === 'ipv4' ? 30 : 127;
-  if (cidr.prefix > maxPrefix) {
+function usableRange(cidr: IpPrefix, path: string): { first: bigint; last: bigint } {
+  const maxPrefix = cidr.family === 4 ? 30 : 127;
+  if (cidr.length > maxPrefix) {
     throw invalidValue(
       'INVALID_CIDR',
       path,
-      formatCidr(cidr),
+      formatPrefix(cidr),
       `a pod CIDR needs a prefix length of at most ${maxPrefix} to leave an address after the reserved ones`,
     );
   }
   const first = cidr.network + 1n;
-  const last = cidr.family === 'ipv4' ? cidrLast(cidr) - 1n : cidrLast(cidr);
+  const last = cidr.family === 4 ? cidrLast(cidr) - 1n : cidrLast(cidr);
   return { first, last };
 }
 
-function emptyIndex(cidrText: string, path: string): PoolIndex & { cidr: Cidr } {
+function emptyIndex(cidrText: string, path: string): PoolIndex & { cidr: IpPrefix } {
   const cidr = parseCidr(cidrText, path);
   const { first, last } = usableRange(cidr, path);
   return {
     cidr,
-    family: cidr.family,
+    family: familyOf(cidr),
     network: cidr.network,
     broadcast: cidrLast(cidr),
     first,
@@ -315,7 +315,7 @@ export function createPodPool(
   }
   const state: PodPoolState = Object.freeze({
     v: 1,
-    cidr: formatCidr(index.cidr),
+    cidr: formatPrefix(index.cidr),
     allocations: Object.freeze(allocations),
   });
   cache.put(state, index);
@@ -527,7 +527,7 @@ export function createNodePodIps(
     const cidr = cidrs[family];
     if (cidr === undefined) continue;
     const pool = createPodPool(cidr, options, `podCIDRs.${family}`);
-    const fam = parseCidr(pool.cidr).family;
+    const fam = familyOf(parseCidr(pool.cidr));
     if (fam !== family) {
       throw invalidValue(
         'FAMILY_MISMATCH',

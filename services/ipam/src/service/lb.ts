@@ -84,7 +84,7 @@ export function poolFamily(pool: LbPool): string {
     if (text === undefined) continue;
     const ip = text.includes('/') ? undefined : tryParseIp(text);
     const fam = text.includes('/')
-      ? safe(() => parseCidr(text).family)
+      ? safe(() => familyOf(parseCidr(text)))
       : ip === undefined
         ? undefined
         : familyOf(ip);
