@@ -57,7 +57,7 @@ export {
   type IdentityLabels,
   type PodIdentityInput,
 } from './identity-labels.js';
-export { canonicalPrefix, parseIp, parsePrefix, prefixContains } from './ip.js';
+export { canonicalPrefix, parseIp, parsePrefix } from './ip.js';
 export {
   LocalIdentityAllocator,
   identityScopeForLabels,

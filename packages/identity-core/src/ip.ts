@@ -2,11 +2,9 @@
 // text (what Go's net/netip prints, so keys and labels made from them match Cilium's), with the
 // core's error codes and the ipcache's reading of a bare address as a host prefix.
 import {
-  familyBits,
   parseIp as parseNetIp,
   parsePrefix as parseNetPrefix,
   formatPrefix,
-  prefixContainsPrefix,
   type IpAddress,
   type IpPrefix,
 } from '@ciliate/netaddr';
@@ -33,15 +31,6 @@ export function parsePrefix(text: string, field = 'prefix'): IpPrefix {
   const reason =
     r.kind === 'length' ? r.reason : `must be an IPv4 or IPv6 address or CIDR: ${r.reason}`;
   throw invalid('INVALID_PREFIX', field, text, reason);
-}
-
-/** Whether `addr` lies inside `prefix` (families must match). */
-export function prefixContains(prefix: IpPrefix, addr: IpAddress): boolean {
-  return prefixContainsPrefix(prefix, {
-    family: addr.family,
-    network: addr.value,
-    length: familyBits(addr.family),
-  });
 }
 
 /** Canonical text of a CIDR or host address: masked, lower case, with explicit length. */

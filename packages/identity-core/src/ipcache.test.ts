@@ -3,10 +3,10 @@ import { describe, it } from 'node:test';
 
 import fc from 'fast-check';
 
-import { formatPrefix } from '@ciliate/netaddr';
+import { formatPrefix, prefixContainsIp } from '@ciliate/netaddr';
 
 import { IdentityError } from './errors.js';
-import { parseIp, parsePrefix, prefixContains } from './ip.js';
+import { parseIp, parsePrefix } from './ip.js';
 import {
   IPCACHE_SOURCES,
   Ipcache,
@@ -257,7 +257,7 @@ describe('ipcache', () => {
               let bestLen = -1;
               for (const x of claims) {
                 const p = parsePrefix(x.prefix);
-                if (!prefixContains(p, addr)) continue;
+                if (!prefixContainsIp(p, addr)) continue;
                 const better =
                   p.length > bestLen ||
                   (p.length === bestLen &&

@@ -7,7 +7,6 @@ export {
   IP_FAMILIES,
   canonicalCidr,
   canonicalIp,
-  cidrContains,
   cidrFirst,
   cidrLast,
   cidrSize,

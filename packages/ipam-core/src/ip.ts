@@ -115,10 +115,6 @@ export function cidrLast(cidr: IpPrefix): bigint {
   return cidr.network + cidrSize(cidr) - 1n;
 }
 
-export function cidrContains(cidr: IpPrefix, ip: IpAddress): boolean {
-  return cidr.family === ip.family && ip.value >= cidr.network && ip.value <= cidrLast(cidr);
-}
-
 /** Two CIDRs overlap exactly when one contains the other. */
 export function cidrsOverlap(a: IpPrefix, b: IpPrefix): boolean {
   return net.prefixContainsPrefix(a, b) || net.prefixContainsPrefix(b, a);

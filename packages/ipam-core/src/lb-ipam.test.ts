@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
+import { prefixContainsIp } from '@ciliate/netaddr';
 import fc from 'fast-check';
 
 import { IpamError } from './errors.js';
-import { parseCidr, parseIp, cidrContains } from './ip.js';
+import { parseCidr, parseIp } from './ip.js';
 import {
   LB_CONDITIONS,
   type LbCondition,
@@ -127,7 +128,7 @@ describe('LB-IPAM: the seed manifests', () => {
     const web = svcResult(r, 'default/web');
     assert.equal(web.ips.length, 1);
     const ip = web.ips[0] as string;
-    assert.ok(cidrContains(parseCidr('10.0.6.0/24'), parseIp(ip)), ip);
+    assert.ok(prefixContainsIp(parseCidr('10.0.6.0/24'), parseIp(ip)), ip);
     assert.ok(!['10.0.6.14', '10.0.6.15'].includes(ip));
     for (const key of ['media/plex', 'mail/smtp-relay', 'default/web']) {
       const res = svcResult(r, key);

@@ -306,6 +306,14 @@ export function addressFromBytes(family: IpFamily, bytes: Uint8Array, offset = 0
 // ---------------------------------------------------------------------------------------------
 // Relations
 
+/** True when `ip` lies inside `prefix` (same family, network bits equal). */
+export function prefixContainsIp(prefix: IpPrefix, ip: IpAddress): boolean {
+  return (
+    prefix.family === ip.family &&
+    (ip.value & prefixMask(prefix.family, prefix.length)) === prefix.network
+  );
+}
+
 /** True when `inner` lies entirely inside `outer`. */
 export function prefixContainsPrefix(outer: IpPrefix, inner: IpPrefix): boolean {
   return (
