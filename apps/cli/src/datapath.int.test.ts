@@ -69,6 +69,7 @@ describe('ciliate endpoint/bpf/monitor over NATS', () => {
       await createService(
         {
           component: 'datapath',
+          role: 'datapath',
           version: '0.0.1-test',
           description: 'fake datapath',
           settings: {},

@@ -6,6 +6,7 @@ import {
   IdentityAllocateReplySchema,
   IdentityInfoSchema,
   identitySubject,
+  identityNodeSubject,
 } from '@ciliate/contracts';
 import { createRpcClient, disabledTracing } from '@ciliate/runtime';
 import { spawnNode, startNats, waitFor, type NatsServer, type NodeProcess } from '@ciliate/testkit';
@@ -45,7 +46,11 @@ describe('ciliate identity', () => {
     nc = await connect({ servers: nats.url });
     const rpc = createRpcClient(nc, disabledTracing);
     const alloc = (node: string, labels: string[]) =>
-      rpc.request(identitySubject('allocate'), { node, labels }, IdentityAllocateReplySchema);
+      rpc.request(
+        identityNodeSubject('allocate', node),
+        { node, labels },
+        IdentityAllocateReplySchema,
+      );
     web = (await alloc('node-a', ['k8s:app=web', 'k8s:io.kubernetes.pod.namespace=shop'])).id;
     await alloc('node-b', ['k8s:app=web', 'k8s:io.kubernetes.pod.namespace=shop']);
     await alloc('node-a', ['k8s:app=db', 'k8s:io.kubernetes.pod.namespace=shop']);

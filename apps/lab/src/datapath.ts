@@ -9,7 +9,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
-import { IpamNodeCidrsReplySchema, ipamSubject } from '@ciliate/contracts';
+import { IpamNodeCidrsReplySchema, ipamNodeSubject } from '@ciliate/contracts';
 import { createRpcClient, disabledTracing } from '@ciliate/runtime';
 import type { NatsConnection } from '@nats-io/transport-node';
 
@@ -71,7 +71,7 @@ export async function nodePodCidr(nc: NatsConnection, node: string): Promise<str
   const reply = await waitFor(
     `IPAM to give ${node} a pod CIDR`,
     () =>
-      rpc.request(ipamSubject('node-cidrs'), { node }, IpamNodeCidrsReplySchema, {
+      rpc.request(ipamNodeSubject('node-cidrs', node), { node }, IpamNodeCidrsReplySchema, {
         timeoutMs: 3000,
       }),
     30_000,

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 
 import { NodeNameSchema, nodeToken } from './nodes.js';
+import { subjects } from './subjects.js';
 import { token } from './tokens.js';
 import { PROJECT, WIRE_VERSION } from './version.js';
 
@@ -29,7 +30,7 @@ const ROOT = `${PROJECT}.${WIRE_VERSION}.${DATAPATH_COMPONENT}`;
 export const datapathSubjects = {
   /** A request/reply endpoint of one node's datapath service. */
   endpoint(node: string, endpoint: DatapathEndpoint): string {
-    return `${ROOT}.node.${token('node', nodeToken(node))}.${token('endpoint', endpoint)}`;
+    return subjects.nodeEndpoint(DATAPATH_COMPONENT, node, endpoint);
   },
   /** Events of one type from one node. */
   event(type: DatapathEventType, node: string): string {

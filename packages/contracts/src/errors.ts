@@ -4,6 +4,8 @@
 
 export const errorCodes = {
   bad_request: 400,
+  /** The caller's credentials or node may not do this (another node's subject, say). */
+  forbidden: 403,
   not_found: 404,
   conflict: 409,
   exhausted: 507,

@@ -20,8 +20,38 @@ export const IDENTITY_ENDPOINTS = [
 ] as const;
 export type IdentityEndpoint = (typeof IDENTITY_ENDPOINTS)[number];
 
-export function identitySubject(endpoint: IdentityEndpoint): string {
+/**
+ * Endpoints a node's datapath calls for itself (references it holds, its heartbeat, claims for
+ * its pods): node-scoped subjects (subjects.nodeEndpoint). The others read the cluster's state.
+ */
+export const IDENTITY_NODE_ENDPOINTS = [
+  'allocate',
+  'release',
+  'heartbeat',
+  'ipcache-upsert',
+  'ipcache-delete',
+] as const satisfies readonly IdentityEndpoint[];
+export type IdentityNodeEndpoint = (typeof IDENTITY_NODE_ENDPOINTS)[number];
+/**
+ * Cluster-wide endpoints: reads, and ipcache claims of any kind from writers trusted with the
+ * whole cluster (an operator, the mesh); a node's claims go through the node-scoped subjects,
+ * where only its own pods' addresses are accepted.
+ */
+export const IDENTITY_CLUSTER_ENDPOINTS = [
+  'lookup',
+  'list',
+  'ipcache-upsert',
+  'ipcache-delete',
+] as const satisfies readonly IdentityEndpoint[];
+export type IdentityClusterEndpoint = (typeof IDENTITY_CLUSTER_ENDPOINTS)[number];
+
+export function identitySubject(endpoint: IdentityClusterEndpoint): string {
   return subjects.endpoint(IDENTITY_COMPONENT, endpoint);
+}
+
+/** The subject of a node-scoped identity endpoint, for requests about `node`. */
+export function identityNodeSubject(endpoint: IdentityNodeEndpoint, node: string): string {
+  return subjects.nodeEndpoint(IDENTITY_COMPONENT, node, endpoint);
 }
 
 const nodeName = NodeNameSchema;
@@ -170,6 +200,9 @@ export const IPCACHE_SOURCE_NAMES = [
   'local',
   'kube-apiserver',
 ] as const;
+
+/** The source of a node agent's claims for its own pods (the only one its subjects accept). */
+export const IPCACHE_NODE_SOURCE = 'local' satisfies (typeof IPCACHE_SOURCE_NAMES)[number];
 
 /**
  * Owner keys of ipcache claims (who claims a prefix): `pod/<ns>/<name>`, `node/<name>`,

@@ -3,6 +3,7 @@ export { InvalidTokenError, natsName, token } from './tokens.js';
 export {
   SERVICE_NAME_PREFIX,
   componentOf,
+  nodeOfEndpointSubject,
   serviceMetadataKeys,
   serviceName,
   subjects,
@@ -55,9 +56,14 @@ export {
   ipamEndpoints,
   ipamKeys,
   ipamSubject,
+  ipamNodeSubject,
+  IPAM_NODE_ENDPOINTS,
+  IPAM_CLUSTER_ENDPOINTS,
 } from './ipam.js';
 export type {
   IpFamilyName,
+  IpamClusterEndpoint,
+  IpamNodeEndpoint,
   IpamAllocateReply,
   IpamAllocateRequest,
   IpamAllocation,
@@ -73,6 +79,7 @@ export type {
 export {
   IDENTITY_COMPONENT,
   IDENTITY_ENDPOINTS,
+  IPCACHE_NODE_SOURCE,
   IPCACHE_POD_OWNER_PREFIX,
   IPCACHE_SOURCE_NAMES,
   IdentityAllocateReplySchema,
@@ -91,12 +98,17 @@ export {
   IpcacheReplySchema,
   IpcacheUpsertRequestSchema,
   identitySubject,
+  identityNodeSubject,
+  IDENTITY_NODE_ENDPOINTS,
+  IDENTITY_CLUSTER_ENDPOINTS,
   ipcachePodOwnerKey,
 } from './identity.js';
 export type {
   IdentityAllocateReply,
   IdentityAllocateRequest,
   IdentityEndpoint,
+  IdentityClusterEndpoint,
+  IdentityNodeEndpoint,
   IdentityHeartbeatReply,
   IdentityHeartbeatRequest,
   IdentityInfo,
@@ -200,3 +212,14 @@ export {
   nodeNameProblem,
   nodeToken,
 } from './nodes.js';
+export {
+  NODE_ROLES,
+  ROLES,
+  allows,
+  inboxPrefix,
+  permissionsOf,
+  principalName,
+  principalProblem,
+  subjectMatches,
+} from './access.js';
+export type { Permissions, Principal, Role } from './access.js';

@@ -16,8 +16,24 @@ export const ipamEndpoints = {
   status: 'status',
 } as const;
 
-export function ipamSubject(endpoint: (typeof ipamEndpoints)[keyof typeof ipamEndpoints]): string {
+/** Endpoints a node's datapath calls for itself: node-scoped subjects (subjects.nodeEndpoint). */
+export const IPAM_NODE_ENDPOINTS = [
+  ipamEndpoints.allocate,
+  ipamEndpoints.release,
+  ipamEndpoints.nodeCidrs,
+] as const;
+export type IpamNodeEndpoint = (typeof IPAM_NODE_ENDPOINTS)[number];
+/** Endpoints about the whole cluster: readers (the CLI, status pages) call these. */
+export const IPAM_CLUSTER_ENDPOINTS = [ipamEndpoints.list, ipamEndpoints.status] as const;
+export type IpamClusterEndpoint = (typeof IPAM_CLUSTER_ENDPOINTS)[number];
+
+export function ipamSubject(endpoint: IpamClusterEndpoint): string {
   return subjects.endpoint(IPAM_COMPONENT, endpoint);
+}
+
+/** The subject of a node-scoped IPAM endpoint, for requests about `node`. */
+export function ipamNodeSubject(endpoint: IpamNodeEndpoint, node: string): string {
+  return subjects.nodeEndpoint(IPAM_COMPONENT, node, endpoint);
 }
 
 /** Keys inside buckets.ipam(). A node name is a DNS subdomain, which is a valid key suffix. */

@@ -1,9 +1,9 @@
 // Local endpoints as the rest of the cluster sees them: an ipcache claim per pod address (so
 // other nodes know its identity and, in VXLAN mode, which node it lives on) and a CiliumEndpoint
 // object per pod.
-import { ipcachePodOwnerKey, type IpcacheClaim } from '@ciliate/contracts';
+import { IPCACHE_NODE_SOURCE, ipcachePodOwnerKey, type IpcacheClaim } from '@ciliate/contracts';
 
-export const IPCACHE_SOURCE = 'local';
+export const IPCACHE_SOURCE = IPCACHE_NODE_SOURCE;
 
 /** The fields of an endpoint that are published (the datapath's EndpointState fits). */
 export interface PublishedEndpoint {

@@ -595,3 +595,23 @@ export function releaseNodePodIps(
   const changed = released.ipv4 !== undefined || released.ipv6 !== undefined;
   return { state: changed ? Object.freeze(next) : state, released };
 }
+
+/** A node's pod IP document as stored (JSON), checked; throws INVALID_STATE naming the field. */
+export function decodeNodePodIps(v: unknown): NodePodIpsState {
+  const s = v as NodePodIpsState;
+  if (s === null || typeof s !== 'object' || s.v !== 1) {
+    throw new IpamError('INVALID_STATE', 'state.v: Invalid value: unsupported pod IP document');
+  }
+  if (s.ipv4 !== undefined) checkPodPoolState(s.ipv4, 'state.ipv4');
+  if (s.ipv6 !== undefined) checkPodPoolState(s.ipv6, 'state.ipv6');
+  return s;
+}
+
+/** Who holds `ip` (canonical text) on the node: an owner key, or undefined when nobody does. */
+export function nodePodIpHolder(state: NodePodIpsState, ip: string): string | undefined {
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    const hit = state[family]?.allocations.find((a) => a.ip === ip);
+    if (hit !== undefined) return hit.owner;
+  }
+  return undefined;
+}

@@ -10,7 +10,7 @@ export { LOG_LEVELS, createLogger } from './log.js';
 export type { Logger } from './log.js';
 export { Counter, Gauge, Histogram, Registry } from './metrics.js';
 export type { RuntimeMetrics } from './metrics.js';
-export { connectNats, natsConnectionOptions } from './nats.js';
+export { connectNats, natsConnectionOptions, newInbox } from './nats.js';
 export type { NatsLink, NatsSettings } from './nats.js';
 export { addEndpoint, createRpcClient, subscribeEvents } from './rpc.js';
 export type { EndpointDefinition, RpcClient } from './rpc.js';

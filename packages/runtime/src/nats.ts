@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 
 import {
   connect,
+  createInbox,
   credsAuthenticator,
   nkeyAuthenticator,
   type ConnectionOptions,
@@ -20,6 +21,8 @@ export interface NatsSettings {
   tlsCaFile?: string | undefined;
   tlsCertFile?: string | undefined;
   tlsKeyFile?: string | undefined;
+  /** This principal's reply subjects (contracts' inboxPrefix): its permissions cover only these. */
+  inboxPrefix?: string | undefined;
   /** Keep trying when the first connection fails (services); fail at once otherwise (CLI). */
   waitOnFirstConnect?: boolean;
   timeoutMs?: number;
@@ -38,6 +41,7 @@ export function natsConnectionOptions(s: NatsSettings): ConnectionOptions {
     // nats.js otherwise builds two Error objects (stack traces) per request just in case it
     // times out: ~20% of a busy service's CPU (measured on the IPAM allocate path).
     noAsyncTraces: true,
+    ...(s.inboxPrefix ? { inboxPrefix: s.inboxPrefix } : {}),
   };
   if (s.credsFile) opts.authenticator = credsAuthenticator(readFileSync(s.credsFile));
   else if (s.nkeySeedFile) {
@@ -53,6 +57,15 @@ export function natsConnectionOptions(s: NatsSettings): ConnectionOptions {
     };
   }
   return opts;
+}
+
+/**
+ * A fresh inbox subject under the connection's own inbox prefix (replies to anything published
+ * by hand must land where the principal may subscribe).
+ */
+export function newInbox(nc: NatsConnection): string {
+  const prefix = (nc as unknown as { options?: ConnectionOptions }).options?.inboxPrefix;
+  return createInbox(prefix);
 }
 
 export interface NatsLink {

@@ -5,6 +5,7 @@ import {
   WireErrorSchema,
   asCiliateError,
   isErrorCode,
+  nodeOfEndpointSubject,
   parseWire,
 } from '@ciliate/contracts';
 import {
@@ -46,7 +47,37 @@ export interface EndpointDefinition<Req extends z.ZodType, Res extends z.ZodType
   reply: Res;
   /** Queue group; the default spreads requests over instances, '' sends each to every one. */
   queue?: string;
-  handler: (req: z.output<Req>, meta: { msg: Msg }) => Promise<z.input<Res>> | z.input<Res>;
+  /**
+   * The subject is a node-scoped one for every node (subjects.nodeEndpointAll): the handler gets
+   * the subject's node, and a request whose `node` field names another node is refused
+   * (`forbidden`, field `node`) before the handler runs. A missing `node` is the subject's.
+   */
+  nodeScoped?: boolean;
+  handler: (
+    req: z.output<Req>,
+    meta: { msg: Msg; node?: string },
+  ) => Promise<z.input<Res>> | z.input<Res>;
+}
+
+/**
+ * The node a node-scoped request acts for: the subject's, which its `node` field must repeat when
+ * it has one (credentials are granted per subject, so the subject is what NATS checked).
+ */
+export function requestNode(subject: string, req: unknown): string {
+  const node = nodeOfEndpointSubject(subject);
+  if (node === undefined) {
+    throw new CiliateError('bad_request', `${subject} is not a node-scoped subject`);
+  }
+  const claimed =
+    typeof req === 'object' && req !== null ? (req as { node?: unknown }).node : undefined;
+  if (claimed !== undefined && claimed !== node) {
+    throw new CiliateError(
+      'forbidden',
+      `node: "${String(claimed)}" is not the node this subject is for ("${node}")`,
+      { field: 'node' },
+    );
+  }
+  return node;
 }
 
 export function addEndpoint<Req extends z.ZodType, Res extends z.ZodType>(
@@ -60,7 +91,9 @@ export function addEndpoint<Req extends z.ZodType, Res extends z.ZodType>(
     const run = async (): Promise<void> => {
       try {
         const req = parseWire(def.request, decodeJson(msg.data, 'request'), `${def.name} request`);
-        const res = await def.handler(req, { msg });
+        const res = def.nodeScoped
+          ? await def.handler(req, { msg, node: requestNode(msg.subject, req) })
+          : await def.handler(req, { msg });
         const checked = parseWire(def.reply, res, `${def.name} reply`);
         msg.respond(encoder.encode(JSON.stringify(checked)));
         metrics.requests.inc({ endpoint: def.name, outcome: 'ok' });
@@ -141,6 +174,7 @@ function errorFromReply(msg: Msg): CiliateError | undefined {
   const status = Number(code);
   const known = Object.entries({
     400: 'bad_request',
+    403: 'forbidden',
     404: 'not_found',
     409: 'conflict',
     503: 'unavailable',

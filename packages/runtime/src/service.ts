@@ -7,6 +7,9 @@ import {
   CONTRACTS_VERSION,
   buckets,
   clusterProblem,
+  inboxPrefix,
+  NODE_ROLES,
+  type Role,
   type ClusterRef,
   HealthReportSchema,
   serviceMetadataKeys,
@@ -89,6 +92,8 @@ export interface ServiceContext<S extends Settings> {
 export interface ServiceDefinition<S extends Settings> {
   /** One token: ipam, identity, datapath, ... */
   component: string;
+  /** The NATS principal it runs as (node-scoped roles act for --node); see contracts' access. */
+  role: Role;
   version: string;
   description: string;
   settings: S;
@@ -219,6 +224,9 @@ export async function createService<S extends Settings>(
           tlsCaFile: config.natsTlsCa,
           tlsCertFile: config.natsTlsCert,
           tlsKeyFile: config.natsTlsKey,
+          inboxPrefix: inboxPrefix(
+            NODE_ROLES.has(def.role) ? { role: def.role, node: config.node } : { role: def.role },
+          ),
           waitOnFirstConnect: true,
         },
         natsLog,

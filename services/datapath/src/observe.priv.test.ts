@@ -136,6 +136,7 @@ describe('ciliate endpoint/bpf/monitor against a real datapath', () => {
     service = await createService(
       {
         component: 'datapath',
+        role: 'datapath',
         version: '0.0.1-test',
         description: 'observability test',
         settings: {},

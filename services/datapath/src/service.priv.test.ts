@@ -16,6 +16,9 @@ import {
   IpcacheReplySchema,
   buckets,
   identitySubject,
+  identityNodeSubject,
+  ipamNodeSubject,
+  IpamAllocateReplySchema,
   type IpcacheRecord,
 } from '@ciliate/contracts';
 import { createRpcClient, disabledTracing } from '@ciliate/runtime';
@@ -268,9 +271,18 @@ for (const routing of ['native', 'vxlan'] as const) {
       const before = endpointIds(a);
       // left by a run that died before it could clean up: swept after the restart
       const rpc = createRpcClient(cluster.nc, disabledTracing);
-      const ghostIp = `${a1.ip.split('.').slice(0, 3).join('.')}.250`;
+      // The claim was legitimate when made: IPAM gave the ghost pod its address on node a.
+      const ghost = await rpc.request(
+        ipamNodeSubject('allocate', a.name),
+        {
+          node: a.name,
+          owner: { namespace: 'default', pod: 'ghost', containerID: 'c-ghost', ifname: 'eth0' },
+        },
+        IpamAllocateReplySchema,
+      );
+      const ghostIp = ghost.ips.ipv4!;
       await rpc.request(
-        identitySubject('ipcache-upsert'),
+        identityNodeSubject('ipcache-upsert', a.name),
         {
           prefix: `${ghostIp}/32`,
           identity: 300,

@@ -344,6 +344,7 @@ function addNodeParts(ctx: ServiceContext<DatapathSettings>, inputs: NodePartsIn
 
 export const datapathService: ServiceDefinition<DatapathSettings> = {
   component: DATAPATH_COMPONENT,
+  role: 'datapath',
   version: DATAPATH_VERSION,
   description: "The node's eBPF datapath: CNI endpoints, ipcache, routes to other nodes",
   httpAddress: '127.0.0.1:9962',

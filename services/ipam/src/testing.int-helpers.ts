@@ -11,6 +11,7 @@ import {
   IpamReleaseReplySchema,
   IpamStatusReplySchema,
   ipamSubject,
+  ipamNodeSubject,
   type IpamAllocateRequest,
   type IpamReleaseRequest,
 } from '@ciliate/contracts';
@@ -59,13 +60,19 @@ export function ipamClient(nc: NatsConnection, timeoutMs = 5_000) {
   const rpc: RpcClient = createRpcClient(nc, disabledTracing);
   return {
     allocate: (req: IpamAllocateRequest) =>
-      rpc.request(ipamSubject('allocate'), req, IpamAllocateReplySchema, { timeoutMs }),
+      rpc.request(ipamNodeSubject('allocate', req.node), req, IpamAllocateReplySchema, {
+        timeoutMs,
+      }),
     release: (req: IpamReleaseRequest) =>
-      rpc.request(ipamSubject('release'), req, IpamReleaseReplySchema, { timeoutMs }),
+      rpc.request(ipamNodeSubject('release', req.node ?? ''), req, IpamReleaseReplySchema, {
+        timeoutMs,
+      }),
     list: (node?: string) =>
       rpc.request(ipamSubject('list'), node ? { node } : {}, IpamListReplySchema, { timeoutMs }),
     nodeCidrs: (node: string) =>
-      rpc.request(ipamSubject('node-cidrs'), { node }, IpamNodeCidrsReplySchema, { timeoutMs }),
+      rpc.request(ipamNodeSubject('node-cidrs', node), { node }, IpamNodeCidrsReplySchema, {
+        timeoutMs,
+      }),
     status: () => rpc.request(ipamSubject('status'), {}, IpamStatusReplySchema, { timeoutMs }),
     raw: rpc,
   };
@@ -84,8 +91,7 @@ export function seedManifestsDir(): string {
     const candidate = join(dir, 'fixtures', 'seed-manifests');
     if (existsSync(candidate)) return candidate;
     const up = dirname(dir);
-    if (up === dir)
-      throw new Error('fixtures/seed-manifests not found (set CILIATE_FIXTURES_DIR)');
+    if (up === dir) throw new Error('fixtures/seed-manifests not found (set CILIATE_FIXTURES_DIR)');
     dir = up;
   }
 }

@@ -99,6 +99,7 @@ function kubeConfigSource(kubeconfig: string | undefined, root: string): KubeCon
 
 export const kubeBridgeService: ServiceDefinition<typeof kubeBridgeSettings> = {
   component: 'kube-bridge',
+  role: 'kube-bridge',
   version: KUBE_BRIDGE_VERSION,
   description:
     'the only Kubernetes API client: informers into the resource store, status write-back and mirrors, under a Lease',

@@ -32,6 +32,7 @@ const settings = {
 
 export const labService: ServiceDefinition<typeof settings> = {
   component: 'lab',
+  role: 'kubelet',
   version: '0.1.0',
   description: "The local lab's kubelet and process watch",
   settings,

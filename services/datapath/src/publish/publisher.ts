@@ -8,6 +8,7 @@ import {
   IPCACHE_POD_OWNER_PREFIX,
   IpcacheReplySchema,
   identitySubject,
+  identityNodeSubject,
 } from '@ciliate/contracts';
 import { desiredPublications, type IpcacheRecordView } from '@ciliate/datapath-core';
 import { Reconciler, type Logger, type ReconcilerMetrics, type RpcClient } from '@ciliate/runtime';
@@ -102,7 +103,7 @@ export class EndpointPublisher {
     for (const [key, claim] of want.claims) {
       const text = JSON.stringify(claim);
       if (this.claims.get(key) === text) continue;
-      await rpc.request(identitySubject('ipcache-upsert'), claim, IpcacheReplySchema, {
+      await rpc.request(identityNodeSubject('ipcache-upsert', node), claim, IpcacheReplySchema, {
         timeoutMs: 3000,
       });
       this.claims.set(key, text);
@@ -128,7 +129,7 @@ export class EndpointPublisher {
       if (want.claims.has(key)) continue;
       const [prefix, ownerKey] = key.split('|') as [string, string];
       await rpc.request(
-        identitySubject('ipcache-delete'),
+        identityNodeSubject('ipcache-delete', node),
         { prefix, ownerKey },
         IpcacheReplySchema,
         { timeoutMs: 3000 },

@@ -13,7 +13,9 @@ import {
   IpamNodeCidrsReplySchema,
   IpamReleaseReplySchema,
   identitySubject,
+  identityNodeSubject,
   ipamSubject,
+  ipamNodeSubject,
   type IdentityAllocateRequest,
   MAX_RESERVED_IDENTITY,
 } from '@ciliate/contracts';
@@ -118,7 +120,7 @@ export class NatsAddressSource implements AddressSource {
       `IPAM node-cidrs for ${this.opts.node}`,
       (timeoutMs) =>
         this.opts.rpc.request(
-          ipamSubject('node-cidrs'),
+          ipamNodeSubject('node-cidrs', this.opts.node),
           { node: this.opts.node },
           IpamNodeCidrsReplySchema,
           { timeoutMs },
@@ -137,7 +139,7 @@ export class NatsAddressSource implements AddressSource {
       'IPAM allocate',
       (timeoutMs) =>
         this.opts.rpc.request(
-          ipamSubject('allocate'),
+          ipamNodeSubject('allocate', this.opts.node),
           { node: this.opts.node, owner: wire(owner), family: 'ipv4' },
           IpamAllocateReplySchema,
           { timeoutMs },
@@ -162,7 +164,7 @@ export class NatsAddressSource implements AddressSource {
       'IPAM release',
       (timeoutMs) =>
         this.opts.rpc.request(
-          ipamSubject('release'),
+          ipamNodeSubject('release', this.opts.node),
           { node: this.opts.node, owner: wire(owner) },
           IpamReleaseReplySchema,
           { timeoutMs },
@@ -273,7 +275,7 @@ export class NatsIdentitySource implements IdentitySource {
         'identity heartbeat',
         (timeoutMs) =>
           this.opts.rpc.request(
-            identitySubject('heartbeat'),
+            identityNodeSubject('heartbeat', this.opts.node),
             { node: this.opts.node, ttlMs: this.ttl },
             IdentityHeartbeatReplySchema,
             { timeoutMs },
@@ -314,9 +316,14 @@ export class NatsIdentitySource implements IdentitySource {
     return withDeadline(
       'identity allocate',
       (timeoutMs) =>
-        this.opts.rpc.request(identitySubject('allocate'), req, IdentityAllocateReplySchema, {
-          timeoutMs,
-        }),
+        this.opts.rpc.request(
+          identityNodeSubject('allocate', req.node),
+          req,
+          IdentityAllocateReplySchema,
+          {
+            timeoutMs,
+          },
+        ),
       this.opts.deadlineMs,
     ).then((r) => ({ id: r.id, labels: r.labels }));
   }
@@ -439,7 +446,7 @@ export class NatsIdentitySource implements IdentitySource {
       'identity release',
       (timeoutMs) =>
         this.opts.rpc.request(
-          identitySubject('release'),
+          identityNodeSubject('release', this.opts.node),
           { node: this.opts.node, id: identity },
           IdentityReleaseReplySchema,
           { timeoutMs },

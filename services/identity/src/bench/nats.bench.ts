@@ -19,11 +19,13 @@ import {
   IdentityInfoSchema,
   buckets,
   identitySubject,
+  identityNodeSubject,
 } from '@ciliate/contracts';
 import {
   createRpcClient,
   decodeText,
   disabledTracing,
+  newInbox,
   watchKv,
   type RpcClient,
 } from '@ciliate/runtime';
@@ -142,7 +144,7 @@ const encoder = new TextEncoder();
  * (no timer and no error object per request; a request never answered stalls the run).
  */
 function leanRequester(nc: NatsConnection): (subject: string, data: Uint8Array) => Promise<Msg> {
-  const prefix = `_INBOX.bench${Math.random().toString(36).slice(2)}.`;
+  const prefix = `${newInbox(nc)}.`;
   const pending = new Map<string, (m: Msg) => void>();
   let next = 0;
   nc.subscribe(`${prefix}*`, {
@@ -234,12 +236,19 @@ try {
   // reply subscription per connection, the error header checked, the reply's number read;
   // every 100th reply is checked against the contract's schema, and every number is collected
   // to count distinct identities.
-  const allocateSubject = identitySubject('allocate');
+  // One subject per node (node-scoped), built once.
+  const bySubject = new Map<string, string>();
+  const allocateSubjects = (node: string): string => {
+    let s = bySubject.get(node);
+    if (s === undefined) bySubject.set(node, (s = identityNodeSubject('allocate', node)));
+    return s;
+  };
   const numbers = new Set<number>();
   const requesters = conns.map((nc) => leanRequester(nc));
   const allocate = async (i: number, c: number): Promise<number> => {
-    const body = encoder.encode(JSON.stringify({ node: `node-${c % 16}`, labels: labelsOf(i) }));
-    const m = await requesters[c % requesters.length]!(allocateSubject, body);
+    const node = `node-${c % 16}`;
+    const body = encoder.encode(JSON.stringify({ node, labels: labelsOf(i) }));
+    const m = await requesters[c % requesters.length]!(allocateSubjects(node), body);
     const error = m.headers?.get('Nats-Service-Error');
     if (error) throw new Error(`allocate ${i}: ${error}`);
     const reply = m.json<{ id: number }>();

@@ -9,6 +9,7 @@ export interface IdentityMetrics {
   releases: Counter<'result'>;
   expiredNodes: Counter;
   ipcacheWrites: Counter<'op'>;
+  claimsRefused: Counter<'reason'>;
   mirrorWrites: Counter<'op'>;
 }
 
@@ -91,6 +92,12 @@ export function createIdentityMetrics(
     expiredNodes: new Counter({
       name: 'ciliate_identity_expired_nodes_total',
       help: 'Nodes whose lease expired and whose references were dropped',
+      registers: [registry],
+    }),
+    claimsRefused: new Counter({
+      name: 'ciliate_identity_node_claims_refused_total',
+      help: "ipcache claims a node made for an address that is not its own pod's, by reason",
+      labelNames: ['reason'],
       registers: [registry],
     }),
     ipcacheWrites: new Counter({

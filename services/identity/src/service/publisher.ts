@@ -3,7 +3,9 @@
 // sweeps deadlines, and no error object is built for a write that succeeds. Allocation of a new
 // identity is three such writes, and the service's CPU goes mostly to the messages around them
 // (the identity benchmark measured the generic path at about a fifth of the service's time).
-import { headers, nuid, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+
+import { newInbox } from '@ciliate/runtime';
 
 const decoder = new TextDecoder();
 const EXPECT_ABSENT = headers();
@@ -58,7 +60,7 @@ export class JetStreamPublisher {
   constructor(nc: NatsConnection, opts: { timeoutMs: number }) {
     this.#nc = nc;
     this.#timeoutMs = opts.timeoutMs;
-    this.#prefix = `_INBOX.${nuid.next()}.`;
+    this.#prefix = `${newInbox(nc)}.`;
     nc.subscribe(`${this.#prefix}*`, {
       callback: (err, msg) => {
         if (err !== null) return;

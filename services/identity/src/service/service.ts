@@ -14,7 +14,9 @@ import {
   IpcacheReplySchema,
   IpcacheUpsertRequestSchema,
   buckets,
+  IDENTITY_COMPONENT,
   identitySubject,
+  subjects,
 } from '@ciliate/contracts';
 import {
   ConfigError,
@@ -41,6 +43,7 @@ import { CiliumIdentityMirror } from './ciliumidentity.js';
 import { GarbageCollector } from './gc.js';
 import { IdentityAllocator } from './identities.js';
 import { IpcacheWriter } from './ipcache.js';
+import { NodeClaimCheck } from './node-claims.js';
 import { JetStreamKvExecutor, enableAtomicBatches } from './kv.js';
 import { createIdentityMetrics } from './metrics.js';
 import { IdentityMirror } from './mirror.js';
@@ -183,6 +186,7 @@ export function resolveIdentityConfig(config: {
 
 export const identityService: ServiceDefinition<IdentitySettings> = {
   component: 'identity',
+  role: 'identity',
   version: IDENTITY_VERSION,
   description:
     'Security identities: label sets to numeric identities, node references with lease-based garbage collection, and the ipcache',
@@ -267,6 +271,10 @@ export const identityService: ServiceDefinition<IdentitySettings> = {
       metrics,
     });
     const ipcache = new IpcacheWriter(ipcacheKv, (op) => metrics.ipcacheWrites.inc({ op }));
+    const nodeClaims = new NodeClaimCheck(
+      () => new Kvm(js).open(buckets.ipam()),
+      (reason) => metrics.claimsRefused.inc({ reason }),
+    );
     const crd = config.mirrorCiliumIdentities
       ? new CiliumIdentityMirror(store, mirror, ctx.logger('ciliumidentity'), metrics)
       : undefined;
@@ -287,14 +295,16 @@ export const identityService: ServiceDefinition<IdentitySettings> = {
 
     ctx.endpoint({
       name: 'allocate',
-      subject: identitySubject('allocate'),
+      subject: subjects.nodeEndpointAll(IDENTITY_COMPONENT, 'allocate'),
+      nodeScoped: true,
       request: IdentityAllocateRequestSchema,
       reply: IdentityAllocateReplySchema,
       handler: (req) => allocator.allocate(req),
     });
     ctx.endpoint({
       name: 'release',
-      subject: identitySubject('release'),
+      subject: subjects.nodeEndpointAll(IDENTITY_COMPONENT, 'release'),
+      nodeScoped: true,
       request: IdentityReleaseRequestSchema,
       reply: IdentityReleaseReplySchema,
       handler: (req) => allocator.release(req),
@@ -308,7 +318,8 @@ export const identityService: ServiceDefinition<IdentitySettings> = {
     });
     ctx.endpoint({
       name: 'heartbeat',
-      subject: identitySubject('heartbeat'),
+      subject: subjects.nodeEndpointAll(IDENTITY_COMPONENT, 'heartbeat'),
+      nodeScoped: true,
       request: IdentityHeartbeatRequestSchema,
       reply: IdentityHeartbeatReplySchema,
       handler: (req) => allocator.heartbeat(req),
@@ -333,6 +344,29 @@ export const identityService: ServiceDefinition<IdentitySettings> = {
       request: IpcacheDeleteRequestSchema,
       reply: IpcacheReplySchema,
       handler: (req) => ipcache.delete(req.prefix, req.ownerKey),
+    });
+    // A node's claims: only for addresses IPAM gave its own pods.
+    ctx.endpoint({
+      name: 'node-ipcache-upsert',
+      subject: subjects.nodeEndpointAll(IDENTITY_COMPONENT, 'ipcache-upsert'),
+      nodeScoped: true,
+      request: IpcacheUpsertRequestSchema,
+      reply: IpcacheReplySchema,
+      handler: async (req, { node }) => {
+        await nodeClaims.check(node!, req, 'upsert');
+        return ipcache.upsert(req);
+      },
+    });
+    ctx.endpoint({
+      name: 'node-ipcache-delete',
+      subject: subjects.nodeEndpointAll(IDENTITY_COMPONENT, 'ipcache-delete'),
+      nodeScoped: true,
+      request: IpcacheDeleteRequestSchema,
+      reply: IpcacheReplySchema,
+      handler: async (req, { node }) => {
+        await nodeClaims.check(node!, req, 'delete');
+        return ipcache.delete(req.prefix, req.ownerKey);
+      },
     });
 
     const gate = ctx.readiness.gate('initial-sync', 'identity bucket and namespaces not loaded');

@@ -2,7 +2,15 @@
 // a child process (so it can be SIGKILLed), talk to it, read its bucket.
 import { fileURLToPath } from 'node:url';
 
-import { buckets, identitySubject, type IdentityEndpoint } from '@ciliate/contracts';
+import {
+  IDENTITY_CLUSTER_ENDPOINTS,
+  buckets,
+  identityNodeSubject,
+  identitySubject,
+  type IdentityClusterEndpoint,
+  type IdentityEndpoint,
+  type IdentityNodeEndpoint,
+} from '@ciliate/contracts';
 import { createRpcClient, disabledTracing, type RpcClient } from '@ciliate/runtime';
 import { spawnNode, waitFor, type NodeProcess } from '@ciliate/testkit';
 import { Kvm } from '@nats-io/kv';
@@ -62,8 +70,18 @@ export function identityClient(nc: NatsConnection): {
   const rpc = createRpcClient(nc, disabledTracing);
   return {
     rpc,
-    call: (ep, body, reply, timeoutMs = 5000) =>
-      rpc.request(identitySubject(ep), body, reply, { timeoutMs }),
+    // Node-scoped endpoints go to the node the body names; cluster-wide ones to their subject
+    // (the ipcache ones too: the tests act as an operator there).
+    call: (ep, body, reply, timeoutMs = 5000) => {
+      const node = (body as { node?: unknown } | null)?.node;
+      const subject = (IDENTITY_CLUSTER_ENDPOINTS as readonly string[]).includes(ep)
+        ? identitySubject(ep as IdentityClusterEndpoint)
+        : identityNodeSubject(
+            ep as IdentityNodeEndpoint,
+            typeof node === 'string' && node !== '' ? node : 'no-node',
+          );
+      return rpc.request(subject, body, reply, { timeoutMs });
+    },
   };
 }
 

@@ -12,6 +12,7 @@ import {
   IpamNodeCidrsReplySchema,
   IpamReleaseReplySchema,
   ipamSubject,
+  ipamNodeSubject,
 } from '@ciliate/contracts';
 import { spawnNode, startNats, waitFor, type NodeProcess } from '@ciliate/testkit';
 import { Kvm } from '@nats-io/kv';
@@ -171,7 +172,11 @@ try {
     async () => {
       if (ipam.child.exitCode !== null) throw new Error(ipam.output());
       try {
-        await rpc.request(ipamSubject('node-cidrs'), { node: 'warmup' }, IpamNodeCidrsReplySchema);
+        await rpc.request(
+          ipamNodeSubject('node-cidrs', 'warmup'),
+          { node: 'warmup' },
+          IpamNodeCidrsReplySchema,
+        );
         return true;
       } catch {
         return undefined;
@@ -190,12 +195,12 @@ try {
   // Warm-up: carve every node's CIDR and let the JIT settle on a small round.
   await concurrent('warm-up', 60, async (c, i) => {
     await rpc.request(
-      ipamSubject('allocate'),
+      ipamNodeSubject('allocate', nodeOf(c, i * PODS_PER_NODE)),
       { node: nodeOf(c, i * PODS_PER_NODE), owner: ownerOf(c, i, 0) },
       IpamAllocateReplySchema,
     );
     await rpc.request(
-      ipamSubject('release'),
+      ipamNodeSubject('release', nodeOf(c, i * PODS_PER_NODE)),
       { node: nodeOf(c, i * PODS_PER_NODE), owner: ownerOf(c, i, 0) },
       IpamReleaseReplySchema,
     );
@@ -207,7 +212,7 @@ try {
     perClient,
     async (c, i) => {
       await rpc.request(
-        ipamSubject('allocate'),
+        ipamNodeSubject('allocate', nodeOf(c, i)),
         { node: nodeOf(c, i), owner: ownerOf(c, i, 1) },
         IpamAllocateReplySchema,
       );
@@ -219,7 +224,7 @@ try {
     Math.min(perClient, 500),
     async (c, i) => {
       await rpc.request(
-        ipamSubject('allocate'),
+        ipamNodeSubject('allocate', nodeOf(c, i)),
         { node: nodeOf(c, i), owner: ownerOf(c, i, 1) },
         IpamAllocateReplySchema,
       );
@@ -228,7 +233,7 @@ try {
   );
   const rel = await concurrent('pod IP release through NATS', perClient, async (c, i) => {
     await rpc.request(
-      ipamSubject('release'),
+      ipamNodeSubject('release', nodeOf(c, i)),
       { node: nodeOf(c, i), owner: ownerOf(c, i, 1) },
       IpamReleaseReplySchema,
     );
@@ -242,7 +247,7 @@ try {
     async (c, i) => {
       if (c * carvePer + i >= CARVE_NODES) return;
       await rpc.request(
-        ipamSubject('node-cidrs'),
+        ipamNodeSubject('node-cidrs', `carve-${c}-${i}`),
         { node: `carve-${c}-${i}` },
         IpamNodeCidrsReplySchema,
         { timeoutMs: 30_000 },

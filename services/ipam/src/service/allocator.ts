@@ -25,6 +25,7 @@ import {
   listPodIps,
   lookupNodeCidrs,
   lookupPodIp,
+  decodeNodePodIps,
   podPoolUsage,
   releaseNodeCidrs,
   releaseNodePodIps,
@@ -157,16 +158,6 @@ export class NodeCidrAllocator {
   }
 }
 
-function decodePodIps(v: unknown): NodePodIpsState {
-  const s = v as NodePodIpsState;
-  if (s === null || typeof s !== 'object' || s.v !== 1) {
-    throw new IpamError('INVALID_STATE', 'state.v: Invalid value: unsupported pod IP document');
-  }
-  if (s.ipv4 !== undefined) checkPodPoolState(s.ipv4, 'state.ipv4');
-  if (s.ipv6 !== undefined) checkPodPoolState(s.ipv6, 'state.ipv6');
-  return s;
-}
-
 /** Thrown inside a document operation when the node's document does not exist yet. */
 class NeedsCidrs extends Error {}
 const NEEDS_CIDRS = new NeedsCidrs('the node has no pod IP document yet');
@@ -193,7 +184,7 @@ export class PodIpAllocator {
       d = new KvDocument<NodePodIpsState>({
         kv: this.opts.kv,
         key: ipamKeys.podIps(node),
-        decode: decodePodIps,
+        decode: decodeNodePodIps,
         what: 'IPAM state',
         passThrough: isIpamError,
         ...(this.opts.onConflict ? { onConflict: this.opts.onConflict } : {}),

@@ -15,6 +15,7 @@ import {
   buckets,
   ipamEndpoints,
   ipamSubject,
+  subjects,
   leaseKey,
   type IpamStatusReply,
   type PodOwnerWire,
@@ -277,7 +278,8 @@ export async function setupIpam(ctx: ServiceContext<IpamSettings>): Promise<void
 
   ctx.endpoint({
     name: ipamEndpoints.allocate,
-    subject: ipamSubject('allocate'),
+    subject: subjects.nodeEndpointAll(IPAM_COMPONENT, ipamEndpoints.allocate),
+    nodeScoped: true,
     request: IpamAllocateRequestSchema,
     reply: IpamAllocateReplySchema,
     handler: (req) =>
@@ -304,31 +306,15 @@ export async function setupIpam(ctx: ServiceContext<IpamSettings>): Promise<void
 
   ctx.endpoint({
     name: ipamEndpoints.release,
-    subject: ipamSubject('release'),
+    subject: subjects.nodeEndpointAll(IPAM_COMPONENT, ipamEndpoints.release),
+    nodeScoped: true,
     request: IpamReleaseRequestSchema,
     reply: IpamReleaseReplySchema,
-    handler: (req) =>
+    handler: (req, { node }) =>
       answer(async () => {
-        const owner = ownerKeyOf(req.owner);
-        if (req.node) {
-          const released = await podIps.release(req.node, owner);
-          const found = released.ipv4 !== undefined || released.ipv6 !== undefined;
-          return found ? { released, node: req.node } : { released: {} };
-        }
-        // No node given: find the owner by reading every node's document, and release (with
-        // compare-and-set) only where it is held, instead of a write per node.
-        for (const node of await podIps.nodesWithDocuments()) {
-          const state = await podIps.read(node);
-          const held = (['ipv4', 'ipv6'] as const).some((f) =>
-            state?.[f]?.allocations.some((a) => a.owner === owner),
-          );
-          if (!held) continue;
-          const released = await podIps.release(node, owner);
-          if (released.ipv4 !== undefined || released.ipv6 !== undefined) {
-            return { released, node };
-          }
-        }
-        return { released: {} };
+        const released = await podIps.release(node!, ownerKeyOf(req.owner));
+        const found = released.ipv4 !== undefined || released.ipv6 !== undefined;
+        return found ? { released, node: node! } : { released: {} };
       }),
   });
 
@@ -347,7 +333,8 @@ export async function setupIpam(ctx: ServiceContext<IpamSettings>): Promise<void
 
   ctx.endpoint({
     name: ipamEndpoints.nodeCidrs,
-    subject: ipamSubject('node-cidrs'),
+    subject: subjects.nodeEndpointAll(IPAM_COMPONENT, ipamEndpoints.nodeCidrs),
+    nodeScoped: true,
     request: IpamNodeCidrsRequestSchema,
     reply: IpamNodeCidrsReplySchema,
     handler: (req) =>
@@ -514,6 +501,7 @@ export async function setupIpam(ctx: ServiceContext<IpamSettings>): Promise<void
 
 export const ipamService: ServiceDefinition<IpamSettings> = {
   component: IPAM_COMPONENT,
+  role: 'ipam',
   version: IPAM_VERSION,
   description: 'Pod CIDRs per node, pod IP allocation and LB-IPAM',
   httpAddress: '127.0.0.1:9965',
