@@ -3,7 +3,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { CiliateError } from '@ciliate/contracts';
+import { CiliateError, inboxPrefix } from '@ciliate/contracts';
 import { natsConnectionOptions } from '@ciliate/runtime';
 
 import { resolveNats, type ExpectedInstance } from './context.js';
@@ -25,6 +25,10 @@ export interface Io {
 export interface Globals {
   nats: string | undefined;
   creds: string | undefined;
+  nkey: string | undefined;
+  tlsCa: string | undefined;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
   output: OutputFormat;
 }
 
@@ -54,6 +58,10 @@ export interface Command {
 const GLOBAL_OPTIONS = {
   nats: { type: 'string' },
   creds: { type: 'string' },
+  nkey: { type: 'string' },
+  'tls-ca': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
   output: { type: 'string', short: 'o' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
@@ -61,6 +69,10 @@ const GLOBAL_OPTIONS = {
 export const GLOBAL_USAGE = `Global flags:
   --nats URL          NATS server (env CILIATE_NATS_URL; else the current context; else nats://127.0.0.1:4222)
   --creds FILE        NATS credentials file (env CILIATE_NATS_CREDS)
+  --nkey FILE         NATS nkey seed file (env CILIATE_NATS_NKEY)
+  --tls-ca FILE       CA that signed the NATS server's certificate (env CILIATE_NATS_TLS_CA)
+  --tls-cert FILE     client certificate for mutual TLS (env CILIATE_NATS_TLS_CERT)
+  --tls-key FILE      client key for mutual TLS (env CILIATE_NATS_TLS_KEY)
   -o, --output FMT    table (default), json or yaml
   -h, --help          help for a command`;
 
@@ -99,6 +111,10 @@ export async function runCli(argv: string[], commands: Command[], io: Io): Promi
     const globals: Globals = {
       nats: values.nats,
       creds: values.creds,
+      nkey: values.nkey,
+      tlsCa: values['tls-ca'],
+      tlsCert: values['tls-cert'],
+      tlsKey: values['tls-key'],
       output: output as OutputFormat,
     };
     const target = resolveNats(globals, io.env);
@@ -113,6 +129,11 @@ export async function runCli(argv: string[], commands: Command[], io: Io): Promi
           servers: target.url,
           name: `ciliate-cli`,
           credsFile: target.creds,
+          nkeySeedFile: target.nkey,
+          tlsCaFile: target.tlsCa,
+          tlsCertFile: target.tlsCert,
+          tlsKeyFile: target.tlsKey,
+          ...(target.role ? { inboxPrefix: inboxPrefix({ role: target.role }) } : {}),
           timeoutMs: 2000,
         });
         for (;;) {

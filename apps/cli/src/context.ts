@@ -16,7 +16,27 @@ export interface CliContext {
   name: string;
   natsUrl: string;
   creds?: string;
+  /** The CLI's own credentials: an nkey seed file and TLS files (the lab writes them). */
+  nkey?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  /** The principal the credentials belong to (viewer or admin): its inbox prefix follows. */
+  role?: 'viewer' | 'admin';
   expect?: ExpectedInstance[];
+}
+
+/** How the CLI connects: a URL and, when the server wants them, credentials. */
+export interface NatsTarget {
+  url: string;
+  creds: string | undefined;
+  nkey: string | undefined;
+  tlsCa: string | undefined;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  role: 'viewer' | 'admin' | undefined;
+  source: string;
+  expect: ExpectedInstance[];
 }
 
 export function contextFile(env: NodeJS.ProcessEnv = process.env): string {
@@ -40,6 +60,11 @@ export function readContext(env: NodeJS.ProcessEnv = process.env): CliContext | 
       name: raw.name ?? 'default',
       natsUrl: raw.natsUrl,
       ...(raw.creds ? { creds: raw.creds } : {}),
+      ...(raw.nkey ? { nkey: raw.nkey } : {}),
+      ...(raw.tlsCa ? { tlsCa: raw.tlsCa } : {}),
+      ...(raw.tlsCert ? { tlsCert: raw.tlsCert } : {}),
+      ...(raw.tlsKey ? { tlsKey: raw.tlsKey } : {}),
+      ...(raw.role === 'viewer' || raw.role === 'admin' ? { role: raw.role } : {}),
       ...(expect ? { expect } : {}),
     };
   } catch {
@@ -48,16 +73,34 @@ export function readContext(env: NodeJS.ProcessEnv = process.env): CliContext | 
 }
 
 export function resolveNats(
-  flags: { nats?: string | undefined; creds?: string | undefined },
+  flags: {
+    nats?: string | undefined;
+    creds?: string | undefined;
+    nkey?: string | undefined;
+    tlsCa?: string | undefined;
+    tlsCert?: string | undefined;
+    tlsKey?: string | undefined;
+  },
   env: NodeJS.ProcessEnv = process.env,
-): { url: string; creds: string | undefined; source: string; expect: ExpectedInstance[] } {
+): NatsTarget {
   const ctx = readContext(env);
-  const creds = flags.creds ?? env.CILIATE_NATS_CREDS ?? ctx?.creds;
+  // A flag, then the environment, then the context, for each credential on its own.
+  const pick = (flag: string | undefined, envName: string, fromCtx: string | undefined) =>
+    flag ?? env[envName] ?? fromCtx;
+  const auth = {
+    creds: pick(flags.creds, 'CILIATE_NATS_CREDS', ctx?.creds),
+    nkey: pick(flags.nkey, 'CILIATE_NATS_NKEY', ctx?.nkey),
+    tlsCa: pick(flags.tlsCa, 'CILIATE_NATS_TLS_CA', ctx?.tlsCa),
+    tlsCert: pick(flags.tlsCert, 'CILIATE_NATS_TLS_CERT', ctx?.tlsCert),
+    tlsKey: pick(flags.tlsKey, 'CILIATE_NATS_TLS_KEY', ctx?.tlsKey),
+    role: ctx?.role,
+  };
   // what the context expects holds only for the context's own NATS
   const expect = ctx && !flags.nats && !env.CILIATE_NATS_URL ? (ctx.expect ?? []) : [];
-  if (flags.nats) return { url: flags.nats, creds, source: '--nats', expect };
-  if (env.CILIATE_NATS_URL)
-    return { url: env.CILIATE_NATS_URL, creds, source: 'CILIATE_NATS_URL', expect };
-  if (ctx) return { url: ctx.natsUrl, creds, source: `context ${ctx.name}`, expect };
-  return { url: DEFAULT_NATS_URL, creds, source: 'default', expect };
+  if (flags.nats) return { url: flags.nats, ...auth, source: '--nats', expect };
+  if (env.CILIATE_NATS_URL) {
+    return { url: env.CILIATE_NATS_URL, ...auth, source: 'CILIATE_NATS_URL', expect };
+  }
+  if (ctx) return { url: ctx.natsUrl, ...auth, source: `context ${ctx.name}`, expect };
+  return { url: DEFAULT_NATS_URL, ...auth, source: 'default', expect };
 }

@@ -7,7 +7,7 @@ import { ResourceStore } from '@ciliate/store';
 import { connect } from '@nats-io/transport-node';
 
 import { ownFile } from './programs.js';
-import { labExec, requireLab } from './lab.js';
+import { labConnectOptions, labExec, requireLab } from './lab.js';
 import { LabError } from './plan.js';
 import { waitFor } from './sys.js';
 import { TEMPLATE_ANNOTATION } from './workloads.js';
@@ -55,7 +55,7 @@ export async function runDemo(
   const env = opts.env ?? process.env;
   const progress = opts.progress ?? (() => undefined);
   const m = requireLab(opts.name, env);
-  const nc = await connect({ servers: m.natsUrl, name: 'ciliate-lab-demo' });
+  const nc = await connect(labConnectOptions(m, 'ciliate-lab-demo'));
   try {
     const store = await ResourceStore.open(nc);
     const objects = loadManifests(

@@ -15,7 +15,7 @@ import { createRpcClient, disabledTracing } from '@ciliate/runtime';
 import { ResourceStore } from '@ciliate/store';
 import { connect } from '@nats-io/transport-node';
 
-import { labDown, labLeftovers, labUp } from './lab.js';
+import { labConnectOptions, labDown, labLeftovers, labUp } from './lab.js';
 import { waitFor } from './sys.js';
 
 const root = mkdtempSync(join(tmpdir(), 'ciliate-lab-follow-'));
@@ -70,7 +70,7 @@ after(async () => {
 describe('lab: identity follows labels', { timeout: 300_000 }, () => {
   it('`ciliate apply` with new labels: the endpoint list shows the new identity within 1 s', async () => {
     const m = await labUp({ name, nodes: 2, env, timeoutMs: 90_000 });
-    const nc = await connect({ servers: m.natsUrl });
+    const nc = await connect(labConnectOptions(m, 'lab-test'));
     try {
       const rpc = createRpcClient(nc, disabledTracing);
       const web = async (): Promise<EndpointInfo | undefined> =>

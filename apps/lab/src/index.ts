@@ -15,6 +15,8 @@ export {
   contextFile,
   currentLab,
   expectedComponents,
+  labConnectOptions,
+  labPrincipals,
   labDown,
   labExec,
   labLeftovers,

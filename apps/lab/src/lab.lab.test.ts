@@ -18,6 +18,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 
 import {
   currentLab,
+  labConnectOptions,
   labDown,
   labExec,
   labLeftovers,
@@ -66,7 +67,7 @@ async function withStore<T>(
   m: LabManifest,
   fn: (s: ResourceStore, nc: NatsConnection) => Promise<T>,
 ): Promise<T> {
-  const nc = await connect({ servers: m.natsUrl });
+  const nc = await connect(labConnectOptions(m, 'lab-test'));
   try {
     return await fn(await ResourceStore.open(nc), nc);
   } finally {

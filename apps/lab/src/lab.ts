@@ -14,9 +14,17 @@ import {
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 
-import { discoverInstances, fetchHealth } from '@ciliate/runtime';
+import { inboxPrefix, principalName, type Principal } from '@ciliate/contracts';
+import {
+  credentialEnv,
+  credentialFiles,
+  discoverInstances,
+  fetchHealth,
+  issueSecurity,
+  natsConnectionOptions,
+} from '@ciliate/runtime';
 import { ResourceStore } from '@ciliate/store';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 
 import {
   DATAPATH_IMPL,
@@ -116,7 +124,25 @@ function writeContext(m: LabManifest, env: NodeJS.ProcessEnv): void {
   writeFileSync(
     file,
     JSON.stringify(
-      { name: contextName(m.name), natsUrl: m.natsUrl, lab: m.name, expect: expectedInstances(m) },
+      {
+        name: contextName(m.name),
+        natsUrl: m.natsUrl,
+        lab: m.name,
+        // The CLI runs as the lab's admin; the viewer's credentials sit next to them.
+        ...(m.securityDir
+          ? (() => {
+              const f = credentialFiles(m.securityDir, principalName({ role: 'admin' }));
+              return {
+                role: 'admin',
+                nkey: f.nkeySeedFile,
+                tlsCa: f.caFile,
+                tlsCert: f.certFile,
+                tlsKey: f.keyFile,
+              };
+            })()
+          : {}),
+        expect: expectedInstances(m),
+      },
       null,
       2,
     ) + '\n',
@@ -198,16 +224,56 @@ function recordProcess(
   return proc;
 }
 
-function serviceEnv(m: LabManifest, node: string): Record<string, string> {
+/** Every principal a lab runs as: the services, each node's datapath, the kubelet, the CLI. */
+export function labPrincipals(plan: LabPlan): Principal[] {
+  return [
+    { role: 'admin' },
+    { role: 'viewer' },
+    { role: 'identity' },
+    { role: 'ipam' },
+    { role: 'kubelet', node: CONTROL_NODE },
+    ...plan.nodes.map((n) => ({ role: 'datapath' as const, node: n.name })),
+  ];
+}
+
+function serviceEnv(m: LabManifest, node: string, principal: Principal): Record<string, string> {
   return {
     CILIATE_NATS_URL: m.natsUrl,
     CILIATE_NODE: node,
     CILIATE_HTTP_ADDRESS: '127.0.0.1:0',
+    ...(m.securityDir ? credentialEnv(m.securityDir, principalName(principal)) : {}),
+  };
+}
+
+/** How to connect to a lab's NATS as `principal` (the lab itself and the demo: the admin). */
+export function labConnectOptions(
+  m: LabManifest,
+  name: string,
+  principal: Principal = { role: 'admin' },
+): ConnectionOptions {
+  const files = m.securityDir
+    ? credentialFiles(m.securityDir, principalName(principal))
+    : undefined;
+  return {
+    ...natsConnectionOptions({
+      servers: m.natsUrl,
+      name,
+      ...(files
+        ? {
+            nkeySeedFile: files.nkeySeedFile,
+            tlsCaFile: files.caFile,
+            tlsCertFile: files.certFile,
+            tlsKeyFile: files.keyFile,
+            inboxPrefix: inboxPrefix(principal),
+          }
+        : {}),
+    }),
+    maxReconnectAttempts: 5,
   };
 }
 
 async function connectLab(m: LabManifest): Promise<NatsConnection> {
-  return connect({ servers: m.natsUrl, name: 'ciliate-lab', maxReconnectAttempts: 5 });
+  return connect(labConnectOptions(m, 'ciliate-lab'));
 }
 
 /** Components (and their count) that must be ready in `ciliate status` for the lab to be up. */
@@ -245,6 +311,8 @@ export async function pendingReadiness(nc: NatsConnection, m: LabManifest): Prom
 
 export interface UpOptions extends LabOptions {
   name?: string;
+  /** NATS without TLS and credentials: only when asked for by name (`--plaintext`). */
+  plaintext?: boolean;
   nodes?: number;
   routing?: RoutingMode;
   timeoutMs?: number;
@@ -286,7 +354,8 @@ export async function labUp(opts: UpOptions = {}): Promise<LabManifest> {
     phase: 'creating',
     plan,
     natsPort: port,
-    natsUrl: `nats://127.0.0.1:${port}`,
+    natsUrl: opts.plaintext ? `nats://127.0.0.1:${port}` : `tls://127.0.0.1:${port}`,
+    ...(opts.plaintext ? {} : { securityDir: join(dir, 'security') }),
     datapath: DATAPATH_IMPL,
     netns: [],
     pinDirs: [],
@@ -297,8 +366,24 @@ export async function labUp(opts: UpOptions = {}): Promise<LabManifest> {
     `lab ${name}: ${plan.nodes.length} nodes on ${plan.underlayCidr}, pods from ${plan.clusterPoolCidr}, ${routing} routing`,
   );
 
+  if (m.securityDir) {
+    progress("issuing the CA, certificates and each component's credentials");
+    await issueSecurity(m.securityDir, labPrincipals(plan));
+  }
   progress(`starting nats-server on ${m.natsUrl}`);
-  recordProcess(m, dir, 'nats', undefined, natsLaunch({ dir, lab: name, port }), {});
+  recordProcess(
+    m,
+    dir,
+    'nats',
+    undefined,
+    natsLaunch({
+      dir,
+      lab: name,
+      port,
+      include: m.securityDir ? join(m.securityDir, 'nats-security.conf') : undefined,
+    }),
+    {},
+  );
   await waitFor('nats-server to listen', async () => (await portOpen(port)) || undefined, 20_000);
 
   progress('creating the nodes (network namespaces on one L2 segment)');
@@ -312,10 +397,10 @@ export async function labUp(opts: UpOptions = {}): Promise<LabManifest> {
 
     progress('starting identity and ipam');
     recordProcess(m, dir, 'identity', undefined, [process.execPath, SERVICE_MAIN('identity')], {
-      ...serviceEnv(m, CONTROL_NODE),
+      ...serviceEnv(m, CONTROL_NODE, { role: 'identity' }),
     });
     recordProcess(m, dir, 'ipam', undefined, [process.execPath, SERVICE_MAIN('ipam')], {
-      ...serviceEnv(m, CONTROL_NODE),
+      ...serviceEnv(m, CONTROL_NODE, { role: 'ipam' }),
       CILIATE_CLUSTER_POOL_IPV4_CIDR: plan.clusterPoolCidr,
       CILIATE_CLUSTER_POOL_IPV4_MASK_SIZE: String(plan.clusterPoolMaskSize),
       CILIATE_IPAM_SYNC_SOURCES: LAB_SOURCE,
@@ -354,7 +439,7 @@ async function startDatapath(
   }
   const launch = await datapathLaunch(m, dir, node, nc);
   const proc = recordProcess(m, dir, 'datapath', node.name, launch.argv, {
-    ...serviceEnv(m, node.name),
+    ...serviceEnv(m, node.name, { role: 'datapath', node: node.name }),
     ...launch.env,
   });
   await waitDatapathReady(m, dir, node, proc.logFile, () => isAlive(proc));
@@ -362,7 +447,7 @@ async function startDatapath(
 
 function startKubelet(m: LabManifest, dir: string): void {
   recordProcess(m, dir, 'kubelet', undefined, [process.execPath, KUBELET_MAIN], {
-    ...serviceEnv(m, CONTROL_NODE),
+    ...serviceEnv(m, CONTROL_NODE, { role: 'kubelet', node: CONTROL_NODE }),
     CILIATE_LAB_DIR: dir,
   });
 }

@@ -1,7 +1,7 @@
 // The lab's own nats-server: the pinned release when it is there, else the one on the PATH.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 
 import { REPO_ROOT } from './programs.js';
 
@@ -20,7 +20,13 @@ export function natsServerBinary(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /** Writes the server's configuration; returns the command that runs it. */
-export function natsLaunch(opts: { dir: string; lab: string; port: number }): string[] {
+export function natsLaunch(opts: {
+  dir: string;
+  lab: string;
+  port: number;
+  /** The TLS and authorization block (issueSecurity's nats-security.conf), when secured. */
+  include?: string | undefined;
+}): string[] {
   const dir = join(opts.dir, 'nats');
   mkdirSync(dir, { recursive: true });
   const conf = join(dir, 'nats.conf');
@@ -34,6 +40,8 @@ export function natsLaunch(opts: { dir: string; lab: string; port: number }): st
       `  max_memory_store: 128MB`,
       `  max_file_store: 1GB`,
       `}`,
+      // nats-server resolves an include against the configuration's own directory
+      ...(opts.include ? [`include "${relative(dir, opts.include)}"`] : []),
       '',
     ].join('\n'),
   );

@@ -28,6 +28,11 @@ export interface LabManifest {
   plan: LabPlan;
   natsPort: number;
   natsUrl: string;
+  /**
+   * Where the lab's NATS credentials are (CA, server certificate, each component's nkey and
+   * certificate); absent for a lab started with --plaintext.
+   */
+  securityDir?: string;
   /** How the nodes' datapath runs: the standalone agent or the datapath service. */
   datapath: 'agent' | 'service';
   netns: string[];

@@ -91,6 +91,8 @@ function kvRead(bucket: string): string[] {
     `$JS.API.CONSUMER.CREATE.${s}.>`,
     `$JS.API.CONSUMER.DELETE.${s}.>`,
     `$JS.API.CONSUMER.INFO.${s}.>`,
+    `$JS.API.CONSUMER.MSG.NEXT.${s}.>`,
+    `$JS.ACK.${s}.>`,
     `$JS.FC.${s}.>`,
   ];
 }

@@ -43,3 +43,11 @@ export { Reconciler, createReconcilerMetrics } from './controller/reconciler.js'
 export type { PassOutcome, ReconcilerMetrics, ReconcilerOptions } from './controller/reconciler.js';
 export { WorkQueue } from './controller/queue.js';
 export type { Backoff } from './controller/queue.js';
+export {
+  credentialEnv,
+  credentialFiles,
+  issueSecurity,
+  natsSecurityConfig,
+  nkeyPublicOf,
+} from './security.js';
+export type { IssuedPrincipal, SecurityBundle } from './security.js';

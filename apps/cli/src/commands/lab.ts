@@ -7,6 +7,7 @@ import {
   LabError,
   currentLab,
   labDown,
+  labConnectOptions,
   labExec,
   labLogFile,
   labStatus,
@@ -24,7 +25,7 @@ import { UsageError, type Command, type CommandContext } from '../cli.js';
 import { formatTable, render } from '../output.js';
 import { collectStatus, statusTable } from './status.js';
 
-const USAGE = `ciliate lab up [--nodes N] [--routing native|vxlan] [--name NAME]
+const USAGE = `ciliate lab up [--nodes N] [--routing native|vxlan] [--name NAME] [--plaintext]
        ciliate lab down [--name NAME]
        ciliate lab status [--name NAME] [-o json|yaml]
        ciliate lab exec POD [-n NAMESPACE] [--name NAME] -- COMMAND [ARG...]
@@ -172,10 +173,11 @@ async function up(
     ...(typeof values.name === 'string' ? { name: values.name } : {}),
     ...(nodes !== undefined ? { nodes } : {}),
     ...(routing ? { routing } : {}),
+    ...(values.plaintext === true ? { plaintext: true } : {}),
     env: ctx.io.env,
     progress: (line) => ctx.io.err(`==> ${line}\n`),
   }).catch(labError);
-  const nc = await connect({ servers: m.natsUrl, name: 'ciliate-cli' });
+  const nc = await connect(labConnectOptions(m, 'ciliate-cli'));
   try {
     const report = await collectStatus(nc, m.natsUrl);
     ctx.io.out(render(ctx.globals.output, report, () => statusTable(report)));
@@ -199,6 +201,7 @@ export const labCommand: Command = {
     name: { type: 'string' },
     nodes: { type: 'string' },
     routing: { type: 'string' },
+    plaintext: { type: 'boolean' },
     namespace: { type: 'string', short: 'n' },
     node: { type: 'string' },
     follow: { type: 'boolean', short: 'f' },
