@@ -71,7 +71,7 @@ describe('parseAgentRequest', () => {
       [{ CNI_COMMAND: 'GC', CNI_PATH: '/x' }, gcDoc],
       [{ CNI_COMMAND: 'STATUS', CNI_PATH: '/x' }, DOC],
     ] as const) {
-      const req = await sent(env as Record<string, string>, doc);
+      const req = await sent(env, doc);
       assert.deepEqual(parseAgentRequest(JSON.parse(JSON.stringify(req))), req, env.CNI_COMMAND);
     }
   });

@@ -5,7 +5,7 @@
 // parseCniArgs, netConfOf, checkCommandVersion), so no way in skips one: a raw GC without the
 // list of valid attachments is refused as the plugin refuses it, instead of removing every pod.
 import { netConfOf } from './config.js';
-import { checkAttachment, parseCniArgs, type CniArgs, type CniCommand } from './env.js';
+import { checkAttachment, parseCniArgs, type CniArgs } from './env.js';
 import { CniError, CniErrorCode, invalidEnv } from './errors.js';
 import { PROTOCOL_VERSION, type AgentRequest } from './protocol.js';
 import { checkCommandVersion } from './version.js';
@@ -63,7 +63,7 @@ export function parseAgentRequest(raw: unknown): AgentRequest {
     );
   }
   const cmd = command as AgentRequest['command'];
-  const attachment = checkAttachment(cmd as CniCommand, {
+  const attachment = checkAttachment(cmd, {
     containerId: raw.containerId,
     ifname: raw.ifname,
     netns: raw.netns,

@@ -211,9 +211,10 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
     const refuse = (reason: CniRefusalReason, code: number, msg: string) => {
       done = true;
       refused(reason);
-      // what is still coming is not read: the client gets its answer and the connection ends
+      // what is still coming is not read: the client gets its answer, then the connection ends
+      // (it may be writing still, so it is closed rather than waited for)
       sock.pause();
-      finish(JSON.stringify({ ok: false, error: { code, msg } }) + '\n');
+      sock.end(JSON.stringify({ ok: false, error: { code, msg } }) + '\n', () => sock.destroy());
     };
     sock.setTimeout(opts.readTimeoutMs ?? REQUEST_READ_TIMEOUT_MS, () => {
       if (done) return;
