@@ -150,9 +150,12 @@ export class NodeRoutes {
   }
 }
 
-/** Prefixes of the node namespace's own addresses (loopback aside): its networks. */
+/**
+ * Prefixes of the node namespace's own IPv4 addresses (loopback aside): its networks. IPv4 only,
+ * as the routes are (and `-4` leaves out the pods' host veths, which have none).
+ */
 export async function nodeNetworks(nl: Netlink): Promise<string[]> {
-  const links = JSON.parse(await nl.ip(['-j', 'addr', 'show'])) as {
+  const links = JSON.parse(await nl.ip(['-j', '-4', 'addr', 'show'])) as {
     ifname?: string;
     addr_info?: { local?: string; prefixlen?: number; scope?: string }[];
   }[];
