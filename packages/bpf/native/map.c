@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-/* Map operations on file descriptors. Sizes are checked by the TypeScript layer, which knows
- * each map's key and value size; here a wrong size would read or write past a buffer, so they
- * are passed explicitly and checked against the buffers again. */
+/* Map operations on file descriptors. The TypeScript layer checks sizes against each map's
+ * layout, but it is not what keeps memory safe: the kernel reads key_size bytes of every key
+ * and writes a whole value (one per possible CPU for per-CPU maps) into the buffer it is given,
+ * so a buffer of the wrong size handed to these functions directly would be read or written
+ * past its end. Every call therefore asks the kernel for the map's sizes and refuses, before
+ * the syscall, any buffer that does not match them, naming the argument and the size. */
 #define _GNU_SOURCE
 #include "addon.h"
 
@@ -39,10 +42,76 @@ static bool get_flags64(napi_env env, napi_value v, uint64_t *out)
 	return true;
 }
 
+/* What the kernel reads per key and writes per value for the map behind fd (its
+ * bpf_map_value_size()). Asked on every call, not cached by fd: descriptor numbers are reused,
+ * and a cached answer could belong to a map closed since. */
+struct elem_sizes {
+	uint32_t key;
+	uint32_t value;
+	bool percpu;
+};
+
+static bool map_sizes(napi_env env, int fd, struct elem_sizes *out)
+{
+	struct bpf_map_info mi;
+	__u32 len = sizeof(mi);
+	uint64_t value;
+	int cpus;
+
+	memset(&mi, 0, sizeof(mi));
+	if (bpf_obj_get_info_by_fd(fd, &mi, &len)) {
+		throw_errno(env, "bpf_obj_get_info_by_fd", errno);
+		return false;
+	}
+	out->key = mi.key_size;
+	out->value = mi.value_size;
+	out->percpu = mi.type == BPF_MAP_TYPE_PERCPU_HASH || mi.type == BPF_MAP_TYPE_PERCPU_ARRAY ||
+		      mi.type == BPF_MAP_TYPE_LRU_PERCPU_HASH ||
+		      mi.type == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
+	if (out->percpu) {
+		cpus = libbpf_num_possible_cpus();
+		if (cpus < 0) {
+			throw_errno(env, "libbpf_num_possible_cpus", -cpus);
+			return false;
+		}
+		value = (((uint64_t)mi.value_size + 7) & ~(uint64_t)7) * (uint64_t)cpus;
+		if (value > UINT32_MAX) {
+			throw_arg(env, "map value size %llu does not fit", (unsigned long long)value);
+			return false;
+		}
+		out->value = (uint32_t)value;
+	}
+	return true;
+}
+
+/* `name` (a buffer of `len` bytes, or a size) must be exactly `want` bytes. */
+static bool check_size(napi_env env, const char *name, uint64_t len, uint64_t want,
+		       const char *what)
+{
+	if (len == want)
+		return true;
+	throw_arg(env, "%s: must be %llu bytes (%s), got %llu", name, (unsigned long long)want, what,
+		  (unsigned long long)len);
+	return false;
+}
+
+static bool check_key(napi_env env, const struct elem_sizes *sz, const char *name, size_t len)
+{
+	return check_size(env, name, len, sz->key, "the map's key_size");
+}
+
+static bool check_value(napi_env env, const struct elem_sizes *sz, const char *name, uint64_t len)
+{
+	return check_size(env, name, len, sz->value,
+			  sz->percpu ? "the map's value_size rounded up to 8, times the possible CPUs" :
+				       "the map's value_size");
+}
+
 /* mapLookup(fd, key, valueSize, flags?) -> Buffer | null */
 static napi_value map_lookup(napi_env env, napi_callback_info info)
 {
 	napi_value argv[4] = { 0 }, out;
+	struct elem_sizes sz;
 	void *key, *val;
 	size_t klen, argc = 4;
 	uint32_t vsize;
@@ -54,6 +123,9 @@ static napi_value map_lookup(napi_env env, napi_callback_info info)
 	if (!get_fd(env, argv[0], &fd) || !get_buffer(env, argv[1], "key", &key, &klen) ||
 	    !get_u32(env, argv[2], "valueSize", &vsize) ||
 	    !get_flags64(env, argc > 3 ? argv[3] : NULL, &flags))
+		return NULL;
+	if (!map_sizes(env, fd, &sz) || !check_key(env, &sz, "key", klen) ||
+	    !check_value(env, &sz, "valueSize", vsize))
 		return NULL;
 	NAPI_CALL(env, napi_create_buffer(env, vsize, &val, &out));
 	err = flags ? bpf_map_lookup_elem_flags(fd, key, val, flags) : bpf_map_lookup_elem(fd, key, val);
@@ -70,6 +142,7 @@ static napi_value map_lookup(napi_env env, napi_callback_info info)
 static napi_value map_lookup_and_delete(napi_env env, napi_callback_info info)
 {
 	napi_value argv[3], out;
+	struct elem_sizes sz;
 	void *key, *val;
 	size_t klen;
 	uint32_t vsize;
@@ -79,6 +152,9 @@ static napi_value map_lookup_and_delete(napi_env env, napi_callback_info info)
 		return NULL;
 	if (!get_fd(env, argv[0], &fd) || !get_buffer(env, argv[1], "key", &key, &klen) ||
 	    !get_u32(env, argv[2], "valueSize", &vsize))
+		return NULL;
+	if (!map_sizes(env, fd, &sz) || !check_key(env, &sz, "key", klen) ||
+	    !check_value(env, &sz, "valueSize", vsize))
 		return NULL;
 	NAPI_CALL(env, napi_create_buffer(env, vsize, &val, &out));
 	if (bpf_map_lookup_and_delete_elem(fd, key, val)) {
@@ -94,6 +170,7 @@ static napi_value map_lookup_and_delete(napi_env env, napi_callback_info info)
 static napi_value map_update(napi_env env, napi_callback_info info)
 {
 	napi_value argv[4] = { 0 };
+	struct elem_sizes sz;
 	void *key, *val;
 	size_t klen, vlen, argc = 4;
 	uint64_t flags;
@@ -104,6 +181,9 @@ static napi_value map_update(napi_env env, napi_callback_info info)
 	if (!get_fd(env, argv[0], &fd) || !get_buffer(env, argv[1], "key", &key, &klen) ||
 	    !get_buffer(env, argv[2], "value", &val, &vlen) ||
 	    !get_flags64(env, argc > 3 ? argv[3] : NULL, &flags))
+		return NULL;
+	if (!map_sizes(env, fd, &sz) || !check_key(env, &sz, "key", klen) ||
+	    !check_value(env, &sz, "value", vlen))
 		return NULL;
 	if (bpf_map_update_elem(fd, key, val, flags)) {
 		throw_errno(env, "bpf_map_update_elem", errno);
@@ -116,6 +196,7 @@ static napi_value map_update(napi_env env, napi_callback_info info)
 static napi_value map_delete(napi_env env, napi_callback_info info)
 {
 	napi_value argv[2];
+	struct elem_sizes sz;
 	void *key;
 	size_t klen;
 	int fd;
@@ -123,6 +204,8 @@ static napi_value map_delete(napi_env env, napi_callback_info info)
 	if (!arg_count(env, info, 2, argv, NULL))
 		return NULL;
 	if (!get_fd(env, argv[0], &fd) || !get_buffer(env, argv[1], "key", &key, &klen))
+		return NULL;
+	if (!map_sizes(env, fd, &sz) || !check_key(env, &sz, "key", klen))
 		return NULL;
 	if (bpf_map_delete_elem(fd, key)) {
 		if (errno == ENOENT)
@@ -137,6 +220,7 @@ static napi_value map_delete(napi_env env, napi_callback_info info)
 static napi_value map_get_next_key(napi_env env, napi_callback_info info)
 {
 	napi_value argv[3], out;
+	struct elem_sizes sz;
 	void *key = NULL, *next;
 	size_t klen = 0;
 	uint32_t ksize;
@@ -147,6 +231,9 @@ static napi_value map_get_next_key(napi_env env, napi_callback_info info)
 	if (!get_fd(env, argv[0], &fd) || !get_u32(env, argv[2], "keySize", &ksize))
 		return NULL;
 	if (!is_nullish(env, argv[1]) && !get_buffer(env, argv[1], "key", &key, &klen))
+		return NULL;
+	if (!map_sizes(env, fd, &sz) || !check_key(env, &sz, "keySize", ksize) ||
+	    (key && !check_key(env, &sz, "key", klen)))
 		return NULL;
 	NAPI_CALL(env, napi_create_buffer(env, ksize, &next, &out));
 	if (bpf_map_get_next_key(fd, key, next)) {
@@ -163,6 +250,7 @@ static napi_value map_get_next_key(napi_env env, napi_callback_info info)
 static napi_value map_lookup_batch(napi_env env, napi_callback_info info)
 {
 	napi_value argv[7], res, keys_v, vals_v, next_v;
+	struct elem_sizes sz;
 	void *in = NULL, *keys, *vals, *next;
 	size_t inlen = 0;
 	uint32_t ksize, vsize, count, elem_flags, batch_size;
@@ -181,6 +269,9 @@ static napi_value map_lookup_batch(napi_env env, napi_callback_info info)
 		throw_arg(env, "count: must be at least 1");
 		return NULL;
 	}
+	if (!map_sizes(env, fd, &sz) || !check_key(env, &sz, "keySize", ksize) ||
+	    !check_value(env, &sz, "valueSize", vsize))
+		return NULL;
 	/* The batch token is opaque; hash maps use a 4-byte bucket index, others the key. */
 	batch_size = ksize < 8 ? 8 : ksize;
 	if (in && inlen < batch_size) {
@@ -217,6 +308,7 @@ static napi_value map_lookup_batch(napi_env env, napi_callback_info info)
 static napi_value map_update_batch(napi_env env, napi_callback_info info)
 {
 	napi_value argv[5];
+	struct elem_sizes sz;
 	void *keys, *vals;
 	size_t klen, vlen;
 	uint32_t count, elem_flags;
@@ -228,6 +320,11 @@ static napi_value map_update_batch(napi_env env, napi_callback_info info)
 	    !get_buffer(env, argv[2], "values", &vals, &vlen) ||
 	    !get_u32(env, argv[3], "count", &count) ||
 	    !get_u32(env, argv[4], "elemFlags", &elem_flags))
+		return NULL;
+	if (!map_sizes(env, fd, &sz) ||
+	    !check_size(env, "keys", klen, (uint64_t)sz.key * count, "count times the map's key_size") ||
+	    !check_size(env, "values", vlen, (uint64_t)sz.value * count,
+			"count times the map's value size"))
 		return NULL;
 	{
 		LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = elem_flags);
@@ -245,6 +342,7 @@ static napi_value map_update_batch(napi_env env, napi_callback_info info)
 static napi_value map_delete_batch(napi_env env, napi_callback_info info)
 {
 	napi_value argv[3];
+	struct elem_sizes sz;
 	void *keys;
 	size_t klen;
 	uint32_t count;
@@ -254,6 +352,9 @@ static napi_value map_delete_batch(napi_env env, napi_callback_info info)
 		return NULL;
 	if (!get_fd(env, argv[0], &fd) || !get_buffer(env, argv[1], "keys", &keys, &klen) ||
 	    !get_u32(env, argv[2], "count", &count))
+		return NULL;
+	if (!map_sizes(env, fd, &sz) ||
+	    !check_size(env, "keys", klen, (uint64_t)sz.key * count, "count times the map's key_size"))
 		return NULL;
 	{
 		LIBBPF_OPTS(bpf_map_batch_opts, opts);

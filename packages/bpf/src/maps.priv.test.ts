@@ -7,6 +7,7 @@ import { bytes, struct, u16, u32, u64 } from './codec.js';
 import { bpfObjectPath } from './datapath/datapath.js';
 import { BpfError } from './errors.js';
 import { UpdateFlags, possibleCpus } from './map.js';
+import { native } from './native.js';
 import { BpfObject } from './object.js';
 import { pinDir } from './testing/support.js';
 
@@ -123,5 +124,84 @@ describe('map operations', () => {
     const m = o.map('test_array');
     o.close();
     assert.throws(() => m.lookup(Buffer.alloc(4)), { code: 'ERR_CLOSED' });
+  });
+
+  it('the addon itself refuses buffers of the wrong size, before any syscall reads or writes them', () => {
+    // straight to the addon, past BpfMap's checks: what a bug or a caller in a hurry could do
+    const n = native();
+    const hash = obj.map('test_hash'); // key 4, value 16
+    const percpu = obj.map('test_percpu'); // key 4, value 8 per CPU
+    hash.typed(u32, testValue).set(7, v(7));
+    const refused = (fn: () => unknown, message: RegExp) =>
+      assert.throws(fn, (e: unknown) => {
+        assert.ok(e instanceof BpfError, String(e));
+        assert.equal(e.code, 'ERR_INVALID_ARG');
+        assert.match(e.message, message);
+        return true;
+      });
+    const k = (n: number, size = 4) => {
+      const b = Buffer.alloc(size);
+      b.writeUInt32LE(n);
+      return b;
+    };
+    refused(
+      () => n.mapLookup(hash.fd, Buffer.alloc(3), 16),
+      /^key: must be 4 bytes \(the map's key_size\), got 3/,
+    );
+    refused(() => n.mapLookup(hash.fd, Buffer.alloc(64), 16), /^key: must be 4 bytes .*got 64/);
+    refused(
+      () => n.mapLookup(hash.fd, k(7), 8),
+      /^valueSize: must be 16 bytes \(the map's value_size\), got 8/,
+    );
+    refused(() => n.mapLookup(hash.fd, k(7), 1 << 20), /^valueSize: must be 16 bytes/);
+    refused(() => n.mapLookupAndDelete(hash.fd, k(7), 4), /^valueSize: must be 16 bytes/);
+    refused(
+      () => n.mapUpdate(hash.fd, k(8), Buffer.alloc(15)),
+      /^value: must be 16 bytes .*got 15/,
+    );
+    refused(
+      () => n.mapUpdate(hash.fd, Buffer.alloc(0), Buffer.alloc(16)),
+      /^key: must be 4 bytes .*got 0/,
+    );
+    refused(() => n.mapDelete(hash.fd, Buffer.alloc(2)), /^key: must be 4 bytes/);
+    refused(() => n.mapGetNextKey(hash.fd, null, 2), /^keySize: must be 4 bytes .*got 2/);
+    refused(() => n.mapGetNextKey(hash.fd, Buffer.alloc(1), 4), /^key: must be 4 bytes .*got 1/);
+    refused(
+      () => n.mapLookupBatch(hash.fd, null, 4, 8, 16, false, 0),
+      /^valueSize: must be 16 bytes/,
+    );
+    refused(
+      () => n.mapLookupBatch(hash.fd, null, 8, 16, 16, false, 0),
+      /^keySize: must be 4 bytes/,
+    );
+    refused(
+      () => n.mapUpdateBatch(hash.fd, Buffer.alloc(8), Buffer.alloc(32), 3, 0),
+      /^keys: must be 12 bytes \(count times the map's key_size\), got 8/,
+    );
+    refused(
+      () => n.mapUpdateBatch(hash.fd, Buffer.alloc(8), Buffer.alloc(16), 2, 0),
+      /^values: must be 32 bytes/,
+    );
+    refused(() => n.mapDeleteBatch(hash.fd, Buffer.alloc(4), 2), /^keys: must be 8 bytes/);
+    // per-CPU maps: a value is one slot of 8 bytes per possible CPU
+    const cpus = possibleCpus();
+    refused(
+      () => n.mapLookup(percpu.fd, k(1), 8),
+      new RegExp(
+        `^valueSize: must be ${8 * cpus} bytes \\(the map's value_size rounded up to 8, times the possible CPUs\\), got 8`,
+      ),
+    );
+    if (cpus > 1) refused(() => n.mapUpdate(percpu.fd, k(1), Buffer.alloc(8)), /^value: must be/);
+    // what was there is untouched, and the right sizes still work through the same functions
+    assert.deepEqual(hash.typed(u32, testValue).get(7), v(7));
+    assert.equal(hash.typed(u32, testValue).get(8), undefined);
+    assert.equal(n.mapLookup(hash.fd, k(7), 16)?.length, 16);
+    n.mapUpdate(percpu.fd, k(1), Buffer.alloc(8 * cpus));
+    assert.equal(n.mapLookup(percpu.fd, k(1), 8 * cpus)?.length, 8 * cpus);
+    // a descriptor that is no map is the kernel's to refuse, with its own error
+    assert.throws(
+      () => n.mapLookup(0, k(7), 16),
+      (e: unknown) => e instanceof BpfError,
+    );
   });
 });

@@ -19,6 +19,8 @@ export {
   planNodeRoutes,
 } from './routes.js';
 export type { CiliumNodeLike, NodeRoute } from './routes.js';
+export { MIN_ROUTED_PREFIX, admitPeers } from './admit.js';
+export type { AdmitPeersInput, AdmittedPeers, RouteRefusal, RouteRefusalReason } from './admit.js';
 export { IPCACHE_SOURCE, ciliumEndpointStatus, claimOf, desiredPublications } from './publish.js';
 export type { CepDesired, PublishedEndpoint, Publications } from './publish.js';
 export {

@@ -13,10 +13,16 @@
 // and the NATS-facing parts catch up when it is back.
 import { DEFAULT_DATAPATH_CONFIG, effectiveHostRouting } from '@ciliate/bpf';
 import { DATAPATH_COMPONENT } from '@ciliate/contracts';
-import { setting, type ServiceContext, type ServiceDefinition } from '@ciliate/runtime';
+import {
+  setting,
+  type ServiceContext,
+  type ServiceDefinition,
+  type Setting,
+} from '@ciliate/runtime';
 import { ResourceStore } from '@ciliate/store';
 
 import { DEFAULT_AGENT_CONFIG } from './agent/agent.js';
+import { DEFAULT_NETNS_DIRS, netnsDirProblem } from './cni/netns.js';
 import { LocalEndpoints, type LocalDatapath } from './endpoints/component.js';
 import type { EndpointState } from './endpoints/manager.js';
 import { startEventPublisher } from './events/publisher.js';
@@ -25,6 +31,8 @@ import { IpcacheMirror } from './ipcache/mirror.js';
 import { Netlink } from './netlink/netlink.js';
 import { addDatapathEndpoints, endpointInfoFromRecord } from './observe/rpc.js';
 import { Publication } from './publish/component.js';
+import { refusedCounter, type RefusedCounter } from './metrics.js';
+import { IpamAssignments } from './routes/assignments.js';
 import { NodeRoutes } from './routes/routes.js';
 import { NatsAddressSource, NatsIdentitySource } from './sources/nats.js';
 
@@ -109,6 +117,7 @@ export const datapathSettings = {
     default: DEFAULT_DATAPATH_CONFIG.traceMode,
     describe: 'trace events: none, the first packet of each flow direction, or every packet',
   }),
+  cniNetnsDirs: netnsDirsSetting(),
   mtu: setting.int({
     flag: 'mtu',
     env: 'CILIATE_DATAPATH_MTU',
@@ -120,6 +129,29 @@ export const datapathSettings = {
 };
 
 export type DatapathSettings = typeof datapathSettings;
+
+/** --cni-netns-dirs: a comma-separated list of directories, each checked as netnsDirProblem. */
+function netnsDirsSetting(): Setting<string[]> {
+  return {
+    flag: 'cni-netns-dirs',
+    env: 'CILIATE_DATAPATH_CNI_NETNS_DIRS',
+    default: [...DEFAULT_NETNS_DIRS],
+    describe:
+      "directories whose entries may be pods' network namespaces (CNI_NETNS), comma-separated; /proc/<pid>/ns/net is always accepted",
+    parse: (raw) => {
+      const dirs = raw
+        .split(',')
+        .map((d) => d.trim())
+        .filter((d) => d !== '');
+      if (dirs.length === 0) throw new Error('must name at least one directory');
+      for (const d of dirs) {
+        const problem = netnsDirProblem(d);
+        if (problem) throw new Error(`"${d}" ${problem}`);
+      }
+      return dirs;
+    },
+  };
+}
 
 /**
  * Adds a component whose start makes a value: `stop` is given that value, and `next` adds the
@@ -172,6 +204,7 @@ export async function setupDatapath(
     // an identity is released only when no endpoint of this node holds it (none before start)
     holders: (): EndpointState[] => endpoints.list(),
   });
+  const refused = refusedCounter(ctx.metrics.registry);
   const endpoints = new LocalEndpoints({
     nl,
     settings: config,
@@ -180,6 +213,7 @@ export async function setupDatapath(
     identities,
     log,
     cniLog: ctx.logger('cni'),
+    onRefused: (reason) => refused.inc({ what: 'cni_request', reason }),
   });
 
   ctx.add({
@@ -213,9 +247,11 @@ export async function setupDatapath(
         local,
         store,
         nl,
+        addresses,
         identities,
         endpoints,
         hooks,
+        refused,
         ipcacheSynced: () => gates.ipcache.done(),
       });
     },
@@ -226,7 +262,9 @@ interface NodePartsInputs {
   local: LocalDatapath;
   store: ResourceStore;
   nl: Netlink;
+  addresses: NatsAddressSource;
   identities: NatsIdentitySource;
+  refused: RefusedCounter;
   endpoints: LocalEndpoints;
   hooks: DatapathHooks;
   ipcacheSynced: () => void;
@@ -234,7 +272,7 @@ interface NodePartsInputs {
 
 /** The components that need the started datapath, in dependency order. */
 function addNodeParts(ctx: ServiceContext<DatapathSettings>, inputs: NodePartsInputs): void {
-  const { local, store, nl, identities, endpoints, hooks } = inputs;
+  const { local, store, nl, addresses, identities, endpoints, hooks, refused } = inputs;
   const { config } = ctx;
   const node = config.node;
   const { agent, nodeIP } = local;
@@ -284,6 +322,12 @@ function addNodeParts(ctx: ServiceContext<DatapathSettings>, inputs: NodePartsIn
     routing: config.routing,
     log: ctx.logger('ipcache'),
   });
+  // what IPAM gave each node: the routes taken from CiliumNodes are checked against it
+  const assignments = new IpamAssignments({
+    nc: ctx.nc,
+    log: ctx.logger('datapath'),
+    onChange: () => routes.trigger(),
+  });
   const routes = new NodeRoutes({
     nl,
     store,
@@ -294,6 +338,14 @@ function addNodeParts(ctx: ServiceContext<DatapathSettings>, inputs: NodePartsIn
     informerLog: ctx.logger('informer'),
     metrics: ctx.metrics,
     onPeers: (peers) => mirror.setPeers(peers),
+    assignments,
+    podCIDRs: () => (addresses.cidr ? [addresses.cidr] : []),
+    refused,
+  });
+  ctx.add({
+    name: 'ipam-assignments',
+    start: () => assignments.start(),
+    stop: () => assignments.stop(),
   });
   ctx.add({ name: 'nodes', start: () => routes.start(), stop: () => routes.stop() });
   ctx.add({

@@ -7,9 +7,10 @@ import { DEFAULT_DATAPATH_CONFIG, Datapath } from '@ciliate/bpf';
 import { RESERVED_IDENTITIES } from '@ciliate/contracts';
 
 import { DEFAULT_SOCKET_PATH } from '../cni/config.js';
+import { checkNetns, DEFAULT_NETNS_DIRS, netnsDirProblem } from '../cni/netns.js';
 import { EndpointManager, type EndpointChange } from '../endpoints/manager.js';
 import { Netlink } from '../netlink/netlink.js';
-import { startCniServer, type CniServer } from '../cni/server.js';
+import { startCniServer, type CniRefusalReason, type CniServer } from '../cni/server.js';
 import {
   InitIdentitySource,
   PoolAddressSource,
@@ -42,6 +43,9 @@ export interface AgentConfig {
   mtu: number;
   attachMode: 'tc' | 'tcx';
   traceMode: 'off' | 'new' | 'all';
+  /** Directories whose entries may be pods' network namespaces (CNI_NETNS), besides
+   * /proc/<pid>/ns/net. Default DEFAULT_NETNS_DIRS. */
+  netnsDirs?: string[];
 }
 
 export const DEFAULT_AGENT_CONFIG: Omit<AgentConfig, 'pinDir' | 'stateDir'> & {
@@ -75,6 +79,7 @@ export function resolveAgentConfig(input: Record<string, unknown>, path = 'datap
     'tunnelMode',
     'tunnelIfindex',
     'hostRouting',
+    'netnsDirs',
   ]);
   for (const k of Object.keys(input))
     if (!known.has(k)) throw bad(`${path}.${k}`, input[k], 'unknown setting');
@@ -108,6 +113,14 @@ export function resolveAgentConfig(input: Record<string, unknown>, path = 'datap
     throw bad(`${path}.attachMode`, cfg.attachMode, 'must be "tc" or "tcx"');
   if (!['off', 'new', 'all'].includes(cfg.traceMode))
     throw bad(`${path}.traceMode`, cfg.traceMode, 'must be "off", "new" or "all"');
+  if (cfg.netnsDirs !== undefined) {
+    if (!Array.isArray(cfg.netnsDirs) || cfg.netnsDirs.length === 0)
+      throw bad(`${path}.netnsDirs`, cfg.netnsDirs, 'must be a non-empty list of directories');
+    cfg.netnsDirs.forEach((d: unknown, i) => {
+      const problem = typeof d === 'string' ? netnsDirProblem(d) : 'must be a string';
+      if (problem) throw bad(`${path}.netnsDirs[${i}]`, d, problem);
+    });
+  }
   return cfg;
 }
 
@@ -131,6 +144,8 @@ export interface AgentDeps {
   log?: (entry: Record<string, unknown>) => void;
   /** Told of every endpoint recorded, re-adopted (also during the restore) or removed. */
   onEndpointChange?: (change: EndpointChange) => void;
+  /** Told of every CNI request refused before it reached the endpoints (a metric counts it). */
+  onRefused?: (reason: CniRefusalReason) => void;
 }
 
 export async function createAgent(config: AgentConfig, deps: AgentDeps = {}): Promise<Agent> {
@@ -164,11 +179,17 @@ export async function createAgent(config: AgentConfig, deps: AgentDeps = {}): Pr
         { identity: RESERVED_IDENTITIES.host, tunnelEndpoint: null },
       );
     }
+    const netlink = new Netlink(config.nodeNetns);
+    const netnsPolicy = {
+      dirs: config.netnsDirs ?? DEFAULT_NETNS_DIRS,
+      // a pod is never wired into the node's namespace nor into the agent's
+      forbidden: [netlink.nodeNetnsPath, '/proc/self/ns/net'],
+    };
     const endpoints = new EndpointManager({
       datapath,
       addresses,
       identities: deps.identities ?? new InitIdentitySource(),
-      netlink: new Netlink(config.nodeNetns),
+      netlink,
       stateDir: config.stateDir,
       mtu: config.mtu,
       attachMode: config.attachMode,
@@ -180,6 +201,8 @@ export async function createAgent(config: AgentConfig, deps: AgentDeps = {}): Pr
       socketPath: config.socketPath,
       endpoints,
       ...(deps.log ? { log: deps.log } : {}),
+      ...(deps.onRefused ? { onRefused: deps.onRefused } : {}),
+      checkNetns: (netns, command) => checkNetns(netns, command, netnsPolicy),
       async ready() {
         // a source that cannot count (tests' fakes) is taken at its word on ADD
         if (!src.available) return { ok: true };

@@ -148,7 +148,14 @@ export function parseNetConf(stdin: string, command: string): NetConf {
       'network config on stdin: must be a JSON object',
     );
   }
+  return netConfOf(doc, command);
+}
 
+/**
+ * Checks a decoded config for a command: the one check of a config whether it came on the
+ * plugin's stdin or in a request that reached the agent some other way.
+ */
+export function netConfOf(doc: Record<string, unknown>, command: string): NetConf {
   const version = doc.cniVersion;
   if (command === 'VERSION') {
     return {

@@ -126,18 +126,66 @@ export function parseCniEnv(env: Readonly<Record<string, string | undefined>>): 
     args: parseCniArgs(cmd === 'VERSION' ? undefined : env.CNI_ARGS),
   };
   if (cmd === 'VERSION' || cmd === 'GC' || cmd === 'STATUS') return out;
+  return {
+    ...out,
+    ...checkAttachment(cmd, {
+      containerId: env.CNI_CONTAINERID,
+      ifname: env.CNI_IFNAME,
+      netns: env.CNI_NETNS,
+    }),
+  };
+}
 
-  const containerId = env.CNI_CONTAINERID!;
+/** The attachment a command names, as the variables that carry it. */
+export interface CniAttachment {
+  containerId?: string;
+  ifname?: string;
+  netns?: string;
+}
+
+const ATTACHMENT_VARS = [
+  ['containerId', 'CNI_CONTAINERID'],
+  ['ifname', 'CNI_IFNAME'],
+  ['netns', 'CNI_NETNS'],
+] as const;
+
+/**
+ * Checks CNI_CONTAINERID, CNI_IFNAME and CNI_NETNS of an ADD, CHECK or DEL (GC, STATUS and
+ * VERSION name no attachment: none is returned). One check for the plugin's environment and
+ * for a request that reached the agent some other way; errors are code 4 naming the variable.
+ */
+export function checkAttachment(
+  command: CniCommand,
+  given: { containerId?: unknown; ifname?: unknown; netns?: unknown },
+): CniAttachment {
+  if (command === 'VERSION' || command === 'GC' || command === 'STATUS') return {};
+  const missing = ATTACHMENT_VARS.filter(
+    ([field, variable]) =>
+      REQUIRED[command].includes(variable) && (given[field] === undefined || given[field] === ''),
+  ).map(([, variable]) => variable);
+  if (missing.length > 0) {
+    throw new CniError(
+      CniErrorCode.INVALID_ENVIRONMENT,
+      `${missing.join(', ')}: Required value: ${command} needs ${missing.length === 1 ? 'this variable' : 'these variables'}`,
+    );
+  }
+  for (const [field, variable] of ATTACHMENT_VARS) {
+    const v = given[field];
+    if (v !== undefined && typeof v !== 'string')
+      throw invalidEnv(variable, String(JSON.stringify(v)), 'must be a string');
+  }
+  const out: CniAttachment = {};
+  const containerId = given.containerId as string;
   const idProblem = validContainerId(containerId);
   if (idProblem) throw invalidEnv('CNI_CONTAINERID', containerId, idProblem);
   out.containerId = containerId;
 
-  const ifname = env.CNI_IFNAME!;
+  const ifname = given.ifname as string;
   const ifProblem = validIfname(ifname);
   if (ifProblem) throw invalidEnv('CNI_IFNAME', ifname, ifProblem);
   out.ifname = ifname;
 
-  const netns = env.CNI_NETNS;
+  const netns = given.netns as string | undefined;
   if (netns !== undefined && netns !== '') {
     if (!netns.startsWith('/')) throw invalidEnv('CNI_NETNS', netns, 'must be an absolute path');
     out.netns = netns;

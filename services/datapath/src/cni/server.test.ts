@@ -1,6 +1,8 @@
 // The plugin and the agent's server over a real unix socket (in a temp dir, no root), with a
-// fake endpoint manager: what crosses the wire, error mapping, STATUS, and requests running
-// concurrently (the endpoint manager orders them per attachment).
+// fake endpoint manager: what crosses the wire, error mapping, STATUS, requests running
+// concurrently (the endpoint manager orders them per attachment), and hostile bytes written
+// straight to the socket, each answered with a CNI error, counted, and never reaching the
+// endpoints. (The real CNI_NETNS check runs in netns.test.ts and boundary.priv.test.ts.)
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createConnection } from 'node:net';
@@ -9,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { CniError } from './errors.js';
+import type { CniRefusalReason } from './server.js';
 import { runPlugin } from './plugin.js';
 import { buildAddResult } from './result.js';
 import { unixTransport } from './socket.js';
@@ -38,10 +41,20 @@ describe('CNI server over a unix socket', () => {
   let active = 0;
   let maxActive = 0;
   const logs: Record<string, unknown>[] = [];
+  const refusals: CniRefusalReason[] = [];
+  const netnsChecked: string[] = [];
 
   before(async () => {
     server = await startCniServer({
       socketPath,
+      readTimeoutMs: 300,
+      onRefused: (reason) => refusals.push(reason),
+      // a stand-in for checkNetns (no namespaces here): /var/run/netns only
+      checkNetns: (netns, command) => {
+        netnsChecked.push(`${command} ${netns}`);
+        if (netns.startsWith('/var/run/netns/')) return Promise.resolve();
+        return Promise.reject(new CniError(4, `CNI_NETNS: Invalid value: "${netns}": elsewhere`));
+      },
       endpoints: {
         async add(req: EndpointRequest) {
           active++;
@@ -187,5 +200,122 @@ describe('CNI server over a unix socket', () => {
     );
     assert.equal(bad.slice(0, bad.indexOf('\n')), '1');
     assert.equal((JSON.parse(bad.slice(bad.indexOf('\n') + 1)) as { code: number }).code, 4);
+  });
+
+  /** Writes `bytes` on a fresh connection and reads until the agent closes it. */
+  const rawBytes = (bytes: Buffer | string, end = false) =>
+    new Promise<string>((resolve, reject) => {
+      const s = createConnection(socketPath);
+      let buf = '';
+      s.on('data', (d) => (buf += d.toString()));
+      s.on('close', () => resolve(buf));
+      s.on('error', (err: NodeJS.ErrnoException) =>
+        // the agent stops reading a request it refused: the rest of ours may meet a closed door
+        err.code === 'EPIPE' || err.code === 'ECONNRESET' ? undefined : reject(err),
+      );
+      s.write(bytes);
+      if (end) s.end();
+    });
+  const errorOf = (reply: string) =>
+    (JSON.parse(reply) as { ok: boolean; error: { code: number; msg: string } }).error;
+
+  describe('hostile requests written to the socket', () => {
+    const before = { calls: 0 };
+    const request = (over: Record<string, unknown>) =>
+      JSON.stringify({
+        v: 1,
+        command: 'ADD',
+        containerId: 'raw1',
+        netns: '/var/run/netns/p1',
+        ifname: 'eth0',
+        args: { raw: {} },
+        config: { cniVersion: '1.1.0', name: 'ciliate', type: 'ciliate-cni' },
+        ...over,
+      }) + '\n';
+
+    it('a netns outside the allowed places: code 4 naming CNI_NETNS, never reaching ADD', async () => {
+      calls.length = 0;
+      refusals.length = 0;
+      before.calls = calls.length;
+      const e = errorOf(await rawBytes(request({ netns: '/proc/1/ns/net' })));
+      assert.equal(e.code, 4);
+      assert.match(e.msg, /^CNI_NETNS: /);
+      assert.deepEqual(calls, []);
+      assert.deepEqual(refusals, ['netns']);
+      assert.ok(netnsChecked.includes('ADD /proc/1/ns/net'));
+    });
+
+    it('the same through the native front (a whole invocation): same check, same code', async () => {
+      const out = await raw(
+        JSON.stringify({
+          v: 1,
+          invoke: {
+            env: { ...ENV, CNI_CONTAINERID: 'inv2', CNI_NETNS: '/etc/hosts' },
+            stdin: CONF,
+          },
+        }),
+      );
+      assert.equal(out.slice(0, out.indexOf('\n')), '1');
+      const e = JSON.parse(out.slice(out.indexOf('\n') + 1)) as { code: number; msg: string };
+      assert.equal(e.code, 4);
+      assert.match(e.msg, /^CNI_NETNS: /);
+      assert.ok(!calls.includes('ADD inv2'));
+    });
+
+    it('missing fields are named; a path for a container ID is refused', async () => {
+      const missing = errorOf(await rawBytes('{"v":1,"command":"ADD"}\n'));
+      assert.equal(missing.code, 4);
+      assert.match(missing.msg, /^CNI_CONTAINERID, CNI_IFNAME, CNI_NETNS: Required value/);
+      const traversal = errorOf(await rawBytes(request({ containerId: '../../../etc/cron.d/x' })));
+      assert.equal(traversal.code, 4);
+      assert.match(traversal.msg, /^CNI_CONTAINERID/);
+      const noConfig = errorOf(await rawBytes(request({ config: undefined })));
+      assert.equal(noConfig.code, 6);
+      assert.deepEqual(calls, []);
+    });
+
+    it('a GC without the list of valid attachments removes nothing', async () => {
+      const e = errorOf(
+        await rawBytes(
+          request({ command: 'GC', containerId: undefined, netns: undefined, ifname: undefined }),
+        ),
+      );
+      assert.equal(e.code, 7);
+      assert.match(e.msg, /^cni\.dev\/valid-attachments: Required value for GC/);
+      assert.ok(!calls.some((c) => c.startsWith('GC')));
+    });
+
+    it('a line over 1 MiB is refused without reading the rest', async () => {
+      refusals.length = 0;
+      const e = errorOf(await rawBytes(Buffer.alloc(2 << 20, 0x7b)));
+      assert.equal(e.code, 6);
+      assert.match(e.msg, /longer than 1048576 bytes/);
+      assert.deepEqual(refusals, ['too_large']);
+    });
+
+    it('malformed JSON, a JSON value that is no request, a line that never ends', async () => {
+      refusals.length = 0;
+      assert.equal(errorOf(await rawBytes('{"v":1,\n')).code, 6);
+      assert.equal(errorOf(await rawBytes('[1,2,3]\n')).code, 6);
+      assert.equal(errorOf(await rawBytes('"ADD"\n')).code, 6);
+      assert.equal(errorOf(await rawBytes('\n')).code, 6);
+      const slow = errorOf(await rawBytes('{"v":1'));
+      assert.equal(slow.code, 6);
+      assert.match(slow.msg, /no complete line within 300 ms/);
+      // a client that hangs up half way gets nothing and costs nothing
+      assert.equal(await rawBytes('{"v":1', true), '');
+      assert.deepEqual(refusals, [
+        'malformed_json',
+        'invalid_request',
+        'invalid_request',
+        'malformed_json',
+        'read_timeout',
+      ]);
+    });
+
+    it('and the agent keeps serving', async () => {
+      assert.equal((await run({ ...ENV, CNI_CONTAINERID: 'after' })).exitCode, 0);
+      assert.ok(calls.includes('ADD after'));
+    });
   });
 });

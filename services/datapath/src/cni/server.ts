@@ -1,11 +1,15 @@
 // The agent's side of the plugin protocol: a unix socket that answers one JSON request per
 // connection. Requests run concurrently: the endpoint manager orders requests for the same
-// attachment and makes address and endpoint-id choice atomic.
+// attachment and makes address and endpoint-id choice atomic. Every request is checked here
+// (parseAgentRequest, then CNI_NETNS against the places runtimes use), however it arrived, and
+// whatever is written on the socket gets an answer: a line that is too long, never ends or is
+// not JSON is refused with a CNI error, counted, and the server goes on serving.
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 
 import { asCniError, CniError, CniErrorCode } from './errors.js';
+import { checkNetns, DEFAULT_NETNS_DIRS } from './netns.js';
 import { runPlugin } from './plugin.js';
 import {
   PROTOCOL_VERSION,
@@ -13,9 +17,19 @@ import {
   type AgentRequest,
   type PluginInvocation,
 } from './protocol.js';
+import { parseAgentRequest } from './request.js';
 import type { EndpointManager } from '../endpoints/manager.js';
 
-const MAX_REQUEST_BYTES = 1 << 20;
+/** The longest request line (a config with a large prevResult stays far below). */
+export const MAX_REQUEST_BYTES = 1 << 20;
+/** How long a client may take to send its request line. */
+export const REQUEST_READ_TIMEOUT_MS = 10_000;
+/** How long a refused client may keep the connection before it is closed. */
+const LINGER_MS = 5_000;
+
+/** Why a request was refused (the `reason` of ciliate_datapath_refused_total{what="cni_request"}). */
+export type CniRefusalReason =
+  'invalid_request' | 'netns' | 'too_large' | 'malformed_json' | 'read_timeout';
 
 export interface CniServerOptions {
   socketPath: string;
@@ -24,22 +38,48 @@ export interface CniServerOptions {
   ready: () => Promise<{ ok: true } | { ok: false; code: 50 | 51; msg: string }>;
   /** One structured entry per request (event `cni_request`). */
   log?: (entry: Record<string, unknown>) => void;
+  /**
+   * The CNI_NETNS check (throws a CniError). Default: checkNetns with the default directories,
+   * refusing this process's own namespace.
+   */
+  checkNetns?: (netns: string, command: 'ADD' | 'CHECK' | 'DEL') => Promise<void>;
+  /** Told of every request refused before it reached the endpoints. */
+  onRefused?: (reason: CniRefusalReason) => void;
+  /** Default REQUEST_READ_TIMEOUT_MS. */
+  readTimeoutMs?: number;
 }
 
 export interface CniServer {
   readonly socketPath: string;
-  /** Handles one request without the socket (tests, and the server itself). */
-  handle(req: AgentRequest): Promise<AgentReply>;
+  /** Handles one decoded request without the socket (tests, and the server itself). */
+  handle(req: unknown): Promise<AgentReply>;
   close(): Promise<void>;
-}
-
-function need(v: string | undefined, name: string): string {
-  if (!v) throw new CniError(CniErrorCode.INVALID_ENVIRONMENT, `${name}: Required value`);
-  return v;
 }
 
 function isInvocation(r: unknown): r is PluginInvocation {
   return typeof r === 'object' && r !== null && 'invoke' in r;
+}
+
+function errorReply(err: unknown): AgentReply {
+  const e = asCniError(err);
+  return {
+    ok: false,
+    error: { code: e.code, msg: e.message, ...(e.details ? { details: e.details } : {}) },
+  };
+}
+
+/** Listens with a umask that leaves the socket to its owner from the moment it exists. */
+function listenPrivate(server: Server, path: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    // bind(2) happens inside listen(), synchronously: only the socket file gets this umask
+    const umask = process.umask(0o177);
+    try {
+      server.listen(path, () => resolve());
+    } finally {
+      process.umask(umask);
+    }
+  });
 }
 
 export async function startCniServer(opts: CniServerOptions): Promise<CniServer> {
@@ -49,18 +89,38 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
     void p.catch(() => undefined).finally(() => inFlight.delete(p));
     return p;
   };
+  const netnsCheck =
+    opts.checkNetns ??
+    ((netns: string, command: 'ADD' | 'CHECK' | 'DEL') =>
+      checkNetns(netns, command, { dirs: DEFAULT_NETNS_DIRS, forbidden: ['/proc/self/ns/net'] }));
+  const refused = (reason: CniRefusalReason) => opts.onRefused?.(reason);
+
+  /** The request checked, or the refusal to answer with. */
+  async function admit(input: unknown): Promise<AgentRequest | AgentReply> {
+    let req: AgentRequest;
+    try {
+      req = parseAgentRequest(input);
+    } catch (err) {
+      refused('invalid_request');
+      return errorReply(err);
+    }
+    if (req.netns && (req.command === 'ADD' || req.command === 'CHECK' || req.command === 'DEL')) {
+      try {
+        await netnsCheck(req.netns, req.command);
+      } catch (err) {
+        refused('netns');
+        return errorReply(err);
+      }
+    }
+    return req;
+  }
 
   async function dispatch(req: AgentRequest): Promise<AgentReply> {
-    if (req?.v !== PROTOCOL_VERSION) {
-      throw new CniError(
-        CniErrorCode.INCOMPATIBLE_VERSION,
-        `plugin protocol version ${String((req as { v?: unknown } | undefined)?.v)} is not ${String(PROTOCOL_VERSION)}`,
-      );
-    }
     const ep = opts.endpoints;
+    // parseAgentRequest made sure an ADD, CHECK or DEL names its container and interface
     const base = () => ({
-      containerId: need(req.containerId, 'CNI_CONTAINERID'),
-      ifname: need(req.ifname, 'CNI_IFNAME'),
+      containerId: req.containerId!,
+      ifname: req.ifname!,
       ...(req.netns ? { netns: req.netns } : {}),
       args: req.args,
       config: req.config,
@@ -82,32 +142,30 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
         if (!r.ok) throw new CniError(r.code, r.msg);
         return { ok: true };
       }
-      default:
-        throw new CniError(
-          CniErrorCode.INVALID_ENVIRONMENT,
-          `CNI_COMMAND: Invalid value: ${JSON.stringify((req as { command: unknown }).command)}`,
-        );
     }
   }
 
-  async function handle(req: AgentRequest): Promise<AgentReply> {
+  async function handle(input: unknown): Promise<AgentReply> {
     const started = performance.now();
+    const admitted = await admit(input);
     let reply: AgentReply;
-    try {
-      reply = await dispatch(req);
-    } catch (err) {
-      const e = asCniError(err);
-      reply = {
-        ok: false,
-        error: { code: e.code, msg: e.message, ...(e.details ? { details: e.details } : {}) },
-      };
+    if ('ok' in admitted) reply = admitted;
+    else {
+      try {
+        reply = await dispatch(admitted);
+      } catch (err) {
+        reply = errorReply(err);
+      }
     }
+    const req = (typeof input === 'object' && input !== null ? input : {}) as Partial<
+      Record<'command' | 'containerId' | 'ifname', unknown>
+    >;
     opts.log?.({
       subsys: 'cni',
       event: 'cni_request',
-      command: req?.command,
-      containerId: req?.containerId,
-      ifname: req?.ifname,
+      command: typeof req.command === 'string' ? req.command.slice(0, 16) : undefined,
+      containerId: typeof req.containerId === 'string' ? req.containerId.slice(0, 256) : undefined,
+      ifname: typeof req.ifname === 'string' ? req.ifname.slice(0, 32) : undefined,
       ok: reply.ok,
       ...(reply.ok ? {} : { code: reply.error.code, msg: reply.error.msg }),
       ms: Math.round(performance.now() - started),
@@ -118,36 +176,78 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
   /** The plugin core run here, for the native executable (src/cni/shim.c): the same checks and
    * errors as the full plugin (dist/cni/main.js), without starting Node per CNI call. */
   function invoke(inv: PluginInvocation): Promise<{ stdout: string; exitCode: number }> {
-    const env = inv.invoke.env;
-    const stdin = inv.invoke.stdin;
-    if (inv.v !== PROTOCOL_VERSION || typeof stdin !== 'string' || typeof env !== 'object') {
-      const e = new CniError(
-        CniErrorCode.INCOMPATIBLE_VERSION,
-        `plugin protocol version ${String(inv.v)} is not ${String(PROTOCOL_VERSION)}`,
+    const env = inv.invoke?.env as unknown;
+    const stdin = inv.invoke?.stdin as unknown;
+    const fail = (e: CniError) =>
+      Promise.resolve({ stdout: JSON.stringify(e.toJson('1.1.0')) + '\n', exitCode: 1 });
+    if (inv.v !== PROTOCOL_VERSION || typeof stdin !== 'string' || !isPlainObject(env)) {
+      refused('invalid_request');
+      return fail(
+        new CniError(
+          CniErrorCode.INCOMPATIBLE_VERSION,
+          `plugin protocol version ${String(inv.v)} is not ${String(PROTOCOL_VERSION)}`,
+        ),
       );
-      return Promise.resolve({ stdout: JSON.stringify(e.toJson('1.1.0')) + '\n', exitCode: 1 });
     }
-    return runPlugin(env, stdin, (_socketPath, req) => handle(req));
+    const bad = Object.entries(env).find(([, v]) => typeof v !== 'string');
+    if (bad) {
+      refused('invalid_request');
+      return fail(
+        new CniError(CniErrorCode.INVALID_ENVIRONMENT, `${bad[0].slice(0, 64)}: must be a string`),
+      );
+    }
+    return runPlugin(env as Record<string, string>, stdin, (_socketPath, req) => handle(req));
   }
 
   function onConnection(sock: Socket): void {
-    let buf = '';
-    sock.setEncoding('utf8');
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
     sock.on('error', () => sock.destroy());
-    sock.on('data', (d: string) => {
-      buf += d;
-      if (buf.length > MAX_REQUEST_BYTES) {
-        sock.destroy();
+    const finish = (text: string) => {
+      sock.setTimeout(LINGER_MS, () => sock.destroy());
+      sock.end(text);
+    };
+    const refuse = (reason: CniRefusalReason, code: number, msg: string) => {
+      done = true;
+      refused(reason);
+      // what is still coming is not read: the client gets its answer, then the connection ends
+      // (it may be writing still, so it is closed rather than waited for)
+      sock.pause();
+      sock.end(JSON.stringify({ ok: false, error: { code, msg } }) + '\n', () => sock.destroy());
+    };
+    sock.setTimeout(opts.readTimeoutMs ?? REQUEST_READ_TIMEOUT_MS, () => {
+      if (done) return;
+      refuse(
+        'read_timeout',
+        CniErrorCode.DECODE_FAILURE,
+        `request: no complete line within ${opts.readTimeoutMs ?? REQUEST_READ_TIMEOUT_MS} ms`,
+      );
+    });
+    sock.on('data', (d: Buffer) => {
+      if (done) return;
+      const nl = d.indexOf(10);
+      const take = nl < 0 ? d.length : nl;
+      if (size + take > MAX_REQUEST_BYTES) {
+        refuse(
+          'too_large',
+          CniErrorCode.DECODE_FAILURE,
+          `request: longer than ${MAX_REQUEST_BYTES} bytes`,
+        );
         return;
       }
-      const nl = buf.indexOf('\n');
+      size += take;
+      chunks.push(nl < 0 ? d : d.subarray(0, nl));
       if (nl < 0) return;
+      done = true;
+      sock.setTimeout(0);
       sock.pause();
-      let req: AgentRequest | PluginInvocation;
+      let req: unknown;
       try {
-        req = JSON.parse(buf.slice(0, nl)) as AgentRequest | PluginInvocation;
+        req = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
       } catch (err) {
-        sock.end(
+        refused('malformed_json');
+        finish(
           JSON.stringify({
             ok: false,
             error: { code: CniErrorCode.DECODE_FAILURE, msg: `request: ${(err as Error).message}` },
@@ -156,21 +256,18 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
         return;
       }
       if (isInvocation(req)) {
-        void invoke(req).then((out) => sock.end(`${out.exitCode}\n${out.stdout}`));
+        void invoke(req).then((out) => finish(`${out.exitCode}\n${out.stdout}`));
         return;
       }
-      void handle(req).then((reply) => sock.end(JSON.stringify(reply) + '\n'));
+      void handle(req).then((reply) => finish(JSON.stringify(reply) + '\n'));
     });
   }
 
-  mkdirSync(dirname(opts.socketPath), { recursive: true, mode: 0o755 });
+  // only root (the runtime) may ask for pods: a directory we create is ours alone
+  mkdirSync(dirname(opts.socketPath), { recursive: true, mode: 0o700 });
   rmSync(opts.socketPath, { force: true });
   const server: Server = createServer(onConnection);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.socketPath, () => resolve());
-  });
-  // only root (the runtime) may ask for pods
+  await listenPrivate(server, opts.socketPath);
   chmodSync(opts.socketPath, 0o600);
 
   return {
@@ -182,4 +279,8 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
       rmSync(opts.socketPath, { force: true });
     },
   };
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -108,6 +108,8 @@ describe('the native ciliate-cni executable', () => {
         gc: () => Promise.resolve([]),
       },
       ready: () => Promise.resolve({ ok: true }),
+      // no namespaces in this test: CNI_NETNS is checked in netns.test.ts and the priv tests
+      checkNetns: () => Promise.resolve(),
     });
     // answers every connection with something that is not `<code>\n<stdout>`
     broken = createServer((s) => {

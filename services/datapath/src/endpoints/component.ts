@@ -5,6 +5,7 @@ import { VXLAN_OVERHEAD } from '@ciliate/datapath-core';
 import type { Logger } from '@ciliate/runtime';
 
 import { createAgent, type Agent } from '../agent/agent.js';
+import type { CniRefusalReason } from '../cni/server.js';
 import { deviceIPv4, ensureVxlanDevice } from '../routes/routes.js';
 import type { Netlink } from '../netlink/netlink.js';
 import type { AddressSource, IdentitySource } from '../sources/local.js';
@@ -24,12 +25,15 @@ export interface LocalEndpointsOptions {
     attachMode: 'tc' | 'tcx';
     traceMode: 'off' | 'new' | 'all';
     mtu: number;
+    cniNetnsDirs: readonly string[];
   };
   clusterId: number;
   addresses: AddressSource;
   identities: IdentitySource;
   log: Logger;
   cniLog: Logger;
+  /** Told of every CNI request refused before it reached the endpoints. */
+  onRefused?: (reason: CniRefusalReason) => void;
 }
 
 /** What the endpoints component started: the input of the components after it. */
@@ -78,6 +82,7 @@ export class LocalEndpoints {
         mtu: s.routing === 'vxlan' ? s.mtu - VXLAN_OVERHEAD : s.mtu,
         attachMode: s.attachMode,
         traceMode: s.traceMode,
+        netnsDirs: [...s.cniNetnsDirs],
       },
       {
         addresses: this.opts.addresses,
@@ -94,6 +99,7 @@ export class LocalEndpoints {
           for (const l of this.listeners) l(change);
         },
         log: (entry) => this.opts.cniLog.info(entry, 'cni request'),
+        ...(this.opts.onRefused ? { onRefused: this.opts.onRefused } : {}),
       },
     );
     this.running = agent;

@@ -3,15 +3,7 @@
 // and removed last on DEL, so a restarted agent knows exactly what exists and re-adopts it
 // without touching the veth, the addresses or the map entries traffic depends on.
 import { createHash } from 'node:crypto';
-import {
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { detachTcxPin, type Datapath } from '@ciliate/bpf';
@@ -21,6 +13,7 @@ import type { CniArgs } from '../cni/env.js';
 import { CniError, CniErrorCode } from '../cni/errors.js';
 import { buildAddResult, type CniResult } from '../cni/result.js';
 import { CommandError, NO_NETNS, type LinkInfo, type Netlink } from '../netlink/netlink.js';
+import { privateDir, restrictTree, writePrivateFile } from '../private-files.js';
 import type {
   AddressLease,
   AddressSource,
@@ -165,7 +158,9 @@ export class EndpointManager {
 
   constructor(private readonly opts: EndpointManagerOptions) {
     this.dir = join(opts.stateDir, 'endpoints');
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    // owner-only, also what an older agent left readable
+    restrictTree(opts.stateDir);
+    privateDir(this.dir);
     this.mtu = opts.mtu ?? 1500;
     this.attachMode = opts.attachMode ?? 'tc';
     this.ids = new Set(this.list().map((s) => s.endpointId));
@@ -195,9 +190,7 @@ export class EndpointManager {
   }
 
   private write(s: EndpointState): void {
-    const f = this.file(s.containerId, s.ifname);
-    writeFileSync(`${f}.tmp`, JSON.stringify(s, null, 2));
-    renameSync(`${f}.tmp`, f);
+    writePrivateFile(this.file(s.containerId, s.ifname), JSON.stringify(s, null, 2));
   }
 
   /** Every recorded endpoint. */

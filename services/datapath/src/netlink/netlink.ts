@@ -92,10 +92,15 @@ export class Netlink {
   }
 
   /** Several ip commands in one process (`ip -batch -`), in the node namespace or, with
-   * `netnsPath`, inside a container's; stops at the first failing line. */
-  batch(lines: string[][], netnsPath?: string, opts: { json?: boolean } = {}): Promise<string> {
+   * `netnsPath`, inside a container's; stops at the first failing line, unless `force` (every
+   * line is tried, and the call fails after them when one did). */
+  batch(
+    lines: string[][],
+    netnsPath?: string,
+    opts: { json?: boolean; force?: boolean } = {},
+  ): Promise<string> {
     const input = lines.map((l) => l.join(' ')).join('\n') + '\n';
-    const flags = [...(opts.json ? ['-j'] : []), '-batch', '-'];
+    const flags = [...(opts.json ? ['-j'] : []), ...(opts.force ? ['-force'] : []), '-batch', '-'];
     if (netnsPath) {
       const [cmd, ...pre] = ipInNetns(netnsPath);
       return execInput(cmd!, [...pre, ...flags], input);

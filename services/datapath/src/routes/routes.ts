@@ -1,24 +1,29 @@
 // Routes to other nodes' pod CIDRs in the node namespace, as @ciliate/datapath-core's
 // planNodeRoutes decides them from the CiliumNode objects, and this node's address recorded on
 // its own CiliumNode. Our routes carry their own protocol number, so the ones of nodes that went
-// away are found and removed without touching anyone else's.
+// away are found and removed without touching anyone else's. What a CiliumNode says is admitted
+// first (admitPeers): only pod CIDRs IPAM gave that node, via that node's own address, never a
+// default route or anything of this node's; a refusal is logged once per change and counted.
 import { CiliateError } from '@ciliate/contracts';
 import {
   ROUTE_PROTOCOL,
   VXLAN_DEVICE,
   VXLAN_PORT,
+  admitPeers,
   canonicalPrefix,
-  peerOf,
   planNodeRoutes,
   type CiliumNodeLike,
   type NodeRoute,
   type PeerNode,
+  type RouteRefusal,
   type RoutingMode,
 } from '@ciliate/datapath-core';
 import { Reconciler, type Logger, type RuntimeMetrics } from '@ciliate/runtime';
 import { Informer, type ResourceStore } from '@ciliate/store';
 
+import type { RefusedCounter } from '../metrics.js';
 import type { Netlink } from '../netlink/netlink.js';
+import type { NodeCidrMap } from './assignments.js';
 
 export interface NodeRoutesOptions {
   nl: Netlink;
@@ -32,6 +37,11 @@ export interface NodeRoutesOptions {
   metrics: Pick<RuntimeMetrics, 'informers' | 'controllers'>;
   /** Told the peers after every pass (the ipcache mirror's node entries follow them). */
   onPeers: (peers: PeerNode[]) => void;
+  /** IPAM's node-cidrs document (IpamAssignments); `refresh` reads it anew. */
+  assignments: { get(): NodeCidrMap; refresh(): Promise<boolean> };
+  /** This node's pod CIDRs as IPAM answered them. */
+  podCIDRs: () => readonly string[];
+  refused: RefusedCounter;
 }
 
 /**
@@ -42,6 +52,9 @@ export interface NodeRoutesOptions {
 export class NodeRoutes {
   private readonly informer: Informer<'CiliumNode'>;
   private readonly loop: Reconciler;
+  private admitted: PeerNode[] = [];
+  /** Refusals of the last pass, `node field` -> `value reason`: each is logged once. */
+  private refusals = new Map<string, string>();
 
   constructor(private readonly opts: NodeRoutesOptions) {
     this.informer = new Informer(opts.store, {
@@ -59,9 +72,14 @@ export class NodeRoutes {
     });
   }
 
-  /** The peers as the informer holds them now. */
+  /** The peers as the last pass admitted them. */
   peers(): PeerNode[] {
-    return this.informer.list().map(peerOf);
+    return this.admitted;
+  }
+
+  /** Asks for a pass (IPAM's assignment changed). */
+  trigger(): void {
+    if (this.informer.synced) this.loop.trigger(0);
   }
 
   /** Resolves after the first pass. */
@@ -81,15 +99,74 @@ export class NodeRoutes {
   }
 
   private async pass(): Promise<void> {
-    const { nl, node, nodeIP, routing, store } = this.opts;
+    const { nl, node, nodeIP, routing, store, assignments } = this.opts;
     const all = this.informer.list();
-    const peers = all.map(peerOf);
-    this.opts.onPeers(peers);
-    await syncRoutes(nl, planNodeRoutes(peers, { name: node, ip: nodeIP }, routing));
+    const networks = await nodeNetworks(nl);
+    const admit = () => {
+      const assigned = assignments.get();
+      const podCIDRs = [...new Set([...(assigned.get(node) ?? []), ...this.opts.podCIDRs()])];
+      return admitPeers({
+        nodes: all,
+        self: { name: node, ip: nodeIP, podCIDRs, networks },
+        assigned,
+        nextHopOnLink: routing === 'native',
+      });
+    };
+    let admitted = admit();
+    // IPAM records a node's CIDRs before it writes them on the CiliumNode, but our copy of its
+    // document may lag behind the CiliumNode: read it before calling a CIDR foreign
+    if (admitted.refused.some((r) => r.reason === 'not_assigned') && (await assignments.refresh()))
+      admitted = admit();
+    this.report(admitted.refused);
+    this.admitted = admitted.peers;
+    this.opts.onPeers(admitted.peers);
+    await syncRoutes(nl, planNodeRoutes(admitted.peers, { name: node, ip: nodeIP }, routing));
     // IPAM writes the same object and may drop what we recorded: put it back
-    const own = all.find((n) => n.metadata.name === node);
-    if (!own || peerOf(own).ip !== nodeIP) await recordNodeAddress(store, node, nodeIP);
+    const own = admitted.peers.find((p) => p.name === node);
+    if (!own || own.ip !== nodeIP) await recordNodeAddress(store, node, nodeIP);
   }
+
+  /** Logs and counts each refusal once, until it changes or goes away. */
+  private report(refused: RouteRefusal[]): void {
+    const next = new Map<string, string>();
+    for (const r of refused) {
+      const key = `${r.node}\u0000${r.field}`;
+      const what = `${r.value}\u0000${r.reason}`;
+      next.set(key, what);
+      if (this.refusals.get(key) === what) continue;
+      this.opts.refused.inc({ what: 'route', reason: r.reason });
+      this.opts.log.warn(
+        {
+          event: 'routes.refused',
+          node: r.node,
+          field: r.field,
+          value: r.value,
+          reason: r.reason,
+        },
+        r.message,
+      );
+    }
+    this.refusals = next;
+  }
+}
+
+/**
+ * Prefixes of the node namespace's own IPv4 addresses (loopback aside): its networks. IPv4 only,
+ * as the routes are (and `-4` leaves out the pods' host veths, which have none).
+ */
+export async function nodeNetworks(nl: Netlink): Promise<string[]> {
+  const links = JSON.parse(await nl.ip(['-j', '-4', 'addr', 'show'])) as {
+    ifname?: string;
+    addr_info?: { local?: string; prefixlen?: number; scope?: string }[];
+  }[];
+  const out: string[] = [];
+  for (const l of links) {
+    for (const a of l.addr_info ?? []) {
+      if (a.scope === 'host' || !a.local || a.prefixlen === undefined) continue;
+      out.push(`${a.local}/${a.prefixlen}`);
+    }
+  }
+  return out;
 }
 
 function routeArgs(r: NodeRoute): string[] {
@@ -117,7 +194,8 @@ export async function syncRoutes(nl: Netlink, want: NodeRoute[]): Promise<{ chan
   const wanted = new Set(want.map((r) => r.dst));
   for (const [dst] of have)
     if (!wanted.has(dst)) lines.push(['route', 'del', dst, 'proto', String(ROUTE_PROTOCOL)]);
-  if (lines.length > 0) await nl.batch(lines);
+  // -force: a line the kernel refuses must not keep the lines after it from being applied
+  if (lines.length > 0) await nl.batch(lines, undefined, { force: true });
   return { changed: lines.length };
 }
 

@@ -1,7 +1,7 @@
 // Where an endpoint's address and identity come from, as the agent sees them: narrow
 // interfaces so the CNI path does not care whether the answer is local or a NATS request.
 import type { IdentityInputs } from '@ciliate/datapath-core';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 import { RESERVED_IDENTITIES, formatLabel, reservedLabel } from '@ciliate/contracts';
@@ -19,6 +19,8 @@ import {
   type PodOwner,
   type PodPoolState,
 } from '@ciliate/ipam-core';
+
+import { privateDir, writePrivateFile } from '../private-files.js';
 
 export type { PodOwner };
 
@@ -82,6 +84,7 @@ export class InitIdentitySource implements IdentitySource {
  */
 export class PoolAddressSource implements AddressSource {
   private state: PodPoolState;
+  private dirReady = false;
 
   private constructor(
     private readonly file: string | undefined,
@@ -123,10 +126,11 @@ export class PoolAddressSource implements AddressSource {
 
   private save(): void {
     if (!this.file) return;
-    mkdirSync(dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.state));
-    renameSync(tmp, this.file);
+    if (!this.dirReady) {
+      privateDir(dirname(this.file));
+      this.dirReady = true;
+    }
+    writePrivateFile(this.file, JSON.stringify(this.state));
   }
 
   // Promises built from executors, so that a synchronous throw of the core is a rejection.
