@@ -8,6 +8,7 @@ import {
   HealthReportSchema,
   buckets,
   componentOf,
+  errorCodes,
   jsonSchemaOf,
   parseWire,
   serviceName,
@@ -76,6 +77,13 @@ describe('schemas', () => {
       assert.equal(schema.$schema, 'https://json-schema.org/draft/2020-12/schema', name);
       assert.equal(schema.type, 'object', name);
     }
+  });
+
+  it('gives each error code its own status, so the status header alone names the code', () => {
+    const statuses = Object.values(errorCodes);
+    assert.equal(new Set(statuses).size, statuses.length);
+    assert.equal(errorCodes.too_large, 413);
+    assert.equal(errorCodes.busy, 429);
   });
 
   it('carries errors across the wire unchanged', () => {
