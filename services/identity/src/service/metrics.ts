@@ -10,6 +10,8 @@ export interface IdentityMetrics {
   expiredNodes: Counter;
   ipcacheWrites: Counter<'op'>;
   mirrorWrites: Counter<'op'>;
+  /** Requests refused at a cap: `nodes`, `holds_per_node`, `ipcache_claims`. */
+  limited: Counter<'limit'>;
 }
 
 export function createIdentityMetrics(
@@ -103,6 +105,12 @@ export function createIdentityMetrics(
       name: 'ciliate_identity_ciliumidentity_writes_total',
       help: 'CiliumIdentity objects written to the resource store, by operation (apply, delete)',
       labelNames: ['op'],
+      registers: [registry],
+    }),
+    limited: new Counter({
+      name: 'ciliate_identity_limited_total',
+      help: 'Requests refused (exhausted) at a cap, by limit (nodes: --max-nodes, holds_per_node: --max-identities-per-node, ipcache_claims: --max-ipcache-claims)',
+      labelNames: ['limit'],
       registers: [registry],
     }),
   };
