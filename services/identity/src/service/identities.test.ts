@@ -210,7 +210,7 @@ describe('caps on what a node may make the service keep', () => {
     assert.equal((await a.heartbeat({ node: 'n1' })).renewed, true);
     await a.allocate({ node: 'n1', labels: setOf(2) });
     // Once a node's lease is collected, another node may take its place.
-    await kv.execute({ op: 'delete', key: leaseKey('n1') });
+    kv.execute({ op: 'delete', key: leaseKey('n1') });
     assert.equal((await a.heartbeat({ node: 'n3' })).renewed, false);
   });
 });
