@@ -9,6 +9,7 @@ import {
   IDENTITY_REQUEST_LIMITS as L,
   IdentityAllocateRequestSchema,
   IdentityLookupRequestSchema,
+  IpamAllocateRequestSchema,
   IpcacheDeleteRequestSchema,
   IpcacheRecordSchema,
   IpcacheUpsertRequestSchema,
@@ -125,7 +126,7 @@ describe('datapath subjects', () => {
   });
 });
 
-describe('identity request limits', () => {
+describe('request limits of identity and IPAM', () => {
   /** The bad_request a schema gives, as [field, message]; undefined when the data passes. */
   function refusal(schema: Parameters<typeof parseWire>[0], data: unknown): [string?, string?] {
     try {
@@ -218,6 +219,16 @@ describe('identity request limits', () => {
       { ...claim, hostIP: '1'.repeat(L.addressLength + 1) },
       'hostIP',
       /hostIP: at most 64 characters/,
+    ],
+    [
+      'the length of an IPAM owner part (so an owner key stays within 4 x 253 + 3 characters)',
+      IpamAllocateRequestSchema,
+      {
+        node: 'n1',
+        owner: { namespace: 'a', pod: 'p'.repeat(254), containerID: 'c', ifname: 'eth0' },
+      },
+      'owner.pod',
+      /owner\.pod: .*253/,
     ],
   ];
   for (const [what, schema, data, field, message] of cases) {
