@@ -28,7 +28,7 @@ import {
 } from './lab.js';
 import { DATAPATH_IMPL } from './datapath.js';
 import { podNetns, type RoutingMode } from './plan.js';
-import { readManifest, labDir, type LabManifest } from './state.js';
+import { readManifest, readPodRecords, labDir, type LabManifest } from './state.js';
 import { isAlive, netnsExists, waitFor } from './sys.js';
 import { REPLICAS_ANNOTATION } from './workloads.js';
 
@@ -51,16 +51,34 @@ after(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-function pod(name: string, node: string | undefined, extra: Record<string, unknown> = {}): Pod {
+function pod(
+  name: string,
+  node: string | undefined,
+  extra: Record<string, unknown> = {},
+  container: Record<string, unknown> = {},
+): Pod {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name, namespace: 'app', labels: { app: name.replace(/-\d+$/, '') }, ...extra },
     spec: {
-      containers: [{ name: 'c', ports: [{ containerPort: 8080, protocol: 'TCP' }] }],
+      containers: [{ name: 'c', ports: [{ containerPort: 8080, protocol: 'TCP' }], ...container }],
       ...(node ? { nodeName: node } : {}),
     },
   } as unknown as Pod;
+}
+
+/** Who each pod's process runs as: `uid:gid`, and `nnp` when it has no_new_privs. */
+function podUsers(lab: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const r of readPodRecords(labDir(lab, env))) {
+    if (!r.process) continue;
+    const status = readFileSync(`/proc/${r.process.pid}/status`, 'utf8');
+    const field = (name: string): string =>
+      new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)![1]!;
+    out.set(r.name, `${field('Uid')}:${field('Gid')}${field('NoNewPrivs') === '1' ? ' nnp' : ''}`);
+  }
+  return out;
 }
 
 async function withStore<T>(
@@ -92,13 +110,13 @@ async function runningPods(s: ResourceStore, want: number): Promise<(Pod & { sta
   );
 }
 
-async function curl(lab: string, from: string, ip: string): Promise<string> {
+async function curl(lab: string, from: string, ip: string, port = 8080): Promise<string> {
   const r = await labExec({
     name: lab,
     env,
     namespace: 'app',
     pod: from,
-    cmd: ['curl', '-sS', '-m', '5', `http://${ip}:8080/`],
+    cmd: ['curl', '-sS', '-m', '5', `http://${ip}:${port}/`],
     stdio: 'pipe',
   });
   return r.code === 0 ? r.stdout.trim() : `error ${r.code}: ${r.stderr.trim()}`;
@@ -119,10 +137,40 @@ describe('lab', { timeout: 600_000 }, () => {
       await withStore(m, async (s) => {
         await s.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'app' } });
         await s.apply(pod('client', 'node-1'));
-        await s.apply(pod('server', 'node-2'));
-        // the replicas shorthand, spread over both nodes
-        await s.apply(pod('web', undefined, { annotations: { [REPLICAS_ANNOTATION]: '2' } }));
+        // not root, yet serving on port 80: the pod's namespace lets any user bind it
+        await s.apply(
+          pod(
+            'server',
+            'node-2',
+            {},
+            {
+              ports: [
+                { containerPort: 8080, protocol: 'TCP' },
+                { containerPort: 80, protocol: 'TCP' },
+              ],
+            },
+          ),
+        );
+        // the replicas shorthand, spread over both nodes; these ask for privilege
+        await s.apply(
+          pod(
+            'web',
+            undefined,
+            { annotations: { [REPLICAS_ANNOTATION]: '2' } },
+            { securityContext: { privileged: true } },
+          ),
+        );
         const pods = await runningPods(s, 4);
+        assert.deepEqual(
+          Object.fromEntries([...podUsers(name)].sort()),
+          {
+            client: '65534:65534 nnp',
+            server: '65534:65534 nnp',
+            'web-0': '0:0',
+            'web-1': '0:0',
+          },
+          'pods run as nobody unless they ask for privilege',
+        );
         const byName = new Map(pods.map((p) => [p.metadata.name, p]));
         const server = byName.get('server')!;
         assert.equal(server.status.hostIP, m.plan.nodes[1]!.ip);
@@ -131,6 +179,7 @@ describe('lab', { timeout: 600_000 }, () => {
         assert.equal(byName.get('web-1')?.spec.nodeName, 'node-2');
         // node-1 -> node-2 and node-2 -> node-1
         assert.equal(await curl(name, 'client', server.status.podIP!), 'server');
+        assert.equal(await curl(name, 'client', server.status.podIP!, 80), 'server');
         assert.equal(await curl(name, 'web-1', byName.get('client')!.status.podIP!), 'client');
         // TCP that is not HTTP is echoed
         const echo = await labExec({

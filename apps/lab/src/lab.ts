@@ -50,6 +50,7 @@ import {
   type RoutingMode,
 } from './plan.js';
 import {
+  LAB_ENV,
   labDir,
   listLabs,
   logFile,
@@ -76,8 +77,6 @@ import {
 } from './sys.js';
 
 export const DEFAULT_LAB = 'default';
-/** Set on every process of a lab (pods inherit it): `down` finds strays by it. */
-export const LAB_ENV = 'CILIATE_LAB';
 const KUBELET_MAIN = ownFile('agent/main.js');
 const SERVICE_MAIN = (svc: 'identity' | 'ipam'): string => entry(`@ciliate/${svc}/main`);
 /** The node name the cluster services and the lab's kubelet report in `ciliate status`. */

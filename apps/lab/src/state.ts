@@ -40,6 +40,9 @@ export interface LabManifest {
   processes: ManagedProcess[];
 }
 
+/** Set on every process of a lab (the kubelet passes it on to pods): `down` finds strays by it. */
+export const LAB_ENV = 'CILIATE_LAB';
+
 export function stateRoot(env: NodeJS.ProcessEnv = process.env): string {
   return env.CILIATE_STATE ?? join(homedir(), '.local', 'state', 'ciliate');
 }

@@ -60,6 +60,20 @@ export async function createNetns(name: string): Promise<void> {
   await ip(['-n', name, 'link', 'set', 'lo', 'up']);
 }
 
+/**
+ * What container runtimes set in a pod's namespace (Docker since 20.10, containerd 2.0): any
+ * user may bind ports below 1024 and open ICMP echo sockets. Both settings belong to the
+ * namespace, so an unprivileged pod process gets nothing on the host or in another pod.
+ */
+export async function allowUnprivilegedPortsAndPing(name: string): Promise<void> {
+  await inNs(name, 'sysctl', [
+    '-q',
+    '-w',
+    'net.ipv4.ip_unprivileged_port_start=0',
+    'net.ipv4.ping_group_range=0 2147483647',
+  ]);
+}
+
 /** Pids of processes whose network namespace is `name`. */
 export async function netnsPids(name: string): Promise<number[]> {
   try {

@@ -10,8 +10,11 @@ import {
   TEMPLATE_ANNOTATION,
   expandTemplate,
   isTemplate,
+  UNPRIVILEGED_ID,
   pickNode,
+  podCommand,
   podProcess,
+  podUser,
   surplusReplicas,
 } from './workloads.js';
 
@@ -132,5 +135,175 @@ describe('scheduling and processes', () => {
       tcpPorts: [],
       udpPorts: [],
     });
+  });
+});
+
+describe('the user a pod runs as', () => {
+  const N = UNPRIVILEGED_ID;
+  const withContext = (
+    container: Record<string, unknown> | undefined,
+    podLevel?: Record<string, unknown>,
+  ): Pod =>
+    pod('p', {
+      containers: [{ name: 'c', ...(container ? { securityContext: container } : {}) }],
+      ...(podLevel ? { securityContext: podLevel } : {}),
+    });
+  // container securityContext, pod securityContext, uid, gid, no_new_privs
+  const table: [
+    string,
+    Record<string, unknown>?,
+    Record<string, unknown>?,
+    number?,
+    number?,
+    boolean?,
+  ][] = [
+    ['nobody when the pod asks for nothing', undefined, undefined, N, N, true],
+    ['root when privileged', { privileged: true }, undefined, 0, 0, false],
+    ['nobody when privileged is false', { privileged: false }, undefined, N, N, true],
+    ['root with runAsUser 0', { runAsUser: 0 }, undefined, 0, 0, false],
+    ['root with the pod-level runAsUser 0', undefined, { runAsUser: 0 }, 0, 0, false],
+    [
+      'the pod-level user and group',
+      undefined,
+      { runAsUser: 1000, runAsGroup: 2000 },
+      1000,
+      2000,
+      true,
+    ],
+    [
+      "the container's user over the pod's",
+      { runAsUser: 1001 },
+      { runAsUser: 1000, runAsGroup: 3000 },
+      1001,
+      3000,
+      true,
+    ],
+    ['group nogroup for a user without a group', { runAsUser: 1000 }, undefined, 1000, N, true],
+    [
+      'a privileged container as the user it names',
+      { privileged: true, runAsUser: 1000 },
+      undefined,
+      1000,
+      N,
+      true,
+    ],
+    [
+      'nobody free to run setuid programs when escalation is allowed',
+      { allowPrivilegeEscalation: true },
+      undefined,
+      N,
+      N,
+      false,
+    ],
+    [
+      'root held to no_new_privs without escalation',
+      { runAsUser: 0, allowPrivilegeEscalation: false },
+      undefined,
+      0,
+      0,
+      true,
+    ],
+    ['nobody that is non-root as asked', { runAsNonRoot: true }, undefined, N, N, true],
+  ];
+  for (const [what, container, podLevel, uid, gid, noNewPrivs] of table) {
+    it(`is ${what}`, () => {
+      assert.deepEqual(podUser(withContext(container, podLevel)), { uid, gid, noNewPrivs });
+    });
+  }
+
+  it('takes the securityContext of the container whose command runs', () => {
+    const p = pod('p', {
+      containers: [
+        { name: 'a', securityContext: { privileged: true } },
+        { name: 'b', command: ['sleep', '1'] },
+      ],
+    });
+    assert.equal(podUser(p).uid, N);
+  });
+
+  const refused: [string, Record<string, unknown>?, Record<string, unknown>?, RegExp?][] = [
+    [
+      'runAsNonRoot with runAsUser 0',
+      { runAsNonRoot: true, runAsUser: 0 },
+      undefined,
+      /^spec\.containers\[0\]\.securityContext\.runAsNonRoot: Invalid value: true: the process would run as root/,
+    ],
+    [
+      'the pod-level runAsNonRoot for a privileged container',
+      { privileged: true },
+      { runAsNonRoot: true },
+      /^spec\.securityContext\.runAsNonRoot: Invalid value: true/,
+    ],
+    [
+      'a user that is not a number',
+      { runAsUser: '1000' },
+      undefined,
+      /^spec\.containers\[0\]\.securityContext\.runAsUser: Invalid value: "1000": must be an integer 0-2147483647$/,
+    ],
+    [
+      'a negative group',
+      undefined,
+      { runAsGroup: -1 },
+      /^spec\.securityContext\.runAsGroup: Invalid value: -1: must be an integer/,
+    ],
+    [
+      'privileged that is not a boolean',
+      { privileged: 'yes' },
+      undefined,
+      /^spec\.containers\[0\]\.securityContext\.privileged: Invalid value: "yes": must be true or false$/,
+    ],
+  ];
+  for (const [what, container, podLevel, message] of refused) {
+    it(`refuses ${what}, naming the field`, () => {
+      assert.throws(
+        () => podUser(withContext(container, podLevel)),
+        (e: unknown) =>
+          e instanceof LabError && e.code === 'bad_request' && message!.test(e.message),
+      );
+    });
+  }
+
+  it('drops to the user with setpriv after entering the namespace; root runs directly', () => {
+    assert.deepEqual(
+      podCommand('cil.lab.p', ['/node', 'srv.js'], { uid: N, gid: N, noNewPrivs: true }),
+      [
+        'ip',
+        'netns',
+        'exec',
+        'cil.lab.p',
+        'setpriv',
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        '--no-new-privs',
+        '--',
+        '/node',
+        'srv.js',
+      ],
+    );
+    assert.deepEqual(
+      podCommand('ns', ['sleep', '1'], { uid: 1000, gid: 65534, noNewPrivs: false }),
+      [
+        'ip',
+        'netns',
+        'exec',
+        'ns',
+        'setpriv',
+        '--reuid=1000',
+        '--regid=65534',
+        '--clear-groups',
+        '--',
+        'sleep',
+        '1',
+      ],
+    );
+    assert.deepEqual(podCommand('ns', ['sleep', '1'], { uid: 0, gid: 0, noNewPrivs: false }), [
+      'ip',
+      'netns',
+      'exec',
+      'ns',
+      'sleep',
+      '1',
+    ]);
   });
 });

@@ -1,6 +1,6 @@
 // What the lab does with Pod objects, as pure functions: which pods a lab node runs, how the
 // replicas shorthand expands into pods spread over the nodes, where an unscheduled pod goes, and
-// what process a pod runs.
+// what process a pod runs, as which user.
 import type { Pod } from '@ciliate/resources';
 
 import { LabError } from './plan.js';
@@ -107,10 +107,20 @@ export function podPorts(pod: Pod): { tcp: number[]; udp: number[] } {
   return { tcp: [...tcp].sort((a, b) => a - b), udp: [...udp].sort((a, b) => a - b) };
 }
 
+type Container = Pod['spec']['containers'][number];
+
+/** The container whose process the lab runs: the first with a command, else the first. */
+function runContainer(pod: Pod): { container: Container; index: number; hasCommand: boolean } {
+  const i = pod.spec.containers.findIndex((c) => c.command && c.command.length > 0);
+  const index = Math.max(i, 0);
+  return { container: pod.spec.containers[index]!, index, hasCommand: i >= 0 };
+}
+
 /** What the lab runs in the pod's namespace. `serverMain` is the built-in server's script. */
 export function podProcess(pod: Pod, serverMain: string, nodeBin: string): PodProcess {
   const { tcp, udp } = podPorts(pod);
-  const withCommand = pod.spec.containers.find((c) => c.command && c.command.length > 0);
+  const run = runContainer(pod);
+  const withCommand = run.hasCommand ? run.container : undefined;
   if (withCommand) {
     return {
       kind: 'command',
@@ -133,4 +143,103 @@ export function podProcess(pod: Pod, serverMain: string, nodeBin: string): PodPr
     tcpPorts,
     udpPorts: udp,
   };
+}
+
+/** The user and group a pod's process runs as when the pod names none: nobody and nogroup. */
+export const UNPRIVILEGED_ID = 65534;
+
+const MAX_ID = 2_147_483_647;
+
+/** Who a pod's process runs as. */
+export interface PodUser {
+  readonly uid: number;
+  readonly gid: number;
+  /** no_new_privs: no setuid program or file capability raises what the process may do. */
+  readonly noNewPrivs: boolean;
+}
+
+interface SecurityFields {
+  privileged?: boolean;
+  runAsUser?: number;
+  runAsGroup?: number;
+  runAsNonRoot?: boolean;
+  allowPrivilegeEscalation?: boolean;
+}
+
+function invalid(field: string, value: unknown, reason: string): LabError {
+  return new LabError(
+    'bad_request',
+    `${field}: Invalid value: ${JSON.stringify(value) ?? String(value)}: ${reason}`,
+  );
+}
+
+/** The fields of a securityContext the lab honours (the schema keeps the block opaque). */
+function securityFields(raw: unknown, field: string): SecurityFields {
+  if (raw === undefined || raw === null) return {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw invalid(field, raw, 'must be an object');
+  const o = raw as Record<string, unknown>;
+  const out: SecurityFields = {};
+  for (const k of ['runAsUser', 'runAsGroup'] as const) {
+    const v = o[k];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_ID) {
+      throw invalid(`${field}.${k}`, v, `must be an integer 0-${MAX_ID}`);
+    }
+    out[k] = v;
+  }
+  for (const k of ['privileged', 'runAsNonRoot', 'allowPrivilegeEscalation'] as const) {
+    const v = o[k];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'boolean') throw invalid(`${field}.${k}`, v, 'must be true or false');
+    out[k] = v;
+  }
+  return out;
+}
+
+/**
+ * The user the lab runs a pod's process as. Kubernetes' fields, the container's over the pod's:
+ * `runAsUser` / `runAsGroup` when given; otherwise root for a `privileged: true` container and
+ * nobody (65534, group 65534) for every other. So a pod runs as root only when it asks for
+ * privilege (`privileged: true` or `runAsUser: 0`), and `runAsNonRoot: true` refuses that, as a
+ * kubelet does. A process that is not root gets no_new_privs unless its container allows
+ * privilege escalation (`allowPrivilegeEscalation: true`): lab pods see the host's file system,
+ * setuid programs included, since the lab has no images.
+ */
+export function podUser(pod: Pod): PodUser {
+  const { container, index } = runContainer(pod);
+  const cField = `spec.containers[${index}].securityContext`;
+  const c = securityFields(container.securityContext, cField);
+  const p = securityFields(pod.spec.securityContext, 'spec.securityContext');
+  const uid = c.runAsUser ?? p.runAsUser ?? (c.privileged === true ? 0 : UNPRIVILEGED_ID);
+  const gid = c.runAsGroup ?? p.runAsGroup ?? (uid === 0 ? 0 : UNPRIVILEGED_ID);
+  if (uid === 0 && (c.runAsNonRoot ?? p.runAsNonRoot) === true) {
+    const field = c.runAsNonRoot !== undefined ? cField : 'spec.securityContext';
+    throw invalid(
+      `${field}.runAsNonRoot`,
+      true,
+      'the process would run as root (privileged or runAsUser 0); give a non-zero runAsUser',
+    );
+  }
+  const escalation = c.allowPrivilegeEscalation ?? uid === 0;
+  return { uid, gid, noNewPrivs: !escalation };
+}
+
+/**
+ * The command line that runs `argv` in network namespace `netns` as `user`: `ip netns exec`
+ * (which needs root to enter the namespace), then setpriv to drop to the user, its group and no
+ * supplementary groups before the pod's program starts. Root with nothing to drop runs directly.
+ */
+export function podCommand(netns: string, argv: readonly string[], user: PodUser): string[] {
+  const enter = ['ip', 'netns', 'exec', netns];
+  if (user.uid === 0 && user.gid === 0 && !user.noNewPrivs) return [...enter, ...argv];
+  return [
+    ...enter,
+    'setpriv',
+    `--reuid=${user.uid}`,
+    `--regid=${user.gid}`,
+    '--clear-groups',
+    ...(user.noNewPrivs ? ['--no-new-privs'] : []),
+    '--',
+    ...argv,
+  ];
 }

@@ -6,8 +6,16 @@ import fc from 'fast-check';
 import {
   CiliateError,
   HealthReportSchema,
+  IDENTITY_REQUEST_LIMITS as L,
+  IdentityAllocateRequestSchema,
+  IdentityLookupRequestSchema,
+  IpamAllocateRequestSchema,
+  IpcacheDeleteRequestSchema,
+  IpcacheRecordSchema,
+  IpcacheUpsertRequestSchema,
   buckets,
   componentOf,
+  errorCodes,
   jsonSchemaOf,
   parseWire,
   serviceName,
@@ -78,6 +86,13 @@ describe('schemas', () => {
     }
   });
 
+  it('gives each error code its own status, so the status header alone names the code', () => {
+    const statuses = Object.values(errorCodes);
+    assert.equal(new Set(statuses).size, statuses.length);
+    assert.equal(errorCodes.too_large, 413);
+    assert.equal(errorCodes.busy, 429);
+  });
+
   it('carries errors across the wire unchanged', () => {
     const err = new CiliateError('exhausted', 'pool p is full', { field: 'pool' });
     const back = CiliateError.fromWire(JSON.parse(JSON.stringify(err.toWire())) as WireError);
@@ -108,5 +123,141 @@ describe('datapath subjects', () => {
       'ciliate.v1.datapath.node.n1_example.endpoint-list',
     );
     assert.equal(subjects.health('n1.example', 'ipam', 'x'), 'ciliate.v1.health.n1_example.ipam.x');
+  });
+});
+
+describe('request limits of identity and IPAM', () => {
+  /** The bad_request a schema gives, as [field, message]; undefined when the data passes. */
+  function refusal(schema: Parameters<typeof parseWire>[0], data: unknown): [string?, string?] {
+    try {
+      parseWire(schema, data, 'request');
+      return [];
+    } catch (err) {
+      assert.ok(err instanceof CiliateError && err.code === 'bad_request', String(err));
+      return [err.field, err.message];
+    }
+  }
+  const entries = (n: number, value = 'v'): Record<string, string> =>
+    Object.fromEntries(Array.from({ length: n }, (_, i) => [`key-${i}`, value]));
+  const labels = (n: number): string[] => Array.from({ length: n }, (_, i) => `k8s:l${i}=v`);
+  const claim = { prefix: '10.0.0.1/32', identity: 300, source: 'k8s', ownerKey: 'pod/a/b' };
+
+  const cases: [string, Parameters<typeof parseWire>[0], unknown, string, RegExp][] = [
+    [
+      'labels in a set',
+      IdentityAllocateRequestSchema,
+      { node: 'n1', labels: labels(L.labels + 1) },
+      'labels',
+      /labels: a label set has at most 512 labels/,
+    ],
+    [
+      'labels in a lookup',
+      IdentityLookupRequestSchema,
+      { labels: labels(L.labels + 1) },
+      'labels',
+      /at most 512 labels/,
+    ],
+    [
+      'the length of a label',
+      IdentityAllocateRequestSchema,
+      { node: 'n1', labels: ['k8s:a=b', `k8s:app=${'x'.repeat(L.labelLength)}`] },
+      'labels[1]',
+      /labels\[1\]: a label is at most 512 characters/,
+    ],
+    [
+      'pod labels',
+      IdentityAllocateRequestSchema,
+      { node: 'n1', namespace: 'ns', podLabels: entries(L.mapEntries + 1) },
+      'podLabels',
+      /podLabels: at most 128 labels, not 129/,
+    ],
+    [
+      'namespace labels',
+      IdentityAllocateRequestSchema,
+      { node: 'n1', namespace: 'ns', namespaceLabels: entries(L.mapEntries + 1) },
+      'namespaceLabels',
+      /namespaceLabels: at most 128 labels, not 129/,
+    ],
+    [
+      'the length of a pod label value',
+      IdentityAllocateRequestSchema,
+      { node: 'n1', namespace: 'ns', podLabels: { app: 'x'.repeat(L.mapValueLength + 1) } },
+      'podLabels.app',
+      /podLabels.app: a label value is at most 128 characters, not 129/,
+    ],
+    [
+      'the length of a pod label key',
+      IdentityAllocateRequestSchema,
+      { node: 'n1', namespace: 'ns', podLabels: { ['k'.repeat(L.mapKeyLength + 1)]: 'v' } },
+      `podLabels.${'k'.repeat(L.mapKeyLength + 1)}`,
+      /a label key is at most 320 characters, not 321/,
+    ],
+    [
+      'the length of a service account',
+      IdentityAllocateRequestSchema,
+      { node: 'n1', namespace: 'ns', serviceAccount: 's'.repeat(L.nameLength + 1) },
+      'serviceAccount',
+      /serviceAccount: at most 253 characters/,
+    ],
+    [
+      'the length of an ipcache owner key',
+      IpcacheUpsertRequestSchema,
+      { ...claim, ownerKey: 'o'.repeat(L.ownerKeyLength + 1) },
+      'ownerKey',
+      /ownerKey: at most 512 characters/,
+    ],
+    [
+      'the length of an ipcache prefix',
+      IpcacheDeleteRequestSchema,
+      { prefix: `${'0'.repeat(L.addressLength)}/32`, ownerKey: 'pod/a/b' },
+      'prefix',
+      /prefix: at most 64 characters/,
+    ],
+    [
+      'the length of an ipcache host address',
+      IpcacheUpsertRequestSchema,
+      { ...claim, hostIP: '1'.repeat(L.addressLength + 1) },
+      'hostIP',
+      /hostIP: at most 64 characters/,
+    ],
+    [
+      'the length of an IPAM owner part (so an owner key stays within 4 x 253 + 3 characters)',
+      IpamAllocateRequestSchema,
+      {
+        node: 'n1',
+        owner: { namespace: 'a', pod: 'p'.repeat(254), containerID: 'c', ifname: 'eth0' },
+      },
+      'owner.pod',
+      /owner\.pod: .*253/,
+    ],
+  ];
+  for (const [what, schema, data, field, message] of cases) {
+    it(`caps ${what}, naming the field and the limit`, () => {
+      const [f, m] = refusal(schema, data);
+      assert.equal(f, field);
+      assert.match(m ?? '', message);
+    });
+  }
+
+  it('takes requests at the limits', () => {
+    const ok: [Parameters<typeof parseWire>[0], unknown][] = [
+      [IdentityAllocateRequestSchema, { node: 'n1', labels: labels(L.labels) }],
+      [
+        IdentityAllocateRequestSchema,
+        {
+          node: 'n1',
+          namespace: 'n'.repeat(L.nameLength),
+          podLabels: { ['k'.repeat(L.mapKeyLength)]: 'v'.repeat(L.mapValueLength) },
+          namespaceLabels: entries(L.mapEntries),
+        },
+      ],
+      [IpcacheUpsertRequestSchema, { ...claim, ownerKey: 'o'.repeat(L.ownerKeyLength) }],
+    ];
+    for (const [schema, data] of ok) assert.deepEqual(refusal(schema, data), []);
+  });
+
+  it('reads stored ipcache records whatever their lengths: the limits are on writers', () => {
+    const long = { ...claim, ownerKey: 'o'.repeat(L.ownerKeyLength + 1) };
+    assert.ok(IpcacheRecordSchema.safeParse({ v: 1, ...long, claims: [long] }).success);
   });
 });

@@ -13,6 +13,10 @@ export const errorCodes = {
   unavailable: 503,
   timeout: 504,
   internal: 500,
+  /** A request (or one of its parts) is over a size limit; the error names it and the limit. */
+  too_large: 413,
+  /** The service has as many requests in flight as it may take; retry later. */
+  busy: 429,
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;

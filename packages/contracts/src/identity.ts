@@ -56,9 +56,68 @@ export function identityNodeSubject(endpoint: IdentityNodeEndpoint, node: string
 
 const nodeName = NodeNameSchema;
 
-const labelText = z.string().min(1, 'a label is "source:key=value"');
+/**
+ * What one request may carry, so that no caller grows an identity record, the ipcache or the
+ * service's memory without bound. Far above what a Kubernetes pod has (label keys at most 317
+ * characters, values 63, a few dozen labels); a pod identity derived from the largest maps
+ * allowed (2 x 128 entries plus namespace, service account and cluster, each label at most
+ * 4 + 36 + 320 + 1 + 128 characters as `k8s:io.cilium.k8s.namespace.labels.<key>=<value>`)
+ * still fits the explicit-set limits, so it can be looked up by its labels.
+ */
+export const IDENTITY_REQUEST_LIMITS = {
+  /** Labels in one label set (`labels`). */
+  labels: 512,
+  /** Characters of one label, `source:key=value`. */
+  labelLength: 512,
+  /** Entries of `podLabels`, and of `namespaceLabels`. */
+  mapEntries: 128,
+  /** Characters of a key of `podLabels` or `namespaceLabels` (Kubernetes: 253 + "/" + 63). */
+  mapKeyLength: 320,
+  /** Characters of a value of `podLabels` or `namespaceLabels` (Kubernetes: 63). */
+  mapValueLength: 128,
+  /** Characters of `namespace` and `serviceAccount` (Kubernetes: 63 and 253). */
+  nameLength: 253,
+  /** Characters of an ipcache `prefix` or `hostIP`, in any valid spelling. */
+  addressLength: 64,
+  /** Characters of an ipcache `ownerKey` (`pod/<namespace>/<name>` is at most 321). */
+  ownerKeyLength: 512,
+} as const;
+
+const L = IDENTITY_REQUEST_LIMITS;
+
+const labelText = z
+  .string()
+  .min(1, 'a label is "source:key=value"')
+  .max(L.labelLength, `a label is at most ${L.labelLength} characters`);
+const labelList = z.array(labelText).max(L.labels, `a label set has at most ${L.labels} labels`);
 const identityNumber = z.number().int().min(1).max(0xffffffff);
-const stringMap = z.record(z.string(), z.string());
+// One issue per map at most: a map of many bad entries does not make a long answer.
+const stringMap = z.record(z.string(), z.string()).superRefine((m, ctx) => {
+  const keys = Object.keys(m);
+  if (keys.length > L.mapEntries) {
+    ctx.addIssue({ code: 'custom', message: `at most ${L.mapEntries} labels, not ${keys.length}` });
+    return;
+  }
+  for (const k of keys) {
+    if (k.length > L.mapKeyLength) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [k],
+        message: `a label key is at most ${L.mapKeyLength} characters, not ${k.length}`,
+      });
+      return;
+    }
+    if (m[k]!.length > L.mapValueLength) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [k],
+        message: `a label value is at most ${L.mapValueLength} characters, not ${m[k]!.length}`,
+      });
+      return;
+    }
+  }
+});
+const k8sName = z.string().min(1).max(L.nameLength, `at most ${L.nameLength} characters`);
 
 /**
  * Either an explicit label set (`labels`) or a pod's fields, from which the service derives the
@@ -68,11 +127,11 @@ const stringMap = z.record(z.string(), z.string());
 export const IdentityAllocateRequestSchema = z
   .object({
     node: nodeName,
-    labels: z.array(labelText).optional(),
+    labels: labelList.optional(),
     podLabels: stringMap.optional(),
-    namespace: z.string().min(1).optional(),
+    namespace: k8sName.optional(),
     namespaceLabels: stringMap.optional(),
-    serviceAccount: z.string().min(1).optional(),
+    serviceAccount: k8sName.optional(),
   })
   .superRefine((v, ctx) => {
     const pod =
@@ -114,7 +173,7 @@ export const IdentityReleaseRequestSchema = z
   .object({
     node: nodeName,
     id: identityNumber.optional(),
-    labels: z.array(labelText).optional(),
+    labels: labelList.optional(),
   })
   .superRefine((v, ctx) => {
     if ((v.id === undefined) === (v.labels === undefined)) {
@@ -131,7 +190,7 @@ export const IdentityReleaseReplySchema = z.object({
 export type IdentityReleaseReply = z.infer<typeof IdentityReleaseReplySchema>;
 
 export const IdentityLookupRequestSchema = z
-  .object({ id: identityNumber.optional(), labels: z.array(labelText).optional() })
+  .object({ id: identityNumber.optional(), labels: labelList.optional() })
   .superRefine((v, ctx) => {
     if ((v.id === undefined) === (v.labels === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['id'], message: 'give exactly one of id or labels' });
@@ -238,11 +297,17 @@ export const IpcacheRecordSchema = IpcacheClaimSchema.extend({
 });
 export type IpcacheRecord = z.infer<typeof IpcacheRecordSchema>;
 
-export const IpcacheUpsertRequestSchema = IpcacheClaimSchema;
-export const IpcacheDeleteRequestSchema = z.object({
-  prefix: z.string().min(1),
-  ownerKey: z.string().min(1),
+const address = z.string().min(1).max(L.addressLength, `at most ${L.addressLength} characters`);
+const ownerKey = z.string().min(1).max(L.ownerKeyLength, `at most ${L.ownerKeyLength} characters`);
+
+// The limits are on what a writer sends, not on stored records (IpcacheRecordSchema), which are
+// read as they are.
+export const IpcacheUpsertRequestSchema = IpcacheClaimSchema.extend({
+  prefix: address,
+  hostIP: address.optional(),
+  ownerKey,
 });
+export const IpcacheDeleteRequestSchema = z.object({ prefix: address, ownerKey });
 export type IpcacheDeleteRequest = z.infer<typeof IpcacheDeleteRequestSchema>;
 
 export const IpcacheReplySchema = z.object({

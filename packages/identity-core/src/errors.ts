@@ -16,6 +16,8 @@ export const IDENTITY_ERROR_CODES = [
   'ALLOCATION_CONFLICT',
   'ALLOCATION_TIMEOUT',
   'HASH_COLLISION',
+  /** A cap on what one client may make the service keep (claims per prefix, holds per node). */
+  'LIMIT_REACHED',
 ] as const;
 
 export type IdentityErrorCode = (typeof IDENTITY_ERROR_CODES)[number];

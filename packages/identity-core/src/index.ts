@@ -142,6 +142,13 @@ export {
   type IpcacheChange,
   type IpcacheEntry,
   type IpcacheSource,
+  type IpcacheOptions,
   type IpcacheUpsert,
 } from './ipcache.js';
+export {
+  nodeLimitRefusal,
+  type NodeLimitRefusal,
+  type NodeLimits,
+  type NodeUsage,
+} from './limits.js';
 export { MemoryKv, runMachine, subjectMatches, type KvListener } from './memory-kv.js';

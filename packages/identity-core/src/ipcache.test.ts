@@ -201,6 +201,104 @@ describe('ipcache', () => {
     assert.deepEqual(d.claims('10.0.0.1'), c.claims('10.0.0.1'));
   });
 
+  describe('a cap on the owners of one prefix', () => {
+    const claim = (owner: string, identity = 300): IpcacheUpsert => ({
+      prefix: '10.0.0.1',
+      identity,
+      source: 'k8s',
+      ownerKey: owner,
+    });
+    const refused = (err: unknown): boolean => {
+      assert.ok(err instanceof IdentityError, String(err));
+      assert.equal(err.code, 'LIMIT_REACHED');
+      assert.equal(err.field, 'entry.prefix');
+      assert.equal(
+        err.message,
+        'entry.prefix: Too many claims: "10.0.0.1/32" has 3 owners, the limit is 3; "d" may claim it once another owner deletes its claim',
+      );
+      return true;
+    };
+
+    it('refuses one more owner, and takes it once an owner has gone', () => {
+      const c = new Ipcache({ maxClaimsPerPrefix: 3 });
+      for (const o of ['a', 'b', 'c']) c.upsert(claim(o));
+      assert.throws(() => c.upsert(claim('d')), refused);
+      assert.deepEqual(
+        c.claims('10.0.0.1').map((e) => e.ownerKey),
+        ['c', 'b', 'a'],
+        'a refused claim changes nothing',
+      );
+      // An owner with a claim may still change it; other prefixes have their own count.
+      assert.equal(c.upsert(claim('a', 301))?.after?.identity, 301);
+      c.upsert({ ...claim('d'), prefix: '10.0.0.2' });
+      c.delete('10.0.0.1', 'b');
+      c.upsert(claim('d'));
+      assert.deepEqual(
+        c
+          .claims('10.0.0.1')
+          .map((e) => e.ownerKey)
+          .sort(),
+        ['a', 'c', 'd'],
+      );
+    });
+
+    it('restores a snapshot kept under a higher limit whole, and refuses only new owners', () => {
+      const wide = new Ipcache();
+      for (const o of ['a', 'b', 'c', 'e']) wide.upsert(claim(o));
+      const d = Ipcache.restore(wide.snapshot(), { maxClaimsPerPrefix: 3 });
+      assert.equal(d.claims('10.0.0.1').length, 4);
+      assert.throws(() => d.upsert(claim('d')), /has 4 owners, the limit is 3/);
+      d.upsert(claim('e', 302));
+      d.delete('10.0.0.1', 'a');
+      assert.throws(() => d.upsert(claim('d')), refused, 'still at the limit with 3 owners');
+    });
+
+    it('property: no prefix gains an owner beyond the cap; every other change is taken', () => {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 4 }),
+          fc.array(
+            fc.record({
+              del: fc.boolean(),
+              prefix: fc.constantFrom('10.0.0.1', '10.0.0.2'),
+              owner: fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f'),
+              id: fc.integer({ min: 256, max: 260 }),
+            }),
+            { maxLength: 60 },
+          ),
+          (max, ops) => {
+            const c = new Ipcache({ maxClaimsPerPrefix: max });
+            const owners = new Map<string, Set<string>>();
+            for (const o of ops) {
+              const held = owners.get(o.prefix) ?? new Set<string>();
+              owners.set(o.prefix, held);
+              if (o.del) {
+                c.delete(o.prefix, o.owner);
+                held.delete(o.owner);
+                continue;
+              }
+              const mayClaim = held.has(o.owner) || held.size < max;
+              try {
+                c.upsert({ prefix: o.prefix, identity: o.id, source: 'k8s', ownerKey: o.owner });
+                assert.ok(mayClaim, 'taken over the cap');
+                held.add(o.owner);
+              } catch (err) {
+                assert.ok(!mayClaim && err instanceof IdentityError, String(err));
+              }
+              assert.deepEqual(
+                c
+                  .claims(o.prefix)
+                  .map((e) => e.ownerKey)
+                  .sort(),
+                [...held].sort(),
+              );
+            }
+          },
+        ),
+      );
+    });
+  });
+
   describe('property: longest-prefix match agrees with a brute-force reference', () => {
     // A narrow address space (10.0.x.y, fd00::x:y) so that prefixes overlap and nest often.
     const v4 = fc

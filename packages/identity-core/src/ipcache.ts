@@ -134,7 +134,17 @@ export function validateUpsert(input: IpcacheUpsert, field = 'entry'): IpcacheEn
   };
 }
 
+export interface IpcacheOptions {
+  /**
+   * Owners that may claim one prefix. A claim by one more owner is refused (LIMIT_REACHED,
+   * naming `entry.prefix`); an owner that has a claim may always change or delete it. Default:
+   * no limit.
+   */
+  readonly maxClaimsPerPrefix?: number;
+}
+
 export class Ipcache {
+  #maxClaimsPerPrefix: number | undefined;
   readonly #slots = new Map<string, Slot>();
   readonly #byOwner = new Map<string, Set<string>>();
   /** Per family: prefix length -> masked network -> effective entry. */
@@ -144,6 +154,10 @@ export class Ipcache {
   };
   #lengths: Record<IpFamily, number[]> = { 4: [], 6: [] };
   #seq = 0;
+
+  constructor(options: IpcacheOptions = {}) {
+    this.#maxClaimsPerPrefix = options.maxClaimsPerPrefix;
+  }
 
   /** Number of prefixes that resolve to an entry. */
   get size(): number {
@@ -160,6 +174,18 @@ export class Ipcache {
   upsert(input: IpcacheUpsert): IpcacheChange | undefined {
     const entry = validateUpsert(input);
     let slot = this.#slots.get(entry.prefix);
+    const max = this.#maxClaimsPerPrefix;
+    if (
+      max !== undefined &&
+      (slot?.claims.size ?? 0) >= max &&
+      slot?.claims.has(entry.ownerKey) !== true
+    ) {
+      throw new IdentityError(
+        'LIMIT_REACHED',
+        `entry.prefix: Too many claims: ${JSON.stringify(entry.prefix)} has ${slot?.claims.size ?? 0} owners, the limit is ${max}; ${JSON.stringify(entry.ownerKey)} may claim it once another owner deletes its claim`,
+        { field: 'entry.prefix' },
+      );
+    }
     if (slot === undefined) {
       slot = { prefix: parsePrefix(entry.prefix), claims: new Map(), effective: undefined };
       this.#slots.set(entry.prefix, slot);
@@ -285,7 +311,15 @@ export class Ipcache {
     return { v: 1, claims: all.sort((a, b) => a.seq - b.seq).map((c) => c.entry) };
   }
 
-  static restore(snapshot: { v: 1; claims: readonly IpcacheUpsert[] }): Ipcache {
+  /**
+   * The cache a snapshot holds. The options apply to what is done with it afterwards: a
+   * snapshot with more claims on a prefix than `maxClaimsPerPrefix` (kept under a higher limit)
+   * is restored whole, and only a new owner is refused.
+   */
+  static restore(
+    snapshot: { v: 1; claims: readonly IpcacheUpsert[] },
+    options: IpcacheOptions = {},
+  ): Ipcache {
     if (snapshot?.v !== 1) {
       throw invalid('INVALID_RECORD', 'snapshot.v', snapshot?.v, 'only version 1 is known');
     }
@@ -303,6 +337,7 @@ export class Ipcache {
         throw err;
       }
     });
+    c.#maxClaimsPerPrefix = options.maxClaimsPerPrefix;
     return c;
   }
 }

@@ -234,6 +234,28 @@ describe('pod IP pool: scenarios', () => {
     assert.equal(podPoolUsage(fine).capacity, 2n);
   });
 
+  it('caps what one allocation may add to a node document: the owner at 1024 characters', () => {
+    const pool = createPodPool('10.0.0.0/24');
+    const long = 'o'.repeat(1025);
+    assert.throws(
+      () => allocatePodIp(pool, long),
+      (e: unknown) =>
+        e instanceof IpamError &&
+        e.code === 'INVALID_ARGUMENT' &&
+        /owner must be at most 1024 characters/.test(e.message),
+    );
+    assert.equal(listPodIps(pool).length, 1, 'only the router: nothing was added');
+    // The wire's owner parts (at most 253 characters each) always fit.
+    const widest = podOwnerKey({
+      namespace: 'n'.repeat(253),
+      pod: 'p'.repeat(253),
+      containerId: 'c'.repeat(253),
+      ifname: 'i'.repeat(253),
+    });
+    assert.equal(widest.length, 1015);
+    assert.notEqual(allocatePodIp(pool, widest).ip, undefined);
+  });
+
   it('refuses broken stored state with INVALID_STATE naming the field', () => {
     const good = viaJson(allocatePodIp(createPodPool('10.1.3.0/24'), pod(1)).state);
     assert.equal(checkPodPoolState(good), good);

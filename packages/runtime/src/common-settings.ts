@@ -5,6 +5,14 @@ import { NODE_NAME_PATTERN, NODE_NAME_RULE } from '@ciliate/contracts';
 import { LOG_LEVELS } from './log.js';
 import { setting } from './config.js';
 
+/**
+ * Far above what a healthy caller keeps in flight (a datapath's CNI ADDs wait for their replies),
+ * low enough that a flood is refused before it has queued work for seconds.
+ */
+export const DEFAULT_MAX_INFLIGHT_REQUESTS = 512;
+/** No request of the contracts comes near it; a quarter of nats-server's default max_payload. */
+export const DEFAULT_MAX_REQUEST_BYTES = 256 * 1024;
+
 /** Settings every Ciliate service has, before its own. */
 export function commonSettings(defaults: { httpAddress: string }) {
   return {
@@ -80,6 +88,22 @@ export function commonSettings(defaults: { httpAddress: string }) {
       values: ['255', '511'],
       default: '255',
       describe: 'clustermesh size; 511 takes one bit of the cluster-local identity range',
+    }),
+    maxInflightRequests: setting.int({
+      flag: 'max-inflight-requests',
+      env: 'CILIATE_MAX_INFLIGHT_REQUESTS',
+      default: DEFAULT_MAX_INFLIGHT_REQUESTS,
+      min: 1,
+      describe:
+        'requests this service handles at once, all endpoints together; more are answered `busy` (429) without being decoded',
+    }),
+    maxRequestBytes: setting.int({
+      flag: 'max-request-bytes',
+      env: 'CILIATE_MAX_REQUEST_BYTES',
+      default: DEFAULT_MAX_REQUEST_BYTES,
+      min: 1,
+      describe:
+        "largest request body in bytes; a larger one is answered `too_large` (413) without being decoded (nats-server's max_payload, 1 MiB by default, bounds it too)",
     }),
     logLevel: setting.oneOf({
       flag: 'log-level',

@@ -12,8 +12,14 @@ export { Counter, Gauge, Histogram, Registry } from './metrics.js';
 export type { RuntimeMetrics } from './metrics.js';
 export { connectNats, natsConnectionOptions, newInbox } from './nats.js';
 export type { NatsLink, NatsSettings } from './nats.js';
-export { addEndpoint, createRpcClient, subscribeEvents } from './rpc.js';
-export type { EndpointDefinition, RpcClient } from './rpc.js';
+export { RequestGate, addEndpoint, createRpcClient, subscribeEvents } from './rpc.js';
+export type {
+  EndpointDefinition,
+  EndpointDeps,
+  RefusalReason,
+  RequestLimits,
+  RpcClient,
+} from './rpc.js';
 export { allSettings, createService, runMain } from './service.js';
 export type {
   RunningService,

@@ -11,6 +11,10 @@ export interface RuntimeMetrics {
   ready: Gauge;
   requests: Counter<'endpoint' | 'outcome'>;
   requestSeconds: Histogram<'endpoint'>;
+  /** Requests answered at once because of a limit: `inflight` (busy) or `size` (too_large). */
+  refused: Counter<'endpoint' | 'reason'>;
+  /** Requests being handled now, all endpoints together (what --max-inflight-requests caps). */
+  inflight: Gauge;
   natsReconnects: Counter;
   /** Shared by every reconcile loop of the service (label `controller`). */
   controllers: ReconcilerMetrics;
@@ -18,7 +22,10 @@ export interface RuntimeMetrics {
   informers: { invalidObjects: Counter<'kind'>; handlerErrors: Counter<'kind'> };
 }
 
-export function createRuntimeMetrics(labels: { component: string; node: string }): RuntimeMetrics {
+export function createRuntimeMetrics(
+  labels: { component: string; node: string },
+  sources: { inflight?: () => number } = {},
+): RuntimeMetrics {
   const registry = new Registry();
   registry.setDefaultLabels(labels);
   collectDefaultMetrics({ register: registry, prefix: 'ciliate_' });
@@ -46,6 +53,20 @@ export function createRuntimeMetrics(labels: { component: string; node: string }
       labelNames: ['endpoint'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [registry],
+    }),
+    refused: new Counter({
+      name: 'ciliate_rpc_refused_total',
+      help: 'Requests answered at once without being handled, by endpoint and the limit they hit (inflight: --max-inflight-requests, size: --max-request-bytes)',
+      labelNames: ['endpoint', 'reason'],
+      registers: [registry],
+    }),
+    inflight: new Gauge({
+      name: 'ciliate_rpc_inflight_requests',
+      help: 'Requests being handled now, all endpoints together',
+      registers: [registry],
+      collect() {
+        if (sources.inflight) this.set(sources.inflight());
+      },
     }),
     natsReconnects: new Counter({
       name: 'ciliate_runtime_nats_reconnects_total',

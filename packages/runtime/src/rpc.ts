@@ -4,6 +4,7 @@ import {
   CiliateError,
   WireErrorSchema,
   asCiliateError,
+  errorCodes,
   isErrorCode,
   nodeOfEndpointSubject,
   parseWire,
@@ -80,12 +81,125 @@ export function requestNode(subject: string, req: unknown): string {
   return node;
 }
 
+/** The caps every endpoint of one service shares (--max-inflight-requests, --max-request-bytes). */
+export interface RequestLimits {
+  /** Requests handled at once, all endpoints of the service together. */
+  readonly maxInflight: number;
+  /** Largest request body, in bytes. */
+  readonly maxRequestBytes: number;
+}
+
+export type RefusalReason = 'inflight' | 'size';
+
+/** How often a stream of refusals is logged: the first at once, then one line per interval. */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * Admission of one service's requests. A request is weighed before anything else is done with
+ * it: one over the size cap, or one that finds `maxInflight` requests being handled, is answered
+ * at once (not decoded, validated, traced or queued), so a flooding caller costs a counter and a
+ * reply, never the memory or the event loop the other callers need. The caller is told to come
+ * back (`busy`) rather than queued behind work it caused.
+ */
+export class RequestGate {
+  #inflight = 0;
+  readonly #busyBody: Uint8Array;
+  readonly #busyMessage: string;
+  readonly #refusedSinceLog: Record<RefusalReason, number> = { inflight: 0, size: 0 };
+  readonly #lastLog: Record<RefusalReason, number> = { inflight: 0, size: 0 };
+
+  constructor(
+    readonly limits: RequestLimits,
+    component: string,
+  ) {
+    this.#busyMessage = `${component} has ${limits.maxInflight} requests in flight, its limit (--max-inflight-requests); retry later`;
+    this.#busyBody = encoder.encode(
+      JSON.stringify({ error: new CiliateError('busy', this.#busyMessage).toWire() }),
+    );
+  }
+
+  /** Requests being handled now. */
+  get inflight(): number {
+    return this.#inflight;
+  }
+
+  /**
+   * Takes a slot for a request of `bytes` and returns undefined, or returns why it may not
+   * run. `counted: false` is for endpoints the in-flight cap leaves alone (health); they take no
+   * slot. A slot taken is given back with release().
+   */
+  admit(bytes: number, counted: boolean): RefusalReason | undefined {
+    if (bytes > this.limits.maxRequestBytes) return 'size';
+    if (!counted) return undefined;
+    if (this.#inflight >= this.limits.maxInflight) return 'inflight';
+    this.#inflight++;
+    return undefined;
+  }
+
+  release(): void {
+    this.#inflight--;
+  }
+
+  /** The error a refused request is answered with, and its encoded body. */
+  refusal(reason: RefusalReason, bytes: number): { error: CiliateError; body: Uint8Array } {
+    if (reason === 'inflight') {
+      return { error: new CiliateError('busy', this.#busyMessage), body: this.#busyBody };
+    }
+    const error = new CiliateError(
+      'too_large',
+      `request: Too long: ${bytes} bytes, the limit is ${this.limits.maxRequestBytes} bytes (--max-request-bytes)`,
+      { field: 'request' },
+    );
+    return { error, body: encoder.encode(JSON.stringify({ error: error.toWire() })) };
+  }
+
+  /**
+   * Counts a refusal; returns how many to report when a log line is due (the first refusal,
+   * then at most one line per interval), so a flood does not turn into a flood of log lines.
+   */
+  noteRefusal(reason: RefusalReason, now: number): number | undefined {
+    this.#refusedSinceLog[reason]++;
+    if (now - this.#lastLog[reason] < REFUSAL_LOG_INTERVAL_MS) return undefined;
+    const n = this.#refusedSinceLog[reason];
+    this.#refusedSinceLog[reason] = 0;
+    this.#lastLog[reason] = now;
+    return n;
+  }
+}
+
+export interface EndpointDeps {
+  tracing: Tracing;
+  metrics: RuntimeMetrics;
+  log: Logger;
+  gate: RequestGate;
+  /**
+   * Whether the endpoint takes an in-flight slot (default true). The health endpoint does not:
+   * its answer is synchronous and constant in cost, and an instance that is busy but working
+   * must not look dead to discovery.
+   */
+  counted?: boolean;
+}
+
 export function addEndpoint<Req extends z.ZodType, Res extends z.ZodType>(
   service: Service,
   def: EndpointDefinition<Req, Res>,
-  deps: { tracing: Tracing; metrics: RuntimeMetrics; log: Logger },
+  deps: EndpointDeps,
 ): void {
-  const { tracing, metrics, log } = deps;
+  const { tracing, metrics, log, gate } = deps;
+  const counted = deps.counted !== false;
+  const refuse = (msg: ServiceMsg, reason: RefusalReason): void => {
+    const { error, body } = gate.refusal(reason, msg.data.length);
+    msg.respondError(error.status, error.message, body);
+    metrics.refused.inc({ endpoint: def.name, reason });
+    metrics.requests.inc({ endpoint: def.name, outcome: error.code });
+    const n = gate.noteRefusal(reason, Date.now());
+    if (n !== undefined) {
+      log.warn(
+        { event: 'rpc.refused', endpoint: def.name, reason, refused: n, err: error },
+        'requests refused at a limit',
+      );
+    }
+  };
   const handle = async (msg: ServiceMsg): Promise<void> => {
     const stopTimer = metrics.requestSeconds.startTimer({ endpoint: def.name });
     const run = async (): Promise<void> => {
@@ -129,6 +243,7 @@ export function addEndpoint<Req extends z.ZodType, Res extends z.ZodType>(
     } catch {
       // Already answered and counted: a failing request never takes the service down.
     } finally {
+      if (counted) gate.release();
       stopTimer();
     }
   };
@@ -141,6 +256,12 @@ export function addEndpoint<Req extends z.ZodType, Res extends z.ZodType>(
           { event: 'rpc.subscription_failed', endpoint: def.name, err },
           'endpoint subscription failed',
         );
+        return;
+      }
+      // Weighed before it is decoded: a refusal costs no parsing.
+      const refused = gate.admit(msg.data.length, counted);
+      if (refused !== undefined) {
+        refuse(msg, refused);
         return;
       }
       void handle(msg);
@@ -171,14 +292,9 @@ function errorFromReply(msg: Msg): CiliateError | undefined {
   } catch {
     // Not one of ours: fall back to the headers.
   }
+  // Each status belongs to one code (contracts' errorCodes), so the header alone names it.
   const status = Number(code);
-  const known = Object.entries({
-    400: 'bad_request',
-    403: 'forbidden',
-    404: 'not_found',
-    409: 'conflict',
-    503: 'unavailable',
-  }).find(([s]) => Number(s) === status)?.[1];
+  const known = Object.entries(errorCodes).find(([, s]) => s === status)?.[0];
   return new CiliateError(isErrorCode(known) ? known : 'internal', description);
 }
 

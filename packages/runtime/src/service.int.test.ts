@@ -180,6 +180,18 @@ describe('start-up with a bad setting', () => {
     ],
     ['an unknown flag', {}, ['--no-such-thing'], /unknown flag --no-such-thing/],
     [
+      'an in-flight cap of zero',
+      { CILIATE_MAX_INFLIGHT_REQUESTS: '0' },
+      [],
+      /--max-inflight-requests \(CILIATE_MAX_INFLIGHT_REQUESTS\).*0 is below the minimum 1/,
+    ],
+    [
+      'a request size that is not a number',
+      {},
+      ['--max-request-bytes', '256KiB'],
+      /--max-request-bytes \(CILIATE_MAX_REQUEST_BYTES\).*"256KiB" is not an integer/,
+    ],
+    [
       'a TLS file that does not exist',
       { CILIATE_NATS_TLS_CA: '/nonexistent/ca.pem' },
       [],

@@ -39,6 +39,7 @@ import { createLogger, type Logger } from './log.js';
 import { createRuntimeMetrics, type RuntimeMetrics } from './metrics.js';
 import { connectNats, type NatsLink } from './nats.js';
 import {
+  RequestGate,
   addEndpoint,
   createRpcClient,
   subscribeEvents,
@@ -174,7 +175,16 @@ export async function createService<S extends Settings>(
   });
   // Set up for real once the instance id is known (when the micro service registers).
   let tracing: Tracing = disabledTracing;
-  const metrics = createRuntimeMetrics({ component: def.component, node: config.node });
+  // One gate for every endpoint of the process: the in-flight cap is the service's, not each
+  // endpoint's.
+  const gate = new RequestGate(
+    { maxInflight: config.maxInflightRequests, maxRequestBytes: config.maxRequestBytes },
+    def.component,
+  );
+  const metrics = createRuntimeMetrics(
+    { component: def.component, node: config.node },
+    { inflight: () => gate.inflight },
+  );
   const readiness = new Readiness();
   const lifecycle = new Lifecycle(log.child({ subsys: 'lifecycle' }));
 
@@ -280,7 +290,7 @@ export async function createService<S extends Settings>(
           reply: HealthReportSchema,
           handler: () => health(),
         },
-        { tracing, metrics, log: log.child({ subsys: 'rpc' }) },
+        { tracing, metrics, gate, counted: false, log: log.child({ subsys: 'rpc' }) },
       );
     },
     stop: async () => {
@@ -328,7 +338,7 @@ export async function createService<S extends Settings>(
         lifecycle.add({ name: `sub:${subject}`, stop: () => sub.unsubscribe() });
       },
       endpoint: (e) =>
-        addEndpoint(service!, e, { tracing, metrics, log: log.child({ subsys: 'rpc' }) }),
+        addEndpoint(service!, e, { tracing, metrics, gate, log: log.child({ subsys: 'rpc' }) }),
       kv: async (bucket, o = {}) =>
         kvm.create(bucket, {
           replicas: config.kvReplicas,

@@ -1,7 +1,8 @@
 // The lab's kubelet (and its little scheduler): watches Pod objects in the resource store and,
 // for pods on a lab node, makes the pod's network namespace, calls the CNI plugin chain with the
 // conflist a runtime would use, records the pod's addresses in its status, and starts the pod's
-// process in that namespace. Pods from the replicas shorthand are created here; pods without a
+// process in that namespace, as the user the Pod asks for (nobody unless it asks for privilege:
+// workloads.ts podUser). Pods from the replicas shorthand are created here; pods without a
 // node are bound to the least busy one. Work goes through the store's work queue: one pod is
 // handled at a time per name, and a pod whose set-up failed (IPAM or the datapath unreachable,
 // say) is undone and set up again after a backoff that doubles, as a kubelet retries a sandbox.
@@ -24,6 +25,7 @@ import { cniBinDir, cniSocket } from '../datapath.js';
 import { ownFile } from '../programs.js';
 import { podNetns, sandboxId, type NodePlan } from '../plan.js';
 import {
+  LAB_ENV,
   logFile,
   podRecordFile,
   readPodRecords,
@@ -31,15 +33,26 @@ import {
   type LabManifest,
   type PodRecord,
 } from '../state.js';
-import { createNetns, deleteNetns, inNs, isAlive, spawnDaemon, stopProcess } from '../sys.js';
+import {
+  allowUnprivilegedPortsAndPing,
+  createNetns,
+  deleteNetns,
+  inNs,
+  isAlive,
+  spawnDaemon,
+  stopProcess,
+} from '../sys.js';
 import {
   TEMPLATE_ANNOTATION,
   expandTemplate,
   isTemplate,
   pickNode,
+  podCommand,
   podProcess,
+  podUser,
   replicasOf,
   surplusReplicas,
+  type PodUser,
 } from '../workloads.js';
 
 const POD_SERVER_MAIN = ownFile('pod-server-main.js');
@@ -186,7 +199,9 @@ export class Kubelet {
     }
     if (current.process && !isAlive(current.process)) {
       // restartPolicy Always, as a kubelet would (other policies: left stopped)
-      if ((pod.spec.restartPolicy ?? 'Always') === 'Always') this.startProcess(pod, current);
+      if ((pod.spec.restartPolicy ?? 'Always') === 'Always') {
+        this.startProcess(pod, current, podUser(pod));
+      }
     }
     const status = (pod as Pod & { status?: { podIP?: string; phase?: string } }).status;
     if (current.ip && (status?.podIP !== current.ip || status?.phase !== 'Running')) {
@@ -285,7 +300,13 @@ export class Kubelet {
     writePodRecord(this.deps.dir, rec);
     this.records.set(k, rec);
     try {
+      // A pod that cannot run as it asks (runAsNonRoot as root, a bad securityContext) fails
+      // before a sandbox is made for it.
+      const user = podUser(pod);
       await createNetns(rec.netns);
+      // The pod's process is not root: the ports and ping its namespace allows it, as a
+      // container runtime's namespace does.
+      await allowUnprivilegedPortsAndPing(rec.netns);
       const result = await cniAdd(
         labConfList(cniSocket(this.deps.dir, node.name)),
         this.cniInvocation(rec, node),
@@ -295,7 +316,7 @@ export class Kubelet {
       const ip = resultIPv4(result);
       if (ip) rec.ip = ip;
       writePodRecord(this.deps.dir, rec);
-      this.startProcess(pod, rec);
+      this.startProcess(pod, rec, user);
       await this.waitListening(pod, rec);
       this.failures.delete(k);
       if (ip) await this.writeRunning(pod, node, ip);
@@ -317,17 +338,23 @@ export class Kubelet {
     }
   }
 
-  private startProcess(pod: Pod, rec: PodRecord): void {
+  private startProcess(pod: Pod, rec: PodRecord, user: PodUser): void {
     const proc = podProcess(pod, POD_SERVER_MAIN, process.execPath);
-    const child = spawnDaemon(['ip', 'netns', 'exec', rec.netns, ...proc.argv], {
+    // The pod's own environment, not the kubelet's (whose settings name NATS and its
+    // credentials); the lab's tag stays, so that `lab down` finds the process after a crash.
+    const child = spawnDaemon(podCommand(rec.netns, proc.argv, user), {
       logFile: rec.logFile,
       env: {
-        ...process.env,
+        PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+        HOME: user.uid === 0 ? '/root' : '/',
+        ...(process.env[LAB_ENV] === undefined ? {} : { [LAB_ENV]: process.env[LAB_ENV] }),
         POD_NAME: rec.name,
         POD_NAMESPACE: rec.namespace,
         POD_IP: rec.ip ?? '',
         NODE_NAME: rec.node,
       },
+      // The kubelet's own directory may be closed to the pod's user.
+      cwd: '/',
     });
     rec.process = { ...child, argv: proc.argv };
     writePodRecord(this.deps.dir, rec);

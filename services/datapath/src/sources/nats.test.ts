@@ -40,4 +40,23 @@ describe('sources', () => {
       /no/,
     );
   });
+
+  it('withDeadline backs off and tries again when a service is busy', async () => {
+    const at: number[] = [];
+    const ok = await withDeadline(
+      'IPAM allocate',
+      () => {
+        at.push(Date.now());
+        if (at.length < 3) throw new CiliateError('busy', 'ipam has 512 requests in flight');
+        return Promise.resolve('done');
+      },
+      5000,
+    );
+    assert.equal(ok, 'done');
+    assert.ok(at[2]! - at[0]! >= 250, `backed off: ${at[2]! - at[0]!} ms`);
+    await assert.rejects(
+      withDeadline('IPAM allocate', () => Promise.reject(new CiliateError('busy', 'full')), 300),
+      (err: { code: number; message: string }) => err.code === 11 && /full/.test(err.message),
+    );
+  });
 });

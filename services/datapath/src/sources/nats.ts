@@ -41,7 +41,10 @@ const ATTEMPT_TIMEOUT_MS = 2_000;
 export const STATUS_DEADLINE_MS = 2_000;
 
 function transient(err: unknown): boolean {
-  if (err instanceof CiliateError) return err.code === 'unavailable' || err.code === 'timeout';
+  // `busy`: the service is at its in-flight cap; coming back after a backoff is what it asks.
+  if (err instanceof CiliateError) {
+    return err.code === 'unavailable' || err.code === 'timeout' || err.code === 'busy';
+  }
   // connection-level failures of the client (closed, draining, reconnecting)
   return !(err instanceof CniError);
 }

@@ -16,6 +16,7 @@ const WIRE: Record<IdentityErrorCode, ErrorCode> = {
   ALLOCATION_CONFLICT: 'conflict',
   ALLOCATION_TIMEOUT: 'timeout',
   HASH_COLLISION: 'conflict',
+  LIMIT_REACHED: 'exhausted',
   // A malformed record in the bucket is the service's problem, not the caller's.
   INVALID_RECORD: 'internal',
 };

@@ -154,6 +154,67 @@ describe('IdentityAllocator', () => {
   });
 });
 
+describe('caps on what a node may make the service keep', () => {
+  /** An allocator whose mirror follows the store at once, with small caps. */
+  function capped(kv: MemoryKv): IdentityAllocator {
+    const mirror = new IdentityMirror();
+    kv.onChange((key, value, revision) => mirror.apply(key, value, revision, false));
+    return new IdentityAllocator({
+      executor: new SlowKv(kv),
+      mirror,
+      mirrorSynced: () => true,
+      range: { min: 256, max: 65535 },
+      clusterName: 'default',
+      filter: defaultLabelFilter(),
+      deadlineMs: 10_000,
+      nodeLeaseTtlMs: 60_000,
+      limits: { maxNodes: 2, maxHoldsPerNode: 2 },
+    });
+  }
+  const refused = (message: RegExp) => (e: unknown) => {
+    assert.ok(e instanceof CiliateError, String(e));
+    assert.equal(e.code, 'exhausted');
+    assert.equal(e.field, 'node');
+    assert.match(e.message, message);
+    return true;
+  };
+
+  it('refuses a node one identity more than it may hold, until it releases one', async () => {
+    const kv = new MemoryKv();
+    const a = capped(kv);
+    const first = await a.allocate({ node: 'n1', labels: setOf(1) });
+    await a.allocate({ node: 'n1', labels: setOf(2) });
+    await assert.rejects(
+      a.allocate({ node: 'n1', labels: setOf(3) }),
+      refused(/^node: Too many identities: "n1" holds 2, the limit is 2/),
+    );
+    assert.equal(kv.get(bindingKeyForLabels(labelSetKey(labelsFromStrings(setOf(3))))), undefined);
+    // What it holds already it may ask for again; another node is not held back by n1.
+    assert.equal((await a.allocate({ node: 'n1', labels: setOf(1) })).id, first.id);
+    assert.equal((await a.allocate({ node: 'n2', labels: setOf(3) })).reserved, false);
+    await a.release({ node: 'n1', id: first.id });
+    assert.equal((await a.allocate({ node: 'n1', labels: setOf(3) })).reserved, false);
+  });
+
+  it('refuses a node more than the cap on nodes, and never a known node', async () => {
+    const kv = new MemoryKv();
+    const a = capped(kv);
+    await a.heartbeat({ node: 'n1' });
+    await a.allocate({ node: 'n2', labels: setOf(1) });
+    await assert.rejects(
+      a.heartbeat({ node: 'n3' }),
+      refused(/^node: Too many nodes: 2 nodes have a lease, the limit is 2; "n3"/),
+    );
+    await assert.rejects(a.allocate({ node: 'n3', labels: setOf(1) }), refused(/Too many nodes/));
+    assert.equal(kv.get(leaseKey('n3')), undefined, 'no lease written for the refused node');
+    assert.equal((await a.heartbeat({ node: 'n1' })).renewed, true);
+    await a.allocate({ node: 'n1', labels: setOf(2) });
+    // Once a node's lease is collected, another node may take its place.
+    kv.execute({ op: 'delete', key: leaseKey('n1') });
+    assert.equal((await a.heartbeat({ node: 'n3' })).renewed, false);
+  });
+});
+
 describe('identity settings', () => {
   it('names the setting of a bad cluster name, ID or range', () => {
     const base = { clusterName: 'default', clusterId: 0, maxConnectedClusters: '255' as const };

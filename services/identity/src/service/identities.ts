@@ -44,6 +44,8 @@ import {
   labelSetHash,
   identityScopeForLabels,
   type IdentityRange,
+  nodeLimitRefusal,
+  type NodeLimits,
 } from '@ciliate/identity-core';
 import { toWireError } from './errors.js';
 import { clearHolder } from './holder.js';
@@ -70,6 +72,11 @@ export interface IdentityAllocatorOptions {
   readonly namespaceLabels?: (namespace: string) => Readonly<Record<string, string>> | undefined;
   readonly metrics?: IdentityMetrics;
   readonly clock?: () => number;
+  /**
+   * Caps on nodes with a lease and on identities per node, checked against this replica's
+   * mirror (so a burst across replicas may pass a cap by the requests in flight). None: no caps.
+   */
+  readonly limits?: NodeLimits;
 }
 
 function formatKey(key: string): string[] {
@@ -153,6 +160,11 @@ export class IdentityAllocator {
       };
     }
     const key = labelSetKey(labels);
+    const bound = this.#o.mirror.table.lookup(key);
+    this.#checkLimits(
+      req.node,
+      bound !== undefined && this.#o.mirror.holds(bound, req.node) ? 'lease' : 'hold',
+    );
     // The reference written below only protects the answer while the node's lease is live.
     const leasing = this.#ensureLease(req.node);
     if (leasing !== undefined) await leasing;
@@ -209,6 +221,28 @@ export class IdentityAllocator {
     };
   }
 
+  /** Refuses a request that would grow the nodes or the node's holds beyond their caps. */
+  #checkLimits(node: string, adds: 'lease' | 'hold'): void {
+    const limits = this.#o.limits;
+    if (limits === undefined) return;
+    const { mirror } = this.#o;
+    const refusal = nodeLimitRefusal(
+      node,
+      {
+        known: mirror.lease(node) !== undefined || this.#leaseWritten.has(node),
+        nodes: mirror.nodes,
+        holds: mirror.holdCount(node),
+      },
+      limits,
+      adds,
+    );
+    if (refusal === undefined) return;
+    this.#o.metrics?.limited.inc({
+      limit: refusal.limit === 'maxNodes' ? 'nodes' : 'holds_per_node',
+    });
+    throw toWireError(refusal.error);
+  }
+
   /** Undefined when the node's lease is fresh (the common case: no promise, no await). */
   #ensureLease(node: string): Promise<void> | undefined {
     const now = this.#clock();
@@ -251,6 +285,7 @@ export class IdentityAllocator {
   }
 
   async heartbeat(req: IdentityHeartbeatRequest): Promise<IdentityHeartbeatReply> {
+    this.#checkLimits(req.node, 'lease');
     const now = this.#clock();
     const before = this.#leaseExpiry(req.node);
     try {

@@ -14,7 +14,13 @@ import { formatPrefix } from '@ciliate/netaddr';
 import { isCasConflict } from '@ciliate/runtime';
 import type { KV } from '@nats-io/kv';
 
-import { parsePrefix, Ipcache, ipcacheKey, type IpcacheEntry } from '@ciliate/identity-core';
+import {
+  IdentityError,
+  parsePrefix,
+  Ipcache,
+  ipcacheKey,
+  type IpcacheEntry,
+} from '@ciliate/identity-core';
 import { toWireError } from './errors.js';
 
 const encoder = new TextEncoder();
@@ -34,10 +40,18 @@ function claimOf(e: IpcacheEntry): IpcacheClaim {
   };
 }
 
+export interface IpcacheWriterOptions {
+  /** Owners that may claim one prefix (see Ipcache's maxClaimsPerPrefix); none: no cap. */
+  readonly maxClaimsPerPrefix?: number;
+  readonly onWrite?: (op: 'upsert' | 'delete') => void;
+  /** A claim refused at the cap on owners per prefix. */
+  readonly onLimited?: () => void;
+}
+
 export class IpcacheWriter {
   constructor(
     private readonly kv: KV,
-    private readonly onWrite?: (op: 'upsert' | 'delete') => void,
+    private readonly options: IpcacheWriterOptions = {},
   ) {}
 
   upsert(claim: IpcacheClaim): Promise<IpcacheReply> {
@@ -86,10 +100,23 @@ export class IpcacheWriter {
       }
       let cache: Ipcache;
       try {
-        cache = Ipcache.restore({ v: 1, claims: current?.claims ?? [] });
-        change(cache, canonical);
+        cache = Ipcache.restore(
+          { v: 1, claims: current?.claims ?? [] },
+          this.options.maxClaimsPerPrefix === undefined
+            ? {}
+            : { maxClaimsPerPrefix: this.options.maxClaimsPerPrefix },
+        );
       } catch (err) {
         throw toWireError(err);
+      }
+      try {
+        change(cache, canonical);
+      } catch (err) {
+        if (err instanceof IdentityError && err.code === 'LIMIT_REACHED') {
+          this.options.onLimited?.();
+        }
+        // The core names the claim `entry`; on the wire its fields are the request's own.
+        throw toWireError(err, 'entry');
       }
       const claims = cache.snapshot().claims.map(claimOf);
       const effective = cache.get(canonical);
@@ -108,13 +135,13 @@ export class IpcacheWriter {
           if (e !== null && e.operation === 'PUT') {
             await this.kv.delete(key, { previousSeq: e.revision });
           }
-          this.onWrite?.('delete');
+          this.options.onWrite?.('delete');
         } else {
           const record: IpcacheRecord = { v: 1, ...claimOf(effective), claims };
           const data = encoder.encode(JSON.stringify(record));
           if (e === null) await this.kv.create(key, data);
           else await this.kv.update(key, data, e.revision);
-          this.onWrite?.('upsert');
+          this.options.onWrite?.('upsert');
         }
         return reply(changed);
       } catch (err) {

@@ -11,6 +11,8 @@ export interface IdentityMetrics {
   ipcacheWrites: Counter<'op'>;
   claimsRefused: Counter<'reason'>;
   mirrorWrites: Counter<'op'>;
+  /** Requests refused at a cap: `nodes`, `holds_per_node`, `ipcache_claims`. */
+  limited: Counter<'limit'>;
 }
 
 export function createIdentityMetrics(
@@ -110,6 +112,12 @@ export function createIdentityMetrics(
       name: 'ciliate_identity_ciliumidentity_writes_total',
       help: 'CiliumIdentity objects written to the resource store, by operation (apply, delete)',
       labelNames: ['op'],
+      registers: [registry],
+    }),
+    limited: new Counter({
+      name: 'ciliate_identity_limited_total',
+      help: 'Requests refused (exhausted) at a cap, by limit (nodes: --max-nodes, holds_per_node: --max-identities-per-node, ipcache_claims: --max-ipcache-claims)',
+      labelNames: ['limit'],
       registers: [registry],
     }),
   };

@@ -24,6 +24,8 @@ export class IdentityMirror {
   /** One string per node name, shared by every record that names it. */
   readonly #nodeNames = new Map<string, string>();
   readonly #leases = new Map<string, LeaseView>();
+  /** Node -> identities it holds (a reference, the binding's holder, or both: counted once). */
+  readonly #holdsPerNode = new Map<string, number>();
   /**
    * When an identity lost its last live reference, as seen live by this replica (not set from
    * the initial replay, whose times are unknown: the GC then counts from its first pass).
@@ -48,6 +50,22 @@ export class IdentityMirror {
 
   get nodes(): number {
     return this.#leases.size;
+  }
+
+  /** Identities `node` holds, by a reference, as a binding's holder, or both. */
+  holdCount(node: string): number {
+    return this.#holdsPerNode.get(node) ?? 0;
+  }
+
+  /** Whether `node` holds `id` (a reference or the binding's holder). */
+  holds(id: number, node: string): boolean {
+    return this.#refs.get(id)?.has(node) === true || this.#holders.get(id)?.node === node;
+  }
+
+  #countHold(node: string, delta: 1 | -1): void {
+    const n = (this.#holdsPerNode.get(node) ?? 0) + delta;
+    if (n > 0) this.#holdsPerNode.set(node, n);
+    else this.#holdsPerNode.delete(node);
   }
 
   /**
@@ -86,15 +104,20 @@ export class IdentityMirror {
         }
         case 'reference': {
           let nodes = this.#refs.get(parsed.id);
+          const isHolder = this.#holders.get(parsed.id)?.node === parsed.node;
           if (value !== undefined) {
             if (nodes === undefined) this.#refs.set(parsed.id, (nodes = new Map<string, number>()));
-            if (!nodes.has(parsed.node)) this.#refCount++;
+            if (!nodes.has(parsed.node)) {
+              this.#refCount++;
+              if (!isHolder) this.#countHold(parsed.node, 1);
+            }
             nodes.set(parsed.node, revision);
             this.#idleSince.delete(parsed.id);
             return undefined;
           }
           if (nodes?.delete(parsed.node) === true) {
             this.#refCount--;
+            if (!isHolder) this.#countHold(parsed.node, -1);
             if (nodes.size === 0) this.#refs.delete(parsed.id);
             this.#maybeIdle(parsed.id, initial);
           }
@@ -124,10 +147,15 @@ export class IdentityMirror {
     initial: boolean,
   ): void {
     const had = this.#holders.get(id);
+    const refs = this.#refs.get(id);
     if (binding?.holder !== undefined) {
       if (had === undefined) this.#refCount++;
       let node = this.#nodeNames.get(binding.holder);
       if (node === undefined) this.#nodeNames.set(binding.holder, (node = binding.holder));
+      if (had?.node !== node) {
+        if (had !== undefined && refs?.has(had.node) !== true) this.#countHold(had.node, -1);
+        if (refs?.has(node) !== true) this.#countHold(node, 1);
+      }
       this.#holders.set(id, { node, revision });
       this.#idleSince.delete(id);
       return;
@@ -135,6 +163,7 @@ export class IdentityMirror {
     if (had === undefined) return;
     this.#holders.delete(id);
     this.#refCount--;
+    if (refs?.has(had.node) !== true) this.#countHold(had.node, -1);
     this.#maybeIdle(id, initial);
   }
 

@@ -360,6 +360,15 @@ describe('the identity service', () => {
         'bad_request',
         'podLabels.app',
       );
+      await rejectsWith(
+        allocate(
+          'n',
+          Array.from({ length: 513 }, (_, i) => `k8s:l${i}=v`),
+        ),
+        'bad_request',
+        'labels',
+        /at most 512 labels/,
+      );
       await rejectsWith(call('lookup', {}, IdentityInfoSchema), 'bad_request', 'id');
       await rejectsWith(call('lookup', { id: 60000 }, IdentityInfoSchema), 'not_found', 'id');
       await rejectsWith(
@@ -528,6 +537,98 @@ describe('the identity service', () => {
       ]) {
         assert.match(text, new RegExp(`^${name}`, 'm'), name);
       }
+    });
+  });
+
+  describe('caps on what a client may make the service keep', () => {
+    let p: IdentityProcess;
+    before(async () => {
+      p = await start({
+        CILIATE_IDENTITY_MAX_IPCACHE_CLAIMS: '3',
+        CILIATE_IDENTITY_MAX_IDENTITIES_PER_NODE: '2',
+      });
+    });
+    after(stopAll);
+    const metric = async (labels: string): Promise<number | undefined> => {
+      const text = await (await fetch(`http://${p.httpAddress}/metrics`)).text();
+      const m = new RegExp(
+        `^ciliate_identity_limited_total\\{limit="${labels}"[^}]*\\} (\\d+)$`,
+        'm',
+      ).exec(text);
+      return m === null ? undefined : Number(m[1]);
+    };
+
+    it('refuses a claim by one owner more than --max-ipcache-claims on a prefix, keeping the prefix as it was', async () => {
+      const claim = (owner: string, source = 'k8s', identity = 300) =>
+        call(
+          'ipcache-upsert',
+          { prefix: '10.9.0.7', identity, source, ownerKey: owner },
+          IpcacheReplySchema,
+        );
+      await claim('pod/a/one');
+      await claim('pod/a/two');
+      await claim('endpoint/n/3', 'local', 301);
+      await rejectsWith(
+        claim('pod/a/four', 'kube-apiserver', 302),
+        'exhausted',
+        'prefix',
+        /^prefix: Too many claims: "10.9.0.7\/32" has 3 owners, the limit is 3; "pod\/a\/four" may claim it once another owner deletes its claim$/,
+      );
+      const stored = IpcacheRecordSchema.parse(
+        JSON.parse((await bucketValue(nc, buckets.ipcache(), ipcacheKey('10.9.0.7/32')))!),
+      );
+      assert.equal(stored.identity, 301, 'the refused stronger claim did not take effect');
+      assert.deepEqual(stored.claims.map((c) => c.ownerKey).sort(), [
+        'endpoint/n/3',
+        'pod/a/one',
+        'pod/a/two',
+      ]);
+      // An owner with a claim may still change it; another prefix has its own count.
+      assert.equal((await claim('pod/a/one', 'kube-apiserver', 303)).effective?.identity, 303);
+      await call(
+        'ipcache-upsert',
+        { prefix: '10.9.0.8', identity: 300, source: 'k8s', ownerKey: 'pod/a/four' },
+        IpcacheReplySchema,
+      );
+      await call(
+        'ipcache-delete',
+        { prefix: '10.9.0.7', ownerKey: 'pod/a/two' },
+        IpcacheReplySchema,
+      );
+      assert.equal((await claim('pod/a/four')).prefix, '10.9.0.7/32');
+      assert.equal(await metric('ipcache_claims'), 1);
+    });
+
+    it('refuses a node one identity more than --max-identities-per-node until it releases one', async () => {
+      const sets = [1, 2, 3].map((i) => [
+        `k8s:app=capped-${i}`,
+        'k8s:io.kubernetes.pod.namespace=c',
+      ]);
+      const held = await Promise.all(sets.slice(0, 2).map((s) => allocate('node-capped', s)));
+      // The cap is decided on the replica's mirror: wait until it has seen both holds.
+      for (const r of held) {
+        await waitFor('the hold in the mirror', async () => {
+          const info = await call('lookup', { id: r.id }, IdentityInfoSchema);
+          return info.nodes.includes('node-capped') ? true : undefined;
+        });
+      }
+      await rejectsWith(
+        allocate('node-capped', sets[2]!),
+        'exhausted',
+        'node',
+        /^node: Too many identities: "node-capped" holds 2, the limit is 2/,
+      );
+      assert.equal(await bound(sets[2]!), undefined, 'nothing written for the refused set');
+      assert.equal((await allocate('node-capped', sets[0]!)).id, held[0]!.id, 'asked again');
+      await call('release', { node: 'node-capped', id: held[0]!.id }, IdentityReleaseReplySchema);
+      const third = await waitFor('the release to be seen', () =>
+        allocate('node-capped', sets[2]!).catch((err: unknown) => {
+          if (err instanceof CiliateError && err.code === 'exhausted') return undefined;
+          throw err;
+        }),
+      );
+      assert.equal(third.reserved, false);
+      assert.ok((await metric('holds_per_node'))! >= 1);
     });
   });
 

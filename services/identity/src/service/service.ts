@@ -125,6 +125,30 @@ export const identitySettings = {
     describe:
       "claim a new identity (number, binding, the node's reference) with one atomic JetStream batch (nats-server 2.12+) instead of three writes; one round trip instead of three, but nats-server 2.14 stores batches several times slower than single writes (see the benchmark)",
   }),
+  maxNodes: setting.int({
+    flag: 'max-nodes',
+    env: 'CILIATE_IDENTITY_MAX_NODES',
+    default: 10_000,
+    min: 1,
+    describe:
+      'nodes with a lease (live or not yet collected); a heartbeat or allocation of one more node is refused (exhausted, field node)',
+  }),
+  maxIdentitiesPerNode: setting.int({
+    flag: 'max-identities-per-node',
+    env: 'CILIATE_IDENTITY_MAX_IDENTITIES_PER_NODE',
+    default: 8192,
+    min: 1,
+    describe:
+      'identities one node may hold; an allocation of one more is refused (exhausted, field node) until it releases one',
+  }),
+  maxIpcacheClaims: setting.int({
+    flag: 'max-ipcache-claims',
+    env: 'CILIATE_IDENTITY_MAX_IPCACHE_CLAIMS',
+    default: 64,
+    min: 1,
+    describe:
+      'owners that may claim one ipcache prefix; a claim by one more owner is refused (exhausted, field prefix)',
+  }),
   dualStack: setting.bool({
     flag: 'dual-stack',
     env: 'CILIATE_DUAL_STACK',
@@ -269,8 +293,13 @@ export const identityService: ServiceDefinition<IdentitySettings> = {
       mirrorSynced: () => watch?.isSynced === true,
       namespaceLabels: (ns) => namespaces.get('', ns)?.metadata.labels ?? undefined,
       metrics,
+      limits: { maxNodes: config.maxNodes, maxHoldsPerNode: config.maxIdentitiesPerNode },
     });
-    const ipcache = new IpcacheWriter(ipcacheKv, (op) => metrics.ipcacheWrites.inc({ op }));
+    const ipcache = new IpcacheWriter(ipcacheKv, {
+      maxClaimsPerPrefix: config.maxIpcacheClaims,
+      onWrite: (op) => metrics.ipcacheWrites.inc({ op }),
+      onLimited: () => metrics.limited.inc({ limit: 'ipcache_claims' }),
+    });
     const nodeClaims = new NodeClaimCheck(
       () => new Kvm(js).open(buckets.ipam()),
       (reason) => metrics.claimsRefused.inc({ reason }),
