@@ -210,7 +210,7 @@ export function permissionsOf(p: Principal): Permissions {
       break;
     case 'kubelet':
       // The lab's kubelet plays the node's kubelet and the API server's pod bookkeeping.
-      sub = serve('lab', p.node!, []);
+      sub = serve('lab', p.node, []);
       pub = storeWrite(['Pod'], 'both');
       break;
     case 'lb-announcer':

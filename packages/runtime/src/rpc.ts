@@ -74,7 +74,7 @@ export function requestNode(subject: string, req: unknown): string {
   if (claimed !== undefined && claimed !== node) {
     throw new CiliateError(
       'forbidden',
-      `node: "${String(claimed)}" is not the node this subject is for ("${node}")`,
+      `node: ${JSON.stringify(claimed)} is not the node this subject is for ("${node}")`,
       { field: 'node' },
     );
   }

@@ -7,7 +7,6 @@ import {
   CiliateError,
   IPCACHE_POD_OWNER_PREFIX,
   IpcacheReplySchema,
-  identitySubject,
   identityNodeSubject,
 } from '@ciliate/contracts';
 import { desiredPublications, type IpcacheRecordView } from '@ciliate/datapath-core';

@@ -12,7 +12,6 @@ import {
   IpamListReplySchema,
   IpamNodeCidrsReplySchema,
   IpamReleaseReplySchema,
-  identitySubject,
   identityNodeSubject,
   ipamSubject,
   ipamNodeSubject,

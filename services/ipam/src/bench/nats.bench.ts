@@ -11,7 +11,6 @@ import {
   IpamAllocateReplySchema,
   IpamNodeCidrsReplySchema,
   IpamReleaseReplySchema,
-  ipamSubject,
   ipamNodeSubject,
 } from '@ciliate/contracts';
 import { spawnNode, startNats, waitFor, type NodeProcess } from '@ciliate/testkit';

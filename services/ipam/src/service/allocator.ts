@@ -19,7 +19,6 @@ import {
   allocateNodeCidrs,
   allocateNodePodIps,
   checkNodeCidrState,
-  checkPodPoolState,
   createNodePodIps,
   emptyNodeCidrState,
   listPodIps,
