@@ -217,10 +217,17 @@ export interface NatsCluster {
 }
 
 /** Starts a cluster of `size` JetStream servers (three by default) and waits for a meta leader. */
-export async function startNatsCluster(opts: { size?: number } = {}): Promise<NatsCluster> {
+export async function startNatsCluster(
+  opts: {
+    size?: number;
+    /** Configuration lines every member gets (TLS, authorization), given the cluster's directory. */
+    extraConfig?: (baseDir: string) => Promise<string> | string;
+  } = {},
+): Promise<NatsCluster> {
   const size = opts.size ?? 3;
   const base = await mkdtemp(join(tmpdir(), 'ciliate-natsc-'));
   const removeBase = atExitRemoveDir(base);
+  const extra = opts.extraConfig ? await opts.extraConfig(base) : undefined;
   const clusterPorts: number[] = [];
   for (let i = 0; i < size; i++) clusterPorts.push(await freePort());
   const servers: ManagedNatsServer[] = [];
@@ -235,6 +242,7 @@ export async function startNatsCluster(opts: { size?: number } = {}): Promise<Na
         clusterPort: clusterPorts[i],
         routes: clusterPorts.filter((_, j) => j !== i),
         dir,
+        ...(extra !== undefined ? { extraConfig: extra } : {}),
       }),
     );
   }

@@ -1,46 +1,66 @@
-// A real nats-server configured as a deployment runs it: mutual TLS and one nkey user per
-// principal with the rights of contracts' access table. For tests (exported as
+// Real nats-servers configured as the lab and deployments run them: mutual TLS and one nkey user
+// per principal with the rights of contracts' access table. For tests (exported as
 // @ciliate/runtime/testing, never imported by a service).
 import { join } from 'node:path';
 
-import { principalName, inboxPrefix, type Principal } from '@ciliate/contracts';
-import { startNats, type NatsServer } from '@ciliate/testkit';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { NODE_ROLES, ROLES, inboxPrefix, principalName, type Principal } from '@ciliate/contracts';
+import { startNats, startNatsCluster, type NatsCluster, type NatsServer } from '@ciliate/testkit';
+import { connect, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 
 import { natsConnectionOptions } from '../nats.js';
 import { credentialEnv, issueSecurity, type SecurityBundle } from '../security.js';
 
-export interface SecureNats {
-  readonly server: NatsServer;
+export interface SecureNatsOptions {
+  /** Nodes whose datapath and kubelet principals are issued (node-scoped roles). */
+  nodes?: readonly string[];
+  /** More principals; every cluster-wide role is always issued. */
+  principals?: readonly Principal[];
+}
+
+interface SecureClients {
   readonly bundle: SecurityBundle;
-  /** tls://127.0.0.1:<port> */
+  /** tls://127.0.0.1:<port>[,...] */
   readonly url: string;
   /** The environment a service needs to connect as `p` (URL, nkey, CA, certificate, key). */
   env(p: Principal): Record<string, string>;
-  /** Connects as `p` (the admin by default), with its own inbox prefix. */
+  /** Client options for `p` (the admin by default), with its own inbox prefix. */
+  options(p?: Principal, opts?: { certOf?: Principal }): ConnectionOptions;
+  /** Connects as `p` (the admin by default). */
   connect(p?: Principal, opts?: { certOf?: Principal }): Promise<NatsConnection>;
+}
+
+export interface SecureNats extends SecureClients {
+  readonly server: NatsServer;
+  close(): Promise<void>;
+}
+
+export interface SecureNatsCluster extends SecureClients {
+  readonly cluster: NatsCluster;
+  readonly servers: readonly NatsServer[];
   close(): Promise<void>;
 }
 
 const ADMIN: Principal = { role: 'admin' };
 
-/** Starts one secured nats-server with credentials for `principals` (and an admin). */
-export async function startSecureNats(principals: readonly Principal[]): Promise<SecureNats> {
-  let bundle: SecurityBundle | undefined;
-  const all = [ADMIN, ...principals.filter((p) => p.role !== 'admin')];
-  const server = await startNats({
-    extraConfig: async (dir) => {
-      bundle = await issueSecurity(join(dir, 'security'), all);
-      // nats-server resolves an include against the configuration's own directory
-      return `include "security/nats-security.conf"`;
-    },
-  });
-  const url = server.url.replace(/^nats:/, 'tls:');
-  const b = bundle!;
-  const settingsOf = (p: Principal, certOf: Principal = p) => {
-    const env = credentialEnv(b, principalName(p));
-    const cert = credentialEnv(b, principalName(certOf));
-    return {
+/** Every cluster-wide role, and the node-scoped ones for each of `nodes`. */
+export function testPrincipals(opts: SecureNatsOptions = {}): Principal[] {
+  const all: Principal[] = ROLES.filter((r) => !NODE_ROLES.has(r)).map((role) => ({ role }));
+  for (const node of opts.nodes ?? []) {
+    for (const role of NODE_ROLES) all.push({ role, node });
+  }
+  const seen = new Set(all.map(principalName));
+  for (const p of opts.principals ?? []) {
+    if (!seen.has(principalName(p))) all.push(p);
+    seen.add(principalName(p));
+  }
+  return all;
+}
+
+function clients(bundle: SecurityBundle, url: string): SecureClients {
+  const options = (p: Principal = ADMIN, o: { certOf?: Principal } = {}): ConnectionOptions => {
+    const env = credentialEnv(bundle, principalName(p));
+    const cert = credentialEnv(bundle, principalName(o.certOf ?? p));
+    return natsConnectionOptions({
       servers: url,
       name: principalName(p),
       nkeySeedFile: env.CILIATE_NATS_NKEY,
@@ -48,15 +68,58 @@ export async function startSecureNats(principals: readonly Principal[]): Promise
       tlsCertFile: cert.CILIATE_NATS_TLS_CERT,
       tlsKeyFile: cert.CILIATE_NATS_TLS_KEY,
       inboxPrefix: inboxPrefix(p),
-    };
+    });
   };
   return {
-    server,
-    bundle: b,
+    bundle,
     url,
-    env: (p) => ({ CILIATE_NATS_URL: url, ...credentialEnv(b, principalName(p)) }),
-    connect: (p = ADMIN, opts = {}) =>
-      connect(natsConnectionOptions(settingsOf(p, opts.certOf ?? p))),
-    close: () => server.close(),
+    env: (p) => ({ CILIATE_NATS_URL: url, ...credentialEnv(bundle, principalName(p)) }),
+    options,
+    connect: (p, o) => connect(options(p, o)),
+  };
+}
+
+const tlsUrl = (u: string): string =>
+  u
+    .split(',')
+    .map((x) => x.replace(/^nats:/, 'tls:'))
+    .join(',');
+
+/** Starts one secured nats-server (a list of principals is the old form of `principals`). */
+export async function startSecureNats(
+  opts: SecureNatsOptions | readonly Principal[] = {},
+): Promise<SecureNats> {
+  const o: SecureNatsOptions = Array.isArray(opts)
+    ? { principals: opts as readonly Principal[] }
+    : (opts as SecureNatsOptions);
+  let bundle: SecurityBundle | undefined;
+  const server = await startNats({
+    extraConfig: async (dir) => {
+      bundle = await issueSecurity(join(dir, 'security'), testPrincipals(o));
+      // nats-server resolves an include against the configuration's own directory
+      return `include "security/nats-security.conf"`;
+    },
+  });
+  return { ...clients(bundle!, tlsUrl(server.url)), server, close: () => server.close() };
+}
+
+/** Starts a secured cluster of JetStream servers (three by default) sharing one CA and users. */
+export async function startSecureNatsCluster(
+  opts: SecureNatsOptions & { size?: number } = {},
+): Promise<SecureNatsCluster> {
+  let bundle: SecurityBundle | undefined;
+  const cluster = await startNatsCluster({
+    ...(opts.size !== undefined ? { size: opts.size } : {}),
+    extraConfig: async (base) => {
+      bundle = await issueSecurity(join(base, 'security'), testPrincipals(opts));
+      // each member's configuration sits one directory below the cluster's
+      return `include "../security/nats-security.conf"`;
+    },
+  });
+  return {
+    ...clients(bundle!, tlsUrl(cluster.url)),
+    cluster,
+    servers: cluster.servers,
+    close: () => cluster.close(),
   };
 }
