@@ -97,6 +97,15 @@ function kvRead(bucket: string): string[] {
   ];
 }
 
+/**
+ * Reading a bucket that a reader may find missing at start (a node's agent before the identity
+ * service, a service before the kube-bridge): it may create it, with the project's settings, so
+ * start order does not matter. Creating gives no right to write a key.
+ */
+function kvOpen(bucket: string): string[] {
+  return [...kvRead(bucket), `$JS.API.STREAM.CREATE.${STREAM(bucket)}`];
+}
+
 /** Writing keys of a bucket (exact keys or wildcards below the bucket), and reading it. */
 function kvWrite(bucket: string, keys: readonly string[] = ['>']): string[] {
   return [...kvRead(bucket), ...keys.map((k) => `${kvSubjectPrefix(bucket)}${k}`)];
@@ -112,7 +121,7 @@ const STORE_BUCKETS = [buckets.resources(), buckets.resourceStatus(), buckets.so
 
 /** The resource store, read: every object and status. */
 function storeRead(): string[] {
-  return STORE_BUCKETS.flatMap(kvRead);
+  return STORE_BUCKETS.flatMap(kvOpen);
 }
 
 /** Writing objects of some kinds into the store: spec, status, or both. */
@@ -198,7 +207,7 @@ export function permissionsOf(p: Principal): Permissions {
         subjects.endpoint(IPAM_COMPONENT, 'list'),
         ...IDENTITY_NODE_ENDPOINTS.map((e) => subjects.nodeEndpoint(IDENTITY_COMPONENT, node, e)),
         ...DATAPATH_EVENT_TYPES.map((t) => datapathSubjects.event(t, node)),
-        ...kvRead(buckets.ipcache()),
+        ...kvOpen(buckets.ipcache()),
         ...storeWrite(['CiliumEndpoint'], 'both'),
         ...kvWrite(buckets.resources(), [storeObjectKey('CiliumNode', node)]),
       ];
@@ -240,7 +249,7 @@ export function permissionsOf(p: Principal): Permissions {
         ...IPAM_CLUSTER_ENDPOINTS.map((e) => subjects.endpoint(IPAM_COMPONENT, e)),
         ...(['lookup', 'list'] as const).map((e) => subjects.endpoint(IDENTITY_COMPONENT, e)),
         subjects.nodeEndpointFilter(DATAPATH_COMPONENT),
-        ...storeRead(),
+        ...STORE_BUCKETS.flatMap(kvRead),
         ...kvRead(buckets.ipcache()),
         ...kvRead(buckets.identities()),
         ...kvRead(buckets.ipam()),

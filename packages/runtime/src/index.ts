@@ -40,7 +40,12 @@ export {
 export type { Span, Tracer, Tracing } from './tracing.js';
 export { discoverInstances, fetchHealth } from './discovery.js';
 export type { DiscoveredInstance } from './discovery.js';
-export { FencedError, isCasConflict, jetStreamErrorCode } from './controller/errors.js';
+export {
+  FencedError,
+  isCasConflict,
+  jetStreamErrorCode,
+  storeFailureKind,
+} from './controller/errors.js';
 export { KvDocument } from './controller/kv-document.js';
 export type { DocOp, DocStep, KvDocumentOptions } from './controller/kv-document.js';
 export { decodeJson, decodeText, watchKv } from './controller/kv-watch.js';

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 
 import { permissionsOf, principalName, principalProblem, type Principal } from '@ciliate/contracts';
@@ -86,7 +86,12 @@ async function leaf(
 export async function issueSecurity(
   dir: string,
   principals: readonly Principal[],
-  opts: { hosts?: readonly string[]; days?: number } = {},
+  opts: {
+    hosts?: readonly string[];
+    days?: number;
+    /** Where nats-server will see `dir` (a container's mount); the configuration names files there. */
+    mountDir?: string;
+  } = {},
 ): Promise<SecurityBundle> {
   for (const p of principals) {
     const problem = principalProblem(p);
@@ -161,7 +166,11 @@ export async function issueSecurity(
     serverKeyFile: server.key,
     principals: issued,
   };
-  await writeFile(join(dir, 'nats-security.conf'), natsSecurityConfig(bundle), { mode: 0o600 });
+  await writeFile(
+    join(dir, 'nats-security.conf'),
+    natsSecurityConfig(bundle, opts.mountDir === undefined ? {} : { mountDir: opts.mountDir }),
+    { mode: 0o600 },
+  );
   return bundle;
 }
 
@@ -177,7 +186,12 @@ const q = (s: string): string => JSON.stringify(s);
  * The nats-server configuration block for a bundle: TLS with client verification, and one
  * nkey user per principal with the rights contracts' permissionsOf derives.
  */
-export function natsSecurityConfig(bundle: SecurityBundle): string {
+export function natsSecurityConfig(
+  bundle: SecurityBundle,
+  opts: { mountDir?: string } = {},
+): string {
+  const at = (file: string): string =>
+    opts.mountDir === undefined ? file : join(opts.mountDir, relative(bundle.dir, file));
   const users = [...bundle.principals.values()]
     .sort((a, b) => (a.name < b.name ? -1 : 1))
     .map((p) => {
@@ -193,9 +207,9 @@ export function natsSecurityConfig(bundle: SecurityBundle): string {
     });
   return [
     'tls {',
-    `  cert_file: ${q(bundle.serverCertFile)}`,
-    `  key_file: ${q(bundle.serverKeyFile)}`,
-    `  ca_file: ${q(bundle.caFile)}`,
+    `  cert_file: ${q(at(bundle.serverCertFile))}`,
+    `  key_file: ${q(at(bundle.serverKeyFile))}`,
+    `  ca_file: ${q(at(bundle.caFile))}`,
     '  verify: true',
     '  timeout: 5',
     '}',

@@ -1,6 +1,13 @@
 // The errors every controller shares: a compare-and-set that lost (told by JetStream's error code,
 // never by message text) and a lease holder that has been replaced (fencing).
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import {
+  ClosedConnectionError,
+  ConnectionError,
+  DrainingConnectionError,
+  NoRespondersError,
+  TimeoutError,
+} from '@nats-io/transport-node';
 
 /** JetStream's codes for a write whose expected last sequence did not match. */
 const CAS_CODES: ReadonlySet<number> = new Set([
@@ -18,6 +25,45 @@ export function jetStreamErrorCode(err: unknown): number | undefined {
     if (e instanceof JetStreamApiError) return e.code;
     const code = (e as { errCode?: unknown }).errCode;
     if (typeof code === 'number') return code;
+    e = e.cause;
+  }
+  return undefined;
+}
+
+/**
+ * JetStream's codes for a cluster that cannot answer right now (no meta leader, no stream
+ * leader, peers missing during an election or a membership change): the caller may retry.
+ */
+const CLUSTER_TRANSIENT_CODES: ReadonlySet<number> = new Set([
+  10004, // cluster incomplete
+  10005, // no suitable peers for placement
+  10006, // not in clustered mode (yet)
+  10007, // not assigned to this server
+  10008, // JetStream system temporarily unavailable
+  10009, // cluster can not handle the request (no leader)
+  10040, // peer not a member (yet)
+  10118, // stream is offline
+]);
+
+/**
+ * What a failed store (JetStream, KV) operation means for a caller, told by error class and
+ * JetStream code, never by message text: `timeout` (no answer in time), `unavailable` (no
+ * responder, connection closed or draining, a cluster between leaders), or undefined (a real
+ * failure).
+ */
+export function storeFailureKind(err: unknown): 'timeout' | 'unavailable' | undefined {
+  const code = jetStreamErrorCode(err);
+  if (code !== undefined && CLUSTER_TRANSIENT_CODES.has(code)) return 'unavailable';
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; depth++) {
+    if (e instanceof TimeoutError) return 'timeout';
+    if (
+      e instanceof NoRespondersError ||
+      e instanceof ClosedConnectionError ||
+      e instanceof DrainingConnectionError ||
+      e instanceof ConnectionError
+    ) {
+      return 'unavailable';
+    }
     e = e.cause;
   }
   return undefined;

@@ -3,6 +3,9 @@
 import { CiliateError, type ErrorCode } from '@ciliate/contracts';
 
 import { IdentityError, type IdentityErrorCode } from '@ciliate/identity-core';
+import { storeFailureKind } from '@ciliate/runtime';
+
+import { PublishTimeoutError, PublishUnavailableError } from './publisher.js';
 
 const WIRE: Record<IdentityErrorCode, ErrorCode> = {
   INVALID_LABEL: 'bad_request',
@@ -46,13 +49,16 @@ export function toWireError(err: unknown, fieldPrefix?: string): CiliateError {
     });
   }
   const message = err instanceof Error ? err.message : String(err);
-  const name = err instanceof Error ? err.name : '';
-  // The store (JetStream) did not answer in time or is away: the caller may retry.
-  if (/timeout/i.test(name) || /timeout|timed out/i.test(message)) {
-    return new CiliateError('timeout', `identity store: ${message}`, { cause: err });
-  }
-  if (/no responders|closed|disconnect|leadership|unavailable/i.test(message)) {
-    return new CiliateError('unavailable', `identity store: ${message}`, { cause: err });
+  // The store (JetStream) did not answer in time or is away: the caller may retry. Told by
+  // error class and JetStream code (the lean publisher's refusals carry the code too).
+  const kind =
+    err instanceof PublishUnavailableError
+      ? 'unavailable'
+      : err instanceof PublishTimeoutError
+        ? 'timeout'
+        : storeFailureKind(err);
+  if (kind !== undefined) {
+    return new CiliateError(kind, `identity store: ${message}`, { cause: err });
   }
   return new CiliateError('internal', message, { cause: err });
 }
