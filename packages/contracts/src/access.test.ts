@@ -6,6 +6,7 @@ import {
   ROLES,
   allows,
   inboxPrefix,
+  permissionTableMarkdown,
   permissionsOf,
   principalName,
   principalProblem,
@@ -177,5 +178,13 @@ describe('the NATS permission table', () => {
     assert.throws(() => permissionsOf({ role: 'kubelet' }), /node/);
     assert.equal(DATAPATH_COMPONENT, 'datapath');
     assert.equal(IPAM_COMPONENT, 'ipam');
+  });
+});
+
+describe('docs/permissions.md', () => {
+  it('is the table the code derives (npm run gen:permissions rewrites it)', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const file = new URL('../../../docs/permissions.md', import.meta.url);
+    assert.equal(await readFile(file, 'utf8'), permissionTableMarkdown());
   });
 });

@@ -141,10 +141,7 @@ function storeObjectKey(kind: string, name: string): string {
 
 /** Holding named leases; the leases bucket is shared, so each holder may create it. */
 function leases(names: readonly string[]): string[] {
-  return [
-    ...kvWrite(buckets.leases(), names),
-    `$JS.API.STREAM.CREATE.${STREAM(buckets.leases())}`,
-  ];
+  return [...kvWrite(buckets.leases(), names), `$JS.API.STREAM.CREATE.${STREAM(buckets.leases())}`];
 }
 
 /** Serving a micro service: its endpoints, $SRV discovery and its health subject. */
@@ -286,4 +283,29 @@ export function subjectMatches(pattern: string, subject: string): boolean {
 /** Whether `perms` lets a principal publish (or subscribe to) `subject`. */
 export function allows(perms: Permissions, op: 'publish' | 'subscribe', subject: string): boolean {
   return perms[op].some((pattern) => subjectMatches(pattern, subject));
+}
+
+/**
+ * The permission table as Markdown (docs/permissions.md is this text; a test keeps it current).
+ * Node-scoped roles are shown for a node named `<node>`.
+ */
+export function permissionTableMarkdown(): string {
+  const PLACEHOLDER = 'the-node';
+  const lines = [
+    '# NATS permissions',
+    '',
+    'Generated from `packages/contracts/src/access.ts` by `npm run gen:permissions`; do not edit.',
+    'Each principal also replies to the requests it serves when "responses" says yes.',
+    '',
+  ];
+  for (const role of ROLES) {
+    const p: Principal = NODE_ROLES.has(role) ? { role, node: PLACEHOLDER } : { role };
+    const perms = permissionsOf(p);
+    const show = (s: string): string => `\`${s.replaceAll(PLACEHOLDER, '<node>')}\``;
+    lines.push(`## ${principalName(p).replaceAll(PLACEHOLDER, '<node>')}`, '');
+    lines.push(`- responses: ${perms.allowResponses ? 'yes' : 'no'}`);
+    lines.push(`- publish: ${perms.publish.map(show).join(', ')}`);
+    lines.push(`- subscribe: ${perms.subscribe.map(show).join(', ')}`, '');
+  }
+  return lines.join('\n');
 }

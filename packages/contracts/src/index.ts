@@ -218,6 +218,7 @@ export {
   ROLES,
   allows,
   inboxPrefix,
+  permissionTableMarkdown,
   permissionsOf,
   principalName,
   principalProblem,
