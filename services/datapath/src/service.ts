@@ -323,11 +323,7 @@ function addNodeParts(ctx: ServiceContext<DatapathSettings>, inputs: NodePartsIn
     log: ctx.logger('ipcache'),
   });
   // what IPAM gave each node: the routes taken from CiliumNodes are checked against it
-  const assignments = new IpamAssignments({
-    nc: ctx.nc,
-    log: ctx.logger('datapath'),
-    onChange: () => routes.trigger(),
-  });
+  const assignments = new IpamAssignments({ nc: ctx.nc, log: ctx.logger('datapath') });
   const routes = new NodeRoutes({
     nl,
     store,
@@ -342,11 +338,7 @@ function addNodeParts(ctx: ServiceContext<DatapathSettings>, inputs: NodePartsIn
     podCIDRs: () => (addresses.cidr ? [addresses.cidr] : []),
     refused,
   });
-  ctx.add({
-    name: 'ipam-assignments',
-    start: () => assignments.start(),
-    stop: () => assignments.stop(),
-  });
+  ctx.add({ name: 'ipam-assignments', start: () => assignments.start() });
   ctx.add({ name: 'nodes', start: () => routes.start(), stop: () => routes.stop() });
   ctx.add({
     name: 'ipcache-mirror',

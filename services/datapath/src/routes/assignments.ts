@@ -2,12 +2,14 @@
 // ipamKeys.nodeCidrs), read and never written here. In cluster-pool mode IPAM carved those
 // CIDRs; in kubernetes mode it recorded them from each Node's spec.podCIDRs after checking them
 // against every other node's, so in both modes the document is what a CiliumNode's
-// spec.ipam.podCIDRs is checked against. IPAM writes the document before the CiliumNode, so a
-// CiliumNode can arrive ahead of the watch's copy: `refresh()` reads the key itself for that.
+// spec.ipam.podCIDRs is checked against. It is read afresh for every routes pass: IPAM writes
+// the document before the CiliumNode, so a pass started by a CiliumNode change always sees the
+// assignment behind it, and a CIDR IPAM has taken back is never routed from a stale copy. The
+// read is a direct get of that one key (`$JS.API.DIRECT.GET.<stream>.<key subject>`), so the
+// datapath's NATS user needs to read that key and nothing else of IPAM's state.
 import { buckets, ipamKeys } from '@ciliate/contracts';
 import { checkNodeCidrState, podCidrList } from '@ciliate/ipam-core';
-import { decodeJson, watchKv, type KvWatch, type Logger } from '@ciliate/runtime';
-import { jetstream } from '@nats-io/jetstream';
+import { decodeJson, type Logger } from '@ciliate/runtime';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 
@@ -22,72 +24,84 @@ export function nodeCidrMap(doc: unknown): NodeCidrMap {
 export interface IpamAssignmentsOptions {
   nc: NatsConnection;
   log: Logger;
-  /** Told when the assignment changed (a route may now be admitted or withdrawn). */
-  onChange: () => void;
 }
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class IpamAssignments {
   private current: NodeCidrMap = new Map();
   private revision = 0;
   private kv: KV | undefined;
-  private watch: KvWatch | undefined;
+  private failing = false;
 
   constructor(private readonly opts: IpamAssignmentsOptions) {}
 
-  /** The last valid document seen (empty before one is). */
+  /** The last valid document read (empty before one is). */
   get(): NodeCidrMap {
     return this.current;
   }
 
-  /** Starts watching; resolves once the current document is in. */
-  async start(): Promise<void> {
+  /** Opens the bucket and reads the document, retried until `deadlineMs`; then throws. */
+  async start(deadlineMs = 60_000): Promise<void> {
     // IPAM made the bucket before it answered our node-cidrs request; never create it here
-    this.kv = await new Kvm(this.opts.nc).open(buckets.ipam());
-    this.watch = await watchKv<NodeCidrMap>(
-      jetstream(this.opts.nc),
-      this.kv,
-      {
-        filter: ipamKeys.nodeCidrs,
-        decode: (data) => nodeCidrMap(decodeJson(data)),
-        onInvalid: (_key, err) => this.invalid(err),
-      },
-      (ev) => {
-        // a document that is gone or not IPAM's changes nothing: the last good one stands
-        if (ev.value) this.accept(ev.value, ev.revision);
-      },
-    );
-    await this.watch.synced;
-  }
-
-  async stop(): Promise<void> {
-    await this.watch?.stop();
-  }
-
-  /** Reads the document now; true when it was newer than the copy held. */
-  async refresh(): Promise<boolean> {
-    if (!this.kv) return false;
-    const e = await this.kv.get(ipamKeys.nodeCidrs);
-    if (!e || e.operation !== 'PUT' || e.revision <= this.revision) return false;
-    try {
-      return this.accept(nodeCidrMap(decodeJson(e.value)), e.revision, false);
-    } catch (err) {
-      this.invalid(err);
-      return false;
+    this.kv = await new Kvm(this.opts.nc).open(buckets.ipam(), { allow_direct: true });
+    const end = Date.now() + deadlineMs;
+    for (;;) {
+      try {
+        await this.read();
+        return;
+      } catch (err) {
+        if (Date.now() >= end) {
+          throw new Error(
+            `cannot read IPAM's ${ipamKeys.nodeCidrs} document from ${buckets.ipam()} (the datapath's NATS user must be allowed to read that key): ${(err as Error).message}`,
+            { cause: err },
+          );
+        }
+        await sleep(500);
+      }
     }
   }
 
-  private accept(map: NodeCidrMap, revision: number, notify = true): boolean {
-    if (revision <= this.revision) return false;
-    this.current = map;
-    this.revision = revision;
-    if (notify) this.opts.onChange();
-    return true;
+  /** Reads the document now; when it cannot be read, the last good one stands. */
+  async refresh(): Promise<void> {
+    try {
+      await this.read();
+      if (this.failing) {
+        this.failing = false;
+        this.opts.log.info(
+          { event: 'routes.ipam_document_read' },
+          "IPAM's node-cidrs document is readable again",
+        );
+      }
+    } catch (err) {
+      if (!this.failing) {
+        this.opts.log.warn(
+          { event: 'routes.ipam_document_unreadable', err },
+          "cannot read IPAM's node-cidrs document; routes follow the last one read",
+        );
+      }
+      this.failing = true;
+    }
   }
 
-  private invalid(err: unknown): void {
-    this.opts.log.warn(
-      { event: 'routes.ipam_document_invalid', key: ipamKeys.nodeCidrs, err },
-      "IPAM's node-cidrs document is not in IPAM's format; keeping the last good one",
-    );
+  private async read(): Promise<void> {
+    if (!this.kv) throw new Error('IpamAssignments: not started');
+    const e = await this.kv.get(ipamKeys.nodeCidrs);
+    // a document that is gone or not IPAM's changes nothing: the last good one stands
+    if (!e || e.operation !== 'PUT' || e.revision === this.revision) return;
+    try {
+      this.current = nodeCidrMap(decodeJson(e.value));
+      this.revision = e.revision;
+    } catch (err) {
+      this.opts.log.warn(
+        {
+          event: 'routes.ipam_document_invalid',
+          key: ipamKeys.nodeCidrs,
+          revision: e.revision,
+          err,
+        },
+        "IPAM's node-cidrs document is not in IPAM's format; keeping the last good one",
+      );
+    }
   }
 }

@@ -38,7 +38,7 @@ export interface NodeRoutesOptions {
   /** Told the peers after every pass (the ipcache mirror's node entries follow them). */
   onPeers: (peers: PeerNode[]) => void;
   /** IPAM's node-cidrs document (IpamAssignments); `refresh` reads it anew. */
-  assignments: { get(): NodeCidrMap; refresh(): Promise<boolean> };
+  assignments: { get(): NodeCidrMap; refresh(): Promise<void> };
   /** This node's pod CIDRs as IPAM answered them. */
   podCIDRs: () => readonly string[];
   refused: RefusedCounter;
@@ -77,11 +77,6 @@ export class NodeRoutes {
     return this.admitted;
   }
 
-  /** Asks for a pass (IPAM's assignment changed). */
-  trigger(): void {
-    if (this.informer.synced) this.loop.trigger(0);
-  }
-
   /** Resolves after the first pass. */
   async start(): Promise<void> {
     this.informer.on(() => {
@@ -101,22 +96,20 @@ export class NodeRoutes {
   private async pass(): Promise<void> {
     const { nl, node, nodeIP, routing, store, assignments } = this.opts;
     const all = this.informer.list();
-    const networks = await nodeNetworks(nl);
-    const admit = () => {
-      const assigned = assignments.get();
-      const podCIDRs = [...new Set([...(assigned.get(node) ?? []), ...this.opts.podCIDRs()])];
-      return admitPeers({
-        nodes: all,
-        self: { name: node, ip: nodeIP, podCIDRs, networks },
-        assigned,
-        nextHopOnLink: routing === 'native',
-      });
-    };
-    let admitted = admit();
-    // IPAM records a node's CIDRs before it writes them on the CiliumNode, but our copy of its
-    // document may lag behind the CiliumNode: read it before calling a CIDR foreign
-    if (admitted.refused.some((r) => r.reason === 'not_assigned') && (await assignments.refresh()))
-      admitted = admit();
+    // read after the CiliumNodes: IPAM records a node's CIDRs before it writes them there
+    await assignments.refresh();
+    const assigned = assignments.get();
+    const admitted = admitPeers({
+      nodes: all,
+      self: {
+        name: node,
+        ip: nodeIP,
+        podCIDRs: [...new Set([...(assigned.get(node) ?? []), ...this.opts.podCIDRs()])],
+        networks: await nodeNetworks(nl),
+      },
+      assigned,
+      nextHopOnLink: routing === 'native',
+    });
     this.report(admitted.refused);
     this.admitted = admitted.peers;
     this.opts.onPeers(admitted.peers);
