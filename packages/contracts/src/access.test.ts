@@ -130,6 +130,10 @@ describe('the NATS permission table', () => {
     assert.ok(!allows(a, 'publish', key('CiliumNetworkPolicy', 'default', 'allow-all')));
     // No IPAM or identity state, no stream management.
     assert.ok(!allows(a, 'publish', `$JS.API.STREAM.INFO.KV_${buckets.ipam()}`));
+    // Of IPAM's bucket, only the node CIDR assignments (to check peers' routes), by direct get.
+    const direct = `$JS.API.DIRECT.GET.KV_${buckets.ipam()}.${kvSubjectPrefix(buckets.ipam())}`;
+    assert.ok(allows(a, 'publish', `${direct}node-cidrs`));
+    assert.ok(!allows(a, 'publish', `${direct}pods.n2.example`));
     assert.ok(!allows(a, 'publish', `$JS.API.STREAM.INFO.KV_${buckets.identities()}`));
     assert.ok(!allows(a, 'publish', `$JS.API.STREAM.DELETE.KV_${buckets.ipcache()}`));
     assert.ok(!allows(a, 'publish', `${kvSubjectPrefix(buckets.ipcache())}v4.10-0-0-1.32`));

@@ -9,7 +9,7 @@ import {
   IDENTITY_COMPONENT,
   IDENTITY_NODE_ENDPOINTS,
 } from './identity.js';
-import { IPAM_CLUSTER_ENDPOINTS, IPAM_COMPONENT, IPAM_NODE_ENDPOINTS } from './ipam.js';
+import { IPAM_CLUSTER_ENDPOINTS, IPAM_COMPONENT, IPAM_NODE_ENDPOINTS, ipamKeys } from './ipam.js';
 import { nodeNameProblem, nodeToken } from './nodes.js';
 import { subjects } from './subjects.js';
 import { PROJECT, WIRE_VERSION } from './version.js';
@@ -104,6 +104,11 @@ function kvRead(bucket: string): string[] {
  */
 function kvOpen(bucket: string): string[] {
   return [...kvRead(bucket), `$JS.API.STREAM.CREATE.${STREAM(bucket)}`];
+}
+
+/** Reading one key of a bucket by a direct get (the bucket's other keys stay unreadable). */
+function kvGetKey(bucket: string, key: string): string {
+  return `$JS.API.DIRECT.GET.${STREAM(bucket)}.${kvSubjectPrefix(bucket)}${key}`;
 }
 
 /** Writing keys of a bucket (exact keys or wildcards below the bucket), and reading it. */
@@ -205,6 +210,9 @@ export function permissionsOf(p: Principal): Permissions {
         ...IDENTITY_NODE_ENDPOINTS.map((e) => subjects.nodeEndpoint(IDENTITY_COMPONENT, node, e)),
         ...DATAPATH_EVENT_TYPES.map((t) => datapathSubjects.event(t, node)),
         ...kvOpen(buckets.ipcache()),
+        // The pod CIDRs IPAM gave every node (routes to peers are checked against them): that
+        // one key, by a direct get, and nothing else of the IPAM bucket.
+        kvGetKey(buckets.ipam(), ipamKeys.nodeCidrs),
         ...storeWrite(['CiliumEndpoint'], 'both'),
         ...kvWrite(buckets.resources(), [storeObjectKey('CiliumNode', node)]),
       ];
