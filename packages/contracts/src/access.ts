@@ -132,10 +132,7 @@ function storeObjectKey(kind: string, name: string): string {
 
 /** Holding named leases; the leases bucket is shared, so each holder may create it. */
 function leases(names: readonly string[]): string[] {
-  return [
-    ...kvWrite(buckets.leases(), names),
-    `$JS.API.STREAM.CREATE.${STREAM(buckets.leases())}`,
-  ];
+  return [...kvWrite(buckets.leases(), names), `$JS.API.STREAM.CREATE.${STREAM(buckets.leases())}`];
 }
 
 /** Serving a micro service: its endpoints, $SRV discovery and its health subject. */
@@ -172,7 +169,8 @@ export function permissionsOf(p: Principal): Permissions {
         ...kvOwn(buckets.ipam()),
         ...leases(['ipam-lb', 'ipam-nodes']),
         ...storeWrite(['CiliumNode'], 'spec'),
-        ...storeWrite(['Service'], 'status'),
+        // LB-IPAM answers in status: a Service's ingress, a pool's conditions (IPsUsed, ...).
+        ...storeWrite(['Service', 'CiliumLoadBalancerIPPool'], 'status'),
       ];
       break;
     case 'identity':
