@@ -146,6 +146,15 @@ describe('the NATS permission table', () => {
       who('publish', `${kvSubjectPrefix(buckets.resources())}CiliumIdentity._.300`),
       ['ciliate-identity', 'ciliate-kube-bridge'],
     );
+    // LB-IPAM writes a pool's status (its conditions), never the pool itself.
+    const pool = resourceKey({ kind: 'CiliumLoadBalancerIPPool', namespace: '', name: 'lb' });
+    assert.deepEqual(who('publish', `${kvSubjectPrefix(buckets.resourceStatus())}${pool}`), [
+      'ciliate-ipam',
+      'ciliate-kube-bridge',
+    ]);
+    assert.deepEqual(who('publish', `${kvSubjectPrefix(buckets.resources())}${pool}`), [
+      'ciliate-kube-bridge',
+    ]);
   });
 
   it('a viewer reads state and taps events but changes nothing', () => {

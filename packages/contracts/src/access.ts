@@ -183,7 +183,8 @@ export function permissionsOf(p: Principal): Permissions {
         ...kvOwn(buckets.ipam()),
         ...leases(['ipam-lb', 'ipam-nodes']),
         ...storeWrite(['CiliumNode'], 'spec'),
-        ...storeWrite(['Service'], 'status'),
+        // LB-IPAM answers in status: a Service's ingress, a pool's conditions (IPsUsed, ...).
+        ...storeWrite(['Service', 'CiliumLoadBalancerIPPool'], 'status'),
       ];
       break;
     case 'identity':

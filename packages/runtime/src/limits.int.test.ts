@@ -6,13 +6,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import { CiliateError, subjects } from '@ciliate/contracts';
-import { startNats, waitFor, type NatsServer } from '@ciliate/testkit';
-import { connect } from '@nats-io/transport-node';
+import { waitFor } from '@ciliate/testkit';
 import { z } from 'zod';
 
 import { discoverInstances, fetchHealth } from './discovery.js';
 import { createRpcClient } from './rpc.js';
-import { getStatus, startProbe } from './testing.int-helpers.js';
+import { PROBE_PRINCIPAL, getStatus, startProbe } from './testing.int-helpers.js';
+import { startSecureNats, type SecureNats } from './testing/secure-nats.js';
 import { disabledTracing } from './tracing.js';
 
 const EchoReply = z.object({ text: z.string(), by: z.string() });
@@ -34,20 +34,20 @@ function sample(text: string, name: string, labels: Record<string, string>): num
 }
 
 describe('request limits of a service', () => {
-  let nats: NatsServer;
+  let nats: SecureNats;
   before(async () => {
-    nats = await startNats();
+    nats = await startSecureNats();
   });
   after(async () => {
     await nats.close();
   });
 
   it('answers a request over --max-request-bytes with too_large naming `request` and the limit, without decoding it', async () => {
-    const probe = await startProbe({ CILIATE_NATS_URL: nats.url, PROBE_COMPONENT: 'sizer' }, [
+    const probe = await startProbe({ ...nats.env(PROBE_PRINCIPAL), PROBE_COMPONENT: 'sizer' }, [
       '--max-request-bytes',
       '1024',
     ]);
-    const nc = await connect({ servers: nats.url });
+    const nc = await nats.connect();
     try {
       const rpc = createRpcClient(nc, disabledTracing);
       const echo = subjects.endpoint('sizer', 'echo');
@@ -94,11 +94,11 @@ describe('request limits of a service', () => {
   });
 
   it('answers requests beyond --max-inflight-requests with busy at once, for every endpoint, and serves again when the flood is over', async () => {
-    const probe = await startProbe({ CILIATE_NATS_URL: nats.url, PROBE_COMPONENT: 'flooded' }, [
+    const probe = await startProbe({ ...nats.env(PROBE_PRINCIPAL), PROBE_COMPONENT: 'flooded' }, [
       '--max-inflight-requests',
       '4',
     ]);
-    const nc = await connect({ servers: nats.url });
+    const nc = await nats.connect();
     try {
       const rpc = createRpcClient(nc, disabledTracing);
       const slow = subjects.endpoint('flooded', 'slow');

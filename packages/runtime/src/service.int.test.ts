@@ -2,28 +2,28 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import { CiliateError, serviceMetadataKeys, subjects } from '@ciliate/contracts';
-import { duplicateJsonKeys, startNats, waitFor, type NatsServer } from '@ciliate/testkit';
-import { connect } from '@nats-io/transport-node';
+import { duplicateJsonKeys, waitFor } from '@ciliate/testkit';
 import { z } from 'zod';
 
 import { discoverInstances, fetchHealth } from './discovery.js';
 import { createRpcClient } from './rpc.js';
-import { getStatus, startProbe } from './testing.int-helpers.js';
+import { PROBE_PRINCIPAL, getStatus, startProbe } from './testing.int-helpers.js';
+import { startSecureNats, type SecureNats } from './testing/secure-nats.js';
 import { disabledTracing } from './tracing.js';
 
 const EchoReply = z.object({ text: z.string(), by: z.string() });
 
 describe('a service on the runtime', () => {
-  let nats: NatsServer;
+  let nats: SecureNats;
   before(async () => {
-    nats = await startNats();
+    nats = await startSecureNats();
   });
   after(async () => {
     await nats.close();
   });
 
   it('is ready only after its initial sync, turns unready when NATS stops and ready again when it is back', async () => {
-    const probe = await startProbe({ CILIATE_NATS_URL: nats.url, PROBE_SYNC_DELAY: '1500ms' });
+    const probe = await startProbe({ ...nats.env(PROBE_PRINCIPAL), PROBE_SYNC_DELAY: '1500ms' });
     try {
       const base = `http://${probe.httpAddress}`;
       const early = await getStatus(`${base}/readyz`);
@@ -40,7 +40,7 @@ describe('a service on the runtime', () => {
         { timeoutMs: 5000 },
       );
 
-      await nats.stop();
+      await nats.server.stop();
       await waitFor(
         'unready while NATS is down',
         async () => ((await getStatus(`${base}/readyz`)).status === 503 ? true : undefined),
@@ -59,7 +59,7 @@ describe('a service on the runtime', () => {
       );
       assert.equal((await getStatus(`${base}/healthz`)).status, 200, 'alive while NATS is down');
 
-      await nats.start();
+      await nats.server.start();
       await waitFor(
         'ready again',
         async () => ((await getStatus(`${base}/readyz`)).status === 200 ? true : undefined),
@@ -76,12 +76,12 @@ describe('a service on the runtime', () => {
 
   it('registers as a micro service that $SRV.PING finds with version and node, and leaves on SIGTERM', async () => {
     const probe = await startProbe({
-      CILIATE_NATS_URL: nats.url,
+      ...nats.env(PROBE_PRINCIPAL),
       PROBE_COMPONENT: 'pingme',
       CILIATE_NODE: 'node-7',
       CILIATE_LOG_LEVEL: 'debug',
     });
-    const nc = await connect({ servers: nats.url });
+    const nc = await nats.connect();
     try {
       const mine = (await discoverInstances(nc)).filter((s) => s.component === 'pingme');
       assert.equal(mine.length, 1);
@@ -119,8 +119,8 @@ describe('a service on the runtime', () => {
   });
 
   it('answers bad requests with a coded error naming the field, and keeps serving', async () => {
-    const probe = await startProbe({ CILIATE_NATS_URL: nats.url, PROBE_COMPONENT: 'echoer' });
-    const nc = await connect({ servers: nats.url });
+    const probe = await startProbe({ ...nats.env(PROBE_PRINCIPAL), PROBE_COMPONENT: 'echoer' });
+    const nc = await nats.connect();
     try {
       const rpc = createRpcClient(nc, disabledTracing);
       await assert.rejects(

@@ -1,9 +1,13 @@
 // Helpers shared by the runtime's integration tests (not exported from the package).
 import { fileURLToPath } from 'node:url';
 
+import type { Principal } from '@ciliate/contracts';
 import { spawnNode, waitFor, type NodeProcess } from '@ciliate/testkit';
 
 export const PROBE = fileURLToPath(new URL('./fixtures/probe-service.js', import.meta.url));
+
+/** The principal the probe runs as (its `role`): a secured server's env for it is its env. */
+export const PROBE_PRINCIPAL: Principal = { role: 'admin' };
 
 export interface Probe {
   proc: NodeProcess;

@@ -4,10 +4,10 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 
 import { subjects } from '@ciliate/contracts';
-import { startNats, waitFor, type NatsServer } from '@ciliate/testkit';
-import { connect } from '@nats-io/transport-node';
+import { waitFor } from '@ciliate/testkit';
 
-import { startProbe, type Probe } from './testing.int-helpers.js';
+import { PROBE_PRINCIPAL, startProbe, type Probe } from './testing.int-helpers.js';
+import { startSecureNats, type SecureNats } from './testing/secure-nats.js';
 
 interface OtlpSpan {
   traceId: string;
@@ -53,11 +53,11 @@ async function startCollector(): Promise<{
 }
 
 describe('tracing across services', () => {
-  let nats: NatsServer;
+  let nats: SecureNats;
   let collector: Awaited<ReturnType<typeof startCollector>>;
   const probes: Probe[] = [];
   before(async () => {
-    nats = await startNats();
+    nats = await startSecureNats();
     collector = await startCollector();
   });
   after(async () => {
@@ -68,7 +68,7 @@ describe('tracing across services', () => {
 
   it('continues a trace started in one service in the service it calls', async () => {
     const otel = {
-      CILIATE_NATS_URL: nats.url,
+      ...nats.env(PROBE_PRINCIPAL),
       OTEL_TRACES_EXPORTER: 'otlp',
       OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
       OTEL_BSP_SCHEDULE_DELAY: '100',
@@ -76,7 +76,7 @@ describe('tracing across services', () => {
     probes.push(await startProbe({ ...otel, PROBE_COMPONENT: 'back', PROBE_LISTEN_TO: 'front' }));
     probes.push(await startProbe({ ...otel, PROBE_COMPONENT: 'front', PROBE_RELAY_TO: 'back' }));
 
-    const nc = await connect({ servers: nats.url });
+    const nc = await nats.connect();
     try {
       // A caller without tracing: the trace starts in the front service.
       const reply = await nc.request(

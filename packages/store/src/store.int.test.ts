@@ -3,10 +3,11 @@ import { after, before, describe, it } from 'node:test';
 
 import { CiliateError, buckets, resourceKey } from '@ciliate/contracts';
 import { Counter, Registry, createLogger } from '@ciliate/runtime';
+import { startSecureNats, type SecureNats } from '@ciliate/runtime/testing';
 import type { KubeObject } from '@ciliate/resources';
 import { Kvm } from '@nats-io/kv';
-import { startNats, waitFor, type NatsServer } from '@ciliate/testkit';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { waitFor } from '@ciliate/testkit';
+import type { NatsConnection } from '@nats-io/transport-node';
 
 import { Informer, type InformerEvent } from './informer.js';
 import { ResourceStore, type RawEvent } from './store.js';
@@ -24,12 +25,13 @@ const svc = (name: string, port = 80): unknown => ({
 });
 
 describe('resource store on JetStream KV', () => {
-  let nats: NatsServer;
+  let nats: SecureNats;
   let nc: NatsConnection;
   let store: ResourceStore;
   before(async () => {
-    nats = await startNats();
-    nc = await connect({ servers: nats.url });
+    nats = await startSecureNats();
+    // The kube-bridge owns the store: it creates the buckets and writes every kind.
+    nc = await nats.connect({ role: 'kube-bridge' });
     store = await ResourceStore.open(nc);
   });
   after(async () => {
@@ -228,8 +230,8 @@ describe('resource store on JetStream KV', () => {
     const events: InformerEvent<{ metadata: { name: string } }>[] = [];
     const inf = new Informer(store, { kind: 'Namespace' }).on((e) => events.push(e));
     await inf.start();
-    await nats.stop();
-    await nats.start();
+    await nats.server.stop();
+    await nats.server.start();
     await waitFor(
       'reconnect',
       async () => {

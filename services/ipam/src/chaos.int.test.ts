@@ -7,9 +7,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import { CiliateError, buckets, ipamKeys } from '@ciliate/contracts';
-import { sleep, startNatsCluster, type NatsCluster, type NodeProcess } from '@ciliate/testkit';
+import { startSecureNatsCluster, type SecureNatsCluster } from '@ciliate/runtime/testing';
+import { ResourceStore } from '@ciliate/store';
+import { sleep, type NodeProcess } from '@ciliate/testkit';
 import { Kvm } from '@nats-io/kv';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 
 import type { NodePodIpsState } from '@ciliate/ipam-core';
 import { ipamClient, owner, startIpam } from './testing.int-helpers.js';
@@ -19,26 +21,31 @@ const CLIENTS = 16;
 const NODES = ['chaos-a', 'chaos-b', 'chaos-c', 'chaos-d'];
 
 describe('IPAM replicas killed at random (three-server NATS cluster)', () => {
-  let cluster: NatsCluster;
+  let nats: SecureNatsCluster;
   let nc: NatsConnection;
+  let client: ReturnType<typeof ipamClient>;
   const replicas: Array<NodeProcess | undefined> = [];
   const env = { CILIATE_KV_REPLICAS: '3' };
   before(async () => {
-    cluster = await startNatsCluster();
-    nc = await connect({ servers: cluster.url.split(','), maxReconnectAttempts: -1 });
+    // The clients play the nodes' datapaths; the test reads the bucket as an operator (admin).
+    nats = await startSecureNatsCluster({ nodes: NODES });
+    nc = await nats.connect();
+    // The store's buckets are the kube-bridge's (or an operator's) to create, as in the lab.
+    await ResourceStore.open(nc, { replicas: 3 });
+    client = ipamClient(nats, 2_000);
   });
   after(async () => {
     for (const r of replicas) await r?.kill('SIGKILL');
+    await client?.close();
     await nc?.close();
-    await cluster?.close();
+    await nats?.close();
   });
 
   it('never double-books and leaks nothing', { timeout: DURATION_MS + 120_000 }, async () => {
     // The first replica creates the replicated bucket; the others start together.
-    replicas.push(await startIpam(cluster.url, [], env));
-    replicas.push(...(await Promise.all([1, 2].map(() => startIpam(cluster.url, [], env)))));
+    replicas.push(await startIpam(nats, [], env));
+    replicas.push(...(await Promise.all([1, 2].map(() => startIpam(nats, [], env)))));
 
-    const client = ipamClient(nc, 2_000);
     const holder = new Map<string, string>(); // ip -> owner pod, while held
     const duplicates: string[] = [];
     let allocations = 0;
@@ -104,7 +111,7 @@ describe('IPAM replicas killed at random (three-server NATS cluster)', () => {
         replicas[i] = undefined;
         kills++;
         await sleep(300 + Math.random() * 1_000);
-        replicas[i] = await startIpam(cluster.url, [], env);
+        replicas[i] = await startIpam(nats, [], env);
       }
     })();
 

@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { parseManifests } from '@ciliate/resources';
+import { startSecureNats, type SecureNats } from '@ciliate/runtime/testing';
 import { ResourceStore } from '@ciliate/store';
-import { startNats, waitFor, type NatsServer, type NodeProcess } from '@ciliate/testkit';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { waitFor, type NodeProcess } from '@ciliate/testkit';
+import type { NatsConnection } from '@nats-io/transport-node';
 
 import { ipamClient, seedManifestsDir, startIpam } from './testing.int-helpers.js';
 
@@ -30,18 +31,22 @@ function service(
 }
 
 describe('LB-IPAM through the resource store (seed manifests)', () => {
-  let nats: NatsServer;
+  let nats: SecureNats;
   let nc: NatsConnection;
   let store: ResourceStore;
   let ipam: NodeProcess;
+  let c: ReturnType<typeof ipamClient>;
   before(async () => {
-    nats = await startNats();
-    nc = await connect({ servers: nats.url });
+    nats = await startSecureNats();
+    // Pools and Services come from Kubernetes through the kube-bridge, which creates the store.
+    nc = await nats.connect({ role: 'kube-bridge' });
     store = await ResourceStore.open(nc);
-    ipam = await startIpam(nats.url, ['--resync-interval', '1s']);
+    c = ipamClient(nats);
+    ipam = await startIpam(nats, ['--resync-interval', '1s']);
   });
   after(async () => {
     await ipam?.kill('SIGKILL');
+    await c?.close();
     await nc?.close();
     await nats?.close();
   });
@@ -104,7 +109,7 @@ describe('LB-IPAM through the resource store (seed manifests)', () => {
       (await ingressOf('web', 'frontend')) === undefined ? true : undefined,
     );
 
-    const st = await ipamClient(nc).status();
+    const st = await c.status();
     const pool = st.pools.find((p) => p.pool === 'default-pool');
     assert.ok(pool);
     assert.equal(pool.capacity, 256);

@@ -2,22 +2,28 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import { CiliateError } from '@ciliate/contracts';
+import { startSecureNats, type SecureNats } from '@ciliate/runtime/testing';
 import { ResourceStore } from '@ciliate/store';
-import { startNats, waitFor, type NatsServer, type NodeProcess } from '@ciliate/testkit';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { waitFor, type NodeProcess } from '@ciliate/testkit';
+import type { NatsConnection } from '@nats-io/transport-node';
 
-import { ipamClient, owner, startIpam } from './testing.int-helpers.js';
+import { IPAM, ipamClient, owner, startIpam } from './testing.int-helpers.js';
 
 describe('IPAM modes: kubernetes (Node.spec.podCIDRs) and dual stack', () => {
-  let nats: NatsServer;
+  let nats: SecureNats;
   let nc: NatsConnection;
+  let c: ReturnType<typeof ipamClient>;
   const procs: NodeProcess[] = [];
   before(async () => {
-    nats = await startNats();
-    nc = await connect({ servers: nats.url });
+    // Nodes call IPAM as their datapath (unknown-node too: a node the cluster does not know);
+    // Kubernetes' objects come through the kube-bridge.
+    nats = await startSecureNats({ nodes: ['k8s-node', 'unknown-node'] });
+    nc = await nats.connect({ role: 'kube-bridge' });
+    c = ipamClient(nats);
   });
   after(async () => {
     for (const p of procs) await p.kill('SIGKILL');
+    await c?.close();
     await nc?.close();
     await nats?.close();
   });
@@ -30,9 +36,8 @@ describe('IPAM modes: kubernetes (Node.spec.podCIDRs) and dual stack', () => {
       metadata: { name: 'k8s-node' },
       spec: { podCIDRs: ['10.244.3.0/24', 'fd00:10:244:3::/120'] },
     });
-    const p = await startIpam(nats.url, ['--ipam-mode', 'kubernetes', '--enable-ipv6', 'true']);
+    const p = await startIpam(nats, ['--ipam-mode', 'kubernetes', '--enable-ipv6', 'true']);
     procs.push(p);
-    const c = ipamClient(nc);
     const cidrs = await c.nodeCidrs('k8s-node');
     assert.equal(cidrs.mode, 'kubernetes');
     assert.deepEqual(cidrs.podCIDRs, ['10.244.3.0/24', 'fd00:10:244:3::/120']);
@@ -62,7 +67,7 @@ describe('IPAM modes: kubernetes (Node.spec.podCIDRs) and dual stack', () => {
     const { spawnNode } = await import('@ciliate/testkit');
     const { MAIN } = await import('./testing.int-helpers.js');
     const p = spawnNode(MAIN, ['--cluster-pool-ipv4-mask-size', '31'], {
-      env: { CILIATE_NATS_URL: nats.url, CILIATE_HTTP_ADDRESS: '127.0.0.1:0' },
+      env: { ...nats.env(IPAM), CILIATE_HTTP_ADDRESS: '127.0.0.1:0' },
     });
     procs.push(p);
     const { code } = await p.exited;

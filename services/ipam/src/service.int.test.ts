@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { CiliateError } from '@ciliate/contracts';
+import { CiliateError, ipamNodeSubject } from '@ciliate/contracts';
+import { startSecureNats, type SecureNats } from '@ciliate/runtime/testing';
 import { ResourceStore } from '@ciliate/store';
-import { sleep, startNats, waitFor, type NatsServer, type NodeProcess } from '@ciliate/testkit';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { sleep, waitFor, type NodeProcess } from '@ciliate/testkit';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
 
 import { ipamClient, owner, startIpam } from './testing.int-helpers.js';
@@ -22,15 +23,19 @@ async function failure(p: Promise<unknown>): Promise<CiliateError> {
 }
 
 describe('IPAM service: pod addresses and node CIDRs over NATS', () => {
-  let nats: NatsServer;
+  let nats: SecureNats;
   let nc: NatsConnection;
   let ipam: NodeProcess;
   let store: ResourceStore;
+  let c: ReturnType<typeof ipamClient>;
   before(async () => {
-    nats = await startNats();
-    nc = await connect({ servers: nats.url });
+    // Nodes call IPAM as their datapath; Kubernetes' objects come through the kube-bridge, which
+    // creates the store.
+    nats = await startSecureNats({ nodes: ['worker-a', 'worker-b', 'worker-c', 'node-2'] });
+    nc = await nats.connect({ role: 'kube-bridge' });
     store = await ResourceStore.open(nc);
-    ipam = await startIpam(nats.url, [
+    c = ipamClient(nats);
+    ipam = await startIpam(nats, [
       '--cluster-pool-ipv4-cidr',
       '10.20.0.0/16',
       '--cluster-pool-ipv4-mask-size',
@@ -41,12 +46,12 @@ describe('IPAM service: pod addresses and node CIDRs over NATS', () => {
   });
   after(async () => {
     await ipam?.kill('SIGKILL');
+    await c?.close();
     await nc?.close();
     await nats?.close();
   });
 
   it('gives a retried allocate (same owner) the same address, and a CNI-style error when full', async () => {
-    const c = ipamClient(nc);
     const first = await c.allocate({ node: 'worker-a', owner: owner('web-0') });
     assert.equal(first.created, true);
     assert.match(first.ips.ipv4 ?? '', /^10\.20\.\d+\.\d+$/);
@@ -72,7 +77,7 @@ describe('IPAM service: pod addresses and node CIDRs over NATS', () => {
     // Release then allocate succeeds; a retried release is not an error.
     const rel = await c.release({ node: 'worker-a', owner: owner('web-3') });
     assert.ok(rel.released.ipv4);
-    assert.deepEqual((await c.release({ owner: owner('web-3') })).released, {});
+    assert.deepEqual((await c.release({ owner: owner('web-3') }, 'worker-a')).released, {});
     const after = await c.allocate({ node: 'worker-a', owner: owner('web-13') });
     assert.equal(after.ips.ipv4, rel.released.ipv4);
 
@@ -83,27 +88,21 @@ describe('IPAM service: pod addresses and node CIDRs over NATS', () => {
   });
 
   it('names the field of a bad request', async () => {
-    const c = ipamClient(nc);
+    const raw = await c.datapath('worker-a');
+    const allocate = ipamNodeSubject('allocate', 'worker-a');
     const slash = await failure(
-      c.raw.request(
-        'ciliate.v1.ipam.allocate',
-        { node: 'worker-a', owner: { ...owner('x'), pod: 'a/b' } },
-        IpamAny,
-      ),
+      raw.request(allocate, { node: 'worker-a', owner: { ...owner('x'), pod: 'a/b' } }, IpamAny),
     );
     assert.equal(slash.code, 'bad_request');
     assert.equal(slash.field, 'owner.pod');
     const fam = await failure(
-      c.raw.request(
-        'ciliate.v1.ipam.allocate',
-        { node: 'worker-a', owner: owner('x'), family: 'ipv7' },
-        IpamAny,
-      ),
+      raw.request(allocate, { node: 'worker-a', owner: owner('x'), family: 'ipv7' }, IpamAny),
     );
     assert.equal(fam.field, 'family');
     const node = await failure(
-      c.raw.request('ciliate.v1.ipam.allocate', { node: 'Worker_A', owner: owner('x') }, IpamAny),
+      raw.request(allocate, { node: 'Worker_A', owner: owner('x') }, IpamAny),
     );
+    assert.equal(node.code, 'bad_request');
     assert.equal(node.field, 'node');
     const v6 = await failure(c.allocate({ node: 'worker-a', owner: owner('x'), family: 'ipv6' }));
     assert.equal(v6.code, 'not_found');
@@ -111,7 +110,6 @@ describe('IPAM service: pod addresses and node CIDRs over NATS', () => {
   });
 
   it('carves node CIDRs and records them on the CiliumNode', async () => {
-    const c = ipamClient(nc);
     const a = await c.nodeCidrs('worker-b');
     const b = await c.nodeCidrs('worker-c');
     assert.equal(a.mode, 'cluster-pool');
@@ -127,7 +125,6 @@ describe('IPAM service: pod addresses and node CIDRs over NATS', () => {
   });
 
   it("releases a deleted node's CIDR only after the initial sync, and frees addresses of pods that are gone", async () => {
-    const c = ipamClient(nc);
     const node = (name: string) => ({ apiVersion: 'v1', kind: 'Node', metadata: { name } });
     await store.apply(node('node-1'));
     await store.apply(node('node-2'));

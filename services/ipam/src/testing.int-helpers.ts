@@ -1,5 +1,6 @@
 // Helpers shared by the IPAM service's integration tests (not exported from the package): the
-// service runs as a child process, so a test can SIGKILL it like a crash.
+// service runs as a child process with its own credentials, so a test can SIGKILL it like a
+// crash, and is called as the principal a caller would be.
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,23 +13,35 @@ import {
   IpamStatusReplySchema,
   ipamSubject,
   ipamNodeSubject,
+  principalName,
   type IpamAllocateRequest,
   type IpamReleaseRequest,
+  type Principal,
 } from '@ciliate/contracts';
 import { createRpcClient, disabledTracing, type RpcClient } from '@ciliate/runtime';
+import type { SecureNats } from '@ciliate/runtime/testing';
 import { spawnNode, waitFor, type NodeProcess } from '@ciliate/testkit';
 import type { NatsConnection } from '@nats-io/transport-node';
 
 export const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 
+/** A secured nats-server or cluster (@ciliate/runtime/testing): what the helpers need of it. */
+export type SecuredNats = Pick<SecureNats, 'env' | 'connect'>;
+
+export const IPAM: Principal = { role: 'ipam' };
+
+/**
+ * Starts ciliate-ipam as the IPAM principal. The resource store's buckets must exist (the
+ * kube-bridge's or the admin's to create).
+ */
 export async function startIpam(
-  natsUrl: string,
+  nats: SecuredNats,
   args: string[] = [],
   env: Record<string, string> = {},
 ): Promise<NodeProcess> {
   const proc = spawnNode(MAIN, args, {
     env: {
-      CILIATE_NATS_URL: natsUrl,
+      ...nats.env(IPAM),
       CILIATE_HTTP_ADDRESS: '127.0.0.1:0',
       CILIATE_LOG_LEVEL: process.env.IPAM_LOG_LEVEL ?? 'info',
       CILIATE_NODE: 'ipam-test',
@@ -56,25 +69,58 @@ export async function startIpam(
   return proc;
 }
 
-export function ipamClient(nc: NatsConnection, timeoutMs = 5_000) {
-  const rpc: RpcClient = createRpcClient(nc, disabledTracing);
+/**
+ * Calls IPAM as its callers would: a node's requests for itself (allocate, release, node-cidrs)
+ * as that node's datapath (the server must have issued it: `nodes` of startSecureNats), the
+ * cluster-wide ones (list, status) as an operator, the admin. `close()` closes what it opened.
+ */
+export function ipamClient(nats: SecuredNats, timeoutMs = 5_000) {
+  const conns = new Map<string, Promise<NatsConnection>>();
+  const as = async (p: Principal): Promise<RpcClient> => {
+    let nc = conns.get(principalName(p));
+    if (nc === undefined) conns.set(principalName(p), (nc = nats.connect(p)));
+    return createRpcClient(await nc, disabledTracing);
+  };
+  const datapath = (node: string): Promise<RpcClient> => as({ role: 'datapath', node });
+  const admin = (): Promise<RpcClient> => as({ role: 'admin' });
   return {
-    allocate: (req: IpamAllocateRequest) =>
-      rpc.request(ipamNodeSubject('allocate', req.node), req, IpamAllocateReplySchema, {
+    allocate: async (req: IpamAllocateRequest) =>
+      (await datapath(req.node)).request(
+        ipamNodeSubject('allocate', req.node),
+        req,
+        IpamAllocateReplySchema,
+        { timeoutMs },
+      ),
+    /** As `node`, by default the one the body names (a body without it is still the node's). */
+    release: async (req: IpamReleaseRequest, node = req.node) => {
+      if (node === undefined) throw new Error('release: name the node that asks');
+      return (await datapath(node)).request(
+        ipamNodeSubject('release', node),
+        req,
+        IpamReleaseReplySchema,
+        { timeoutMs },
+      );
+    },
+    list: async (node?: string) =>
+      (await admin()).request(ipamSubject('list'), node ? { node } : {}, IpamListReplySchema, {
         timeoutMs,
       }),
-    release: (req: IpamReleaseRequest) =>
-      rpc.request(ipamNodeSubject('release', req.node ?? ''), req, IpamReleaseReplySchema, {
-        timeoutMs,
-      }),
-    list: (node?: string) =>
-      rpc.request(ipamSubject('list'), node ? { node } : {}, IpamListReplySchema, { timeoutMs }),
-    nodeCidrs: (node: string) =>
-      rpc.request(ipamNodeSubject('node-cidrs', node), { node }, IpamNodeCidrsReplySchema, {
-        timeoutMs,
-      }),
-    status: () => rpc.request(ipamSubject('status'), {}, IpamStatusReplySchema, { timeoutMs }),
-    raw: rpc,
+    nodeCidrs: async (node: string) =>
+      (await datapath(node)).request(
+        ipamNodeSubject('node-cidrs', node),
+        { node },
+        IpamNodeCidrsReplySchema,
+        { timeoutMs },
+      ),
+    status: async () =>
+      (await admin()).request(ipamSubject('status'), {}, IpamStatusReplySchema, { timeoutMs }),
+    /** An RPC client of a node's datapath, for requests the typed calls cannot make. */
+    datapath,
+    close: async () => {
+      const all = [...conns.values()];
+      conns.clear();
+      for (const nc of all) await (await nc.catch(() => undefined))?.close();
+    },
   };
 }
 

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { startNats, type NatsServer } from '@ciliate/testkit';
 import { Kvm, type KV } from '@nats-io/kv';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 
+import { startSecureNats, type SecureNats } from '../testing/secure-nats.js';
 import { KvDocument } from './kv-document.js';
 
 interface Counter {
@@ -13,12 +13,13 @@ interface Counter {
 }
 
 describe('KvDocument: compare-and-set with group commit', () => {
-  let nats: NatsServer;
+  let nats: SecureNats;
   let nc: NatsConnection;
   let kv: KV;
   before(async () => {
-    nats = await startNats();
-    nc = await connect({ servers: nats.url });
+    nats = await startSecureNats();
+    // The test's own bucket, which no component owns: only the admin may create it.
+    nc = await nats.connect();
     kv = await new Kvm(nc).create('kvdoc-test', { history: 1 });
   });
   after(async () => {

@@ -1,20 +1,22 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { startNats, waitFor, type NatsServer } from '@ciliate/testkit';
+import { waitFor } from '@ciliate/testkit';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 
+import { startSecureNats, type SecureNats } from '../testing/secure-nats.js';
 import { decodeJson, watchKv, type KvWatchEvent } from './kv-watch.js';
 
 describe('watchKv on a real nats-server', () => {
-  let nats: NatsServer;
+  let nats: SecureNats;
   let nc: NatsConnection;
   let kv: KV;
   before(async () => {
-    nats = await startNats();
-    nc = await connect({ servers: nats.url });
+    nats = await startSecureNats();
+    // The test's own bucket, which no component owns: only the admin may create it.
+    nc = await nats.connect();
     kv = await new Kvm(nc).create('watch-test', { history: 1 });
   });
   after(async () => {

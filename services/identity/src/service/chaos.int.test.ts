@@ -10,14 +10,17 @@ import {
   labelSetKey,
   labelsFromStrings,
 } from '@ciliate/contracts';
-import { sleep, startNatsCluster, type NatsCluster } from '@ciliate/testkit';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { startSecureNatsCluster, type SecureNatsCluster } from '@ciliate/runtime/testing';
+import { ResourceStore } from '@ciliate/store';
+import { sleep } from '@ciliate/testkit';
+import type { NatsConnection } from '@nats-io/transport-node';
 
 import { auditIdentityStore, parseKey } from '@ciliate/identity-core';
 import {
   bucketEntries,
   identityClient,
   startIdentity,
+  type IdentityClient,
   type IdentityProcess,
 } from './testing.int-helpers.js';
 
@@ -28,18 +31,20 @@ const KILLS = 5;
 const WINDOW = 8;
 const STEP_MS = 100;
 const RETRYABLE = new Set(['timeout', 'unavailable', 'conflict']);
+// The allocators play the datapaths of these nodes, each with its own node's credentials.
+const NODES = Array.from({ length: 8 }, (_, i) => `node-${i}`);
 
 function labelSet(k: number): string[] {
   return [`k8s:app=app-${k}`, 'k8s:io.kubernetes.pod.namespace=chaos', `k8s:tier=t${k % 3}`];
 }
 
 describe('identity replicas under SIGKILL on a NATS cluster', () => {
-  let cluster: NatsCluster;
+  let nats: SecureNatsCluster;
+  let admin: NatsConnection;
+  let client: IdentityClient;
   const replicas: (IdentityProcess | undefined)[] = [];
-  const conns: NatsConnection[] = [];
 
   const env = (i: number): Record<string, string> => ({
-    CILIATE_NATS_URL: cluster.url,
     CILIATE_KV_REPLICAS: '3',
     CILIATE_NODE: `identity-${i}`,
     CILIATE_HTTP_ADDRESS: '127.0.0.1:0',
@@ -48,21 +53,23 @@ describe('identity replicas under SIGKILL on a NATS cluster', () => {
   });
 
   before(async () => {
-    cluster = await startNatsCluster();
+    nats = await startSecureNatsCluster({ nodes: NODES });
+    admin = await nats.connect();
+    // The store's buckets are the kube-bridge's (or an operator's) to create, as in the lab.
+    await ResourceStore.open(admin, { replicas: 3 });
     // The first one creates the replicated buckets; the others open them.
-    replicas[0] = await startIdentity({ ...env(0), CILIATE_LOG_LEVEL: 'info' });
-    const rest = await Promise.all(
-      [1, 2].map((i) => startIdentity({ ...env(i), CILIATE_LOG_LEVEL: 'info' })),
-    );
+    replicas[0] = await startIdentity(nats, env(0));
+    const rest = await Promise.all([1, 2].map((i) => startIdentity(nats, env(i))));
     replicas[1] = rest[0];
     replicas[2] = rest[1];
-    for (let i = 0; i < 4; i++) conns.push(await connect({ servers: cluster.url.split(',') }));
+    client = identityClient(nats);
   });
 
   after(async () => {
-    for (const nc of conns) await nc.close().catch(() => undefined);
+    await client?.close();
+    await admin?.close().catch(() => undefined);
     for (const r of replicas) await r?.proc.kill('SIGKILL');
-    await cluster?.close();
+    await nats?.close();
   });
 
   it('gives every caller of one label set the same number, with zero duplicates in the store', async () => {
@@ -76,13 +83,12 @@ describe('identity replicas under SIGKILL on a NATS cluster', () => {
     let running = true;
 
     const allocator = async (i: number): Promise<void> => {
-      const { call } = identityClient(conns[i % conns.length]!);
       while (running) {
         const k = Math.floor((Date.now() - start) / STEP_MS) + Math.floor(Math.random() * WINDOW);
         try {
-          const r = await call(
+          const r = await client.call(
             'allocate',
-            { node: `node-${i % 8}`, labels: labelSet(k) },
+            { node: NODES[i % NODES.length], labels: labelSet(k) },
             IdentityAllocateReplySchema,
             3000,
           );
@@ -110,7 +116,7 @@ describe('identity replicas under SIGKILL on a NATS cluster', () => {
         kills++;
         replicas[i] = undefined;
         await sleep(100 + Math.random() * 400);
-        replicas[i] = await startIdentity(env(i), { waitSynced: false });
+        replicas[i] = await startIdentity(nats, env(i), { waitSynced: false });
       }
       await sleep(1000);
       running = false;
@@ -133,7 +139,7 @@ describe('identity replicas under SIGKILL on a NATS cluster', () => {
       byNumber.set(id, k);
     }
 
-    const entries = await bucketEntries(conns[0]!);
+    const entries = await bucketEntries(admin);
     const audit = auditIdentityStore(entries);
     assert.deepEqual(audit.violations, []);
     // Every set the callers got is bound in the store to exactly the number they got.

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { startNats, type NatsServer } from '@ciliate/testkit';
+import { startSecureNats, type SecureNats } from '@ciliate/runtime/testing';
 import { Kvm, type KV } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
@@ -16,14 +16,15 @@ import {
 } from './publisher.js';
 
 describe('JetStreamKvExecutor on a real bucket', () => {
-  let nats: NatsServer;
+  let nats: SecureNats;
   let nc: NatsConnection;
   let kv: KV;
   let exec: JetStreamKvExecutor;
 
   before(async () => {
-    nats = await startNats();
-    nc = await connect({ servers: nats.url });
+    nats = await startSecureNats();
+    // Test buckets no component owns: the admin's to create and reconfigure.
+    nc = await nats.connect();
     kv = await new Kvm(nc).create('exec-test', { history: 1 });
     exec = new JetStreamKvExecutor(kv, { nc, bucket: 'exec-test', timeoutMs: 2000 });
   });
@@ -109,8 +110,8 @@ describe('JetStreamKvExecutor on a real bucket', () => {
 
 describe('JetStreamPublisher failures', () => {
   it('no stream: unavailable; compare-and-set refusal carries the code; stopped server: timeout; close fails what waits', async () => {
-    const nats = await startNats();
-    const nc = await connect({ servers: nats.url, reconnectTimeWait: 100 });
+    const nats = await startSecureNats();
+    const nc = await connect({ ...nats.options(), reconnectTimeWait: 100 });
     const pub = new JetStreamPublisher(nc, { timeoutMs: 500 });
     try {
       await assert.rejects(
@@ -126,7 +127,7 @@ describe('JetStreamPublisher failures', () => {
         pub.publish('$KV.pub-test.a', new Uint8Array([2]), { expectLastSubjectSeq: 0 }),
         (err: unknown) => err instanceof PublishRefusedError && err.errCode === 10071,
       );
-      await nats.stop();
+      await nats.server.stop();
       const t0 = Date.now();
       await assert.rejects(pub.publish('$KV.pub-test.b', new Uint8Array(0)), PublishTimeoutError);
       const waited = Date.now() - t0;

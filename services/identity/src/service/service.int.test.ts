@@ -1,4 +1,6 @@
-// The identity service against a real nats-server, run as a child process.
+// The identity service against a real nats-server with mutual TLS and per-principal rights, run
+// as a child process with its own credentials. Node-scoped calls are made as the named node's
+// datapath, cluster-wide ones and direct reads of the buckets as an operator (the admin).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
@@ -16,10 +18,11 @@ import {
   labelSetKey,
   labelsFromStrings,
 } from '@ciliate/contracts';
+import { startSecureNats, type SecureNats } from '@ciliate/runtime/testing';
 import { ResourceStore } from '@ciliate/store';
-import { sleep, spawnNode, startNats, waitFor, type NatsServer } from '@ciliate/testkit';
+import { sleep, spawnNode, waitFor } from '@ciliate/testkit';
 import { Kvm } from '@nats-io/kv';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { z } from 'zod';
 
 import {
@@ -30,13 +33,27 @@ import {
   referenceKey,
 } from '@ciliate/identity-core';
 import {
+  IDENTITY,
   MAIN,
   bucketEntries,
   bucketValue,
   identityClient,
   startIdentity,
+  type IdentityClient,
   type IdentityProcess,
 } from './testing.int-helpers.js';
+
+/** The nodes whose datapath the tests play. */
+const NODES = [
+  'node-a',
+  'node-b',
+  'node-c',
+  'node-gone',
+  'node-alive',
+  'node-f',
+  'node-capped',
+  'n',
+];
 
 async function rejectsWith(
   p: Promise<unknown>,
@@ -54,8 +71,9 @@ async function rejectsWith(
 }
 
 describe('the identity service', () => {
-  let nats: NatsServer;
+  let nats: SecureNats;
   let nc: NatsConnection;
+  let client: IdentityClient;
   let call: <S extends z.ZodType>(
     ep: IdentityEndpoint,
     body: unknown,
@@ -63,7 +81,7 @@ describe('the identity service', () => {
   ) => Promise<z.output<S>>;
   const running: IdentityProcess[] = [];
   const start = async (env: Record<string, string> = {}): Promise<IdentityProcess> => {
-    const p = await startIdentity({ CILIATE_NATS_URL: nats.url, ...env });
+    const p = await startIdentity(nats, env);
     running.push(p);
     return p;
   };
@@ -82,12 +100,16 @@ describe('the identity service', () => {
   };
 
   before(async () => {
-    nats = await startNats();
-    nc = await connect({ servers: nats.url });
-    call = identityClient(nc).call;
+    nats = await startSecureNats({ nodes: NODES });
+    nc = await nats.connect();
+    // The store's buckets are the kube-bridge's (or an operator's) to create, as in the lab.
+    await ResourceStore.open(nc);
+    client = identityClient(nats);
+    call = client.call;
   });
   after(async () => {
     await stopAll();
+    await client?.close();
     await nc?.close();
     await nats?.close();
   });
@@ -186,10 +208,16 @@ describe('the identity service', () => {
     });
 
     it('frees a number reserved and never bound (its allocator died between its two writes)', async () => {
-      // The replicas do not watch `id.*`; the GC finds reservations by listing the keys.
-      const kv = await new Kvm(nc).open(buckets.identities());
-      const labels = 'k8s:app=gc-orphan;k8s:io.kubernetes.pod.namespace=gc;';
-      await kv.create('id.65000', JSON.stringify({ v: 1, id: 65000, labels }));
+      // The replicas do not watch `id.*`; the GC finds reservations by listing the keys. The
+      // reservation is written with a replica's credentials, as the one that died would have.
+      const replica = await nats.connect(IDENTITY);
+      try {
+        const kv = await new Kvm(replica).open(buckets.identities());
+        const labels = 'k8s:app=gc-orphan;k8s:io.kubernetes.pod.namespace=gc;';
+        await kv.create('id.65000', JSON.stringify({ v: 1, id: 65000, labels }));
+      } finally {
+        await replica.close();
+      }
       const reservedAt = Date.now();
       await waitFor(
         'the reservation to be freed',
@@ -474,15 +502,21 @@ describe('the identity service', () => {
     });
 
     it('derives pod identities with cluster, service account and namespace labels from the store', async () => {
-      const store = await ResourceStore.open(nc);
-      await store.apply({
-        apiVersion: 'v1',
-        kind: 'Namespace',
-        metadata: {
-          name: 'team-a',
-          labels: { team: 'a', 'kubernetes.io/metadata.name': 'team-a' },
-        },
-      });
+      // Namespaces come from Kubernetes through the kube-bridge.
+      const bridge = await nats.connect({ role: 'kube-bridge' });
+      try {
+        const store = await ResourceStore.open(bridge);
+        await store.apply({
+          apiVersion: 'v1',
+          kind: 'Namespace',
+          metadata: {
+            name: 'team-a',
+            labels: { team: 'a', 'kubernetes.io/metadata.name': 'team-a' },
+          },
+        });
+      } finally {
+        await bridge.close();
+      }
       const expected = [
         'k8s:app=web',
         // As in Cilium: the namespace's own name label is part of the identity.
@@ -637,7 +671,7 @@ describe('the identity service', () => {
       env: Record<string, string>,
     ): Promise<{ code: number | null; out: string }> => {
       const p = spawnNode(MAIN, [], {
-        env: { CILIATE_NATS_URL: nats.url, CILIATE_HTTP_ADDRESS: '127.0.0.1:0', ...env },
+        env: { ...nats.env(IDENTITY), CILIATE_HTTP_ADDRESS: '127.0.0.1:0', ...env },
       });
       const { code } = await p.exited;
       return { code, out: p.output() };

@@ -1,5 +1,6 @@
 // Helpers of the identity service's integration tests (not exported): start the real service as
-// a child process (so it can be SIGKILLed), talk to it, read its bucket.
+// a child process (so it can be SIGKILLed) with its own credentials, talk to it as the principal
+// a caller would be, read its bucket.
 import { fileURLToPath } from 'node:url';
 
 import {
@@ -10,8 +11,11 @@ import {
   type IdentityClusterEndpoint,
   type IdentityEndpoint,
   type IdentityNodeEndpoint,
+  principalName,
+  type Principal,
 } from '@ciliate/contracts';
 import { createRpcClient, disabledTracing, type RpcClient } from '@ciliate/runtime';
+import type { SecureNats } from '@ciliate/runtime/testing';
 import { spawnNode, waitFor, type NodeProcess } from '@ciliate/testkit';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -24,13 +28,23 @@ export interface IdentityProcess {
   httpAddress: string;
 }
 
-/** Starts ciliate-identity and waits until it reports started (and, by default, synced). */
+/** A secured nats-server or cluster (@ciliate/runtime/testing): what the helpers need of it. */
+export type SecuredNats = Pick<SecureNats, 'env' | 'connect'>;
+
+export const IDENTITY: Principal = { role: 'identity' };
+
+/**
+ * Starts ciliate-identity as the identity principal and waits until it reports started (and, by
+ * default, synced). The resource store's buckets must exist (the kube-bridge's or admin's).
+ */
 export async function startIdentity(
-  env: Record<string, string>,
+  nats: SecuredNats,
+  env: Record<string, string> = {},
   opts: { waitSynced?: boolean } = {},
 ): Promise<IdentityProcess> {
   const proc = spawnNode(MAIN, [], {
     env: {
+      ...nats.env(IDENTITY),
       CILIATE_HTTP_ADDRESS: '127.0.0.1:0',
       CILIATE_LOG_LEVEL: 'info',
       CILIATE_NODE: 'identity-1',
@@ -58,29 +72,49 @@ export async function startIdentity(
   }
 }
 
-export function identityClient(nc: NatsConnection): {
-  rpc: RpcClient;
+export interface IdentityClient {
   call: <S extends z.ZodType>(
     ep: IdentityEndpoint,
     body: unknown,
     reply: S,
     timeoutMs?: number,
   ) => Promise<z.output<S>>;
-} {
-  const rpc = createRpcClient(nc, disabledTracing);
+  /** Closes the connections the client opened. */
+  close(): Promise<void>;
+}
+
+/**
+ * Calls the identity service as its callers would: a node-scoped endpoint on the node the body
+ * names, as that node's datapath (the server must have issued it: `nodes` of startSecureNats);
+ * cluster-wide ones (the ipcache ones too) as an operator, the admin. A body without a node goes
+ * to a placeholder node's subject as the admin, to see the service refuse it.
+ */
+export function identityClient(nats: SecuredNats): IdentityClient {
+  const conns = new Map<string, Promise<NatsConnection>>();
+  const rpcAs = async (p: Principal): Promise<RpcClient> => {
+    const name = principalName(p);
+    let nc = conns.get(name);
+    if (nc === undefined) conns.set(name, (nc = nats.connect(p)));
+    return createRpcClient(await nc, disabledTracing);
+  };
   return {
-    rpc,
-    // Node-scoped endpoints go to the node the body names; cluster-wide ones to their subject
-    // (the ipcache ones too: the tests act as an operator there).
-    call: (ep, body, reply, timeoutMs = 5000) => {
+    call: async (ep, body, reply, timeoutMs = 5000) => {
+      if ((IDENTITY_CLUSTER_ENDPOINTS as readonly string[]).includes(ep)) {
+        const rpc = await rpcAs({ role: 'admin' });
+        return rpc.request(identitySubject(ep as IdentityClusterEndpoint), body, reply, {
+          timeoutMs,
+        });
+      }
       const node = (body as { node?: unknown } | null)?.node;
-      const subject = (IDENTITY_CLUSTER_ENDPOINTS as readonly string[]).includes(ep)
-        ? identitySubject(ep as IdentityClusterEndpoint)
-        : identityNodeSubject(
-            ep as IdentityNodeEndpoint,
-            typeof node === 'string' && node !== '' ? node : 'no-node',
-          );
+      const named = typeof node === 'string' && node !== '';
+      const rpc = await rpcAs(named ? { role: 'datapath', node } : { role: 'admin' });
+      const subject = identityNodeSubject(ep as IdentityNodeEndpoint, named ? node : 'no-node');
       return rpc.request(subject, body, reply, { timeoutMs });
+    },
+    close: async () => {
+      const all = [...conns.values()];
+      conns.clear();
+      for (const nc of all) await (await nc.catch(() => undefined))?.close();
     },
   };
 }
