@@ -13,7 +13,6 @@ import {
   IpamStatusReplySchema,
   ipamSubject,
   ipamNodeSubject,
-  principalName,
   type IpamAllocateRequest,
   type IpamReleaseRequest,
   type Principal,
@@ -21,12 +20,11 @@ import {
 import { createRpcClient, disabledTracing, type RpcClient } from '@ciliate/runtime';
 import type { SecureNats } from '@ciliate/runtime/testing';
 import { spawnNode, waitFor, type NodeProcess } from '@ciliate/testkit';
-import type { NatsConnection } from '@nats-io/transport-node';
 
 export const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 
 /** A secured nats-server or cluster (@ciliate/runtime/testing): what the helpers need of it. */
-export type SecuredNats = Pick<SecureNats, 'env' | 'connect'>;
+export type SecuredNats = Pick<SecureNats, 'env' | 'connect' | 'pool'>;
 
 export const IPAM: Principal = { role: 'ipam' };
 
@@ -75,12 +73,9 @@ export async function startIpam(
  * cluster-wide ones (list, status) as an operator, the admin. `close()` closes what it opened.
  */
 export function ipamClient(nats: SecuredNats, timeoutMs = 5_000) {
-  const conns = new Map<string, Promise<NatsConnection>>();
-  const as = async (p: Principal): Promise<RpcClient> => {
-    let nc = conns.get(principalName(p));
-    if (nc === undefined) conns.set(principalName(p), (nc = nats.connect(p)));
-    return createRpcClient(await nc, disabledTracing);
-  };
+  const pool = nats.pool();
+  const as = async (p: Principal): Promise<RpcClient> =>
+    createRpcClient(await pool.get(p), disabledTracing);
   const datapath = (node: string): Promise<RpcClient> => as({ role: 'datapath', node });
   const admin = (): Promise<RpcClient> => as({ role: 'admin' });
   return {
@@ -116,11 +111,7 @@ export function ipamClient(nats: SecuredNats, timeoutMs = 5_000) {
       (await admin()).request(ipamSubject('status'), {}, IpamStatusReplySchema, { timeoutMs }),
     /** An RPC client of a node's datapath, for requests the typed calls cannot make. */
     datapath,
-    close: async () => {
-      const all = [...conns.values()];
-      conns.clear();
-      for (const nc of all) await (await nc.catch(() => undefined))?.close();
-    },
+    close: () => pool.close(),
   };
 }
 

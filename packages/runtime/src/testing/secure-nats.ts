@@ -27,6 +27,13 @@ interface SecureClients {
   options(p?: Principal, opts?: { certOf?: Principal }): ConnectionOptions;
   /** Connects as `p` (the admin by default). */
   connect(p?: Principal, opts?: { certOf?: Principal }): Promise<NatsConnection>;
+  /** One connection per principal, opened on first use; `close()` closes them all. */
+  pool(): ConnectionPool;
+}
+
+export interface ConnectionPool {
+  get(p: Principal): Promise<NatsConnection>;
+  close(): Promise<void>;
 }
 
 export interface SecureNats extends SecureClients {
@@ -76,6 +83,21 @@ function clients(bundle: SecurityBundle, url: string): SecureClients {
     env: (p) => ({ CILIATE_NATS_URL: url, ...credentialEnv(bundle, principalName(p)) }),
     options,
     connect: (p, o) => connect(options(p, o)),
+    pool: () => {
+      const conns = new Map<string, Promise<NatsConnection>>();
+      return {
+        get: (p) => {
+          let nc = conns.get(principalName(p));
+          if (nc === undefined) conns.set(principalName(p), (nc = connect(options(p))));
+          return nc;
+        },
+        close: async () => {
+          const all = [...conns.values()];
+          conns.clear();
+          for (const nc of all) await (await nc.catch(() => undefined))?.close();
+        },
+      };
+    },
   };
 }
 

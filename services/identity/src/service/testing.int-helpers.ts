@@ -11,7 +11,6 @@ import {
   type IdentityClusterEndpoint,
   type IdentityEndpoint,
   type IdentityNodeEndpoint,
-  principalName,
   type Principal,
 } from '@ciliate/contracts';
 import { createRpcClient, disabledTracing, type RpcClient } from '@ciliate/runtime';
@@ -29,7 +28,7 @@ export interface IdentityProcess {
 }
 
 /** A secured nats-server or cluster (@ciliate/runtime/testing): what the helpers need of it. */
-export type SecuredNats = Pick<SecureNats, 'env' | 'connect'>;
+export type SecuredNats = Pick<SecureNats, 'env' | 'connect' | 'pool'>;
 
 export const IDENTITY: Principal = { role: 'identity' };
 
@@ -90,13 +89,9 @@ export interface IdentityClient {
  * to a placeholder node's subject as the admin, to see the service refuse it.
  */
 export function identityClient(nats: SecuredNats): IdentityClient {
-  const conns = new Map<string, Promise<NatsConnection>>();
-  const rpcAs = async (p: Principal): Promise<RpcClient> => {
-    const name = principalName(p);
-    let nc = conns.get(name);
-    if (nc === undefined) conns.set(name, (nc = nats.connect(p)));
-    return createRpcClient(await nc, disabledTracing);
-  };
+  const pool = nats.pool();
+  const rpcAs = async (p: Principal): Promise<RpcClient> =>
+    createRpcClient(await pool.get(p), disabledTracing);
   return {
     call: async (ep, body, reply, timeoutMs = 5000) => {
       if ((IDENTITY_CLUSTER_ENDPOINTS as readonly string[]).includes(ep)) {
@@ -111,11 +106,7 @@ export function identityClient(nats: SecuredNats): IdentityClient {
       const subject = identityNodeSubject(ep as IdentityNodeEndpoint, named ? node : 'no-node');
       return rpc.request(subject, body, reply, { timeoutMs });
     },
-    close: async () => {
-      const all = [...conns.values()];
-      conns.clear();
-      for (const nc of all) await (await nc.catch(() => undefined))?.close();
-    },
+    close: () => pool.close(),
   };
 }
 
