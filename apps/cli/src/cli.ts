@@ -29,6 +29,7 @@ export interface Globals {
   tlsCa: string | undefined;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
+  role: string | undefined;
   output: OutputFormat;
 }
 
@@ -62,6 +63,7 @@ const GLOBAL_OPTIONS = {
   'tls-ca': { type: 'string' },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
+  role: { type: 'string' },
   output: { type: 'string', short: 'o' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
@@ -73,6 +75,7 @@ export const GLOBAL_USAGE = `Global flags:
   --tls-ca FILE       CA that signed the NATS server's certificate (env CILIATE_NATS_TLS_CA)
   --tls-cert FILE     client certificate for mutual TLS (env CILIATE_NATS_TLS_CERT)
   --tls-key FILE      client key for mutual TLS (env CILIATE_NATS_TLS_KEY)
+  --role ROLE         whose credentials these are: viewer or admin (env CILIATE_NATS_ROLE)
   -o, --output FMT    table (default), json or yaml
   -h, --help          help for a command`;
 
@@ -115,6 +118,7 @@ export async function runCli(argv: string[], commands: Command[], io: Io): Promi
       tlsCa: values['tls-ca'],
       tlsCert: values['tls-cert'],
       tlsKey: values['tls-key'],
+      role: values.role,
       output: output as OutputFormat,
     };
     const target = resolveNats(globals, io.env);

@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
+import { CiliateError } from '@ciliate/contracts';
+
 export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
 
 /** A service instance the context's owner runs (`ciliate status` reports it when missing). */
@@ -72,6 +74,17 @@ export function readContext(env: NodeJS.ProcessEnv = process.env): CliContext | 
   }
 }
 
+/** The CLI's principal when given by flag or environment: viewer or admin, else an error. */
+function roleOf(value: string | undefined): 'viewer' | 'admin' | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (value === 'viewer' || value === 'admin') return value;
+  throw new CiliateError(
+    'bad_request',
+    `--role (CILIATE_NATS_ROLE): Invalid value: ${JSON.stringify(value)}: must be viewer or admin`,
+    { field: 'role' },
+  );
+}
+
 export function resolveNats(
   flags: {
     nats?: string | undefined;
@@ -80,6 +93,7 @@ export function resolveNats(
     tlsCa?: string | undefined;
     tlsCert?: string | undefined;
     tlsKey?: string | undefined;
+    role?: string | undefined;
   },
   env: NodeJS.ProcessEnv = process.env,
 ): NatsTarget {
@@ -93,7 +107,7 @@ export function resolveNats(
     tlsCa: pick(flags.tlsCa, 'CILIATE_NATS_TLS_CA', ctx?.tlsCa),
     tlsCert: pick(flags.tlsCert, 'CILIATE_NATS_TLS_CERT', ctx?.tlsCert),
     tlsKey: pick(flags.tlsKey, 'CILIATE_NATS_TLS_KEY', ctx?.tlsKey),
-    role: ctx?.role,
+    role: roleOf(flags.role ?? env.CILIATE_NATS_ROLE) ?? ctx?.role,
   };
   // what the context expects holds only for the context's own NATS
   const expect = ctx && !flags.nats && !env.CILIATE_NATS_URL ? (ctx.expect ?? []) : [];
