@@ -31,6 +31,7 @@ import {
   IPAM_COMPONENT,
   IPAM_NODE_ENDPOINTS,
   ipamEndpoints,
+  ipamKeys,
   ipamNodeSubject,
   ipamSubject,
 } from './ipam.js';
@@ -127,8 +128,21 @@ describe('the NATS permission table', () => {
     assert.ok(allows(a, 'publish', key('CiliumEndpoint', 'default', 'web')));
     assert.ok(!allows(a, 'publish', key('Pod', 'default', 'web')));
     assert.ok(!allows(a, 'publish', key('CiliumNetworkPolicy', 'default', 'allow-all')));
-    // No IPAM or identity state, no stream management.
-    assert.ok(!allows(a, 'publish', `$JS.API.STREAM.INFO.KV_${buckets.ipam()}`));
+    // IPAM's node CIDRs (routes are admitted against them), and no other IPAM state: no other
+    // key, no get that does not name its key, no watch of the whole bucket.
+    const ipam = `KV_${buckets.ipam()}`;
+    const ipamKey = (k: string) => `${kvSubjectPrefix(buckets.ipam())}${k}`;
+    assert.ok(allows(a, 'publish', `$JS.API.DIRECT.GET.${ipam}.${ipamKey(ipamKeys.nodeCidrs)}`));
+    assert.ok(
+      allows(a, 'publish', `$JS.API.CONSUMER.CREATE.${ipam}.w_1.${ipamKey(ipamKeys.nodeCidrs)}`),
+    );
+    assert.ok(!allows(a, 'publish', `$JS.API.DIRECT.GET.${ipam}.${ipamKey('pods.n2.example')}`));
+    assert.ok(!allows(a, 'publish', `$JS.API.DIRECT.GET.${ipam}`));
+    assert.ok(!allows(a, 'publish', `$JS.API.STREAM.MSG.GET.${ipam}`));
+    assert.ok(!allows(a, 'publish', `$JS.API.CONSUMER.CREATE.${ipam}`));
+    assert.ok(!allows(a, 'publish', `$JS.API.CONSUMER.CREATE.${ipam}.w_1`));
+    assert.ok(!allows(a, 'publish', `$JS.API.CONSUMER.CREATE.${ipam}.w_1.${ipamKey('lb')}`));
+    // No identity state, no stream management.
     assert.ok(!allows(a, 'publish', `$JS.API.STREAM.INFO.KV_${buckets.identities()}`));
     assert.ok(!allows(a, 'publish', `$JS.API.STREAM.DELETE.KV_${buckets.ipcache()}`));
     assert.ok(!allows(a, 'publish', `${kvSubjectPrefix(buckets.ipcache())}v4.10-0-0-1.32`));

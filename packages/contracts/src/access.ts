@@ -9,7 +9,7 @@ import {
   IDENTITY_COMPONENT,
   IDENTITY_NODE_ENDPOINTS,
 } from './identity.js';
-import { IPAM_CLUSTER_ENDPOINTS, IPAM_COMPONENT, IPAM_NODE_ENDPOINTS } from './ipam.js';
+import { IPAM_CLUSTER_ENDPOINTS, IPAM_COMPONENT, IPAM_NODE_ENDPOINTS, ipamKeys } from './ipam.js';
 import { nodeNameProblem, nodeToken } from './nodes.js';
 import { subjects } from './subjects.js';
 import { PROJECT, WIRE_VERSION } from './version.js';
@@ -97,6 +97,26 @@ function kvRead(bucket: string): string[] {
   ];
 }
 
+/**
+ * Reading one key of a bucket and nothing else of it: a direct get names the key in its subject
+ * (the reader opens the bucket with allow_direct), and a watch's consumer names its one filter in
+ * the create subject, which nats-server holds the consumer's filter to. Stream info (which the
+ * watch asks for) gives counts and, asked for, key names, never values.
+ */
+function kvReadKey(bucket: string, key: string): string[] {
+  const s = STREAM(bucket);
+  const subject = `${kvSubjectPrefix(bucket)}${key}`;
+  return [
+    '$JS.API.INFO',
+    `$JS.API.STREAM.INFO.${s}`,
+    `$JS.API.DIRECT.GET.${s}.${subject}`,
+    `$JS.API.CONSUMER.CREATE.${s}.*.${subject}`,
+    `$JS.API.CONSUMER.DELETE.${s}.>`,
+    `$JS.API.CONSUMER.INFO.${s}.>`,
+    `$JS.API.CONSUMER.MSG.NEXT.${s}.>`,
+  ];
+}
+
 /** Writing keys of a bucket (exact keys or wildcards below the bucket), and reading it. */
 function kvWrite(bucket: string, keys: readonly string[] = ['>']): string[] {
   return [...kvRead(bucket), ...keys.map((k) => `${kvSubjectPrefix(bucket)}${k}`)];
@@ -132,10 +152,7 @@ function storeObjectKey(kind: string, name: string): string {
 
 /** Holding named leases; the leases bucket is shared, so each holder may create it. */
 function leases(names: readonly string[]): string[] {
-  return [
-    ...kvWrite(buckets.leases(), names),
-    `$JS.API.STREAM.CREATE.${STREAM(buckets.leases())}`,
-  ];
+  return [...kvWrite(buckets.leases(), names), `$JS.API.STREAM.CREATE.${STREAM(buckets.leases())}`];
 }
 
 /** Serving a micro service: its endpoints, $SRV discovery and its health subject. */
@@ -199,6 +216,8 @@ export function permissionsOf(p: Principal): Permissions {
         ...IDENTITY_NODE_ENDPOINTS.map((e) => subjects.nodeEndpoint(IDENTITY_COMPONENT, node, e)),
         ...DATAPATH_EVENT_TYPES.map((t) => datapathSubjects.event(t, node)),
         ...kvRead(buckets.ipcache()),
+        // Routes to other nodes are admitted only for the pod CIDRs IPAM gave them.
+        ...kvReadKey(buckets.ipam(), ipamKeys.nodeCidrs),
         ...storeWrite(['CiliumEndpoint'], 'both'),
         ...kvWrite(buckets.resources(), [storeObjectKey('CiliumNode', node)]),
       ];

@@ -41,8 +41,10 @@ export class IpamAssignments {
 
   /** Starts watching; resolves once the current document is in. */
   async start(): Promise<void> {
-    // IPAM made the bucket before it answered our node-cidrs request; never create it here
-    this.kv = await new Kvm(this.opts.nc).open(buckets.ipam());
+    // IPAM made the bucket before it answered our node-cidrs request; never create it here. Gets
+    // are direct, naming the key in their subject: a node may read this key of IPAM's bucket and
+    // no other (contracts' access).
+    this.kv = await new Kvm(this.opts.nc).open(buckets.ipam(), { allow_direct: true });
     this.watch = await watchKv<NodeCidrMap>(
       jetstream(this.opts.nc),
       this.kv,
