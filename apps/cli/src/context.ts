@@ -1,10 +1,11 @@
 // Where the CLI finds NATS: --nats, then CILIATE_NATS_URL, then the current context (written by
 // `ciliate lab up`), then the local default.
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
-import { CiliateError } from '@ciliate/contracts';
+import { CiliateError, principalName } from '@ciliate/contracts';
 
 export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
 
@@ -101,13 +102,14 @@ export function resolveNats(
   // A flag, then the environment, then the context, for each credential on its own.
   const pick = (flag: string | undefined, envName: string, fromCtx: string | undefined) =>
     flag ?? env[envName] ?? fromCtx;
+  const tlsCert = pick(flags.tlsCert, 'CILIATE_NATS_TLS_CERT', ctx?.tlsCert);
   const auth = {
     creds: pick(flags.creds, 'CILIATE_NATS_CREDS', ctx?.creds),
     nkey: pick(flags.nkey, 'CILIATE_NATS_NKEY', ctx?.nkey),
     tlsCa: pick(flags.tlsCa, 'CILIATE_NATS_TLS_CA', ctx?.tlsCa),
-    tlsCert: pick(flags.tlsCert, 'CILIATE_NATS_TLS_CERT', ctx?.tlsCert),
+    tlsCert,
     tlsKey: pick(flags.tlsKey, 'CILIATE_NATS_TLS_KEY', ctx?.tlsKey),
-    role: roleOf(flags.role ?? env.CILIATE_NATS_ROLE) ?? ctx?.role,
+    role: roleOf(flags.role ?? env.CILIATE_NATS_ROLE) ?? roleOfCertificate(tlsCert) ?? ctx?.role,
   };
   // what the context expects holds only for the context's own NATS
   const expect = ctx && !flags.nats && !env.CILIATE_NATS_URL ? (ctx.expect ?? []) : [];
@@ -117,4 +119,27 @@ export function resolveNats(
   }
   if (ctx) return { url: ctx.natsUrl, ...auth, source: `context ${ctx.name}`, expect };
   return { url: DEFAULT_NATS_URL, ...auth, source: 'default', expect };
+}
+
+const CLI_ROLES = ['viewer', 'admin'] as const;
+
+/**
+ * The CLI principal a client certificate was issued to: its common name is the principal's NATS
+ * user name. The CLI's replies must come to that principal's own inbox prefix (the only one it
+ * may subscribe to), also when its files come from flags or the environment rather than a
+ * context; the certificate in use is the one that says who it is.
+ */
+export function roleOfCertificate(file: string | undefined): 'viewer' | 'admin' | undefined {
+  if (file === undefined) return undefined;
+  let cn: string | undefined;
+  try {
+    cn = new X509Certificate(readFileSync(file)).subject
+      .split('\n')
+      .find((l) => l.startsWith('CN='))
+      ?.slice('CN='.length);
+  } catch {
+    // unreadable or not a certificate: connecting with it fails and says so
+    return undefined;
+  }
+  return CLI_ROLES.find((role) => principalName({ role }) === cn);
 }

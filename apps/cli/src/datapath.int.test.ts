@@ -16,7 +16,8 @@ import {
   type EndpointInfo,
 } from '@ciliate/contracts';
 import { createService, type RunningService } from '@ciliate/runtime';
-import { startNats, waitFor, type NatsServer } from '@ciliate/testkit';
+import { startSecureNats, type SecureNats } from '@ciliate/runtime/testing';
+import { waitFor } from '@ciliate/testkit';
 
 import { runCli, type Io } from './cli.js';
 import { commands } from './commands/index.js';
@@ -37,7 +38,8 @@ const endpoint = (node: string, id: number): EndpointInfo => ({
   state: 'ready',
 });
 
-function capture(): { io: Io; out: () => string; err: () => string } {
+/** The CLI's output, and its environment: `env` holds its credentials. */
+function capture(env: Record<string, string>): { io: Io; out: () => string; err: () => string } {
   let out = '';
   let err = '';
   return {
@@ -45,7 +47,7 @@ function capture(): { io: Io; out: () => string; err: () => string } {
       out: (t) => (out += t),
       err: (t) => (err += t),
       interactive: false,
-      env: { CILIATE_CONTEXT_FILE: '/nonexistent/context.json' },
+      env: { CILIATE_CONTEXT_FILE: '/nonexistent/context.json', ...env },
       readStdin: () => Promise.resolve(''),
     },
     out: () => out,
@@ -54,18 +56,20 @@ function capture(): { io: Io; out: () => string; err: () => string } {
 }
 
 describe('ciliate endpoint/bpf/monitor over NATS', () => {
-  let nats: NatsServer;
-  const services: RunningService[] = [];
+  let nats: SecureNats;
+  const services = new Map<string, RunningService>();
+  // Every command here only reads: the CLI runs as a viewer.
   const cli = async (args: string[]) => {
-    const c = capture();
-    const code = await runCli([...args, '--nats', nats.url], commands, c.io);
+    const c = capture(nats.env({ role: 'viewer' }));
+    const code = await runCli(args, commands, c.io);
     return { code, out: c.out(), err: c.err() };
   };
 
   /** A datapath service on `node`; `serve: false` registers it without its endpoints, like a
    * node that is up but stuck. */
   async function datapathService(node: string, serve: boolean): Promise<void> {
-    services.push(
+    services.set(
+      node,
       await createService(
         {
           component: 'datapath',
@@ -123,8 +127,8 @@ describe('ciliate endpoint/bpf/monitor over NATS', () => {
           },
         },
         {
-          argv: ['--node', node, '--nats-url', nats.url, '--http-address', ''],
-          env: {},
+          argv: ['--node', node, '--http-address', ''],
+          env: nats.env({ role: 'datapath', node }),
           logDestination: { write: () => undefined },
         },
       ),
@@ -132,14 +136,14 @@ describe('ciliate endpoint/bpf/monitor over NATS', () => {
   }
 
   before(async () => {
-    nats = await startNats();
+    nats = await startSecureNats({ nodes: ['node-a', 'node-b'] });
     await datapathService('node-a', true);
     await datapathService('node-b', false);
   });
 
   after(async () => {
-    for (const s of services) await s.stop().catch(() => undefined);
-    await nats.close();
+    for (const s of services.values()) await s.stop().catch(() => undefined);
+    await nats?.close();
   });
 
   it('endpoint list asks every node found; the one that does not answer is reported', async () => {
@@ -193,9 +197,9 @@ describe('ciliate endpoint/bpf/monitor over NATS', () => {
   });
 
   it('monitor filters by type on the server, skips malformed events and stops after --count', async () => {
-    const c = capture();
+    const c = capture(nats.env({ role: 'viewer' }));
     const running = runCli(
-      ['monitor', '--type', 'drop', '--count', '2', '-o', 'json', '--nats', nats.url],
+      ['monitor', '--type', 'drop', '--count', '2', '-o', 'json'],
       commands,
       c.io,
     );
@@ -206,9 +210,9 @@ describe('ciliate endpoint/bpf/monitor over NATS', () => {
         timeoutMs: 10_000,
       },
     );
-    const ev = (type: 'drop' | 'trace', n: number): DatapathEvent => ({
+    const ev = (type: 'drop' | 'trace', n: number, node = 'node-a'): DatapathEvent => ({
       type,
-      node: 'node-a',
+      node,
       time: '2026-01-01T00:00:00.000000000Z',
       endpointId: n,
       ifindex: 1,
@@ -217,14 +221,21 @@ describe('ciliate endpoint/bpf/monitor over NATS', () => {
       length: 60,
       ...(type === 'drop' ? { reason: 133, reasonName: 'Policy denied' } : {}),
     });
-    const nc = services[0]!.nc;
-    const pub = (subject: string, body: unknown) =>
-      nc.publish(subject, new TextEncoder().encode(JSON.stringify(body)));
-    pub(datapathSubjects.event('trace', 'node-a'), ev('trace', 1));
-    pub(datapathSubjects.event('drop', 'node-a'), { not: 'an event' });
-    pub(datapathSubjects.event('drop', 'node-a'), ev('drop', 2));
-    pub(datapathSubjects.event('drop', 'node-b'), ev('drop', 3));
-    pub(datapathSubjects.event('drop', 'node-a'), ev('drop', 4));
+    // Each node's datapath publishes its own events; flushing keeps their order across the two
+    // connections.
+    const pub = async (node: string, type: 'drop' | 'trace', body: unknown) => {
+      const nc = services.get(node)!.nc;
+      nc.publish(
+        datapathSubjects.event(type, node),
+        new TextEncoder().encode(JSON.stringify(body)),
+      );
+      await nc.flush();
+    };
+    await pub('node-a', 'trace', ev('trace', 1));
+    await pub('node-a', 'drop', { not: 'an event' });
+    await pub('node-a', 'drop', ev('drop', 2));
+    await pub('node-b', 'drop', ev('drop', 3, 'node-b'));
+    await pub('node-a', 'drop', ev('drop', 4));
     assert.equal(await running, 0, c.err());
     const lines = c
       .out()

@@ -6,7 +6,9 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { parseManifests } from '@ciliate/resources';
-import { spawnNode, startNats, type NatsServer } from '@ciliate/testkit';
+import { startSecureNats, type SecureNats } from '@ciliate/runtime/testing';
+import { ResourceStore } from '@ciliate/store';
+import { spawnNode } from '@ciliate/testkit';
 
 const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
 
@@ -23,22 +25,33 @@ function seedDir(): string {
 }
 
 describe('ciliate apply, get and delete', () => {
-  let nats: NatsServer;
+  let nats: SecureNats;
   let tmp: string;
-  const run = async (args: string[]): Promise<{ code: number | null; out: string }> => {
-    const p = spawnNode(CLI, [...args, '--nats', nats.url], {
-      env: { CILIATE_CONTEXT_FILE: '/nonexistent' },
+  // apply and delete write: the admin's; get only reads: a viewer's.
+  const run = async (
+    args: string[],
+    role: 'viewer' | 'admin' = args[0] === 'get' ? 'viewer' : 'admin',
+  ): Promise<{ code: number | null; out: string }> => {
+    const p = spawnNode(CLI, args, {
+      env: { CILIATE_CONTEXT_FILE: '/nonexistent', ...nats.env({ role }) },
     });
     const { code } = await p.exited;
     return { code, out: p.output() };
   };
   before(async () => {
-    nats = await startNats();
+    nats = await startSecureNats();
+    // The store's buckets are the kube-bridge's (or an operator's) to create.
+    const admin = await nats.connect();
+    try {
+      await ResourceStore.open(admin);
+    } finally {
+      await admin.close();
+    }
     tmp = mkdtempSync(join(tmpdir(), 'ciliate-cli-'));
   });
   after(async () => {
     rmSync(tmp, { recursive: true, force: true });
-    await nats.close();
+    await nats?.close();
   });
 
   it('applies every supported seed manifest and gets it back unchanged in meaning', async () => {
@@ -137,6 +150,26 @@ spec:
     assert.match(r.out, /nothing was applied/);
     const ns = await run(['get', 'ns', 'half-applied']);
     assert.equal(ns.code, 1, 'the valid document was not applied either');
+  });
+
+  it('a viewer gets, and cannot apply or delete', async () => {
+    const file = join(tmp, 'viewer.yaml');
+    writeFileSync(file, 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: from-viewer\n');
+    const applied = await run(['apply', '-f', file], 'viewer');
+    assert.equal(applied.code, 1, applied.out);
+    assert.match(
+      applied.out,
+      /Permissions Violation for Publish to "\$KV\.ciliate-resources\.Namespace\._\.from-viewer"/,
+    );
+    assert.equal((await run(['get', 'ns', 'from-viewer'])).code, 1, 'nothing was applied');
+    const del = await run(['delete', 'svc', 'plex', '-n', 'media'], 'viewer');
+    assert.equal(del.code, 1, del.out);
+    assert.match(
+      del.out,
+      /Permissions Violation for Publish to "\$KV\.ciliate-resources[^"]*\.plex"/,
+    );
+    const kept = await run(['get', 'svc', 'plex', '-n', 'media']);
+    assert.equal(kept.code, 0, kept.out);
   });
 
   it('deletes by file and by kind and name', async () => {

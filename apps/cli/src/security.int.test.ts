@@ -15,6 +15,7 @@ import {
   buckets,
   identityNodeSubject,
   identitySubject,
+  ipamKeys,
   ipamNodeSubject,
   ipamSubject,
   IpamListReplySchema,
@@ -209,7 +210,30 @@ describe('NATS identities and least privilege', () => {
     const kvm = new Kvm(a);
     // Opening may bind without asking the server; reading is what the server refuses.
     await assert.rejects((async () => (await kvm.open(buckets.identities())).get('id.256'))());
-    await assert.rejects((async () => (await kvm.open(buckets.ipam())).get('node-cidrs'))());
+    // Of IPAM's bucket, only the node CIDRs its routes are checked against, and only by a get
+    // that names the key: not another key, not a get by request body, not a wider watch.
+    const ipam = await kvm.open(buckets.ipam(), { allow_direct: true });
+    assert.ok(await ipam.get(ipamKeys.nodeCidrs));
+    await assert.rejects(ipam.get(ipamKeys.podIps('node-a')));
+    await assert.rejects((async () => (await kvm.open(buckets.ipam())).get(ipamKeys.nodeCidrs))());
+    // No consumer on IPAM's bucket at all, even one naming the allowed key: no watch of it.
+    const prefix = kvSubjectPrefix(buckets.ipam());
+    await assert.rejects(
+      a.request(
+        `$JS.API.CONSUMER.CREATE.KV_${buckets.ipam()}.sneaky.${prefix}${ipamKeys.nodeCidrs}`,
+        JSON.stringify({
+          stream_name: `KV_${buckets.ipam()}`,
+          config: {
+            name: 'sneaky',
+            filter_subject: `${prefix}${ipamKeys.podIps('node-a')}`,
+            deliver_policy: 'last_per_subject',
+            ack_policy: 'none',
+          },
+        }),
+        { timeout: 1500 },
+      ),
+      /Permissions Violation/,
+    );
     // A write to a Pod's key is refused by the server: the publish never lands.
     const subject = `${kvSubjectPrefix(buckets.resources())}Pod.default.evil`;
     await assert.rejects(a.request(subject, new TextEncoder().encode('{}'), { timeout: 1500 }));

@@ -3,8 +3,9 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { StatusReportSchema } from '@ciliate/contracts';
-import { spawnNode, startNats, waitFor, type NatsServer, type NodeProcess } from '@ciliate/testkit';
+import { StatusReportSchema, type Principal } from '@ciliate/contracts';
+import { startSecureNats, type SecureNats } from '@ciliate/runtime/testing';
+import { spawnNode, waitFor, type NodeProcess } from '@ciliate/testkit';
 
 const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
 const PROBE = join(
@@ -12,6 +13,7 @@ const PROBE = join(
   'fixtures',
   'probe-service.js',
 );
+const VIEWER: Principal = { role: 'viewer' };
 
 async function cli(
   args: string[],
@@ -25,21 +27,32 @@ async function cli(
 }
 
 describe('ciliate status', () => {
-  let nats: NatsServer;
+  let nats: SecureNats;
   const probes: NodeProcess[] = [];
+  // The probe service runs as the admin (its components have no role of their own).
   const probe = (env: Record<string, string>): NodeProcess => {
     const p = spawnNode(PROBE, [], {
-      env: { CILIATE_NATS_URL: nats.url, CILIATE_HTTP_ADDRESS: '', CILIATE_NODE: 'node-a', ...env },
+      env: {
+        ...nats.env({ role: 'admin' }),
+        CILIATE_HTTP_ADDRESS: '',
+        CILIATE_NODE: 'node-a',
+        ...env,
+      },
     });
     probes.push(p);
     return p;
   };
+  // Status only reads: the CLI runs as a viewer, its files in the environment.
+  const asViewer = (): Record<string, string> => {
+    const { CILIATE_NATS_URL: _url, ...files } = nats.env(VIEWER);
+    return files;
+  };
   before(async () => {
-    nats = await startNats();
+    nats = await startSecureNats();
   });
   after(async () => {
     for (const p of probes) await p.kill('SIGKILL');
-    await nats.close();
+    await nats?.close();
   });
 
   it('lists a running service instance with its version, node and health as stable JSON', async () => {
@@ -49,7 +62,7 @@ describe('ciliate status', () => {
       () => (p.output().includes('"event":"started"') ? true : undefined),
       { timeoutMs: 10_000 },
     );
-    const { code, out } = await cli(['status', '-o', 'json', '--nats', nats.url]);
+    const { code, out } = await cli(['status', '-o', 'json', '--nats', nats.url], asViewer());
     assert.equal(code, 0, out);
     const report = StatusReportSchema.parse(JSON.parse(out));
     const alpha = report.instances.filter((i) => i.component === 'alpha');
@@ -62,7 +75,7 @@ describe('ciliate status', () => {
   });
 
   it('prints a table by default and takes the server from CILIATE_NATS_URL', async () => {
-    const { code, out } = await cli(['status'], { CILIATE_NATS_URL: nats.url });
+    const { code, out } = await cli(['status'], nats.env(VIEWER));
     assert.equal(code, 0, out);
     assert.match(out, /^COMPONENT\s+NODE\s+INSTANCE\s+VERSION\s+UPTIME\s+HEALTH/m);
     assert.match(out, /^alpha\s+node-a\s+\S+\s+0\.0\.1-test\s+\d+s\s+ready/m);
@@ -71,18 +84,21 @@ describe('ciliate status', () => {
   it('--wait blocks until a slow instance is ready', async () => {
     probe({ PROBE_COMPONENT: 'slow', PROBE_SYNC_DELAY: '3s' });
     const t0 = Date.now();
-    const { code, out } = await cli([
-      'status',
-      '--wait',
-      '--expect',
-      'slow',
-      '--timeout',
-      '30s',
-      '-o',
-      'json',
-      '--nats',
-      nats.url,
-    ]);
+    const { code, out } = await cli(
+      [
+        'status',
+        '--wait',
+        '--expect',
+        'slow',
+        '--timeout',
+        '30s',
+        '-o',
+        'json',
+        '--nats',
+        nats.url,
+      ],
+      asViewer(),
+    );
     assert.equal(code, 0, out);
     assert.ok(Date.now() - t0 >= 1500, 'it waited');
     const report = StatusReportSchema.parse(JSON.parse(out));
@@ -91,16 +107,10 @@ describe('ciliate status', () => {
 
   it('--wait fails on timeout with a message naming what is not ready', async () => {
     probe({ PROBE_COMPONENT: 'stuck', PROBE_SYNC_DELAY: '1h' });
-    const { code, out } = await cli([
-      'status',
-      '--wait',
-      '--expect',
-      'stuck,never',
-      '--timeout',
-      '3s',
-      '--nats',
-      nats.url,
-    ]);
+    const { code, out } = await cli(
+      ['status', '--wait', '--expect', 'stuck,never', '--timeout', '3s', '--nats', nats.url],
+      asViewer(),
+    );
     assert.equal(code, 1);
     assert.match(
       out,
@@ -112,6 +122,10 @@ describe('ciliate status', () => {
     const down = await cli(['status', '--nats', 'nats://127.0.0.1:1']);
     assert.equal(down.code, 1);
     assert.match(down.out, /cannot reach NATS at nats:\/\/127\.0\.0\.1:1 \(from --nats\)/);
+    // the secured server refuses a CLI without credentials
+    const stranger = await cli(['status', '--nats', nats.url]);
+    assert.equal(stranger.code, 1, stranger.out);
+    assert.match(stranger.out, /cannot reach NATS at tls:\/\/127\.0\.0\.1:\d+ \(from --nats\)/);
     const bad = await cli(['status', '-o', 'xml']);
     assert.equal(bad.code, 2);
     assert.match(bad.out, /--output: "xml" is not one of table, json, yaml/);

@@ -134,6 +134,10 @@ describe('the NATS permission table', () => {
     const direct = `$JS.API.DIRECT.GET.KV_${buckets.ipam()}.${kvSubjectPrefix(buckets.ipam())}`;
     assert.ok(allows(a, 'publish', `${direct}node-cidrs`));
     assert.ok(!allows(a, 'publish', `${direct}pods.n2.example`));
+    assert.ok(!allows(a, 'publish', `$JS.API.DIRECT.GET.KV_${buckets.ipam()}`));
+    assert.ok(!allows(a, 'publish', `$JS.API.STREAM.MSG.GET.KV_${buckets.ipam()}`));
+    assert.ok(!allows(a, 'publish', `$JS.API.CONSUMER.CREATE.KV_${buckets.ipam()}`));
+    assert.ok(!allows(a, 'publish', `$JS.API.CONSUMER.CREATE.KV_${buckets.ipam()}.w_1.$KV.x.lb`));
     assert.ok(!allows(a, 'publish', `$JS.API.STREAM.INFO.KV_${buckets.identities()}`));
     assert.ok(!allows(a, 'publish', `$JS.API.STREAM.DELETE.KV_${buckets.ipcache()}`));
     assert.ok(!allows(a, 'publish', `${kvSubjectPrefix(buckets.ipcache())}v4.10-0-0-1.32`));

@@ -330,9 +330,11 @@ describe('datapath service: routes only from what IPAM gave each node', () => {
     const before = { a: await allRoutes(a), b: await allRoutes(b) };
     await hostile('evil-foreign', '192.168.240.77', ['10.99.0.0/24']);
     await hostile('evil-default', '192.168.240.78', ['0.0.0.0/0']);
-    // node-b's own CiliumNode, with a route wide enough to take most traffic added to it
+    // node-b's own CiliumNode, with a route wide enough to take most traffic added to it, written
+    // with node-b's datapath credentials (which may write that one CiliumNode)
     const own = await ciliumNode(b.name);
-    await cluster.store.apply({
+    const storeB = await cluster.storeAs({ role: 'datapath', node: b.name });
+    await storeB.apply({
       ...own!,
       metadata: { name: b.name },
       spec: { ...own!.spec, ipam: { podCIDRs: [cidrB, '0.0.0.0/1'] } },

@@ -36,7 +36,7 @@ describe('a pod identity follows its labels', () => {
   before(async () => {
     await cluster.start(2);
     [a, b] = cluster.nodes as [ClusterNode, ClusterNode];
-    rpc = createRpcClient(cluster.nc, disabledTracing);
+    rpc = createRpcClient(cluster.viewer, disabledTracing);
     server = await cluster.addPod(a, 'follow-srv', { app: `old-${tag}` });
     client = await cluster.addPod(b, 'follow-cli', { app: `client-${tag}` });
   });

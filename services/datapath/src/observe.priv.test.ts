@@ -1,7 +1,8 @@
 // The datapath's observability end to end: a real datapath on a node namespace with two pods
 // wired by the CNI plugin, the event publisher and the node-scoped endpoints running in-process
-// as a `ciliate-datapath` micro service on a real nats-server, and the real `ciliate` binary
-// asked for endpoints, ipcache and conntrack and watching a drop and a trace live.
+// as a `ciliate-datapath` micro service with the node's datapath credentials on a secured
+// nats-server, and the real `ciliate` binary, with a viewer's credentials, asked for endpoints,
+// ipcache and conntrack and watching a drop and a trace live.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -19,15 +20,8 @@ import {
   type EndpointInfo,
 } from '@ciliate/contracts';
 import { createService, type RunningService } from '@ciliate/runtime';
-import {
-  NetScope,
-  atExitKill,
-  sleep,
-  startNats,
-  waitFor,
-  type NatsServer,
-  type Netns,
-} from '@ciliate/testkit';
+import { startSecureNats, type SecureNats } from '@ciliate/runtime/testing';
+import { NetScope, atExitKill, sleep, waitFor, type Netns } from '@ciliate/testkit';
 
 import { createAgent, resolveAgentConfig, type Agent } from './agent/agent.js';
 import { startEventPublisher, type EventPublisher } from './events/publisher.js';
@@ -58,9 +52,10 @@ interface CliRun {
   exited: Promise<number | null>;
 }
 
-function startCli(args: string[]): CliRun {
+/** The CLI with `env` (its NATS and credentials) and nothing else from this process. */
+function startCli(args: string[], env: Record<string, string>): CliRun {
   const child = spawn(process.execPath, [CLI, ...args], {
-    env: { PATH: process.env.PATH, CILIATE_CONTEXT_FILE: '/nonexistent/context.json' },
+    env: { PATH: process.env.PATH, CILIATE_CONTEXT_FILE: '/nonexistent/context.json', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const forget = atExitKill(child.pid!);
@@ -77,8 +72,11 @@ function startCli(args: string[]): CliRun {
   return { child, stdout: () => out, stderr: () => err, exited };
 }
 
-async function cliJson<T>(nats: NatsServer, args: string[]): Promise<T> {
-  const run = startCli([...args, '-o', 'json', '--nats', nats.url]);
+// Everything the CLI does here only reads: it runs as a viewer.
+const asViewer = (nats: SecureNats): Record<string, string> => nats.env({ role: 'viewer' });
+
+async function cliJson<T>(nats: SecureNats, args: string[]): Promise<T> {
+  const run = startCli([...args, '-o', 'json'], asViewer(nats));
   const timer = setTimeout(() => run.child.kill('SIGKILL'), 30_000);
   const code = await run.exited;
   clearTimeout(timer);
@@ -88,7 +86,7 @@ async function cliJson<T>(nats: NatsServer, args: string[]): Promise<T> {
 
 describe('ciliate endpoint/bpf/monitor against a real datapath', () => {
   const scope = new NetScope();
-  let nats: NatsServer;
+  let nats: SecureNats;
   let node: TestNode;
   let agent: Agent;
   let service: RunningService;
@@ -121,7 +119,7 @@ describe('ciliate endpoint/bpf/monitor against a real datapath', () => {
   }
 
   before(async () => {
-    nats = await startNats();
+    nats = await startSecureNats({ nodes: [NODE] });
     node = await makeNode(scope, POD_CIDR, NODE_IP);
     agent = await createAgent(
       resolveAgentConfig(
@@ -158,8 +156,8 @@ describe('ciliate endpoint/bpf/monitor against a real datapath', () => {
         },
       },
       {
-        argv: ['--node', NODE, '--nats-url', nats.url, '--http-address', ''],
-        env: {},
+        argv: ['--node', NODE, '--http-address', ''],
+        env: nats.env({ role: 'datapath', node: NODE }),
         logDestination: { write: () => undefined },
       },
     );
@@ -213,7 +211,7 @@ describe('ciliate endpoint/bpf/monitor against a real datapath', () => {
       NODE,
     ]);
     assert.equal(one.items.length, 2);
-    const missing = startCli(['endpoint', 'list', '--node', 'no-such-node', '--nats', nats.url]);
+    const missing = startCli(['endpoint', 'list', '--node', 'no-such-node'], asViewer(nats));
     assert.equal(await missing.exited, 1);
     assert.match(missing.stderr(), /node no-such-node did not answer: no service answers/);
   });
@@ -273,29 +271,10 @@ describe('ciliate endpoint/bpf/monitor against a real datapath', () => {
 
   it('monitor prints the drop with Cilium\u2019s reason and the trace of a new flow', async () => {
     const [a, b] = pods;
-    const drops = startCli([
-      'monitor',
-      '--type',
-      'drop',
-      '--count',
-      '1',
-      '-o',
-      'json',
-      '--nats',
-      nats.url,
-    ]);
-    const traces = startCli([
-      'monitor',
-      '--type',
-      'trace',
-      '--count',
-      '1',
-      '-o',
-      'json',
-      '--nats',
-      nats.url,
-    ]);
-    const lines = startCli(['monitor', '--count', '2', '--node', NODE, '--nats', nats.url]);
+    const viewer = asViewer(nats);
+    const drops = startCli(['monitor', '--type', 'drop', '--count', '1', '-o', 'json'], viewer);
+    const traces = startCli(['monitor', '--type', 'trace', '--count', '1', '-o', 'json'], viewer);
+    const lines = startCli(['monitor', '--count', '2', '--node', NODE], viewer);
     const monitors = [drops, traces, lines];
     try {
       await waitFor(

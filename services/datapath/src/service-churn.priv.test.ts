@@ -38,7 +38,7 @@ describe('datapath service: pods created and deleted in a loop leave nothing beh
 
   it(`${PODS} pods, ${BATCH} at a time`, { timeout: 600_000 }, async () => {
     const node = cluster.nodes[0]!;
-    const rpc = createRpcClient(cluster.nc, disabledTracing);
+    const rpc = createRpcClient(cluster.viewer, disabledTracing);
     const seen: Pod[] = [];
     for (let done = 0; done < PODS; done += BATCH) {
       const pods = await Promise.all(
@@ -106,7 +106,7 @@ describe('datapath service: pods created and deleted in a loop leave nothing beh
         ? undefined
         : true;
     });
-    const kv = await new Kvm(cluster.nc).open(buckets.ipcache());
+    const kv = await new Kvm(cluster.viewer).open(buckets.ipcache());
     await waitFor('no ipcache record of a deleted pod', async () => {
       for await (const k of await kv.keys()) {
         const e = await kv.get(k);

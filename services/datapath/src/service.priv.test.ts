@@ -65,7 +65,7 @@ for (const routing of ['native', 'vxlan'] as const) {
     const ceps = async () =>
       (await cluster.store.list('CiliumEndpoint', 'default')).map((r) => r.object as CepView);
     const ipcacheRecords = async (): Promise<Map<string, IpcacheRecord>> => {
-      const kv = await new Kvm(cluster.nc).open(buckets.ipcache());
+      const kv = await new Kvm(cluster.viewer).open(buckets.ipcache());
       const out = new Map<string, IpcacheRecord>();
       for await (const k of await kv.keys()) {
         const e = await kv.get(k);
@@ -159,7 +159,7 @@ for (const routing of ['native', 'vxlan'] as const) {
         byName.get('web-a1')?.status?.identity?.id,
         byName.get('db-a2')?.status?.identity?.id,
       );
-      const rpc = createRpcClient(cluster.nc, disabledTracing);
+      const rpc = createRpcClient(cluster.viewer, disabledTracing);
       const ids = await rpc.request(identitySubject('list'), {}, IdentityListReplySchema);
       const web = ids.identities.find((i) => i.id === byName.get('web-a1')?.status?.identity?.id);
       assert.deepEqual(web?.nodes.sort(), ['node-a', 'node-b']);
@@ -237,7 +237,7 @@ for (const routing of ['native', 'vxlan'] as const) {
       await waitFor('node B no longer maps db-a2', () =>
         bpfIpcache(b).has(`${a2.ip}/32`) ? undefined : true,
       );
-      const rpc = createRpcClient(cluster.nc, disabledTracing);
+      const rpc = createRpcClient(cluster.viewer, disabledTracing);
       const ids = await rpc.request(identitySubject('list'), {}, IdentityListReplySchema);
       const db = ids.identities.find((i) => i.labels.includes('k8s:app=db'));
       assert.ok(!db || !db.nodes.includes('node-a'), 'node A no longer references db');
@@ -269,8 +269,11 @@ for (const routing of ['native', 'vxlan'] as const) {
 
     it('the service killed and restarted mid-stream: no stall, no endpoint lost', async (t) => {
       const before = endpointIds(a);
-      // left by a run that died before it could clean up: swept after the restart
-      const rpc = createRpcClient(cluster.nc, disabledTracing);
+      // left by a run of node a's datapath that died before it could clean up, made with its
+      // credentials: swept after the restart
+      const nodeA = { role: 'datapath', node: a.name } as const;
+      const rpc = createRpcClient(await cluster.connect(nodeA), disabledTracing);
+      const storeA = await cluster.storeAs(nodeA);
       // The claim was legitimate when made: IPAM gave the ghost pod its address on node a.
       const ghost = await rpc.request(
         ipamNodeSubject('allocate', a.name),
@@ -292,12 +295,12 @@ for (const routing of ['native', 'vxlan'] as const) {
         },
         IpcacheReplySchema,
       );
-      await cluster.store.apply({
+      await storeA.apply({
         apiVersion: 'cilium.io/v2',
         kind: 'CiliumEndpoint',
         metadata: { name: 'ghost', namespace: 'default' },
       });
-      await cluster.store.setStatus(
+      await storeA.setStatus(
         { kind: 'CiliumEndpoint', namespace: 'default', name: 'ghost' },
         { id: 99, networking: { addressing: [{ ipv4: ghostIp }], node: a.name }, state: 'ready' },
       );
@@ -341,7 +344,7 @@ for (const routing of ['native', 'vxlan'] as const) {
       try {
         const stream = tcpStream(a1.ns.name, b1.ip, 7200, 14_000);
         await sleep(1000);
-        await cluster.nats.stop();
+        await cluster.nats.server.stop();
         const started = Date.now();
         await cluster.putPod('late', { app: 'late' }).catch(() => undefined);
         const podNs = await scope.netns('pod');
@@ -356,7 +359,7 @@ for (const routing of ['native', 'vxlan'] as const) {
         assert.ok(took < 15_000, `ADD answered after ${took} ms`);
         assert.ok(await ping(a1.ns.name, b1.ip), 'pods keep talking without NATS');
         await sleep(Math.max(0, 10_000 - (Date.now() - started)));
-        await cluster.nats.start();
+        await cluster.nats.server.start();
         const r = await stream.result;
         assert.ok(r.ok, r.error);
         assert.ok(r.maxGapMs < 1000, `longest stall ${r.maxGapMs} ms`);

@@ -71,7 +71,7 @@ describe('kube-bridge: killed mid-stream and restarted', () => {
     const start = (): Promise<BridgeProcess> =>
       spawnBridge({
         kubeconfig: env.kube.kubeconfig,
-        natsUrl: env.nats.url,
+        nats: env.nats,
         kindRetryPeriod: '30s',
       });
     const first = await start();

@@ -24,7 +24,7 @@ describe('kube-bridge: kinds whose CRDs are missing', () => {
     env = await startEnv({ crds: false });
     bridge = await spawnBridge({
       kubeconfig: env.kube.kubeconfig,
-      natsUrl: env.nats.url,
+      nats: env.nats,
       kindRetryPeriod: '500ms',
     });
   });

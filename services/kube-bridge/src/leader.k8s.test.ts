@@ -48,7 +48,7 @@ describe('kube-bridge: leader election with a Lease', () => {
   it('a standby does not write while the leader leads, and takes over when it dies', async () => {
     const a = await spawnBridge({
       kubeconfig: env.kube.kubeconfig,
-      natsUrl: env.nats.url,
+      nats: env.nats,
       node: 'bridge-a',
     });
     bridges.push(a);
@@ -56,7 +56,7 @@ describe('kube-bridge: leader election with a Lease', () => {
     await waitReady(a);
     const b = await spawnBridge({
       kubeconfig: env.kube.kubeconfig,
-      natsUrl: env.nats.url,
+      nats: env.nats,
       node: 'bridge-b',
     });
     bridges.push(b);
@@ -206,7 +206,7 @@ describe('kube-bridge: leader election with a Lease', () => {
     const b = bridges[1]!;
     const c = await spawnBridge({
       kubeconfig: env.kube.kubeconfig,
-      natsUrl: env.nats.url,
+      nats: env.nats,
       node: 'bridge-c',
       leaseDuration: '30s',
     });

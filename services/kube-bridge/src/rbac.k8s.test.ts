@@ -82,7 +82,7 @@ describe('kube-bridge: RBAC', () => {
     JSON.parse((await env.kube.kubectl([...args, '-o', 'json'])).stdout) as T;
 
   it('the role is enough for everything the bridge does, and every rule is used', async () => {
-    const b = await spawnBridge({ kubeconfig, natsUrl: env.nats.url });
+    const b = await spawnBridge({ kubeconfig, nats: env.nats });
     bridges.push(b);
     await waitLeader(b);
     await waitReady(b);
@@ -285,7 +285,7 @@ spec: {blocks: [{cidr: 10.0.6.0/24}]}
 
   it('breaks, visibly, when a permission is taken away', async () => {
     await env.kube.kubectl(['apply', '-f', RBAC_FILE]);
-    const b = await spawnBridge({ kubeconfig, natsUrl: env.nats.url, node: 'bridge-b' });
+    const b = await spawnBridge({ kubeconfig, nats: env.nats, node: 'bridge-b' });
     bridges.push(b);
     await waitLeader(b);
     await waitReady(b);
@@ -354,7 +354,7 @@ spec: {blocks: [{cidr: 10.0.6.0/24}]}
       JSON.stringify([{ op: 'replace', path: '/rules', value: withoutNodes }]),
     ]);
     await sleep(500);
-    const c = await spawnBridge({ kubeconfig, natsUrl: env.nats.url, node: 'bridge-c' });
+    const c = await spawnBridge({ kubeconfig, nats: env.nats, node: 'bridge-c' });
     bridges.push(c);
     await waitLeader(c);
     await waitFor(
@@ -395,7 +395,7 @@ spec: {blocks: [{cidr: 10.0.6.0/24}]}
       await writeFile(join(sa, 'ca.crt'), await readFile(join(env.kube.dir, 'ca.crt')));
       const url = new URL(env.kube.url);
       const b = await spawnBridge({
-        natsUrl: env.nats.url,
+        nats: env.nats,
         node: 'in-pod',
         env: {
           KUBERNETES_SERVICE_HOST: url.hostname,

@@ -27,7 +27,7 @@ describe('kube-bridge: API to store, status and mirrors back', () => {
     env = await startEnv();
     bridge = await spawnBridge({
       kubeconfig: env.kube.kubeconfig,
-      natsUrl: env.nats.url,
+      nats: env.nats,
       resyncPeriod: '2s',
     });
     await waitLeader(bridge);

@@ -1,21 +1,21 @@
 // Helpers shared by the kube-bridge's kubernetes-tier tests and its benchmark (not exported from
-// the package): a kube-apiserver with Ciliate's CRDs, a nats-server, the store, an admin API
-// client, and the bridge as a real child process that tests can SIGKILL.
+// the package): a kube-apiserver with Ciliate's CRDs, a nats-server secured as deployments run it
+// (mutual TLS, one nkey user per principal), the store, an admin API client, and the bridge as a
+// real child process, with the kube-bridge's own credentials, that tests can SIGKILL.
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { startSecureNats, type SecureNats } from '@ciliate/runtime/testing';
 import { ResourceStore } from '@ciliate/store';
 import {
   spawnNode,
   startKubeApiserver,
-  startNats,
   waitFor,
   type KubeApiserver,
-  type NatsServer,
   type NodeProcess,
 } from '@ciliate/testkit';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 
 import { KubeClient, loadKubeConfig } from './kube/client.js';
 
@@ -27,8 +27,14 @@ export const RBAC_FILE = join(REPO_ROOT, 'infra', 'kubernetes', 'kube-bridge-rba
 
 export interface TestEnv {
   kube: KubeApiserver;
-  nats: NatsServer;
+  /** Connects (or gives the environment of) any principal: `nats.connect(p)`, `nats.env(p)`. */
+  nats: SecureNats;
+  /** The admin's connection. */
   nc: NatsConnection;
+  /**
+   * The store as the admin writes it: the test stands in for what writes it besides the bridge
+   * (`ciliate apply`, and the services' statuses and mirrors), and the admin may write every kind.
+   */
   store: ResourceStore;
   /** An admin client on the same API (for fast bulk writes in tests). */
   admin: KubeClient;
@@ -48,12 +54,12 @@ export async function startEnv(opts: { crds?: boolean } = {}): Promise<TestEnv> 
     }
   };
   try {
-    const [kube, nats] = await Promise.all([startKubeApiserver(), startNats()]);
+    const [kube, nats] = await Promise.all([startKubeApiserver(), startSecureNats()]);
     closers.push(
       () => kube.close(),
       () => nats.close(),
     );
-    const nc = await connect({ servers: nats.url });
+    const nc = await nats.connect();
     closers.push(() => nc.close());
     const store = await ResourceStore.open(nc);
     const admin = new KubeClient(loadKubeConfig({ kubeconfig: kube.kubeconfig }));
@@ -88,7 +94,8 @@ export interface BridgeOptions {
   /** Without one the bridge uses its in-cluster configuration (see `env`). */
   kubeconfig?: string;
   env?: Record<string, string>;
-  natsUrl: string;
+  /** The bridge connects to it as the kube-bridge. */
+  nats: SecureNats;
   node?: string;
   leaseDuration?: string;
   resyncPeriod?: string;
@@ -100,7 +107,6 @@ export interface BridgeOptions {
 export async function spawnBridge(o: BridgeOptions): Promise<BridgeProcess> {
   const args = [
     ...(o.kubeconfig ? [`--kubeconfig=${o.kubeconfig}`] : []),
-    `--nats-url=${o.natsUrl}`,
     '--http-address=127.0.0.1:0',
     `--node=${o.node ?? 'bridge-a'}`,
     `--log-level=${o.logLevel ?? 'info'}`,
@@ -111,7 +117,9 @@ export async function spawnBridge(o: BridgeOptions): Promise<BridgeProcess> {
     `--kind-retry-period=${o.kindRetryPeriod ?? '1s'}`,
     ...(o.extraArgs ?? []),
   ];
-  const proc = spawnNode(BRIDGE_MAIN, args, { env: { KUBECONFIG: '', ...o.env } });
+  const proc = spawnNode(BRIDGE_MAIN, args, {
+    env: { KUBECONFIG: '', ...o.nats.env({ role: 'kube-bridge' }), ...o.env },
+  });
   // CILIATE_TEST_BRIDGE_LOGS=1 shows the bridges' logs (warnings and up) while a test runs.
   if (process.env.CILIATE_TEST_BRIDGE_LOGS) {
     proc.child.stdout?.on('data', (d: Buffer) => {

@@ -65,8 +65,11 @@ export async function watchKv<T>(
         ? [opts.filter]
         : opts.filter;
   const resume = opts.fromRevision !== undefined && opts.fromRevision > 0;
+  const only = filters.length === 1 && !/[*>]/.test(filters[0]!) ? filters[0] : undefined;
   const consumer = await js.consumers.get(stream, {
-    filter_subjects: filters.map((f) => `${prefix}${f}`),
+    // One exact key goes as a single filter, which the consumer's create subject then names:
+    // permissions can allow watching that key and nothing else of the bucket (contracts' access).
+    filter_subjects: only !== undefined ? `${prefix}${only}` : filters.map((f) => `${prefix}${f}`),
     ...(resume
       ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: opts.fromRevision }
       : { deliver_policy: DeliverPolicy.LastPerSubject }),

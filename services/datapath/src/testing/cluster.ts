@@ -1,8 +1,9 @@
-// Privileged-test harness for the datapath service: a real nats-server, the IPAM and identity
-// services spawned from their dist/main.js, nodes as network namespaces on one bridge segment,
-// each with a ciliate-datapath process, and pods made by running bin/ciliate-cni as a runtime
-// does, with their Pod objects in the resource store. Everything is removed at exit, also when a
-// test fails.
+// Privileged-test harness for the datapath service: a real nats-server secured as deployments run
+// it (mutual TLS, one nkey user per principal), the IPAM and identity services spawned from their
+// dist/main.js, nodes as network namespaces on one bridge segment, each with a ciliate-datapath
+// process, and pods made by running bin/ciliate-cni as a runtime does, with their Pod objects in
+// the resource store. Every service and every test client connects as the principal it is or
+// plays. Everything is removed at exit, also when a test fails.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,19 +12,19 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { ensureBpffs } from '@ciliate/bpf';
+import type { Principal } from '@ciliate/contracts';
+import { startSecureNats, type SecureNats } from '@ciliate/runtime/testing';
 import { ResourceStore } from '@ciliate/store';
 import {
   atExit,
   inNetns,
   spawnNode,
-  startNats,
   waitFor,
-  type NatsServer,
   type NetScope,
   type Netns,
   type NodeProcess,
 } from '@ciliate/testkit';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 
 import type { CniResult } from '../cni/result.js';
 import { PLUGIN, REFERENCE_PLUGINS, runPluginIn, type PluginRun } from './harness.js';
@@ -102,9 +103,16 @@ export interface Pod {
   result: CniResult;
 }
 
+const nodeName = (i: number): string => `node-${String.fromCharCode(97 + i)}`;
+
 export class Cluster {
-  nats!: NatsServer;
-  nc!: NatsConnection;
+  nats!: SecureNats;
+  /** A viewer's connection: what tests only read (lists, buckets, node endpoints). */
+  viewer!: NatsConnection;
+  /**
+   * The resource store as the kube-bridge writes it: Nodes and Pods, and whatever else a test
+   * has arrive through Kubernetes.
+   */
   store!: ResourceStore;
   ipam!: ServiceProc;
   identity!: ServiceProc;
@@ -113,6 +121,7 @@ export class Cluster {
   private readonly forgetDir = atExit(() => rmSync(this.dir, { recursive: true, force: true }));
   private readonly pins: string[] = [];
   private readonly forgetPins = atExit(() => this.removePins());
+  private readonly conns: NatsConnection[] = [];
 
   constructor(
     readonly scope: NetScope,
@@ -123,12 +132,27 @@ export class Cluster {
     for (const p of this.pins) rmSync(p, { recursive: true, force: true });
   }
 
+  /** A connection as `p`, closed with the cluster: for what a test does as that principal. */
+  async connect(p: Principal): Promise<NatsConnection> {
+    const nc = await this.nats.connect(p);
+    this.conns.push(nc);
+    return nc;
+  }
+
+  /** The resource store as `p` writes it (the buckets exist: the kube-bridge made them). */
+  async storeAs(p: Principal): Promise<ResourceStore> {
+    return ResourceStore.open(await this.connect(p));
+  }
+
   async start(nodeCount = 2): Promise<void> {
-    this.nats = await startNats();
-    this.nc = await connect({ servers: this.nats.url, maxReconnectAttempts: -1 });
-    this.store = await ResourceStore.open(this.nc);
+    this.nats = await startSecureNats({
+      nodes: Array.from({ length: nodeCount }, (_, i) => nodeName(i)),
+    });
+    this.viewer = await this.connect({ role: 'viewer' });
+    // the kube-bridge owns the store's buckets and mirrors Nodes and Pods into them
+    this.store = await this.storeAs({ role: 'kube-bridge' });
     this.ipam = await startService('ciliate-ipam', IPAM_MAIN, {
-      CILIATE_NATS_URL: this.nats.url,
+      ...this.nats.env({ role: 'ipam' }),
       CILIATE_NODE: 'ipam-0',
       CILIATE_CLUSTER_POOL_IPV4_CIDR: CLUSTER_POOL,
       CILIATE_CLUSTER_POOL_IPV4_MASK_SIZE: '24',
@@ -137,13 +161,13 @@ export class Cluster {
     this.identity = await startService(
       'ciliate-identity',
       IDENTITY_MAIN,
-      { CILIATE_NATS_URL: this.nats.url, CILIATE_NODE: 'identity-0' },
+      { ...this.nats.env({ role: 'identity' }), CILIATE_NODE: 'identity-0' },
       'identity.synced',
     );
     const hub = await this.scope.netns('seg');
     await this.scope.bridge('br0', hub.name);
     for (let i = 0; i < nodeCount; i++) {
-      const name = `node-${String.fromCharCode(97 + i)}`;
+      const name = nodeName(i);
       const ns = await this.scope.netns('node');
       for (const [k, v] of [
         ['net.ipv4.ip_forward', '1'],
@@ -174,7 +198,7 @@ export class Cluster {
         stateDir: join(dir, 'state'),
         socketPath: join(dir, 'cni.sock'),
         env: {
-          CILIATE_NATS_URL: this.nats.url,
+          ...this.nats.env({ role: 'datapath', node: name }),
           CILIATE_NODE: name,
           CILIATE_DATAPATH_NETNS: ns.name,
           CILIATE_DATAPATH_ROUTING: this.routing,
@@ -200,7 +224,7 @@ export class Cluster {
       ...this.nodes.map((n) => () => n.svc?.proc.kill('SIGKILL')),
       () => this.ipam?.proc.kill('SIGKILL'),
       () => this.identity?.proc.kill('SIGKILL'),
-      () => this.nc?.close(),
+      ...this.conns.map((nc) => () => nc.close()),
       () => this.nats?.close(),
       () => this.scope.close(),
       () => {

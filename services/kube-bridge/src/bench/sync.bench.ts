@@ -92,7 +92,7 @@ async function main(): Promise<void> {
     const s0 = performance.now();
     bridge = await spawnBridge({
       kubeconfig: env.kube.kubeconfig,
-      natsUrl: env.nats.url,
+      nats: env.nats,
       kindRetryPeriod: '10m',
     });
     let allImportedMs = 0;
