@@ -2,14 +2,17 @@
 // second with concurrent clients against one replica on one nats-server, and the memory the
 // service process needs for 65,000 identities. Each figure is set against a baseline measured
 // in the same run on the same server: a bare NATS echo responder (request/reply cost) and a raw
-// JetStream KV create loop (the store's cost; a new identity takes two KV writes).
+// JetStream KV create loop (the store's cost; a new identity takes two KV writes). Then the same
+// new-identity workload against a plain nats-server and against one secured as deployments run
+// it (mutual TLS, one nkey user per principal with the permission table), chunks alternating.
 //
 //   npx turbo run build --filter=@ciliate/identity && npm run bench -w @ciliate/identity
 //
 // Knobs: IDENTITY_BENCH_CLIENTS (32), IDENTITY_BENCH_NEW (20000, timed), IDENTITY_BENCH_FILL
 // (65000 identities in total for the memory figure), IDENTITY_BENCH_LOOKUPS (50000),
 // IDENTITY_BENCH_WARMUP (5000 identities and raw creates first, not reported),
-// IDENTITY_BENCH_CHUNKS (5), IDENTITY_BENCH_REPLICAS (1),
+// IDENTITY_BENCH_CHUNKS (5), IDENTITY_BENCH_REPLICAS (1), IDENTITY_BENCH_COMPARE_NEW (10000 new
+// identities on each side of the secured/plain comparison, in IDENTITY_BENCH_CHUNKS chunks),
 // IDENTITY_BENCH_CPU_PROF (a directory: the service writes a V8 CPU profile there on exit).
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
@@ -25,10 +28,13 @@ import {
   createRpcClient,
   decodeText,
   disabledTracing,
+  natsConnectionOptions,
   newInbox,
   watchKv,
   type RpcClient,
 } from '@ciliate/runtime';
+import { startSecureNats } from '@ciliate/runtime/testing';
+import { ResourceStore } from '@ciliate/store';
 import { jetstream } from '@nats-io/jetstream';
 import { spawnNode, startNats, waitFor, type NodeProcess } from '@ciliate/testkit';
 import { Kvm } from '@nats-io/kv';
@@ -43,7 +49,12 @@ const LOOKUPS = Number(process.env.IDENTITY_BENCH_LOOKUPS ?? 50_000);
 const CPU_PROF = process.env.IDENTITY_BENCH_CPU_PROF;
 const CHUNKS = Number(process.env.IDENTITY_BENCH_CHUNKS ?? 5);
 const WARMUP = Number(process.env.IDENTITY_BENCH_WARMUP ?? 5000);
+const COMPARE_NEW = Number(process.env.IDENTITY_BENCH_COMPARE_NEW ?? 10_000);
 const CONNECTIONS = 4;
+/** Nodes the load speaks for (node-scoped subjects): client c acts for node c % NODES. */
+const NODES = 16;
+// Issue 14: TLS and permissions may cost at most 10% of the allocation rate.
+const SECURED_TARGET_RATIO = 0.9;
 const REPLICAS = Number(process.env.IDENTITY_BENCH_REPLICAS ?? 1);
 const TARGET_NEW_PER_S = 5000;
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
@@ -169,6 +180,143 @@ function median(xs: readonly number[]): number {
 }
 
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
+
+type Requester = (subject: string, data: Uint8Array) => Promise<Msg>;
+
+/**
+ * Allocation of label set i by client c, as the lean load generator does it: on the node-scoped
+ * subject of the client's node, the error header checked, the reply's number read; every 100th
+ * reply is checked against the contract's schema.
+ */
+function allocator(
+  requesterOf: (client: number) => Requester,
+  nodeOf: (client: number) => string,
+): (i: number, client: number) => Promise<number> {
+  // One subject per node, built once.
+  const bySubject = new Map<string, string>();
+  const subjectOf = (node: string): string => {
+    let s = bySubject.get(node);
+    if (s === undefined) bySubject.set(node, (s = identityNodeSubject('allocate', node)));
+    return s;
+  };
+  return async (i, c) => {
+    const node = nodeOf(c);
+    const body = encoder.encode(JSON.stringify({ node, labels: labelsOf(i) }));
+    const m = await requesterOf(c)(subjectOf(node), body);
+    const error = m.headers?.get('Nats-Service-Error');
+    if (error) throw new Error(`allocate ${i}: ${error}`);
+    const reply = m.json<{ id: number }>();
+    if (i % 100 === 0) IdentityAllocateReplySchema.parse(reply);
+    if (!Number.isInteger(reply.id)) throw new Error(`allocate ${i}: no identity in the reply`);
+    return reply.id;
+  };
+}
+
+/**
+ * New identities against a plain nats-server and against a secured one (mutual TLS, nkey users,
+ * contracts' permission table), each fresh with its own identity service. As in a cluster, a
+ * node's datapath asks for its own node: NODES nodes with one connection each, as that node's
+ * datapath principal on the secured server (which may allocate on its own node's subjects only),
+ * the same connections without credentials on the plain one; CLIENTS loops, client c acting for
+ * node c % NODES. After a warm-up on each, COMPARE_NEW new identities per side in CHUNKS chunks,
+ * alternating which side goes first, so the machine's changing speed hits both alike.
+ */
+async function securedAgainstPlain(): Promise<string[]> {
+  const nodes = Array.from({ length: NODES }, (_, k) => `node-${k}`);
+  const plain = await startNats();
+  const secure = await startSecureNats({ nodes }).catch(async (err: unknown) => {
+    await plain.close();
+    throw err;
+  });
+  const procs: NodeProcess[] = [];
+  const conns: NatsConnection[] = [];
+  try {
+    type Side = {
+      name: 'plain' | 'secured';
+      allocate: (i: number, c: number) => Promise<number>;
+      numbers: Set<number>;
+      rates: number[];
+    };
+    const sides: Side[] = [];
+    for (const name of ['plain', 'secured'] as const) {
+      const options = (node?: string) =>
+        name === 'secured'
+          ? secure.options(node === undefined ? undefined : { role: 'datapath', node })
+          : natsConnectionOptions({ servers: plain.url, name: node ?? 'admin' });
+      // The store's buckets are the kube-bridge's (or an operator's) to create, as in the lab.
+      const admin = await connect(options());
+      conns.push(admin);
+      await ResourceStore.open(admin);
+      const requesters: Requester[] = [];
+      for (const node of nodes) {
+        const nc = await connect(options(node));
+        conns.push(nc);
+        requesters.push(leanRequester(nc));
+      }
+      procs.push(
+        await startProcess(MAIN, {
+          ...(name === 'secured'
+            ? secure.env({ role: 'identity' })
+            : { CILIATE_NATS_URL: plain.url }),
+          CILIATE_HTTP_ADDRESS: '127.0.0.1:0',
+          CILIATE_NODE: 'bench',
+          CILIATE_MIRROR_CILIUMIDENTITIES: 'false',
+        }),
+      );
+      sides.push({
+        name,
+        allocate: allocator(
+          (c) => requesters[c % NODES]!,
+          (c) => nodes[c % NODES]!,
+        ),
+        numbers: new Set(),
+        rates: [],
+      });
+    }
+    for (const side of sides) {
+      await drive(WARMUP, async (i, c) => side.numbers.add(await side.allocate(i, c)));
+    }
+    const chunk = Math.ceil(COMPARE_NEW / CHUNKS);
+    const seconds = new Map<Side, number>(sides.map((x) => [x, 0]));
+    let measured = 0;
+    for (let k = 0; k < CHUNKS && measured < COMPARE_NEW; k++) {
+      const n = Math.min(chunk, COMPARE_NEW - measured);
+      const from = WARMUP + measured;
+      for (const side of k % 2 === 0 ? sides : [...sides].reverse()) {
+        const rate = await drive(n, async (i, c) =>
+          side.numbers.add(await side.allocate(from + i, c)),
+        );
+        side.rates.push(rate);
+        seconds.set(side, seconds.get(side)! + n / rate);
+      }
+      measured += n;
+    }
+    for (const side of sides) {
+      if (side.numbers.size !== WARMUP + measured) {
+        throw new Error(
+          `${side.name}: ${WARMUP + measured} label sets got ${side.numbers.size} distinct identities`,
+        );
+      }
+    }
+    const [p, s] = sides as [Side, Side];
+    const ratios = s.rates.map((r, k) => r / p.rates[k]!);
+    const ratio = median(ratios);
+    const overall = (side: Side): number => measured / seconds.get(side)!;
+    return [
+      `new identities, secured against plain (${fmt(measured)} per side after ${fmt(WARMUP)} warm-up, ${ratios.length} chunks alternating; ${NODES} nodes, one connection each, as the node's datapath principal on the secured server; fresh nats-server and service per side)`,
+      `  plain:   median ${fmt(median(p.rates))}/s, chunks: ${p.rates.map(fmt).join(' ')}; all chunks together ${fmt(overall(p))}/s`,
+      `  secured: median ${fmt(median(s.rates))}/s, chunks: ${s.rates.map(fmt).join(' ')}; all chunks together ${fmt(overall(s))}/s`,
+      `  secured/plain: median of per-chunk ratios ${ratio.toFixed(3)} (chunks: ${ratios.map((r) => r.toFixed(2)).join(' ')}); all chunks together ${(overall(s) / overall(p)).toFixed(3)}`,
+      `  target (secured at most 10% slower, median ratio >= ${SECURED_TARGET_RATIO}): ${ratio >= SECURED_TARGET_RATIO ? 'met' : 'MISSED'}`,
+    ];
+  } finally {
+    for (const nc of conns) await nc.close().catch(() => undefined);
+    for (const proc of procs) await proc.kill('SIGTERM');
+    await secure.close();
+    await plain.close();
+  }
+}
+
 const rows: [string, string, string][] = [];
 
 const nats = await startNats();
@@ -236,26 +384,12 @@ try {
   // reply subscription per connection, the error header checked, the reply's number read;
   // every 100th reply is checked against the contract's schema, and every number is collected
   // to count distinct identities.
-  // One subject per node (node-scoped), built once.
-  const bySubject = new Map<string, string>();
-  const allocateSubjects = (node: string): string => {
-    let s = bySubject.get(node);
-    if (s === undefined) bySubject.set(node, (s = identityNodeSubject('allocate', node)));
-    return s;
-  };
   const numbers = new Set<number>();
   const requesters = conns.map((nc) => leanRequester(nc));
-  const allocate = async (i: number, c: number): Promise<number> => {
-    const node = `node-${c % 16}`;
-    const body = encoder.encode(JSON.stringify({ node, labels: labelsOf(i) }));
-    const m = await requesters[c % requesters.length]!(allocateSubjects(node), body);
-    const error = m.headers?.get('Nats-Service-Error');
-    if (error) throw new Error(`allocate ${i}: ${error}`);
-    const reply = m.json<{ id: number }>();
-    if (i % 100 === 0) IdentityAllocateReplySchema.parse(reply);
-    if (!Number.isInteger(reply.id)) throw new Error(`allocate ${i}: no identity in the reply`);
-    return reply.id;
-  };
+  const allocate = allocator(
+    (c) => requesters[c % requesters.length]!,
+    (c) => `node-${c % NODES}`,
+  );
   // Warm-up, not reported: the service's code is not optimised yet and the machine's cores ramp
   // up under load (the first raw chunk of a cold run measured half the speed of the third).
   await rawChunk(WARMUP);
@@ -367,11 +501,13 @@ try {
     `identity service through NATS: ${CLIENTS} clients on ${CONNECTIONS} connections, ${REPLICAS} replica(s), 1 nats-server (JetStream file store), Node ${process.version}\n`,
   );
   for (const [a, b, c] of rows) console.log(`${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`);
-  console.log(
-    '\nreproduce: npx turbo run build --filter=@ciliate/identity && npm run bench -w @ciliate/identity',
-  );
 } finally {
   for (const nc of conns) await nc.close().catch(() => undefined);
   for (const p of procs) await p.kill('SIGTERM');
   await nats.close();
 }
+console.log('');
+for (const line of await securedAgainstPlain()) console.log(line);
+console.log(
+  '\nreproduce: npx turbo run build --filter=@ciliate/identity && npm run bench -w @ciliate/identity',
+);

@@ -1,9 +1,13 @@
 // Benchmark of the IPAM service through NATS: pod IP allocations per second and latency with 16
 // concurrent clients against the service (its own process, a single nats-server with JetStream),
 // and carving pod CIDRs for 5,000 nodes. Each runs next to a baseline in the same run: a bare
-// NATS echo responder (what a request/reply costs here) and the pure core in-process.
+// NATS echo responder (what a request/reply costs here) and the pure core in-process. Then the
+// allocate workload against a plain nats-server and against one secured as deployments run it
+// (mutual TLS, one nkey user per principal with the permission table), rounds alternating.
 //
 //   npx turbo run build --filter=@ciliate/ipam && npm run bench -w @ciliate/ipam   [-- --quick]
+//
+// Knobs: --quick (2 nodes per client, 3 secured/plain rounds), IPAM_BENCH_COMPARE_ROUNDS (8).
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
@@ -14,6 +18,7 @@ import {
   ipamNodeSubject,
 } from '@ciliate/contracts';
 import { spawnNode, startNats, waitFor, type NodeProcess } from '@ciliate/testkit';
+import { ResourceStore } from '@ciliate/store';
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
@@ -23,7 +28,13 @@ import {
   emptyNodeCidrState,
   type NodeCidrState,
 } from '@ciliate/ipam-core';
-import { createRpcClient, disabledTracing } from '@ciliate/runtime';
+import {
+  createRpcClient,
+  disabledTracing,
+  natsConnectionOptions,
+  type RpcClient,
+} from '@ciliate/runtime';
+import { startSecureNats } from '@ciliate/runtime/testing';
 
 const COMMAND = 'npx turbo run build --filter=@ciliate/ipam && npm run bench -w @ciliate/ipam';
 const QUICK = process.argv.includes('--quick');
@@ -32,6 +43,9 @@ const NODES_PER_CLIENT = QUICK ? 2 : 11;
 // kubelet's default max-pods: a node never holds more.
 const PODS_PER_NODE = 110;
 const CARVE_NODES = 5_000;
+const COMPARE_ROUNDS = Number(process.env.IPAM_BENCH_COMPARE_ROUNDS ?? (QUICK ? 3 : 8));
+// Issue 14: TLS and permissions may cost at most 10% of the allocation rate.
+const SECURED_TARGET_RATIO = 0.9;
 
 interface Row {
   name: string;
@@ -48,12 +62,10 @@ function pct(sorted: number[], p: number): number {
 }
 
 /** Runs `work(client, i)` for every i of each client's share, 16 clients concurrently. */
-async function concurrent(
-  name: string,
+async function measure(
   perClient: number,
   work: (client: number, i: number) => Promise<void>,
-  note?: string,
-): Promise<Row> {
+): Promise<{ lat: number[]; ms: number }> {
   const lat: number[] = [];
   const start = performance.now();
   await Promise.all(
@@ -65,7 +77,17 @@ async function concurrent(
       }
     }),
   );
-  const ms = performance.now() - start;
+  return { lat, ms: performance.now() - start };
+}
+
+/** measure(), recorded as a row of the table. */
+async function concurrent(
+  name: string,
+  perClient: number,
+  work: (client: number, i: number) => Promise<void>,
+  note?: string,
+): Promise<Row> {
+  const { lat, ms } = await measure(perClient, work);
   lat.sort((a, b) => a - b);
   const row: Row = {
     name,
@@ -90,6 +112,179 @@ async function started(proc: NodeProcess): Promise<void> {
     },
     { timeoutMs: 20_000 },
   );
+}
+
+const IPAM_MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
+
+/** Starts the service (added to `procs`); resolves once `rpc` gets node-cidrs for `node`. */
+async function startIpam(
+  env: Record<string, string>,
+  rpc: RpcClient,
+  node: string,
+  procs: NodeProcess[],
+): Promise<void> {
+  const ipam = spawnNode(IPAM_MAIN, [], {
+    env: {
+      CILIATE_HTTP_ADDRESS: '127.0.0.1:0',
+      CILIATE_LOG_LEVEL: 'warn',
+      CILIATE_NODE: 'bench',
+      ...env,
+    },
+  });
+  procs.push(ipam);
+  // Log level warn hides service.started: wait for the endpoint instead.
+  await waitFor(
+    'the IPAM service',
+    async () => {
+      if (ipam.child.exitCode !== null) throw new Error(ipam.output());
+      try {
+        await rpc.request(ipamNodeSubject('node-cidrs', node), { node }, IpamNodeCidrsReplySchema);
+        return true;
+      } catch {
+        return undefined;
+      }
+    },
+    { timeoutMs: 20_000 },
+  );
+}
+
+const ownerOf = (c: number, i: number, round: number) => ({
+  namespace: 'bench',
+  pod: `p${c}-${i}-${round}`,
+  containerID: `c${c}x${i}x${round}`,
+  ifname: 'eth0',
+});
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+interface Side {
+  readonly name: 'plain' | 'secured';
+  /** One connection per node: the node's own principal on the secured server. */
+  readonly rpcs: RpcClient[];
+  readonly allocate: { lat: number[]; ms: number }[];
+  readonly release: { lat: number[]; ms: number }[];
+}
+
+/**
+ * The allocate workload against a plain nats-server and against a secured one (mutual TLS, nkey
+ * users, contracts' permission table), each fresh with its own IPAM service. As in a cluster,
+ * each node's pods are allocated by that node's datapath over its own connection: CLIENTS nodes,
+ * one connection and one client each, as the datapath principal of its node on the secured server
+ * (which may allocate on its own node's subjects only); the plain side connects the same way
+ * without credentials. Each round fills every node to PODS_PER_NODE pods and empties it again;
+ * rounds alternate which side goes first, so the machine's changing speed hits both alike.
+ */
+async function securedAgainstPlain(): Promise<void> {
+  const nodes = Array.from({ length: CLIENTS }, (_, c) => `node-${c}`);
+  const plain = await startNats({ name: 'ipam-bench-plain' });
+  const secure = await startSecureNats({ nodes }).catch(async (err: unknown) => {
+    await plain.close();
+    throw err;
+  });
+  const procs: NodeProcess[] = [];
+  const conns: NatsConnection[] = [];
+  try {
+    const sides: Side[] = [];
+    for (const name of ['plain', 'secured'] as const) {
+      const options = (node?: string) =>
+        name === 'secured'
+          ? secure.options(node === undefined ? undefined : { role: 'datapath', node })
+          : natsConnectionOptions({ servers: plain.url, name: node ?? 'admin' });
+      // The store's buckets are the kube-bridge's (or an operator's) to create, as in the lab.
+      const admin = await connect(options());
+      conns.push(admin);
+      await ResourceStore.open(admin);
+      const rpcs: RpcClient[] = [];
+      for (const node of nodes) {
+        const nc = await connect(options(node));
+        conns.push(nc);
+        rpcs.push(createRpcClient(nc, disabledTracing));
+      }
+      await startIpam(
+        name === 'secured' ? secure.env({ role: 'ipam' }) : { CILIATE_NATS_URL: plain.url },
+        rpcs[0]!,
+        nodes[0]!,
+        procs,
+      );
+      sides.push({ name, rpcs, allocate: [], release: [] });
+    }
+    const fill = (side: Side, round: number) =>
+      measure(PODS_PER_NODE, async (c, i) => {
+        await side.rpcs[c]!.request(
+          ipamNodeSubject('allocate', nodes[c]!),
+          { node: nodes[c]!, owner: ownerOf(c, i, round) },
+          IpamAllocateReplySchema,
+        );
+      });
+    const empty = (side: Side, round: number) =>
+      measure(PODS_PER_NODE, async (c, i) => {
+        await side.rpcs[c]!.request(
+          ipamNodeSubject('release', nodes[c]!),
+          { node: nodes[c]!, owner: ownerOf(c, i, round) },
+          IpamReleaseReplySchema,
+        );
+      });
+    // Round 0 warms both up (every node's CIDR carved, the JIT settled): not reported.
+    for (let round = 0; round <= COMPARE_ROUNDS; round++) {
+      const order = round % 2 === 0 ? sides : [...sides].reverse();
+      for (const side of order) {
+        const a = await fill(side, round);
+        const r = await empty(side, round);
+        if (round > 0) {
+          side.allocate.push(a);
+          side.release.push(r);
+        }
+      }
+    }
+
+    const [p, s] = sides as [Side, Side];
+    const rate = (xs: { lat: number[]; ms: number }[]): number =>
+      xs.reduce((n, x) => n + x.lat.length, 0) / (xs.reduce((n, x) => n + x.ms, 0) / 1000);
+    const p99 = (xs: { lat: number[] }[]): number =>
+      pct(
+        xs.flatMap((x) => x.lat).sort((a, b) => a - b),
+        99,
+      );
+    const rounds = (side: Side) => side.allocate.map((x) => x.lat.length / (x.ms / 1000));
+    const ratios = rounds(s).map((r, k) => r / rounds(p)[k]!);
+    const ratio = median(ratios);
+    console.log(
+      `\nSecured against plain, same run: ${CLIENTS} nodes each filled to ${PODS_PER_NODE} pods and emptied, ${COMPARE_ROUNDS} rounds alternating; one connection per node, as that node's datapath principal on the secured server (mutual TLS, nkey user, permission table); a fresh nats-server and IPAM service for each side\n`,
+    );
+    console.log(
+      '| measurement | plain ops/s | secured ops/s | secured/plain | plain p99 ms | secured p99 ms |',
+    );
+    console.log('|---|---:|---:|---:|---:|---:|');
+    for (const [what, key] of [
+      ['pod IP allocate', 'allocate'],
+      ['pod IP release', 'release'],
+    ] as const) {
+      console.log(
+        `| ${what} | ${Math.round(rate(p[key]))} | ${Math.round(rate(s[key]))} | ${(rate(s[key]) / rate(p[key])).toFixed(3)} | ${p99(p[key]).toFixed(2)} | ${p99(s[key]).toFixed(2)} |`,
+      );
+    }
+    console.log('');
+    console.log(
+      `allocate per round, plain: ${rounds(p)
+        .map((r) => Math.round(r))
+        .join(' ')}; secured: ${rounds(s)
+        .map((r) => Math.round(r))
+        .join(' ')}`,
+    );
+    console.log(`secured/plain per round: ${ratios.map((r) => r.toFixed(2)).join(' ')}`);
+    console.log(
+      `target (secured at most 10% slower, median of per-round ratios >= ${SECURED_TARGET_RATIO}): ${ratio >= SECURED_TARGET_RATIO ? 'met' : 'MISSED'} (${ratio.toFixed(3)})`,
+    );
+  } finally {
+    for (const nc of conns) await nc.close().catch(() => undefined);
+    for (const proc of procs) await proc.kill('SIGTERM');
+    await secure.close();
+    await plain.close();
+  }
 }
 
 const nats = await startNats({ name: 'ipam-bench' });
@@ -156,41 +351,9 @@ try {
   );
 
   // The service.
-  const ipam = spawnNode(fileURLToPath(new URL('../main.js', import.meta.url)), [], {
-    env: {
-      CILIATE_NATS_URL: nats.url,
-      CILIATE_HTTP_ADDRESS: '127.0.0.1:0',
-      CILIATE_LOG_LEVEL: 'warn',
-      CILIATE_NODE: 'bench',
-    },
-  });
-  procs.push(ipam);
-  // Log level warn hides service.started: wait for the endpoint instead.
-  await waitFor(
-    'the IPAM service',
-    async () => {
-      if (ipam.child.exitCode !== null) throw new Error(ipam.output());
-      try {
-        await rpc.request(
-          ipamNodeSubject('node-cidrs', 'warmup'),
-          { node: 'warmup' },
-          IpamNodeCidrsReplySchema,
-        );
-        return true;
-      } catch {
-        return undefined;
-      }
-    },
-    { timeoutMs: 20_000 },
-  );
+  await startIpam({ CILIATE_NATS_URL: nats.url }, rpc, 'warmup', procs);
   const nodeOf = (c: number, i: number): string =>
     `bench-${c}-${Math.floor(i / PODS_PER_NODE) % NODES_PER_CLIENT}`;
-  const ownerOf = (c: number, i: number, round: number) => ({
-    namespace: 'bench',
-    pod: `p${c}-${i}-${round}`,
-    containerID: `c${c}x${i}x${round}`,
-    ifname: 'eth0',
-  });
   // Warm-up: carve every node's CIDR and let the JIT settle on a small round.
   await concurrent('warm-up', 60, async (c, i) => {
     await rpc.request(
@@ -299,3 +462,5 @@ try {
   for (const p of procs) await p.kill('SIGTERM');
   await nats.close();
 }
+
+await securedAgainstPlain();
