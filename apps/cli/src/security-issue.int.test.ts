@@ -87,6 +87,23 @@ describe('ciliate security issue', () => {
     const noDir = await cli(['security', 'issue']);
     assert.equal(noDir.code, 2);
     assert.match(noDir.out, /--dir: Required value/);
+    const mount = await cli(['security', 'issue', '--dir', dir, '--mount', 'etc/ciliate']);
+    assert.equal(mount.code, 2);
+    assert.match(mount.out, /--mount: Invalid value: "etc\/ciliate": must be an absolute path/);
+  });
+
+  it('--mount: the block names the server files where nats-server sees the directory', async () => {
+    const issued = await issue([
+      '--dir',
+      join(root, 'mounted'),
+      '--mount',
+      '/etc/ciliate/security',
+    ]);
+    const conf = readFileSync(issued.includeFile, 'utf8');
+    for (const f of ['ca.crt', 'server.crt', 'server.key']) {
+      assert.match(conf, new RegExp(`"/etc/ciliate/security/${f.replace('.', '\\.')}"`), f);
+    }
+    assert.ok(!conf.includes(root), 'no path of the issuing machine');
   });
 
   it('issues every principal, secrets owner-only; a server including the block admits them', async () => {

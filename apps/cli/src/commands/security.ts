@@ -2,7 +2,7 @@
 // server's certificate, each component's nkey and client certificate, and the nats-server
 // configuration block that requires them. Issued again into the same directory, it rotates.
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 
 import { NODE_ROLES, ROLES, nodeNameProblem, type Principal } from '@ciliate/contracts';
 import { parseIp } from '@ciliate/netaddr';
@@ -14,14 +14,15 @@ import { formatTable, render } from '../output.js';
 const CLUSTER_ROLES = ROLES.filter((r) => !NODE_ROLES.has(r));
 
 const USAGE =
-  'ciliate security issue --dir DIR [--node NAME ...] [--host HOST ...] [-o table|json|yaml]';
+  'ciliate security issue --dir DIR [--node NAME ...] [--host HOST ...] [--mount PATH] [-o table|json|yaml]';
 
 const HELP = `Issues into DIR a certificate authority (ca.crt, ca.key), the NATS server's certificate
 (server.crt, server.key: valid for 127.0.0.1, localhost and every --host), for each principal an
 nkey seed and a client certificate (DIR/ciliate-<role>[-<node>]/nkey.seed, tls.crt, tls.key), and
 nats-security.conf: the block to include in nats-server's configuration (TLS with client
 verification, one nkey user per principal with its rights from the contracts' table). Keys,
-seeds and nats-security.conf are readable by their owner only.
+seeds and nats-security.conf are readable by their owner only. --mount PATH: nats-server sees
+DIR at PATH (a container's mount), so nats-security.conf names the server's files there.
 
 Principals: every cluster-wide role (${CLUSTER_ROLES.join(', ')}),
 and the ${[...NODE_ROLES].join(' and ')} of every --node.
@@ -81,6 +82,8 @@ interface IssueReport {
   hosts: string[];
   /** The nats-server configuration block to include. */
   includeFile: string;
+  /** Where nats-server sees `dir`, when not at `dir` itself. */
+  mount?: string;
   principals: {
     name: string;
     role: string;
@@ -92,7 +95,12 @@ interface IssueReport {
   }[];
 }
 
-function report(bundle: SecurityBundle, newCa: boolean, hosts: string[]): IssueReport {
+function report(
+  bundle: SecurityBundle,
+  newCa: boolean,
+  hosts: string[],
+  mount: string | undefined,
+): IssueReport {
   return {
     dir: bundle.dir,
     newCa,
@@ -102,6 +110,7 @@ function report(bundle: SecurityBundle, newCa: boolean, hosts: string[]): IssueR
     serverKeyFile: bundle.serverKeyFile,
     hosts: [...new Set(['127.0.0.1', 'localhost', ...hosts])],
     includeFile: resolve(bundle.dir, 'nats-security.conf'),
+    ...(mount !== undefined ? { mount } : {}),
     principals: [...bundle.principals.values()]
       .sort((a, b) => (a.name < b.name ? -1 : 1))
       .map((p) => ({
@@ -129,7 +138,12 @@ function table(r: IssueReport): string {
       [
         ['CA', `${r.caFile} (key ${r.caKeyFile}: keep it off the servers)`],
         ['server certificate', `${r.serverCertFile}, ${r.serverKeyFile} (${r.hosts.join(', ')})`],
-        ['nats-server include', r.includeFile],
+        [
+          'nats-server include',
+          r.mount === undefined
+            ? r.includeFile
+            : `${r.includeFile} (naming the server's files under ${r.mount})`,
+        ],
       ],
     ),
   );
@@ -160,6 +174,7 @@ export const securityCommand: Command = {
     dir: { type: 'string' },
     node: { type: 'string', multiple: true },
     host: { type: 'string', multiple: true },
+    mount: { type: 'string' },
   },
   async run(ctx, values, positionals) {
     const [sub, ...rest] = positionals;
@@ -177,8 +192,17 @@ export const securityCommand: Command = {
     // Absolute: the paths end up in nats-security.conf, read by a server started elsewhere.
     const dir = resolve(values.dir);
     const newCa = !existsSync(resolve(dir, 'ca.crt'));
-    const bundle = await issueSecurity(dir, principalsFor(nodes), { hosts });
-    const r = report(bundle, newCa, hosts);
+    const mount = values.mount;
+    if (mount !== undefined && (typeof mount !== 'string' || !isAbsolute(mount))) {
+      throw new UsageError(
+        `--mount: Invalid value: ${JSON.stringify(mount)}: must be an absolute path (where nats-server sees DIR)`,
+      );
+    }
+    const bundle = await issueSecurity(dir, principalsFor(nodes), {
+      hosts,
+      ...(mount !== undefined ? { mountDir: mount } : {}),
+    });
+    const r = report(bundle, newCa, hosts, mount);
     ctx.io.out(render(ctx.globals.output, r, () => table(r)));
     return 0;
   },
