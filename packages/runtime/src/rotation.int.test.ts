@@ -3,13 +3,13 @@
 // holds) is dropped by the server for its removed user, then comes back with the new nkey and
 // certificate, read from the files at the reconnect. The old nkey is refused from then on.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { principalName, type Principal } from '@ciliate/contracts';
-import { waitFor } from '@ciliate/testkit';
+import { pidsWithArgument, waitFor } from '@ciliate/testkit';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
 import { natsConnectionOptions } from './nats.js';
@@ -17,20 +17,6 @@ import { credentialFiles, issueSecurity, nkeyPublicOf } from './security.js';
 import { startSecureNats, type SecureNats } from './testing/secure-nats.js';
 
 const IDENTITY: Principal = { role: 'identity' };
-
-/** The pid of the nats-server running `conf` (its command line names the file). */
-function serverPid(conf: string): number {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (argv.includes(conf)) return Number(entry);
-    } catch {
-      // gone
-    }
-  }
-  throw new Error(`no process runs ${conf}`);
-}
 
 describe('credentials rotated under a live connection', () => {
   let nats: SecureNats;
@@ -66,7 +52,9 @@ describe('credentials rotated under a live connection', () => {
     );
     assert.notEqual(await nkeyPublicOf(files.nkeySeedFile), await nkeyPublicOf(oldSeed));
     assert.notEqual(readFileSync(files.certFile, 'utf8'), oldCert, 'a new certificate');
-    process.kill(serverPid(join(nats.server.dir, 'nats.conf')), 'SIGHUP');
+    const [pid] = pidsWithArgument(join(nats.server.dir, 'nats.conf'));
+    assert.ok(pid !== undefined, 'the nats-server process');
+    process.kill(pid, 'SIGHUP');
 
     await waitFor(
       'the connection to be dropped and to come back',
