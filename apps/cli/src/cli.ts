@@ -47,6 +47,8 @@ export interface Command {
   name: string;
   summary: string;
   usage: string;
+  /** More than the usage line, shown by --help only. */
+  help?: string;
   options: NonNullable<ParseArgsConfig['options']>;
   allowPositionals?: boolean;
   run(
@@ -104,7 +106,9 @@ export async function runCli(argv: string[], commands: Command[], io: Io): Promi
       strict: true,
     });
     if (values.help) {
-      io.out(`${cmd.summary}\n\nUsage: ${cmd.usage}\n\n${GLOBAL_USAGE}\n`);
+      io.out(
+        `${cmd.summary}\n\nUsage: ${cmd.usage}\n\n${cmd.help ? `${cmd.help}\n\n` : ''}${GLOBAL_USAGE}\n`,
+      );
       return 0;
     }
     const output = values.output ?? 'table';

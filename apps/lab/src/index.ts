@@ -21,6 +21,7 @@ export {
   labExec,
   labLeftovers,
   labLogFile,
+  labRotate,
   labStatus,
   labUp,
   pendingReadiness,

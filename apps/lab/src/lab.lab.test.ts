@@ -2,17 +2,19 @@
 // on different nodes, pods deleted, down; in a loop, each round checked for leftovers
 // (namespaces, pinned maps, processes, files). Then a lab process killed (reported by the
 // services' health, which `ciliate status` shows, while traffic keeps flowing), and two labs
-// side by side.
+// side by side, one of them then given new NATS credentials (`lab rotate`).
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 
+import { principalName } from '@ciliate/contracts';
 import type { Pod } from '@ciliate/resources';
+import { credentialFiles, natsConnectionOptions } from '@ciliate/runtime';
 import { ResourceStore } from '@ciliate/store';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
@@ -22,6 +24,7 @@ import {
   labDown,
   labExec,
   labLeftovers,
+  labRotate,
   labStatus,
   labUp,
   pendingReadiness,
@@ -362,12 +365,13 @@ describe('lab', { timeout: 600_000 }, () => {
     made.delete(name);
   });
 
-  it('two labs run side by side', async () => {
+  it('two labs run side by side; new credentials for one (lab rotate)', async () => {
     const a = `la${suffix}`;
     const b = `lb${suffix}`;
     const [ma, mb] = [await up(a), await up(b)];
     assert.notEqual(ma.plan.index, mb.plan.index);
     assert.notEqual(ma.natsPort, mb.natsPort);
+    const serverIp = new Map<string, string>();
     for (const [name, m] of [
       [a, ma],
       [b, mb],
@@ -380,6 +384,7 @@ describe('lab', { timeout: 600_000 }, () => {
         const ip = pods.find((p) => p.metadata.name === 'server')!.status.podIP!;
         assert.ok(ip.startsWith(`10.${m.plan.index}.`), ip);
         assert.equal(await curl(name, 'client', ip), 'server');
+        serverIp.set(name, ip);
       });
     }
     // b, the newest, is current; removing it moves the context to a, still up
@@ -390,6 +395,41 @@ describe('lab', { timeout: 600_000 }, () => {
     assert.equal(currentLab(env), a, 'the context moves to the lab still up');
     // a is untouched by b's removal
     assert.ok(labStatus({ name: a, env }).processes.every((p) => p.running));
+
+    // new credentials for a: every process but NATS restarted with them, the lab ready, its pods
+    // still talking, and the old admin nkey refused
+    const admin = credentialFiles(ma.securityDir!, principalName({ role: 'admin' }));
+    const oldSeed = join(root, 'old-admin.seed');
+    copyFileSync(admin.nkeySeedFile, oldSeed);
+    const pids = new Map(labStatus({ name: a, env }).processes.map((p) => [p.pid, p.service]));
+    await labRotate({ name: a, env, timeoutMs: 90_000 });
+    const rotated = labStatus({ name: a, env }).processes;
+    assert.ok(
+      rotated.every((p) => p.running),
+      JSON.stringify(rotated),
+    );
+    assert.deepEqual(
+      rotated.filter((p) => pids.has(p.pid)).map((p) => p.service),
+      ['nats'],
+      'every process but nats-server restarted',
+    );
+    await withStore(ma, async (_s, nc) => {
+      assert.deepEqual(await pendingReadiness(nc, ma), []);
+    });
+    assert.equal(await curl(a, 'client', serverIp.get(a)!), 'server');
+    await assert.rejects(
+      connect(
+        natsConnectionOptions({
+          servers: ma.natsUrl,
+          name: 'old-admin',
+          nkeySeedFile: oldSeed,
+          tlsCaFile: admin.caFile,
+          tlsCertFile: admin.certFile,
+          tlsKeyFile: admin.keyFile,
+        }),
+      ),
+      /authorization/i,
+    );
     await labDown({ name: a, env });
     made.delete(a);
     assert.deepEqual(labLeftovers(a, env), []);

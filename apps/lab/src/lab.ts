@@ -223,6 +223,16 @@ function recordProcess(
   return proc;
 }
 
+/** Stops a lab process (when it runs) and starts it again with its recorded command and settings. */
+async function restartProcess(
+  m: LabManifest,
+  dir: string,
+  p: ManagedProcess,
+): Promise<ManagedProcess> {
+  await stopProcess(p, 3000);
+  return recordProcess(m, dir, p.service, p.node, p.argv, p.env);
+}
+
 /** Every principal a lab runs as: the services, each node's datapath, the kubelet, the CLI. */
 export function labPrincipals(plan: LabPlan): Principal[] {
   return [
@@ -581,12 +591,89 @@ async function resumeLab(
   }
   for (const p of dead.filter((p) => p.service !== 'nats')) {
     opts.progress(`restarting ${p.service}${p.node ? ` on ${p.node}` : ''}`);
-    recordProcess(m, dir, p.service, p.node, p.argv, p.env);
+    await restartProcess(m, dir, p);
   }
   writeContext(m, opts.env);
   const nc = await connectLab(m);
   try {
     await waitReady(nc, m, opts.timeoutMs ?? 120_000, opts.progress);
+  } finally {
+    await nc.close().catch(() => undefined);
+  }
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------
+// rotate
+
+/** The order a lab's processes are restarted in: what others depend on first. */
+const RESTART_ORDER = ['identity', 'ipam', 'datapath', 'kubelet'];
+
+/**
+ * New NATS credentials for a running lab: issued again into its security directory (the CA
+ * stays, the server certificate and every principal's certificate and nkey are new), nats-server
+ * told to reload (SIGHUP: it takes the new users and drops the connections of the old ones),
+ * then every other lab process restarted with the command and settings it was started with, and
+ * the lab waited for as `up` does. (The services would also come back by themselves: the runtime
+ * reads its credential files at every reconnect. The restart makes the rotation complete when
+ * `rotate` returns, for any process.)
+ */
+export async function labRotate(
+  opts: LabOptions & { name?: string; timeoutMs?: number } = {},
+): Promise<LabManifest> {
+  const env = opts.env ?? process.env;
+  const progress = opts.progress ?? (() => undefined);
+  const m = requireLab(opts.name, env);
+  const dir = labDir(m.name, env);
+  if (m.phase !== 'up') {
+    throw new LabError(
+      'conflict',
+      `lab ${m.name} is not up (phase ${m.phase}); remove it with: ciliate lab down --name ${m.name}`,
+    );
+  }
+  if (!m.securityDir) {
+    throw new LabError(
+      'bad_request',
+      `lab ${m.name} runs NATS in plain text (lab up --plaintext): it has no credentials to rotate`,
+    );
+  }
+  const nats = m.processes.find((p) => p.service === 'nats');
+  if (!nats || !isAlive(nats)) {
+    throw new LabError(
+      'conflict',
+      `lab ${m.name}'s nats-server is not running; start it again with: ciliate lab up --name ${m.name}`,
+    );
+  }
+  progress('issuing new certificates and nkeys (the CA stays)');
+  await issueSecurity(m.securityDir, labPrincipals(m.plan));
+  progress('reloading nats-server (SIGHUP)');
+  process.kill(nats.pid, 'SIGHUP');
+  // The admin's new nkey gets in once the server has reloaded.
+  const nc = await waitFor(
+    'nats-server to accept the new credentials',
+    async () => {
+      try {
+        return await connectLab(m);
+      } catch {
+        return undefined;
+      }
+    },
+    20_000,
+    250,
+  );
+  try {
+    const procs = m.processes
+      .filter((p) => RESTART_ORDER.includes(p.service))
+      .sort((a, b) => RESTART_ORDER.indexOf(a.service) - RESTART_ORDER.indexOf(b.service));
+    for (const p of procs) {
+      progress(`restarting ${p.service}${p.node ? ` on ${p.node}` : ''}`);
+      const proc = await restartProcess(m, dir, p);
+      const node =
+        p.service === 'datapath' ? m.plan.nodes.find((n) => n.name === p.node) : undefined;
+      if (node) await waitDatapathReady(m, dir, node, proc.logFile, () => isAlive(proc));
+    }
+    writeContext(m, env);
+    await waitReady(nc, m, opts.timeoutMs ?? 120_000, progress);
   } finally {
     await nc.close().catch(() => undefined);
   }

@@ -1,5 +1,11 @@
 // The NATS connection every service holds: reconnects forever, and carries the options a
 // production NATS needs (credentials or nkey file, TLS with CA, certificate and key).
+//
+// Credentials are read at every (re)connect, not once: after a rotation (new files, then
+// nats-server reloads and drops the connections of users it no longer has) a service reconnects
+// with the new ones instead of being locked out until restarted. nats.js calls the authenticator
+// for every connect; the Node transport reads the TLS CA, certificate and key files at every TLS
+// handshake by itself.
 import { readFileSync } from 'node:fs';
 
 import {
@@ -7,6 +13,7 @@ import {
   createInbox,
   credsAuthenticator,
   nkeyAuthenticator,
+  type Authenticator,
   type ConnectionOptions,
   type NatsConnection,
 } from '@nats-io/transport-node';
@@ -28,6 +35,35 @@ export interface NatsSettings {
   timeoutMs?: number;
 }
 
+/**
+ * An authenticator whose secret comes from `file`, read again at every connect. A read that
+ * fails or does not parse (the file being rewritten by a rotation) keeps the last good content:
+ * that connect may then be refused, and the next one reads again, whereas an authenticator that
+ * throws would close the connection for good. The first read happens here, so a missing or
+ * broken file still fails at start.
+ */
+function fileAuthenticator(
+  file: string,
+  read: (text: string) => Uint8Array,
+  make: (secret: () => Uint8Array) => Authenticator,
+): Authenticator {
+  const load = (): Uint8Array => {
+    const secret = read(readFileSync(file, 'utf8'));
+    // what the authenticator will do with it, without a nonce: throws on a malformed secret
+    make(() => secret)(undefined);
+    return secret;
+  };
+  let last = load();
+  return make(() => {
+    try {
+      last = load();
+    } catch {
+      // keep the last good secret
+    }
+    return last;
+  });
+}
+
 export function natsConnectionOptions(s: NatsSettings): ConnectionOptions {
   const opts: ConnectionOptions = {
     servers: s.servers.split(',').map((u) => u.trim()),
@@ -41,12 +77,21 @@ export function natsConnectionOptions(s: NatsSettings): ConnectionOptions {
     // nats.js otherwise builds two Error objects (stack traces) per request just in case it
     // times out: ~20% of a busy service's CPU (measured on the IPAM allocate path).
     noAsyncTraces: true,
+    // A refused connect during a rotation (files and server not yet in step) is retried like
+    // any other; nats.js would otherwise give up after the second authorization error in a row.
+    ignoreAuthErrorAbort: true,
     ...(s.inboxPrefix ? { inboxPrefix: s.inboxPrefix } : {}),
   };
-  if (s.credsFile) opts.authenticator = credsAuthenticator(readFileSync(s.credsFile));
-  else if (s.nkeySeedFile) {
-    opts.authenticator = nkeyAuthenticator(
-      new TextEncoder().encode(readFileSync(s.nkeySeedFile, 'utf8').trim()),
+  const encode = (text: string): Uint8Array => new TextEncoder().encode(text);
+  if (s.credsFile) {
+    opts.authenticator = fileAuthenticator(s.credsFile, encode, (creds) =>
+      credsAuthenticator(creds),
+    );
+  } else if (s.nkeySeedFile) {
+    opts.authenticator = fileAuthenticator(
+      s.nkeySeedFile,
+      (text) => encode(text.trim()),
+      (seed) => nkeyAuthenticator(seed),
     );
   }
   if (s.tlsCaFile || s.tlsCertFile || s.tlsKeyFile) {

@@ -11,5 +11,5 @@ export type { Tier } from './tiers.js';
 export { sleep, waitFor } from './wait.js';
 export { duplicateJsonKeys } from './json.js';
 export { referenceMismatches } from './references.js';
-export { spawnNode } from './process.js';
+export { pidsWithArgument, processCpuSeconds, spawnNode } from './process.js';
 export type { NodeProcess } from './process.js';

@@ -1,5 +1,6 @@
 // Child Node processes for tests that need a real crash (SIGKILL) rather than a polite stop.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 
 import { atExitKill } from './cleanup.js';
 import { sleep } from './wait.js';
@@ -69,4 +70,34 @@ export function spawnNode(
     },
     exited,
   };
+}
+
+/**
+ * Pids of the processes whose command line has `arg` as one of its arguments (a server found
+ * by its configuration file, for a signal or its CPU time).
+ */
+export function pidsWithArgument(arg: string): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').includes(arg)) {
+        out.push(Number(entry));
+      }
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+// USER_HZ: 100 on every Linux architecture Node runs on.
+const CLOCK_TICKS = 100;
+
+/** CPU seconds (user and system) a process has used so far, from /proc. */
+export function processCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // after the command name in parentheses: utime and stime are fields 14 and 15
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }

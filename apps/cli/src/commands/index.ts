@@ -5,6 +5,7 @@ import { identityCommand } from './identity.js';
 import { labCommand } from './lab.js';
 import { monitorCommand } from './monitor.js';
 import { applyCommand, deleteCommand, getCommand } from './resources.js';
+import { securityCommand } from './security.js';
 import { statusCommand } from './status.js';
 
 export const commands: Command[] = [
@@ -17,5 +18,6 @@ export const commands: Command[] = [
   endpointCommand,
   bpfCommand,
   monitorCommand,
+  securityCommand,
   labCommand,
 ];

@@ -10,6 +10,7 @@ import {
   labConnectOptions,
   labExec,
   labLogFile,
+  labRotate,
   labStatus,
   labUp,
   requireLab,
@@ -30,7 +31,13 @@ const USAGE = `ciliate lab up [--nodes N] [--routing native|vxlan] [--name NAME]
        ciliate lab status [--name NAME] [-o json|yaml]
        ciliate lab exec POD [-n NAMESPACE] [--name NAME] -- COMMAND [ARG...]
        ciliate lab logs SERVICE [--node NODE] [--name NAME] [-f]
-       ciliate lab demo [--name NAME]`;
+       ciliate lab demo [--name NAME]
+       ciliate lab rotate [--name NAME]`;
+
+const HELP = `lab rotate issues the lab's NATS credentials again (the CA stays; the server certificate and
+every component's certificate and nkey are new), has nats-server reload them (SIGHUP), restarts
+the lab's services, datapaths and kubelet with their new files and waits until the lab is ready.
+The old nkeys are refused from then on. A lab started with --plaintext has nothing to rotate.`;
 
 function labError(err: unknown): never {
   if (err instanceof LabError) {
@@ -196,6 +203,7 @@ export const labCommand: Command = {
   name: 'lab',
   summary: 'A local multi-node lab: nodes as network namespaces, real pods, the eBPF datapath',
   usage: USAGE,
+  help: HELP,
   allowPositionals: true,
   options: {
     name: { type: 'string' },
@@ -276,8 +284,23 @@ export const labCommand: Command = {
           ctx.io.out(render(ctx.globals.output, r, () => demoText(r, name, currentLab(env))));
           return r.requests.every((q) => q.ok) ? 0 : 1;
         }
+        case 'rotate': {
+          if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
+          const started = Date.now();
+          const m = await labRotate({
+            ...(name ? { name } : {}),
+            env,
+            progress: (line) => ctx.io.err(`==> ${line}\n`),
+          });
+          ctx.io.out(
+            `lab ${m.name}: new NATS credentials in ${m.securityDir ?? '-'} (CA kept), every service restarted with them and ready in ${Math.round((Date.now() - started) / 1000)}s\n`,
+          );
+          return 0;
+        }
         case undefined:
-          throw new UsageError('a subcommand is needed: up, down, status, exec, logs or demo');
+          throw new UsageError(
+            'a subcommand is needed: up, down, status, exec, logs, demo or rotate',
+          );
         default:
           throw new UsageError(`unknown subcommand "${sub}"`);
       }
