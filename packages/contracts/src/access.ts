@@ -318,3 +318,11 @@ export function permissionTableMarkdown(): string {
   }
   return lines.join('\n');
 }
+
+/** Every cluster-wide principal, and the node-scoped ones of each of `nodes`. */
+export function principalsFor(nodes: readonly string[]): Principal[] {
+  return [
+    ...ROLES.filter((r) => !NODE_ROLES.has(r)).map((role) => ({ role })),
+    ...nodes.flatMap((node) => [...NODE_ROLES].map((role) => ({ role, node }))),
+  ];
+}

@@ -219,6 +219,7 @@ export {
   allows,
   inboxPrefix,
   permissionTableMarkdown,
+  principalsFor,
   permissionsOf,
   principalName,
   principalProblem,

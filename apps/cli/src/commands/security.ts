@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 
-import { NODE_ROLES, ROLES, nodeNameProblem, type Principal } from '@ciliate/contracts';
+import { NODE_ROLES, ROLES, nodeNameProblem, principalsFor } from '@ciliate/contracts';
 import { parseIp } from '@ciliate/netaddr';
 import { issueSecurity, type SecurityBundle } from '@ciliate/runtime';
 
@@ -32,14 +32,6 @@ and every principal's certificate and nkey; nats-security.conf then lists exactl
 of that run (name every node again). Reload nats-server afterwards (nats-server --signal reload,
 or SIGHUP): it drops the connections of the users it no longer has, and Ciliate's services
 reconnect with their new files, which they read at every connect.`;
-
-/** Every cluster-wide role, and each node-scoped role for every node. */
-function principalsFor(nodes: readonly string[]): Principal[] {
-  return [
-    ...CLUSTER_ROLES.map((role) => ({ role })),
-    ...nodes.flatMap((node) => [...NODE_ROLES].map((role) => ({ role, node }))),
-  ];
-}
 
 function list(value: string | boolean | string[] | undefined): string[] {
   if (value === undefined) return [];

@@ -3,7 +3,7 @@
 // @ciliate/runtime/testing, never imported by a service).
 import { join } from 'node:path';
 
-import { NODE_ROLES, ROLES, inboxPrefix, principalName, type Principal } from '@ciliate/contracts';
+import { inboxPrefix, principalName, principalsFor, type Principal } from '@ciliate/contracts';
 import { startNats, startNatsCluster, type NatsCluster, type NatsServer } from '@ciliate/testkit';
 import { connect, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 
@@ -51,10 +51,7 @@ const ADMIN: Principal = { role: 'admin' };
 
 /** Every cluster-wide role, and the node-scoped ones for each of `nodes`. */
 export function testPrincipals(opts: SecureNatsOptions = {}): Principal[] {
-  const all: Principal[] = ROLES.filter((r) => !NODE_ROLES.has(r)).map((role) => ({ role }));
-  for (const node of opts.nodes ?? []) {
-    for (const role of NODE_ROLES) all.push({ role, node });
-  }
+  const all = principalsFor(opts.nodes ?? []);
   const seen = new Set(all.map(principalName));
   for (const p of opts.principals ?? []) {
     if (!seen.has(principalName(p))) all.push(p);
