@@ -103,8 +103,9 @@ const REFUSAL_LOG_INTERVAL_MS = 10_000;
  */
 export class RequestGate {
   #inflight = 0;
+  // One error and one encoded reply for every `busy`: refusing costs no allocation.
+  readonly #busy: CiliateError;
   readonly #busyBody: Uint8Array;
-  readonly #busyMessage: string;
   readonly #refusedSinceLog: Record<RefusalReason, number> = { inflight: 0, size: 0 };
   readonly #lastLog: Record<RefusalReason, number> = { inflight: 0, size: 0 };
 
@@ -112,10 +113,11 @@ export class RequestGate {
     readonly limits: RequestLimits,
     component: string,
   ) {
-    this.#busyMessage = `${component} has ${limits.maxInflight} requests in flight, its limit (--max-inflight-requests); retry later`;
-    this.#busyBody = encoder.encode(
-      JSON.stringify({ error: new CiliateError('busy', this.#busyMessage).toWire() }),
+    this.#busy = new CiliateError(
+      'busy',
+      `${component} has ${limits.maxInflight} requests in flight, its limit (--max-inflight-requests); retry later`,
     );
+    this.#busyBody = encoder.encode(JSON.stringify({ error: this.#busy.toWire() }));
   }
 
   /** Requests being handled now. */
@@ -143,7 +145,7 @@ export class RequestGate {
   /** The error a refused request is answered with, and its encoded body. */
   refusal(reason: RefusalReason, bytes: number): { error: CiliateError; body: Uint8Array } {
     if (reason === 'inflight') {
-      return { error: new CiliateError('busy', this.#busyMessage), body: this.#busyBody };
+      return { error: this.#busy, body: this.#busyBody };
     }
     const error = new CiliateError(
       'too_large',
