@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { sleep, startNatsCluster, waitFor, type NatsCluster } from '@ciliate/testkit';
+import { sleep, waitFor } from '@ciliate/testkit';
+
+import { startSecureNatsCluster, type SecureNatsCluster } from './testing/secure-nats.js';
 
 import { startProbe, type Probe } from './testing.int-helpers.js';
 
@@ -17,19 +19,20 @@ const TTL_MS = 1500;
 const ROUNDS = 6;
 
 describe('lease on JetStream KV (three-server cluster, three contenders)', () => {
-  let cluster: NatsCluster;
+  let cluster: SecureNatsCluster;
   const all: Probe[] = [];
   before(async () => {
-    cluster = await startNatsCluster();
+    cluster = await startSecureNatsCluster();
   });
   after(async () => {
     for (const p of all) await p.proc.kill('SIGKILL');
-    await cluster.close();
+    await cluster?.close();
   });
 
   it('elects a new holder within the lease time after the holder is killed, and never shares a fencing token', async () => {
     const env = {
-      CILIATE_NATS_URL: cluster.url,
+      // the probe service runs as the admin (see fixtures/probe-service.ts)
+      ...cluster.env({ role: 'admin' }),
       CILIATE_KV_REPLICAS: '3',
       PROBE_LEASE: 'singleton-test',
       PROBE_LEASE_TTL: `${TTL_MS}ms`,
@@ -115,7 +118,8 @@ describe('lease on JetStream KV (three-server cluster, three contenders)', () =>
 
   it('hands the lease over at once when the holder stops gracefully', async () => {
     const env = {
-      CILIATE_NATS_URL: cluster.url,
+      // the probe service runs as the admin (see fixtures/probe-service.ts)
+      ...cluster.env({ role: 'admin' }),
       CILIATE_KV_REPLICAS: '3',
       PROBE_LEASE: 'graceful-test',
       PROBE_LEASE_TTL: '5s',
