@@ -29,8 +29,11 @@ export default async function* countingReporter(
   for await (const event of source) {
     if (event.type !== 'test:pass' && event.type !== 'test:fail') continue;
     const { data } = event;
-    if (data.details?.type === 'suite') continue;
-    if (data.skip !== undefined && data.skip !== false) counts.skipped++;
+    const skipped = data.skip !== undefined && data.skip !== false;
+    // A suite's tests are counted one by one, except when the whole suite is skipped (its tests
+    // never report): then the suite counts as one skipped test, so a skip is never silent.
+    if (data.details?.type === 'suite' && !skipped) continue;
+    if (skipped) counts.skipped++;
     else if (data.todo !== undefined && data.todo !== false) counts.skipped++;
     else if (event.type === 'test:pass') counts.passed++;
     else {
