@@ -110,6 +110,22 @@ ensure_nats_server() {
   export NATS_SERVER_BIN="${NATS_SERVER_BIN:-$bin}"
 }
 
+# cnitool, libcni's reference driver, for the test that has libcni drive the plugin as container
+# runtimes do: built from the Go module proxy at tools/cnitool.version (once, then cached).
+ensure_cnitool() {
+  local version bin
+  version="$(cat "$ROOT/tools/cnitool.version")"
+  bin="$CACHE_DIR/cnitool/$version/cnitool"
+  if [ ! -x "$bin" ]; then
+    ensure_go
+    log "building cnitool $version from the Go module proxy (once)"
+    mkdir -p "$(dirname "$bin")"
+    GOBIN="$(dirname "$bin")" GOFLAGS=-trimpath CGO_ENABLED=0 \
+      go install "github.com/containernetworking/cni/cnitool@$version"
+  fi
+  export CNITOOL="${CNITOOL:-$bin}"
+}
+
 build_all() {
   cd "$ROOT"
   log "building"
@@ -216,5 +232,6 @@ setup_all() {
   ensure_node
   ensure_npm_deps
   ensure_kube_binaries >/dev/null
+  ensure_cnitool
   build_all
 }

@@ -1,8 +1,9 @@
 // The plugin driven by libcni itself, through the reference `cnitool` (ADD, CHECK, STATUS, DEL
 // of a conflist from a config directory, the result cached by libcni between calls), as
-// containerd and CRI-O drive it. cnitool is not packaged by Debian: build it with
-//   GOBIN=/some/dir go install github.com/containernetworking/cni/cnitool@v1.2.3
-// and put it on PATH or in $CNITOOL; without it this test is skipped, saying so.
+// containerd and CRI-O drive it. cnitool is not packaged by Debian: the test command builds the
+// release in tools/cnitool.version from the Go module proxy and sets $CNITOOL (scripts/lib.sh,
+// ensure_cnitool); elsewhere put it on PATH or in $CNITOOL. Without it this test is skipped,
+// saying so, and counted as skipped.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
