@@ -14,14 +14,14 @@ import {
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 
-import { inboxPrefix, principalName, type Principal } from '@ciliate/contracts';
+import { principalName, type Principal } from '@ciliate/contracts';
 import {
   credentialEnv,
-  credentialFiles,
   discoverInstances,
   fetchHealth,
   issueSecurity,
   natsConnectionOptions,
+  principalNatsSettings,
 } from '@ciliate/runtime';
 import { ResourceStore } from '@ciliate/store';
 import { connect, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
@@ -130,13 +130,13 @@ function writeContext(m: LabManifest, env: NodeJS.ProcessEnv): void {
         // The CLI runs as the lab's admin; the viewer's credentials sit next to them.
         ...(m.securityDir
           ? (() => {
-              const f = credentialFiles(m.securityDir, principalName({ role: 'admin' }));
+              const s = principalNatsSettings(m.securityDir, { role: 'admin' });
               return {
                 role: 'admin',
-                nkey: f.nkeySeedFile,
-                tlsCa: f.caFile,
-                tlsCert: f.certFile,
-                tlsKey: f.keyFile,
+                nkey: s.nkeySeedFile,
+                tlsCa: s.tlsCaFile,
+                tlsCert: s.tlsCertFile,
+                tlsKey: s.tlsKeyFile,
               };
             })()
           : {}),
@@ -260,22 +260,11 @@ export function labConnectOptions(
   name: string,
   principal: Principal = { role: 'admin' },
 ): ConnectionOptions {
-  const files = m.securityDir
-    ? credentialFiles(m.securityDir, principalName(principal))
-    : undefined;
   return {
     ...natsConnectionOptions({
       servers: m.natsUrl,
       name,
-      ...(files
-        ? {
-            nkeySeedFile: files.nkeySeedFile,
-            tlsCaFile: files.caFile,
-            tlsCertFile: files.certFile,
-            tlsKeyFile: files.keyFile,
-            inboxPrefix: inboxPrefix(principal),
-          }
-        : {}),
+      ...(m.securityDir ? principalNatsSettings(m.securityDir, principal) : {}),
     }),
     maxReconnectAttempts: 5,
   };

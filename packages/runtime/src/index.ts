@@ -57,8 +57,8 @@ export type { Backoff } from './controller/queue.js';
 export {
   credentialEnv,
   credentialFiles,
+  principalNatsSettings,
   issueSecurity,
   natsSecurityConfig,
-  nkeyPublicOf,
 } from './security.js';
 export type { IssuedPrincipal, SecurityBundle } from './security.js';

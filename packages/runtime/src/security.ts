@@ -9,8 +9,16 @@ import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 
-import { permissionsOf, principalName, principalProblem, type Principal } from '@ciliate/contracts';
+import {
+  inboxPrefix,
+  permissionsOf,
+  principalName,
+  principalProblem,
+  type Principal,
+} from '@ciliate/contracts';
 import { nkeys } from '@nats-io/transport-node';
+
+import type { NatsSettings } from './nats.js';
 
 const run = promisify(execFile);
 
@@ -250,5 +258,25 @@ export function credentialEnv(
     CILIATE_NATS_TLS_CA: f.caFile,
     CILIATE_NATS_TLS_CERT: f.certFile,
     CILIATE_NATS_TLS_KEY: f.keyFile,
+  };
+}
+
+/**
+ * The connection settings of `principal` from the files issueSecurity keeps in `dir`: its nkey,
+ * the CA, a client certificate (its own, or `certOf`'s) and its inbox prefix.
+ */
+export function principalNatsSettings(
+  dir: string,
+  principal: Principal,
+  certOf: Principal = principal,
+): Pick<NatsSettings, 'nkeySeedFile' | 'tlsCaFile' | 'tlsCertFile' | 'tlsKeyFile' | 'inboxPrefix'> {
+  const own = credentialFiles(dir, principalName(principal));
+  const cert = credentialFiles(dir, principalName(certOf));
+  return {
+    nkeySeedFile: own.nkeySeedFile,
+    tlsCaFile: own.caFile,
+    tlsCertFile: cert.certFile,
+    tlsKeyFile: cert.keyFile,
+    inboxPrefix: inboxPrefix(principal),
   };
 }

@@ -3,12 +3,17 @@
 // @ciliate/runtime/testing, never imported by a service).
 import { join } from 'node:path';
 
-import { inboxPrefix, principalName, principalsFor, type Principal } from '@ciliate/contracts';
+import { principalName, principalsFor, type Principal } from '@ciliate/contracts';
 import { startNats, startNatsCluster, type NatsCluster, type NatsServer } from '@ciliate/testkit';
 import { connect, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 
 import { natsConnectionOptions } from '../nats.js';
-import { credentialEnv, issueSecurity, type SecurityBundle } from '../security.js';
+import {
+  credentialEnv,
+  issueSecurity,
+  principalNatsSettings,
+  type SecurityBundle,
+} from '../security.js';
 
 export interface SecureNatsOptions {
   /** Nodes whose datapath and kubelet principals are issued (node-scoped roles). */
@@ -62,16 +67,11 @@ export function testPrincipals(opts: SecureNatsOptions = {}): Principal[] {
 
 function clients(bundle: SecurityBundle, url: string): SecureClients {
   const options = (p: Principal = ADMIN, o: { certOf?: Principal } = {}): ConnectionOptions => {
-    const env = credentialEnv(bundle, principalName(p));
-    const cert = credentialEnv(bundle, principalName(o.certOf ?? p));
+    credentialEnv(bundle, principalName(p)); // throws when `p` was not issued
     return natsConnectionOptions({
       servers: url,
       name: principalName(p),
-      nkeySeedFile: env.CILIATE_NATS_NKEY,
-      tlsCaFile: env.CILIATE_NATS_TLS_CA,
-      tlsCertFile: cert.CILIATE_NATS_TLS_CERT,
-      tlsKeyFile: cert.CILIATE_NATS_TLS_KEY,
-      inboxPrefix: inboxPrefix(p),
+      ...principalNatsSettings(bundle.dir, p, o.certOf),
     });
   };
   return {

@@ -9,7 +9,12 @@ import {
   ipamKeys,
   ipcachePodOwnerKey,
 } from '@ciliate/contracts';
-import { decodeNodePodIps, nodePodIpHolder, parsePodOwnerKey } from '@ciliate/ipam-core';
+import {
+  decodeNodePodIps,
+  nodePodIpHolder,
+  parsePodOwnerKey,
+  type NodePodIpsState,
+} from '@ciliate/ipam-core';
 import { familyBits, formatIp, parsePrefix } from '@ciliate/netaddr';
 import type { KV } from '@nats-io/kv';
 
@@ -17,6 +22,7 @@ export type ClaimRefusal = 'owner' | 'source' | 'prefix' | 'not_allocated' | 'ip
 
 export class NodeClaimCheck {
   #kv: Promise<KV> | undefined;
+  readonly #docs = new Map<string, { revision: number; state: NodePodIpsState }>();
 
   constructor(
     private readonly openIpam: () => Promise<KV>,
@@ -68,8 +74,14 @@ export class NodeClaimCheck {
       });
     }
     if (entry === null || entry.operation !== 'PUT') return undefined;
+    // A node's document changes only when its pods change: decode (and check) it once per
+    // revision, not once per claim.
+    const cached = this.#docs.get(node);
+    if (cached?.revision === entry.revision) return nodePodIpHolder(cached.state, address);
     try {
-      return nodePodIpHolder(decodeNodePodIps(entry.json()), address);
+      const state = decodeNodePodIps(entry.json());
+      this.#docs.set(node, { revision: entry.revision, state });
+      return nodePodIpHolder(state, address);
     } catch (err) {
       this.refused('ipam_state');
       throw new CiliateError('internal', `IPAM state of ${node} is not readable: ${String(err)}`);
